@@ -1,0 +1,117 @@
+"""Pure-Python twins of the functions in the Rust extension ``bolt._accel``.
+
+Same names, signatures and results as the extension; ``bolt.accel`` picks one of the two.
+The differential tests in ``tests/accel/`` hold both to the same vectors.
+"""
+
+from __future__ import annotations
+
+from codecs import utf_8_decode
+
+Buffer = bytes | bytearray | memoryview
+
+__all__ = ["Utf8Validator", "mask", "mask_into", "utf8_error_offset", "validate_utf8"]
+
+
+def mask(data: Buffer, key: bytes) -> bytes:
+    """Return ``data`` XOR-ed with the repeating 4-byte masking ``key`` (RFC 6455 section 5.3)."""
+    n = len(data)
+    if len(key) != 4:
+        raise ValueError("masking key must be 4 bytes")
+    if n == 0:
+        return b""
+    # One big-integer XOR runs in C; a Python-level loop over bytes is ~50x slower.
+    repeated = (key * (n // 4 + 1))[:n]
+    masked = int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")
+    return masked.to_bytes(n, "little")
+
+
+def mask_into(buf: bytearray, key: bytes, offset: int = 0) -> None:
+    """XOR ``buf[offset:]`` in place with ``key``; the key's first byte applies at ``offset``."""
+    if not 0 <= offset <= len(buf):
+        raise ValueError("offset out of range")
+    buf[offset:] = mask(memoryview(buf)[offset:], key)
+
+
+# Allowed range of the byte after each lead byte (Unicode table 3-7); later bytes are 80..BF.
+_SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
+
+
+def _tail_is_prefix(tail: bytes) -> bool:
+    """Whether ``tail`` (an incomplete sequence CPython held back) can still become valid.
+
+    CPython's incremental decoder defers judging some incomplete sequences, such as a
+    surrogate half ``ED A0``, until more bytes arrive; this check makes it fail as early as
+    the Rust side does.
+    """
+    if len(tail) < 2:
+        return True
+    low, high = _SECOND_BYTE.get(tail[0], (0x80, 0xBF))
+    return low <= tail[1] <= high and all(0x80 <= b <= 0xBF for b in tail[2:])
+
+
+class Utf8Validator:
+    """Incremental UTF-8 validator for a message that arrives in pieces.
+
+    ``feed`` fails as soon as the bytes so far cannot begin valid UTF-8, also in the middle
+    of a multi-byte sequence; ``finish`` also rejects a truncated final sequence.
+    ``error_offset`` is the stream offset of the first invalid sequence, or -1.
+    """
+
+    __slots__ = ("_pending", "_fed", "error_offset")
+
+    def __init__(self) -> None:
+        self._pending = b""  # bytes of an incomplete sequence at the end of the last feed
+        self._fed = 0  # bytes fed before ``_pending``
+        self.error_offset = -1
+
+    def reset(self) -> None:
+        """Forget everything fed so far, ready for a new message."""
+        self._pending = b""
+        self._fed = 0
+        self.error_offset = -1
+
+    def feed(self, data: Buffer) -> bool:
+        """Validate the next piece; False once the stream can no longer be valid UTF-8."""
+        if self.error_offset >= 0:
+            return False
+        chunk = self._pending + data if self._pending else data
+        try:
+            _, consumed = utf_8_decode(chunk, "strict", False)
+        except UnicodeDecodeError as exc:
+            self.error_offset = self._fed + exc.start
+            return False
+        tail = bytes(chunk[consumed:])
+        if not _tail_is_prefix(tail):
+            self.error_offset = self._fed + consumed
+            return False
+        self._fed += consumed
+        self._pending = tail
+        return True
+
+    def finish(self) -> bool:
+        """True iff everything fed was valid and ends on a complete character."""
+        if self.error_offset >= 0:
+            return False
+        if self._pending:
+            self.error_offset = self._fed
+            return False
+        return True
+
+
+def validate_utf8(data: Buffer) -> bool:
+    """Whether ``data`` is complete, valid UTF-8."""
+    try:
+        utf_8_decode(data, "strict", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def utf8_error_offset(data: Buffer) -> int:
+    """Offset of the first invalid or truncated sequence in ``data``, or -1 when valid."""
+    try:
+        utf_8_decode(data, "strict", True)
+    except UnicodeDecodeError as exc:
+        return exc.start
+    return -1
