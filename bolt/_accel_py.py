@@ -28,6 +28,8 @@ def mask(data: Buffer, key: bytes) -> bytes:
 
 def mask_into(buf: bytearray, key: bytes, offset: int = 0) -> None:
     """XOR ``buf[offset:]`` in place with ``key``; the key's first byte applies at ``offset``."""
+    if not isinstance(buf, bytearray):
+        raise TypeError("mask_into needs a bytearray")
     if not 0 <= offset <= len(buf):
         raise ValueError("offset out of range")
     buf[offset:] = mask(memoryview(buf)[offset:], key)

@@ -1,0 +1,154 @@
+//! `bolt._accel`: Rust versions of the WebSocket wire helpers in `bolt/_accel_py.py`.
+//!
+//! Every function here has a pure-Python twin with the same signature and results;
+//! `bolt/accel.py` chooses between them.
+
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes};
+
+mod masking;
+mod utf8;
+
+use utf8::Utf8State;
+
+/// Inputs at least this large are processed with the GIL released, so other threads run meanwhile.
+const DETACH_THRESHOLD: usize = 64 * 1024;
+
+/// Calls `f` on the memory of a bytes-like object.
+///
+/// The flag passed to `f` says whether the memory is immutable (a `bytes` object), which makes it
+/// safe to keep using it after releasing the GIL.
+fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8], bool) -> R) -> PyResult<R> {
+    if let Ok(bytes) = obj.cast::<PyBytes>() {
+        return Ok(f(bytes.as_bytes(), true));
+    }
+    let buffer = PyBuffer::<u8>::get(obj)?;
+    if !buffer.is_c_contiguous() {
+        return Err(PyTypeError::new_err("expected a contiguous bytes-like object"));
+    }
+    // SAFETY: `buffer` holds the export, so the memory stays allocated and its size fixed until it
+    // is dropped after `f` returns; the GIL is held throughout (f gets `false`, so it never
+    // releases it), hence no Python code can write to the memory while the slice is alive.
+    let data = unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes()) };
+    Ok(f(data, false))
+}
+
+fn masking_key(key: &Bound<'_, PyAny>) -> PyResult<[u8; 4]> {
+    with_bytes(key, |k, _| <[u8; 4]>::try_from(k))?
+        .map_err(|_| PyValueError::new_err("masking key must be 4 bytes"))
+}
+
+/// Return `data` XOR-ed with the repeating 4-byte masking `key` (RFC 6455 section 5.3).
+#[pyfunction]
+fn mask<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let key = masking_key(key)?;
+    with_bytes(data, |src, immutable| {
+        PyBytes::new_with(py, src.len(), |out| {
+            if immutable && src.len() >= DETACH_THRESHOLD {
+                py.detach(|| masking::xor(src, out, key));
+            } else {
+                masking::xor(src, out, key);
+            }
+            Ok(())
+        })
+    })?
+}
+
+/// XOR `buf[offset:]` in place with `key`; the key's first byte applies at `offset`.
+#[pyfunction]
+#[pyo3(signature = (buf, key, offset = 0))]
+fn mask_into(buf: &Bound<'_, PyByteArray>, key: &Bound<'_, PyAny>, offset: isize) -> PyResult<()> {
+    let key = masking_key(key)?;
+    // SAFETY: the GIL is held and no Python code runs until this function returns, so nothing
+    // else can read, write or resize the bytearray while this slice exists.
+    let data = unsafe { buf.as_bytes_mut() };
+    let start = usize::try_from(offset)
+        .ok()
+        .filter(|&start| start <= data.len())
+        .ok_or_else(|| PyValueError::new_err("offset out of range"))?;
+    masking::xor_in_place(&mut data[start..], key);
+    Ok(())
+}
+
+/// Incremental UTF-8 validator for a message that arrives in pieces.
+///
+/// `feed` fails as soon as the bytes so far cannot begin valid UTF-8, also in the middle of a
+/// multi-byte sequence; `finish` also rejects a truncated final sequence. `error_offset` is the
+/// stream offset of the first invalid sequence, or -1.
+#[pyclass(module = "bolt._accel")]
+#[derive(Default)]
+struct Utf8Validator {
+    state: Utf8State,
+}
+
+#[pymethods]
+impl Utf8Validator {
+    #[new]
+    fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forget everything fed so far, ready for a new message.
+    fn reset(&mut self) {
+        self.state = Utf8State::default();
+    }
+
+    /// Validate the next piece; False once the stream can no longer be valid UTF-8.
+    fn feed(&mut self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let state = self.state;
+        self.state = with_bytes(data, |src, immutable| {
+            if immutable && src.len() >= DETACH_THRESHOLD {
+                py.detach(|| state.feed(src))
+            } else {
+                state.feed(src)
+            }
+        })?;
+        Ok(self.state.is_valid())
+    }
+
+    /// True iff everything fed was valid and ends on a complete character.
+    fn finish(&mut self) -> bool {
+        self.state.finish()
+    }
+
+    /// Stream offset of the first invalid or truncated sequence, or -1.
+    #[getter]
+    fn error_offset(&self) -> isize {
+        self.state.error_offset()
+    }
+}
+
+fn first_error(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+    with_bytes(data, |src, immutable| {
+        let check = || std::str::from_utf8(src).err().map(|e| e.valid_up_to());
+        if immutable && src.len() >= DETACH_THRESHOLD {
+            py.detach(check)
+        } else {
+            check()
+        }
+    })
+}
+
+/// Whether `data` is complete, valid UTF-8.
+#[pyfunction]
+fn validate_utf8(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+    Ok(first_error(py, data)?.is_none())
+}
+
+/// Offset of the first invalid or truncated sequence in `data`, or -1 when valid.
+#[pyfunction]
+fn utf8_error_offset(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<isize> {
+    Ok(first_error(py, data)?.map_or(-1, |offset| offset as isize))
+}
+
+#[pymodule]
+fn _accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(mask, m)?)?;
+    m.add_function(wrap_pyfunction!(mask_into, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
+    m.add_function(wrap_pyfunction!(utf8_error_offset, m)?)?;
+    m.add_class::<Utf8Validator>()?;
+    Ok(())
+}
