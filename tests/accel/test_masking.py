@@ -1,0 +1,90 @@
+"""Masking: both implementations agree with a bytewise XOR and with each other."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from .strategies import masking_keys
+
+
+def bytewise(data: bytes, key: bytes) -> bytes:
+    return bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+@given(data=st.binary(max_size=2100), key=masking_keys)
+def test_mask_agrees(pure: ModuleType, rust: ModuleType, data: bytes, key: bytes) -> None:
+    expected = bytewise(data, key)
+    for buffer in (data, bytearray(data), memoryview(data)):
+        assert pure.mask(buffer, key) == rust.mask(buffer, key) == expected
+
+
+@given(data=st.binary(max_size=300), key=masking_keys)
+def test_mask_is_an_involution(impl: ModuleType, data: bytes, key: bytes) -> None:
+    masked = impl.mask(data, key)
+    assert type(masked) is bytes
+    assert impl.mask(masked, key) == data
+
+
+@given(
+    payloads=st.lists(st.binary(max_size=200), min_size=1, max_size=6),
+    keys=st.lists(masking_keys, min_size=6, max_size=6),
+)
+def test_unmask_payload_slices_of_a_frame_buffer(
+    pure: ModuleType, rust: ModuleType, payloads: list[bytes], keys: list[bytes]
+) -> None:
+    """Frames packed in one read buffer are unmasked through memoryview slices at any offset."""
+    buffer = bytearray()
+    spans = []
+    for payload, key in zip(payloads, keys):
+        buffer += b"\x82\x00" + key  # a header stand-in; only the offsets matter here
+        spans.append((len(buffer), len(payload), key))
+        buffer += bytewise(payload, key)
+    view = memoryview(buffer)
+    for (start, size, key), payload in zip(spans, payloads):
+        piece = view[start : start + size]
+        assert pure.mask(piece, key) == rust.mask(piece, key) == payload
+
+
+@given(data=st.binary(max_size=600), key=masking_keys, offset=st.integers(0, 600))
+def test_mask_into_agrees(pure: ModuleType, rust: ModuleType, data: bytes, key: bytes, offset: int) -> None:
+    offset = min(offset, len(data))
+    expected = bytearray(data[:offset] + bytewise(data[offset:], key))
+    a, b = bytearray(data), bytearray(data)
+    assert pure.mask_into(a, key, offset) is None
+    assert rust.mask_into(b, key, offset) is None
+    assert a == b == expected
+
+
+@pytest.mark.parametrize("size", [64 * 1024 - 1, 64 * 1024, 1024 * 1024 + 3])
+def test_large_buffers_agree(pure: ModuleType, rust: ModuleType, size: int) -> None:
+    """Sizes around the point where the extension releases the GIL."""
+    data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    key = b"\x01\xfe\x7f\x80"
+    assert pure.mask(data, key) == rust.mask(data, key)
+    a, b = bytearray(data), bytearray(data)
+    pure.mask_into(a, key, 5)
+    rust.mask_into(b, key, 5)
+    assert a == b
+
+
+@pytest.mark.parametrize("key", [b"", b"abc", b"abcde"])
+def test_key_must_be_four_bytes(impl: ModuleType, key: bytes) -> None:
+    with pytest.raises(ValueError):
+        impl.mask(b"data", key)
+    with pytest.raises(ValueError):
+        impl.mask_into(bytearray(b"data"), key)
+
+
+@pytest.mark.parametrize("offset", [-1, 5])
+def test_mask_into_rejects_offsets_outside_the_buffer(impl: ModuleType, offset: int) -> None:
+    with pytest.raises(ValueError):
+        impl.mask_into(bytearray(b"data"), b"abcd", offset)
+
+
+def test_mask_into_needs_a_bytearray(impl: ModuleType) -> None:
+    with pytest.raises(TypeError):
+        impl.mask_into(b"immutable", b"abcd")
