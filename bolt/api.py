@@ -1,0 +1,288 @@
+"""`BoltAPI`: the ASGI application, its route decorators and its request/handshake dispatch."""
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+import orjson
+
+from bolt.exceptions import HTTPException
+from bolt.params import Binder, BindError
+from bolt.requests import DEFAULT_MAX_BODY, Request
+from bolt.responses import JSONResponse, PlainTextResponse, Response
+from bolt.routing import Route, Router
+from bolt.security import Denial, SecurityPipeline
+from bolt.websocket import (
+    CloseCode,
+    InvalidJSONMessage,
+    MessageTypeError,
+    WebSocket,
+    WebSocketClose,
+    WebSocketDisconnect,
+    WebSocketState,
+)
+
+logger = logging.getLogger("bolt")
+
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+# Set in the scope by the test clients: a handler's unexpected exception is re-raised into the test.
+RAISE_SERVER_EXCEPTIONS = "bolt.raise_server_exceptions"
+
+Handler = Callable[..., Any]
+
+
+def _truncate_reason(text: str) -> str:
+    """Fit a close reason into the 123 bytes a close frame allows, without splitting a character."""
+    return text.encode("utf-8")[:123].decode("utf-8", "ignore")
+
+
+class BoltAPI:
+    """An ASGI application holding HTTP and WebSocket routes and the security policy they share."""
+
+    def __init__(
+        self,
+        *,
+        cors_allowed_origins: Sequence[str] | None = None,
+        auth: Sequence[Any] | None = None,
+        guards: Sequence[Any] | None = None,
+        on_startup: Sequence[Callable[[], Any]] = (),
+        on_shutdown: Sequence[Callable[[], Any]] = (),
+        max_body_size: int = DEFAULT_MAX_BODY,
+    ) -> None:
+        self.router = Router()
+        self.cors_allowed_origins = list(cors_allowed_origins) if cors_allowed_origins is not None else None
+        self.auth = list(auth) if auth is not None else None
+        self.guards = list(guards) if guards is not None else None
+        self.max_body_size = max_body_size
+        self._startup = list(on_startup)
+        self._shutdown = list(on_shutdown)
+        self.security = SecurityPipeline(self)
+
+    # -- registration ----------------------------------------------------------------------------
+
+    def websocket(self, path: str, *, auth: Sequence[Any] | None = None, guards: Sequence[Any] | None = None,
+                  **options: Any) -> Callable[[Handler], Handler]:
+        """Register an async WebSocket handler at `path`; `auth` and `guards` override the api defaults."""
+
+        def decorator(endpoint: Handler) -> Handler:
+            if not inspect.iscoroutinefunction(endpoint):
+                raise TypeError(f"WebSocket handler {endpoint.__qualname__} must be an async function")
+            route = Route(path, endpoint, "websocket", options=dict(options, auth=auth, guards=guards))
+            self.router.add(route)
+            route.binder = Binder(route, WebSocket)
+            return endpoint
+
+        return decorator
+
+    def route(self, path: str, methods: Sequence[str], *, auth: Sequence[Any] | None = None,
+              guards: Sequence[Any] | None = None, status_code: int = 200,
+              **options: Any) -> Callable[[Handler], Handler]:
+        """Register an HTTP handler (async, or sync run in a worker thread) for `methods` at `path`."""
+        methods = frozenset(m.upper() for m in methods)
+        unknown = methods - set(HTTP_METHODS)
+        if unknown:
+            raise ValueError(f"unknown HTTP methods: {sorted(unknown)}")
+
+        def decorator(endpoint: Handler) -> Handler:
+            route = Route(path, endpoint, "http", methods,
+                          options=dict(options, auth=auth, guards=guards, status_code=status_code))
+            self.router.add(route)
+            route.binder = Binder(route, Request)
+            return endpoint
+
+        return decorator
+
+    def get(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["GET"], **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["POST"], **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["PUT"], **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["PATCH"], **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["DELETE"], **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["HEAD"], **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
+        return self.route(path, ["OPTIONS"], **kwargs)
+
+    def on_startup(self, func: Callable[[], Any]) -> Callable[[], Any]:
+        """Run `func` (sync or async) when the server starts."""
+        self._startup.append(func)
+        return func
+
+    def on_shutdown(self, func: Callable[[], Any]) -> Callable[[], Any]:
+        """Run `func` (sync or async) when the server stops."""
+        self._shutdown.append(func)
+        return func
+
+    def handles(self, scope: dict[str, Any]) -> bool:
+        """Whether a route of this api matches the scope's path (used to share a server with Django)."""
+        match = self.router.match(self._route_path(scope))
+        if match is None:
+            return False
+        return match.leaf.websocket is not None if scope["type"] == "websocket" else bool(match.leaf.http)
+
+    # -- ASGI --------------------------------------------------------------------------------------
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope_type = scope["type"]
+        if scope_type == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope_type == "http":
+            await self._http(scope, receive, send)
+        elif scope_type == "lifespan":
+            await self._lifespan(receive, send)
+        else:
+            raise ValueError(f"unsupported ASGI scope type {scope_type!r}")
+
+    @staticmethod
+    def _route_path(scope: dict[str, Any]) -> str:
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        return path[len(root):] if root and path.startswith(root) else path
+
+    async def _lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            phase = message["type"].rsplit(".", 1)[-1]  # startup or shutdown
+            hooks = self._startup if phase == "startup" else self._shutdown
+            try:
+                for hook in hooks:
+                    result = hook()
+                    if inspect.isawaitable(result):
+                        await result
+            except Exception as exc:
+                logger.exception("lifespan %s failed", phase)
+                await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
+                return
+            await send({"type": f"lifespan.{phase}.complete"})
+            if phase == "shutdown":
+                return
+
+    # -- WebSocket -------------------------------------------------------------------------------
+
+    async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["app"] = self
+        match = self.router.match(self._route_path(scope))
+        route = match.leaf.websocket if match is not None else None
+        if route is None:
+            await self._deny_websocket(scope, send, Denial(404, "Not Found"))
+            return
+        websocket = WebSocket(scope, receive, send, dict(zip(route.param_names, match.values)))
+        denial = await self.security.check(websocket, route)
+        if denial is not None:
+            await self._deny_websocket(scope, send, denial)
+            return
+        try:
+            kwargs = await route.binder.bind(websocket)
+        except BindError as exc:
+            await self._deny_websocket(scope, send, Denial(exc.status_code, exc.detail))
+            return
+        await self._run_websocket(route, websocket, kwargs)
+
+    async def _run_websocket(self, route: Route, websocket: WebSocket, kwargs: dict[str, Any]) -> None:
+        try:
+            await route.endpoint(**kwargs)
+        except WebSocketDisconnect:
+            pass  # the client left: a normal end, not an error
+        except WebSocketClose as exc:
+            await self._end_websocket(websocket, exc.code, exc.reason)
+        except (MessageTypeError, InvalidJSONMessage) as exc:
+            await self._end_websocket(websocket, exc.close_code, _truncate_reason(str(exc)))
+        except Exception:
+            logger.exception("WebSocket handler %s for %s raised", route.endpoint.__qualname__, websocket.path)
+            # The reason is generic on purpose: exception text may hold secrets.
+            await self._end_websocket(websocket, CloseCode.INTERNAL_ERROR, "Internal error", status_code=500)
+            if websocket.scope.get(RAISE_SERVER_EXCEPTIONS):
+                raise
+        else:
+            if websocket.application_state is WebSocketState.CONNECTING:
+                logger.warning("WebSocket handler %s returned without accept()", route.endpoint.__qualname__)
+            await self._end_websocket(websocket, CloseCode.NORMAL, "")
+
+    async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:
+        """Close an accepted connection, or refuse one the handler never accepted."""
+        if websocket.application_state is WebSocketState.CONNECTING:
+            await self._deny_websocket(websocket.scope, websocket._send,
+                                       Denial(status_code, reason or "Connection refused"))
+            websocket.application_state = WebSocketState.DISCONNECTED
+        elif websocket.application_state is WebSocketState.CONNECTED:
+            await websocket.close(code, reason)
+
+    @staticmethod
+    async def _deny_websocket(scope: dict[str, Any], send: Any, denial: Denial) -> None:
+        """Refuse a handshake: the real status and JSON body where the server supports it, else a 403."""
+        if "websocket.http.response" in (scope.get("extensions") or {}):
+            body = orjson.dumps(denial.body())
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in denial.headers.items()]
+            await send({"type": "websocket.http.response.start", "status": denial.status_code, "headers": headers})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION,
+                        "reason": _truncate_reason(denial.detail)})
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["app"] = self
+        match = self.router.match(self._route_path(scope))
+        if match is None or not match.leaf.http:
+            await JSONResponse({"detail": "Not Found"}, 404)(scope, receive, send)
+            return
+        method = scope["method"]
+        route = match.leaf.http.get(method)
+        if route is None and method == "HEAD":
+            route = match.leaf.http.get("GET")
+        if route is None:
+            allowed = set(match.leaf.allowed_methods())
+            if "GET" in allowed:
+                allowed.add("HEAD")
+            headers = {"allow": ", ".join(sorted(allowed))}
+            await JSONResponse({"detail": "Method Not Allowed"}, 405, headers)(scope, receive, send)
+            return
+        request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
+        response = await self._respond(route, request)
+        await response(scope, receive, send)
+
+    async def _respond(self, route: Route, request: Request) -> Response:
+        try:
+            denial = await self.security.check(request, route)
+            if denial is not None:
+                return JSONResponse(denial.body(), denial.status_code, denial.headers)
+            kwargs = await route.binder.bind(request)
+            if inspect.iscoroutinefunction(route.endpoint):
+                result = await route.endpoint(**kwargs)
+            else:
+                result = await anyio.to_thread.run_sync(lambda: route.endpoint(**kwargs))
+            return self._to_response(result, route.options["status_code"])
+        except BindError as exc:
+            return JSONResponse({"detail": exc.detail}, exc.status_code)
+        except HTTPException as exc:
+            return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+        except Exception:
+            logger.exception("HTTP handler %s for %s raised", route.endpoint.__qualname__, request.path)
+            if request.scope.get(RAISE_SERVER_EXCEPTIONS):
+                raise
+            return JSONResponse({"detail": "Internal Server Error"}, 500)
+
+    @staticmethod
+    def _to_response(result: Any, status_code: int) -> Response:
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, str):
+            return PlainTextResponse(result, status_code)
+        if isinstance(result, (bytes, bytearray)):
+            return Response(result, status_code, media_type="application/octet-stream")
+        return JSONResponse(result, status_code)

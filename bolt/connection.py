@@ -1,0 +1,72 @@
+"""What HTTP requests and WebSocket connections have in common: the scope and views over it."""
+from __future__ import annotations
+
+from typing import Any
+
+from bolt.datastructures import Headers, QueryParams, State, parse_cookies
+
+
+class HTTPConnection:
+    """Base of `Request` and `WebSocket`: path, headers, query, cookies, client, state, auth."""
+
+    def __init__(self, scope: dict[str, Any], path_params: dict[str, Any] | None = None) -> None:
+        self.scope = scope
+        self.path_params: dict[str, Any] = path_params if path_params is not None else {}
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
+        self._state: State | None = None
+
+    @property
+    def path(self) -> str:
+        return self.scope["path"]
+
+    @property
+    def url(self) -> str:
+        """The full URL as the client addressed it (scheme, host, root path, path, query)."""
+        scheme = self.scope.get("scheme") or ("ws" if self.scope["type"] == "websocket" else "http")
+        host = self.headers.get("host")
+        if host is None:
+            server = self.scope.get("server")
+            host = f"{server[0]}:{server[1]}" if server else "localhost"
+        query = self.scope.get("query_string", b"")
+        url = f"{scheme}://{host}{self.scope.get('root_path', '')}{self.path}"
+        return f"{url}?{query.decode('latin-1')}" if query else url
+
+    @property
+    def headers(self) -> Headers:
+        if self._headers is None:
+            self._headers = Headers(self.scope.get("headers"))
+        return self._headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        if self._query is None:
+            self._query = QueryParams(self.scope.get("query_string", b""))
+        return self._query
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        if self._cookies is None:
+            self._cookies = {}
+            for header in self.headers.getlist("cookie"):
+                for name, value in parse_cookies(header).items():
+                    self._cookies.setdefault(name, value)
+        return self._cookies
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        client = self.scope.get("client")
+        return (client[0], client[1]) if client else None
+
+    @property
+    def state(self) -> State:
+        """Per-connection attributes; seeded from the scope's `state` (the lifespan state) when present."""
+        if self._state is None:
+            self._state = State(self.scope.get("state"))
+        return self._state
+
+    @property
+    def app(self) -> Any:
+        """The `BoltAPI` serving this connection."""
+        return self.scope.get("app")

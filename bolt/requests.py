@@ -1,0 +1,56 @@
+"""The HTTP `Request` a handler can ask for."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from bolt.connection import HTTPConnection
+from bolt.exceptions import HTTPException
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+
+class Request(HTTPConnection):
+    """An HTTP request: method, headers, query, cookies, client, and the body read on demand."""
+
+    def __init__(self, scope: dict[str, Any], receive: Any, path_params: dict[str, Any] | None = None,
+                 max_body_size: int = DEFAULT_MAX_BODY) -> None:
+        super().__init__(scope, path_params)
+        self._receive = receive
+        self._body: bytes | None = None
+        self._max_body_size = max_body_size
+
+    @property
+    def method(self) -> str:
+        return self.scope["method"]
+
+    async def body(self) -> bytes:
+        """The whole request body; 413 when it exceeds the api's `max_body_size`."""
+        if self._body is None:
+            declared = self.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > self._max_body_size:
+                raise HTTPException(413, "Request body too large")
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await self._receive()
+                if message["type"] == "http.disconnect":
+                    raise HTTPException(400, "Client disconnected before sending the body")
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self._max_body_size:
+                    raise HTTPException(413, "Request body too large")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self) -> Any:
+        """The body parsed as JSON; 400 with a clear detail when it is not valid JSON."""
+        body = await self.body()
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise HTTPException(400, f"Invalid JSON body: {exc}") from None

@@ -1,0 +1,101 @@
+"""HTTP responses: plain bytes, text, HTML, JSON (orjson) and streamed bodies."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import Any
+
+import anyio
+import orjson
+
+
+class Response:
+    """A complete HTTP response; the body is sent in one piece."""
+
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(self, content: Any = b"", status_code: int = 200,
+                 headers: Mapping[str, str] | None = None, media_type: str | None = None) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.body = self.render(content)
+        self.raw_headers = self._build_headers(headers)
+
+    def render(self, content: Any) -> bytes:
+        if content is None:
+            return b""
+        if isinstance(content, (bytes, bytearray, memoryview)):
+            return bytes(content)
+        return str(content).encode(self.charset)
+
+    def _build_headers(self, headers: Mapping[str, str] | None, length: bool = True) -> list[tuple[bytes, bytes]]:
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        names = {k for k, _ in raw}
+        if length and b"content-length" not in names:
+            raw.append((b"content-length", str(len(self.body)).encode()))
+        if self.media_type is not None and b"content-type" not in names:
+            content_type = self.media_type
+            if content_type.startswith("text/"):
+                content_type += f"; charset={self.charset}"
+            raw.append((b"content-type", content_type.encode("latin-1")))
+        return raw
+
+    def set_header(self, name: str, value: str) -> None:
+        """Set (replace) one response header."""
+        key = name.lower().encode("latin-1")
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != key]
+        self.raw_headers.append((key, value.encode("latin-1")))
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        body = b"" if scope.get("method") == "HEAD" else self.body
+        await send({"type": "http.response.body", "body": body})
+
+
+class PlainTextResponse(Response):
+    media_type = "text/plain"
+
+
+class HTMLResponse(Response):
+    media_type = "text/html"
+
+
+class JSONResponse(Response):
+    """`content` serialized with orjson (dataclasses, UUIDs, datetimes included)."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+class StreamingResponse(Response):
+    """A body produced chunk by chunk from a (sync or async) iterable of bytes or str."""
+
+    def __init__(self, content: Iterable[Any] | AsyncIterable[Any], status_code: int = 200,
+                 headers: Mapping[str, str] | None = None, media_type: str | None = None) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.body = b""
+        self.content = content
+        self.raw_headers = self._build_headers(headers, length=False)
+
+    async def _chunks(self) -> AsyncIterable[Any]:
+        if isinstance(self.content, AsyncIterable):
+            async for chunk in self.content:
+                yield chunk
+        else:
+            iterator = iter(self.content)
+            done = object()
+            while (chunk := await anyio.to_thread.run_sync(next, iterator, done)) is not done:
+                yield chunk
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        if scope.get("method") != "HEAD":
+            async for chunk in self._chunks():
+                data = chunk if isinstance(chunk, bytes) else str(chunk).encode(self.charset)
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})

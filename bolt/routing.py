@@ -1,0 +1,207 @@
+"""Path templates compiled into a segment tree, and the converters for path parameters.
+
+Matching walks one tree node per path segment, so its cost depends on the path's depth, not on how
+many routes exist. Static segments are tried before parameters, so `/users/me` wins over `/users/{id}`.
+"""
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+_PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}$")
+_INT = re.compile(r"^[+-]?[0-9]{1,64}$")
+_FLOAT = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+_BOOL = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
+
+
+class ConversionError(ValueError):
+    """A raw string that does not convert to the annotated type; the message says what was expected."""
+
+
+def _to_int(raw: str) -> int:
+    if not _INT.match(raw):
+        raise ConversionError("expected an integer")
+    return int(raw)
+
+
+def _to_float(raw: str) -> float:
+    if not _FLOAT.match(raw):
+        raise ConversionError("expected a number")
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ConversionError("expected a finite number")
+    return value
+
+
+def _to_bool(raw: str) -> bool:
+    try:
+        return _BOOL[raw.lower()]
+    except KeyError:
+        raise ConversionError("expected a boolean (true/false, 1/0, yes/no, on/off)") from None
+
+
+def _to_uuid(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ConversionError("expected a UUID") from None
+
+
+def _to_str(raw: str) -> str:
+    return raw
+
+
+CONVERTERS: dict[Any, Callable[[str], Any]] = {
+    str: _to_str,
+    int: _to_int,
+    float: _to_float,
+    bool: _to_bool,
+    uuid.UUID: _to_uuid,
+}
+
+
+def converter_for(annotation: Any) -> Callable[[str], Any]:
+    """The string converter for a parameter annotation; raises TypeError for unsupported types."""
+    try:
+        return CONVERTERS[annotation]
+    except (KeyError, TypeError):
+        raise TypeError(f"unsupported parameter type {annotation!r}; use str, int, float, bool or uuid.UUID") from None
+
+
+@dataclass
+class Route:
+    """One registered endpoint: an HTTP method set or a WebSocket handler at a path template."""
+
+    path: str
+    endpoint: Callable[..., Any]
+    kind: str  # "http" or "websocket"
+    methods: frozenset[str] = frozenset()
+    param_names: tuple[str, ...] = ()
+    options: dict[str, Any] = field(default_factory=dict)
+    # Filled in by BoltAPI: argument binder and the security policy for this route.
+    binder: Any = None
+    security: Any = None
+
+
+class _Leaf:
+    __slots__ = ("http", "websocket")
+
+    def __init__(self) -> None:
+        self.http: dict[str, Route] = {}
+        self.websocket: Route | None = None
+
+    def allowed_methods(self) -> list[str]:
+        return sorted(self.http)
+
+
+class _Node:
+    __slots__ = ("static", "param", "catchall", "leaf")
+
+    def __init__(self) -> None:
+        self.static: dict[str, _Node] = {}
+        self.param: _Node | None = None
+        self.catchall: _Leaf | None = None
+        self.leaf: _Leaf | None = None
+
+
+@dataclass
+class Match:
+    leaf: _Leaf
+    values: list[str]
+
+
+def split_template(path: str) -> list[tuple[str, str]]:
+    """Split a template into ("static", text) / ("param", name) / ("path", name) parts."""
+    if not path.startswith("/"):
+        raise ValueError(f"route path must start with '/': {path!r}")
+    parts: list[tuple[str, str]] = []
+    segments = path[1:].split("/")
+    for i, segment in enumerate(segments):
+        if "{" in segment or "}" in segment:
+            m = _PARAM.match(segment)
+            if m is None:
+                raise ValueError(f"bad parameter segment {segment!r} in {path!r}: use {{name}} or {{name:path}}")
+            name, conv = m.groups()
+            if conv not in (None, "path"):
+                raise ValueError(f"unknown converter {conv!r} in {path!r}; only ':path' is a converter, "
+                                 "other types come from the handler's annotation")
+            if conv == "path" and i != len(segments) - 1:
+                raise ValueError(f"{{{name}:path}} must be the last segment of {path!r}")
+            parts.append(("path" if conv else "param", name))
+        else:
+            parts.append(("static", segment))
+    names = [name for kind, name in parts if kind != "static"]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate parameter name in {path!r}")
+    return parts
+
+
+class Router:
+    """Route table for one BoltAPI: add routes, match a request path."""
+
+    def __init__(self) -> None:
+        self._root = _Node()
+        self.routes: list[Route] = []
+
+    def add(self, route: Route) -> None:
+        parts = split_template(route.path)
+        route.param_names = tuple(name for kind, name in parts if kind != "static")
+        node = self._root
+        leaf: _Leaf | None = None
+        for kind, text in parts:
+            if kind == "static":
+                node = node.static.setdefault(text, _Node())
+            elif kind == "param":
+                node.param = node.param or _Node()
+                node = node.param
+            else:
+                node.catchall = node.catchall or _Leaf()
+                leaf = node.catchall
+        if leaf is None:
+            node.leaf = node.leaf or _Leaf()
+            leaf = node.leaf
+        if route.kind == "websocket":
+            if leaf.websocket is not None:
+                raise ValueError(f"a WebSocket route for {route.path!r} is already registered")
+            leaf.websocket = route
+        else:
+            for method in route.methods:
+                if method in leaf.http:
+                    raise ValueError(f"{method} {route.path!r} is already registered")
+            for method in route.methods:
+                leaf.http[method] = route
+        self.routes.append(route)
+
+    def match(self, path: str) -> Match | None:
+        """Find the leaf for `path` and the raw parameter values in template order."""
+        if not path.startswith("/"):
+            return None
+        values: list[str] = []
+        leaf = self._walk(self._root, path[1:].split("/"), 0, values)
+        return Match(leaf, values) if leaf is not None else None
+
+    def _walk(self, node: _Node, segments: list[str], i: int, values: list[str]) -> _Leaf | None:
+        if i == len(segments):
+            return node.leaf
+        segment = segments[i]
+        child = node.static.get(segment)
+        if child is not None:
+            found = self._walk(child, segments, i + 1, values)
+            if found is not None:
+                return found
+        if node.param is not None and segment:
+            values.append(segment)
+            found = self._walk(node.param, segments, i + 1, values)
+            if found is not None:
+                return found
+            values.pop()
+        if node.catchall is not None:
+            rest = "/".join(segments[i:])
+            if rest:
+                values.append(rest)
+                return node.catchall
+        return None

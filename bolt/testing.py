@@ -1,0 +1,430 @@
+"""In-process test clients: drive a BoltAPI (or any ASGI app) through ASGI, no sockets.
+
+`WebSocketTestClient` runs the handler as a task beside the test and exchanges ASGI messages with it;
+`TestClient` / `AsyncTestClient` do the same for HTTP requests.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio.from_thread
+import orjson
+
+from bolt.api import RAISE_SERVER_EXCEPTIONS
+from bolt.datastructures import Headers
+
+# Scope key through which a test overrides the origin policy (read by bolt.security).
+ORIGIN_OVERRIDE = "bolt.test_origins"
+DEFAULT_TIMEOUT = 5.0
+_APP_DONE = {"type": "bolt.testing.app_done"}
+
+
+class ConnectionClosed(Exception):
+    """The server closed the WebSocket; `code` and `reason` are from its close frame."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class HandshakeRejected(Exception):
+    """The server refused the WebSocket handshake with an HTTP status (404, 422, 500, ...)."""
+
+    def __init__(self, status_code: int, detail: str, body: Any = None) -> None:
+        super().__init__(f"{status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+        self.body = body
+
+
+class WebSocketDenied(PermissionError):
+    """The handshake was refused for security reasons (401, 403, 429); the message holds the detail."""
+
+    def __init__(self, status_code: int, detail: str, body: Any = None) -> None:
+        super().__init__(f"{status_code}: {detail}")
+        self.status_code = status_code
+        self.detail = detail
+        self.body = body
+
+
+def _encode_headers(headers: Mapping[str, str] | Sequence[tuple[str, str]] | None) -> list[tuple[bytes, bytes]]:
+    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
+
+
+def _cookie_header(cookies: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
+    if not cookies:
+        return []
+    return [(b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1"))]
+
+
+class WebSocketTestClient:
+    """Open a WebSocket to `api` at `path` in-process: `async with WebSocketTestClient(api, "/ws") as ws:`.
+
+    Every receive waits at most `timeout` seconds (default 5) and then raises TimeoutError, so a test
+    never hangs. A refused handshake raises `WebSocketDenied` (a PermissionError) for 401/403/429 and
+    `HandshakeRejected` for other statuses. An exception the handler did not handle is re-raised here.
+    """
+
+    def __init__(
+        self,
+        api: Any,
+        path: str,
+        headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        query_string: str | Mapping[str, str] = "",
+        cors_allowed_origins: Sequence[str] | None = None,
+        read_django_settings: bool = True,
+        subprotocols: Sequence[str] | None = None,
+        cookies: Mapping[str, str] | None = None,
+        *,
+        client: tuple[str, int] = ("testclient", 50000),
+        timeout: float = DEFAULT_TIMEOUT,
+        raise_server_exceptions: bool = True,
+    ) -> None:
+        path, _, inline_query = path.partition("?")
+        if not isinstance(query_string, str):
+            query_string = urlencode(query_string)
+        self.app = api
+        self.timeout = timeout
+        self.scope: dict[str, Any] = {
+            "type": "websocket",
+            "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": "ws",
+            "server": ("testserver", 80),
+            "client": client,
+            "root_path": "",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": (query_string or inline_query).encode(),
+            "headers": [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies),
+            "subprotocols": list(subprotocols or ()),
+            "state": {},
+            "extensions": {"websocket.http.response": {}},
+            RAISE_SERVER_EXCEPTIONS: raise_server_exceptions,
+        }
+        if cors_allowed_origins is not None or not read_django_settings:
+            self.scope[ORIGIN_OVERRIDE] = {
+                "allowed_origins": list(cors_allowed_origins or ()),
+                "read_django_settings": read_django_settings,
+            }
+        self.accepted = False
+        self.closed = False
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.accepted_subprotocol: str | None = None
+        self.response_headers: Headers = Headers()
+        self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._app_error: BaseException | None = None
+        self._app_error_raised = False
+
+    # -- the app side ----------------------------------------------------------------------------
+
+    async def _app_receive(self) -> dict[str, Any]:
+        return await self._to_app.get()
+
+    async def _app_send(self, message: dict[str, Any]) -> None:
+        if self.closed and message["type"] == "websocket.send":
+            # What a real server reports when the peer is gone (ASGI spec 2.4).
+            raise OSError("the client has disconnected")
+        if message["type"] == "websocket.close" and self.accepted:
+            # A real server answers the server's close with the client's echo, ending receive().
+            self._to_app.put_nowait({"type": "websocket.disconnect", "code": message.get("code", 1000),
+                                     "reason": message.get("reason") or ""})
+        self._from_app.put_nowait(message)
+
+    async def _run_app(self) -> None:
+        try:
+            await self.app(self.scope, self._app_receive, self._app_send)
+        except BaseException as exc:  # handed to the test, which decides what to raise
+            self._app_error = exc
+        finally:
+            self._from_app.put_nowait(_APP_DONE)
+
+    def _raise_app_error(self) -> None:
+        if self._app_error is not None and not self._app_error_raised \
+                and not isinstance(self._app_error, asyncio.CancelledError):
+            self._app_error_raised = True
+            raise self._app_error
+
+    async def _next(self, timeout: float | None) -> dict[str, Any]:
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(self._from_app.get(), timeout)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"no message from the server within {timeout} s") from None
+
+    # -- connecting ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> WebSocketTestClient:
+        self._to_app.put_nowait({"type": "websocket.connect"})
+        self._task = asyncio.create_task(self._run_app())
+        message = await self._next(None)
+        kind = message["type"]
+        if kind == "websocket.accept":
+            self.accepted = True
+            self.accepted_subprotocol = message.get("subprotocol")
+            self.response_headers = Headers(list(message.get("headers") or ()))
+            return self
+        self.closed = True
+        await self._finish()
+        if kind == "websocket.http.response.start":
+            status = message["status"]
+            self.response_headers = Headers(list(message.get("headers") or ()))
+            body = b""
+            while (part := await self._next(None))["type"] == "websocket.http.response.body":
+                body += part.get("body", b"")
+                if not part.get("more_body"):
+                    break
+            try:
+                payload: Any = orjson.loads(body)
+                detail = payload.get("detail", "") if isinstance(payload, dict) else str(payload)
+            except orjson.JSONDecodeError:
+                payload, detail = body, body.decode("utf-8", "replace")
+            error_type = WebSocketDenied if status in (401, 403, 429) else HandshakeRejected
+            raise error_type(status, str(detail), payload)
+        if kind == "websocket.close":
+            raise WebSocketDenied(403, message.get("reason") or "Connection refused")
+        self._raise_app_error()
+        raise HandshakeRejected(500, f"the app ended the handshake with {kind!r}")
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if not self.closed:
+            await self.close()
+        await self._finish()
+        if exc is None:
+            self._raise_app_error()
+
+    async def _finish(self) -> None:
+        """Wait for the handler to end; cancel it if it ignores the disconnect."""
+        if self._task is None or self._task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), self.timeout)
+        except asyncio.TimeoutError:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- messages --------------------------------------------------------------------------------
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if self.closed:
+            raise ConnectionClosed(self.close_code or 1006, self.close_reason or "")
+        self._to_app.put_nowait(message)
+
+    async def send_text(self, data: str) -> None:
+        await self.send({"type": "websocket.receive", "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.send({"type": "websocket.receive", "bytes": data})
+
+    async def send_json(self, data: Any, mode: str = "text") -> None:
+        payload = orjson.dumps(data)
+        await (self.send_bytes(payload) if mode == "binary" else self.send_text(payload.decode()))
+
+    async def receive(self, timeout: float | None = None) -> dict[str, Any]:
+        """The next ASGI message from the server; raises ConnectionClosed once it has closed."""
+        if self.closed and self._from_app.empty():
+            self._raise_app_error()
+            raise ConnectionClosed(self.close_code or 1006, self.close_reason or "")
+        message = await self._next(timeout)
+        if message["type"] == "websocket.close":
+            self.closed = True
+            self.close_code = message.get("code", 1000)
+            self.close_reason = message.get("reason") or ""
+            await self._finish()
+            self._raise_app_error()
+            raise ConnectionClosed(self.close_code, self.close_reason)
+        if message is _APP_DONE:
+            self.closed = True
+            self._raise_app_error()
+            self.close_code = self.close_code or 1006
+            raise ConnectionClosed(self.close_code, "the app returned without closing")
+        return message
+
+    async def receive_text(self, timeout: float | None = None) -> str:
+        message = await self.receive(timeout)
+        if message.get("text") is None:
+            raise TypeError("expected a text message, received binary")
+        return message["text"]
+
+    async def receive_bytes(self, timeout: float | None = None) -> bytes:
+        message = await self.receive(timeout)
+        if message.get("bytes") is None:
+            raise TypeError("expected a binary message, received text")
+        return message["bytes"]
+
+    async def receive_json(self, timeout: float | None = None) -> Any:
+        message = await self.receive(timeout)
+        data = message.get("text")
+        return orjson.loads(data if data is not None else message["bytes"])
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close from the client side and wait for the handler to finish."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code, self.close_reason = code, reason
+        self._to_app.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        await self._finish()
+
+
+class TestResponse:
+    """What the app answered to one HTTP request."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, status_code: int, headers: list[tuple[bytes, bytes]], content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = Headers(headers)
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return orjson.loads(self.content)
+
+    def __repr__(self) -> str:
+        return f"<TestResponse {self.status_code}>"
+
+
+class AsyncTestClient:
+    """Send HTTP requests to an ASGI app in-process: `await client.get("/items", params={...})`."""
+
+    __test__ = False
+
+    def __init__(self, app: Any, *, client: tuple[str, int] = ("testclient", 50000),
+                 raise_server_exceptions: bool = True) -> None:
+        self.app = app
+        self.client = client
+        self.raise_server_exceptions = raise_server_exceptions
+
+    async def request(self, method: str, path: str, *, params: Mapping[str, Any] | str | None = None,
+                      headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+                      cookies: Mapping[str, str] | None = None, json: Any = None,
+                      content: bytes | str | None = None) -> TestResponse:
+        path, _, query = path.partition("?")
+        if params is not None:
+            query = params if isinstance(params, str) else urlencode(params, doseq=True)
+        raw_headers = [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies)
+        body = b""
+        if json is not None:
+            body = orjson.dumps(json)
+            raw_headers.append((b"content-type", b"application/json"))
+        elif content is not None:
+            body = content.encode() if isinstance(content, str) else content
+        if body:
+            raw_headers.append((b"content-length", str(len(body)).encode()))
+        scope = {
+            "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+            "method": method.upper(), "scheme": "http", "server": ("testserver", 80), "client": self.client,
+            "root_path": "", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+            "headers": raw_headers, "state": {}, RAISE_SERVER_EXCEPTIONS: self.raise_server_exceptions,
+        }
+        sent_body = False
+        status = 500
+        response_headers: list[tuple[bytes, bytes]] = []
+        chunks: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await asyncio.Event().wait()  # the client never disconnects mid-request
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status, response_headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_headers = list(message.get("headers") or ())
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, send)
+        return TestResponse(status, response_headers, b"".join(chunks))
+
+    async def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("PUT", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("DELETE", path, **kwargs)
+
+    async def head(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("HEAD", path, **kwargs)
+
+    async def options(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("OPTIONS", path, **kwargs)
+
+
+class TestClient:
+    """The synchronous twin of AsyncTestClient, for plain (non-async) tests.
+
+    Requests run on one event loop in a background thread that lives as long as the client;
+    use it as a context manager (or call `close()`) to stop that thread.
+    """
+
+    __test__ = False
+
+    def __init__(self, app: Any, **kwargs: Any) -> None:
+        self._async = AsyncTestClient(app, **kwargs)
+        self._portal_cm: Any = None
+        self._portal: Any = None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        if self._portal is None:
+            self._portal_cm = anyio.from_thread.start_blocking_portal()
+            self._portal = self._portal_cm.__enter__()
+        return self._portal.call(lambda: self._async.request(method, path, **kwargs))
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("DELETE", path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("HEAD", path, **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("OPTIONS", path, **kwargs)
+
+    def close(self) -> None:
+        if self._portal_cm is not None:
+            self._portal_cm.__exit__(None, None, None)
+            self._portal_cm = self._portal = None
+
+    def __enter__(self) -> TestClient:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

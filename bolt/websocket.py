@@ -1,0 +1,242 @@
+"""The `WebSocket` a handler receives, its states, close codes and exceptions."""
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from bolt.connection import HTTPConnection
+
+
+class CloseCode(enum.IntEnum):
+    """RFC 6455 close codes (section 7.4.1) plus the IANA-registered 1012-1014."""
+
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    NO_STATUS_RECEIVED = 1005
+    ABNORMAL_CLOSURE = 1006
+    INVALID_FRAME_PAYLOAD_DATA = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015
+
+
+# 1005, 1006 and 1015 describe what happened locally; RFC 6455 forbids putting them on the wire.
+_RESERVED_CODES = frozenset({1004, 1005, 1006, 1015})
+
+
+def check_close(code: int, reason: str) -> None:
+    """Raise ValueError unless `code` and `reason` can go in a close frame."""
+    if not (1000 <= code <= 1014 or 3000 <= code <= 4999) or code in _RESERVED_CODES:
+        raise ValueError(f"close code {code} cannot be sent in a close frame")
+    if len(reason.encode("utf-8")) > 123:
+        raise ValueError("close reason is longer than 123 bytes of UTF-8")
+
+
+class WebSocketState(enum.Enum):
+    CONNECTING = 0
+    CONNECTED = 1
+    DISCONNECTED = 2
+
+
+class WebSocketDisconnect(Exception):
+    """The client closed the connection (or it dropped): `code` and `reason` are the client's."""
+
+    def __init__(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class WebSocketClose(Exception):
+    """Raise in a handler to close the connection with this code and reason."""
+
+    def __init__(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        check_close(code, reason)
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+
+class WebSocketStateError(RuntimeError):
+    """An operation the connection's state does not allow, such as sending before `accept()`."""
+
+
+class MessageTypeError(TypeError):
+    """A text message arrived where binary was expected, or the reverse. Uncaught, it closes with 1003."""
+
+    close_code = CloseCode.UNSUPPORTED_DATA
+
+
+class InvalidJSONMessage(ValueError):
+    """A message that should hold JSON does not. Uncaught, it closes with 1007."""
+
+    close_code = CloseCode.INVALID_FRAME_PAYLOAD_DATA
+
+
+class WebSocket(HTTPConnection):
+    """One WebSocket connection, as handed to a `@api.websocket` handler."""
+
+    def __init__(self, scope: dict[str, Any], receive: Any, send: Any,
+                 path_params: dict[str, Any] | None = None) -> None:
+        super().__init__(scope, path_params)
+        self._receive = receive
+        self._send = send
+        self.client_state = WebSocketState.CONNECTING
+        self.application_state = WebSocketState.CONNECTING
+        self.accepted_subprotocol: str | None = None
+        # Set once the client's close (or our own) is known; receive_* then raises it again.
+        self._disconnect: WebSocketDisconnect | None = None
+        self._connect_received = False
+        self._closed_by_app = False
+
+    @property
+    def subprotocols(self) -> list[str]:
+        """The subprotocols the client offered, in its order of preference."""
+        return list(self.scope.get("subprotocols") or ())
+
+    # -- handshake -------------------------------------------------------------------------------
+
+    async def _receive_connect(self) -> None:
+        if self._connect_received:
+            return
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self._client_gone(message)
+        if message["type"] != "websocket.connect":
+            raise WebSocketStateError(f"expected 'websocket.connect', got {message['type']!r}")
+        self._connect_received = True
+
+    async def accept(self, subprotocol: str | None = None,
+                     headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> None:
+        """Complete the handshake, optionally choosing one of `subprotocols` and adding headers."""
+        if self.application_state is not WebSocketState.CONNECTING:
+            raise WebSocketStateError("accept() called on a connection that is already accepted or closed")
+        if subprotocol is not None and subprotocol not in self.subprotocols:
+            raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
+        await self._receive_connect()
+        items = headers.items() if isinstance(headers, Mapping) else (headers or ())
+        raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
+        await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
+        self.application_state = self.client_state = WebSocketState.CONNECTED
+        self.accepted_subprotocol = subprotocol
+
+    # -- receiving -------------------------------------------------------------------------------
+
+    def _client_gone(self, message: Mapping[str, Any]) -> None:
+        self._disconnect = WebSocketDisconnect(message.get("code", CloseCode.NORMAL), message.get("reason") or "")
+        self.client_state = self.application_state = WebSocketState.DISCONNECTED
+        raise self._disconnect
+
+    async def receive(self) -> dict[str, Any]:
+        """The next `websocket.receive` ASGI message; raises WebSocketDisconnect once the client is gone."""
+        if self.application_state is not WebSocketState.CONNECTED:
+            if self._disconnect is not None:
+                raise WebSocketDisconnect(self._disconnect.code, self._disconnect.reason)
+            raise WebSocketStateError("receive called before accept()")
+        message = await self._receive()
+        if message["type"] != "websocket.receive":
+            if message["type"] == "websocket.disconnect":
+                self._client_gone(message)
+            raise WebSocketStateError(f"unexpected ASGI message {message['type']!r}")
+        return message
+
+    async def receive_text(self) -> str:
+        message = await self.receive()
+        text = message.get("text")
+        if text is None:
+            raise MessageTypeError("expected a text message, received binary")
+        return text
+
+    async def receive_bytes(self) -> bytes:
+        message = await self.receive()
+        data = message.get("bytes")
+        if data is None:
+            raise MessageTypeError("expected a binary message, received text")
+        return data
+
+    async def receive_json(self) -> Any:
+        """The next message (text or binary) parsed as JSON."""
+        message = await self.receive()
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes")
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidJSONMessage(f"message is not valid JSON: {exc}") from None
+
+    async def iter_text(self) -> AsyncIterator[str]:
+        while True:
+            yield await self.receive_text()
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        while True:
+            yield await self.receive_bytes()
+
+    async def iter_json(self) -> AsyncIterator[Any]:
+        while True:
+            yield await self.receive_json()
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _refuse_send(self) -> None:
+        if self.application_state is WebSocketState.CONNECTING:
+            raise WebSocketStateError("cannot send before accept()")
+        if self._closed_by_app or self._disconnect is None:
+            raise WebSocketStateError("cannot send after close()")
+        raise WebSocketDisconnect(self._disconnect.code, self._disconnect.reason)
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """Send a raw ASGI `websocket.send` message on an accepted connection."""
+        if self.application_state is not WebSocketState.CONNECTED:
+            self._refuse_send()
+        try:
+            await self._send(message)
+        except OSError:
+            # The server reports a vanished client this way (ASGI 2.4); to the handler it is a disconnect.
+            self._disconnect = WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE)
+            self.client_state = self.application_state = WebSocketState.DISCONNECTED
+            raise WebSocketDisconnect(CloseCode.ABNORMAL_CLOSURE) from None
+
+    async def send_text(self, data: str) -> None:
+        await self.send({"type": "websocket.send", "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.send({"type": "websocket.send", "bytes": data})
+
+    async def send_json(self, data: Any, mode: str = "text") -> None:
+        """Serialize with orjson and send as a text message (or binary with mode="binary")."""
+        payload = orjson.dumps(data)
+        if mode == "binary":
+            await self.send({"type": "websocket.send", "bytes": payload})
+        else:
+            await self.send({"type": "websocket.send", "text": payload.decode()})
+
+    async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close the connection. Closing twice, or after the client left, does nothing."""
+        check_close(code, reason)
+        if self.application_state is WebSocketState.DISCONNECTED:
+            return
+        if self.application_state is WebSocketState.CONNECTING:
+            # Refuse the handshake: the server answers 403.
+            self.application_state = WebSocketState.DISCONNECTED
+            self._closed_by_app = True
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+            return
+        self.application_state = WebSocketState.DISCONNECTED
+        self._closed_by_app = True
+        self._disconnect = WebSocketDisconnect(code, reason)
+        try:
+            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+        except OSError:
+            pass  # already gone: the close we wanted has happened
