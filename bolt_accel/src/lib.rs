@@ -122,7 +122,7 @@ impl Utf8Validator {
 
 fn first_error(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
     with_bytes(data, |src, immutable| {
-        let check = || std::str::from_utf8(src).err().map(|e| e.valid_up_to());
+        let check = || utf8::check(src).err().map(|e| e.valid_up_to());
         if immutable && src.len() >= DETACH_THRESHOLD {
             py.detach(check)
         } else {

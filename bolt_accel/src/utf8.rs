@@ -1,5 +1,15 @@
 //! Incremental UTF-8 validation whose state survives between pieces of a message.
 
+use simdutf8::compat::Utf8Error;
+
+/// Validates `data` with SIMD: the fast check first, the one that locates the error only if needed.
+pub fn check(data: &[u8]) -> Result<(), Utf8Error> {
+    if simdutf8::basic::from_utf8(data).is_ok() {
+        return Ok(());
+    }
+    simdutf8::compat::from_utf8(data).map(|_| ())
+}
+
 /// Everything a validator remembers between feeds; small and `Copy` so a feed can run with the
 /// GIL released on a copy and store the result afterwards.
 #[derive(Clone, Copy, Default)]
@@ -13,7 +23,7 @@ pub struct Utf8State {
     error: Option<usize>,
 }
 
-/// Length of the character that starts with `lead`, a byte `from_utf8` accepted as a lead.
+/// Length of the character that starts with `lead`, a byte `check` accepted as a lead.
 fn width(lead: u8) -> usize {
     match lead {
         0xF0..=0xFF => 4,
@@ -43,7 +53,7 @@ impl Utf8State {
             let take = (width(self.pending[0]) - have).min(rest.len());
             self.pending[have..have + take].copy_from_slice(&rest[..take]);
             let char_bytes = &self.pending[..have + take];
-            match std::str::from_utf8(char_bytes) {
+            match check(char_bytes) {
                 Ok(_) => {
                     self.fed += char_bytes.len();
                     self.pending_len = 0;
@@ -60,13 +70,14 @@ impl Utf8State {
                 }
             }
         }
-        match std::str::from_utf8(rest) {
+        match check(rest) {
             Ok(_) => self.fed += rest.len(),
             Err(e) => {
                 let good = e.valid_up_to();
                 match e.error_len() {
                     Some(_) => self.error = Some(self.fed + good),
-                    // None: the end is a truncated but so far valid character.
+                    // None: the end is a truncated but so far valid character
+                    // (the same contract as `std::str::Utf8Error`).
                     None => {
                         let tail = &rest[good..];
                         self.fed += good;
