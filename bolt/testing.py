@@ -100,7 +100,7 @@ class WebSocketTestClient:
             "client": client,
             "root_path": "",
             "path": path,
-            "raw_path": path.encode(),
+            "raw_path": path.encode("utf-8", "surrogateescape"),
             "query_string": (query_string or inline_query).encode(),
             "headers": [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies),
             "subprotocols": list(subprotocols or ()),
@@ -188,6 +188,7 @@ class WebSocketTestClient:
                 detail = payload.get("detail", "") if isinstance(payload, dict) else str(payload)
             except orjson.JSONDecodeError:
                 payload, detail = body, body.decode("utf-8", "replace")
+            self._raise_app_error()
             error_type = WebSocketDenied if status in (401, 403, 429) else HandshakeRejected
             raise error_type(status, str(detail), payload)
         if kind == "websocket.close":
@@ -328,7 +329,7 @@ class AsyncTestClient:
         scope = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
             "method": method.upper(), "scheme": "http", "server": ("testserver", 80), "client": self.client,
-            "root_path": "", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+            "root_path": "", "path": path, "raw_path": path.encode("utf-8", "surrogateescape"), "query_string": query.encode(),
             "headers": raw_headers, "state": {}, RAISE_SERVER_EXCEPTIONS: self.raise_server_exceptions,
         }
         sent_body = False

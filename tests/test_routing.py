@@ -1,0 +1,147 @@
+"""Path templates, converters and match precedence."""
+import uuid
+from typing import Annotated
+
+import pytest
+
+from bolt import BoltAPI, WebSocket
+from bolt.routing import Route, Router, converter_for
+from bolt.testing import AsyncTestClient, HandshakeRejected, WebSocketTestClient
+
+
+def make_router(*paths: str) -> Router:
+    router = Router()
+    for path in paths:
+        router.add(Route(path, lambda: None, "http", frozenset({"GET"})))
+    return router
+
+
+def matched(router: Router, path: str):
+    match = router.match(path)
+    if match is None:
+        return None
+    route = match.leaf.http["GET"]
+    return route.path, dict(zip(route.param_names, match.values))
+
+
+def test_static_wins_over_parameter_in_any_registration_order():
+    for order in [("/users/{id}", "/users/me"), ("/users/me", "/users/{id}")]:
+        router = make_router(*order)
+        assert matched(router, "/users/me") == ("/users/me", {})
+        assert matched(router, "/users/42") == ("/users/{id}", {"id": "42"})
+
+
+def test_backtracks_from_a_static_branch_that_dead_ends():
+    router = make_router("/a/static/x", "/a/{p}/y")
+    assert matched(router, "/a/static/y") == ("/a/{p}/y", {"p": "static"})
+
+
+def test_several_parameters_and_catch_all():
+    router = make_router("/u/{user}/c/{channel}", "/files/{rest:path}")
+    assert matched(router, "/u/7/c/general") == ("/u/{user}/c/{channel}", {"user": "7", "channel": "general"})
+    assert matched(router, "/files/a/b/c.txt") == ("/files/{rest:path}", {"rest": "a/b/c.txt"})
+    assert matched(router, "/files/") is None
+    assert matched(router, "/u/7/c") is None
+    assert matched(router, "/u//c/x") is None  # empty segments never bind a parameter
+
+
+def test_bad_templates_are_refused():
+    for bad in ["no-slash", "/a/{x", "/a/{x:int}", "/a/{x:path}/b", "/a/{x}/{x}", "/a/pre{x}"]:
+        with pytest.raises(ValueError):
+            make_router(bad)
+
+
+def test_duplicate_route_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        make_router("/a/{x}", "/a/{y}")
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("true", True), ("FALSE", False), ("1", True), ("0", False), ("Yes", True),
+    ("no", False), ("ON", True), ("off", False),
+])
+def test_bool_converter(raw, expected):
+    assert converter_for(bool)(raw) is expected
+
+
+@pytest.mark.parametrize("annotation,raw", [
+    (int, "1.5"), (int, "abc"), (int, "١٢"), (int, "1_000"), (int, " 1"), (int, "9" * 100),
+    (float, "nan"), (float, "inf"), (float, "1e400"), (float, "x"), (bool, "maybe"), (uuid.UUID, "not-a-uuid"),
+])
+def test_converters_refuse_bad_values(annotation, raw):
+    with pytest.raises(ValueError):
+        converter_for(annotation)(raw)
+
+
+def test_unsupported_annotation_is_refused_at_registration():
+    api = BoltAPI()
+    with pytest.raises(TypeError, match="unsupported parameter type"):
+        @api.websocket("/ws/{when}")
+        async def handler(websocket: WebSocket, when: bytes):
+            pass
+
+
+@pytest.mark.asyncio
+async def test_guide_parameter_types_reach_the_handler():
+    api = BoltAPI()
+    uid = uuid.uuid4()
+
+    @api.websocket("/ws/p/{i}/{f}/{b}/{u}/{s}")
+    async def handler(websocket: WebSocket, i: int, f: float, b: bool, u: uuid.UUID, s: Annotated[str, "doc"]):
+        await websocket.accept()
+        await websocket.send_json([type(i).__name__, i, f, b, str(u), s, websocket.path_params["i"]])
+
+    async with WebSocketTestClient(api, f"/ws/p/-5/2.5/on/{uid}/hello") as ws:
+        assert await ws.receive_json() == ["int", -5, 2.5, True, str(uid), "hello", -5]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("path,name", [("/ws/p/x/1.0/true", "i"), ("/ws/p/1/abc/true", "f"),
+                                       ("/ws/p/1/1.0/perhaps", "b")])
+async def test_each_bad_parameter_is_named_in_the_422(path, name):
+    api = BoltAPI()
+
+    @api.websocket("/ws/p/{i}/{f}/{b}")
+    async def handler(websocket: WebSocket, i: int, f: float, b: bool):
+        await websocket.accept()
+
+    with pytest.raises(HandshakeRejected) as info:
+        async with WebSocketTestClient(api, path):
+            pass
+    assert info.value.status_code == 422
+    assert repr(name) in info.value.detail
+
+
+@pytest.mark.asyncio
+async def test_http_path_conversion_error_is_422_json():
+    api = BoltAPI()
+
+    @api.get("/items/{item_id}")
+    async def item(item_id: int):
+        return {"id": item_id}
+
+    client = AsyncTestClient(api)
+    assert (await client.get("/items/3")).json() == {"id": 3}
+    response = await client.get("/items/three")
+    assert response.status_code == 422
+    assert response.json() == {"detail": "Invalid path parameter 'item_id': expected an integer"}
+
+
+def test_matching_cost_does_not_grow_with_route_count():
+    # Count tree nodes visited instead of timing: deterministic and machine-independent.
+    small = make_router(*[f"/r{i}/{{id}}" for i in range(10)])
+    large = make_router(*[f"/r{i}/{{id}}" for i in range(5000)])
+    visits = {}
+    for name, router in (("small", small), ("large", large)):
+        count = 0
+        walk = router._walk
+
+        def counting(node, segments, i, values, walk=walk):
+            nonlocal count
+            count += 1
+            return walk(node, segments, i, values)
+
+        router._walk = counting
+        assert router.match("/r9/42") is not None
+        visits[name] = count
+    assert visits["small"] == visits["large"]
