@@ -1,0 +1,135 @@
+"""Serve bolt beside Django: one ASGI app for `asgi.py`, and lazy access to Django settings.
+
+    # asgi.py
+    import os
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+
+    from django.core.asgi import get_asgi_application
+    django_app = get_asgi_application()      # sets Django up before the api's modules import models
+
+    from bolt.django import mount
+    from mysite.api import api
+    application = mount(api, django_app)
+
+Scopes whose path matches one of the api's routes (of the same kind: HTTP or WebSocket) go to bolt;
+every other scope goes to Django. The lifespan is shared: bolt's startup and shutdown hooks always
+run, and the other app takes part too when it speaks the lifespan protocol. Django's own handler
+does not (it raises ValueError for any scope that is not HTTP); that refusal is noticed, logged at
+DEBUG level and otherwise ignored, so it never stops the server from starting.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+logger = logging.getLogger("bolt.django")
+
+_MISSING = object()
+
+
+def django_configured() -> bool:
+    """Whether Django settings are available: configured in code or named by DJANGO_SETTINGS_MODULE."""
+    try:
+        from django.conf import settings
+    except ImportError:
+        return False
+    return settings.configured or bool(os.environ.get("DJANGO_SETTINGS_MODULE"))
+
+
+def setting(name: str, default: Any = None) -> Any:
+    """The Django setting `name`, or `default` when it is unset or Django is not configured.
+
+    Read on every call, never cached at import time, so bolt works with no Django settings at all
+    and picks up settings that tests override.
+    """
+    if not django_configured():
+        return default
+    from django.conf import settings
+
+    value = getattr(settings, name, _MISSING)
+    return default if value is _MISSING else value
+
+
+class BoltMount:
+    """An ASGI app sending the api's routes to the api and everything else to another ASGI app."""
+
+    def __init__(self, api: Any, app: Any) -> None:
+        self.api = api
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind == "lifespan":
+            await _Lifespan(self.api, self.app).run(scope, receive, send)
+        elif kind in ("http", "websocket") and self.api.handles(scope):
+            await self.api(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def mount(api: Any, django_asgi_app: Any) -> BoltMount:
+    """The ASGI application for `asgi.py`: `api`'s routes served by bolt, all the rest by Django."""
+    return BoltMount(api, django_asgi_app)
+
+
+class _LifespanApp:
+    """One app's side of a shared lifespan: its own message queue and task."""
+
+    def __init__(self, app: Any, scope: dict[str, Any], required: bool) -> None:
+        self.required = required  # bolt must take part; the other app may decline
+        self.active = True
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._spoke = False
+        self.task = asyncio.create_task(app(scope, self._inbox.get, self._outbox.put))
+
+    async def step(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Hand the app one server message and return its reply; None once it has left the lifespan."""
+        self._inbox.put_nowait(message)
+        reply = asyncio.ensure_future(self._outbox.get())
+        await asyncio.wait({reply, self.task}, return_when=asyncio.FIRST_COMPLETED)
+        if reply.done():
+            self._spoke = True
+            return reply.result()
+        reply.cancel()
+        self.active = False
+        exc = None if self.task.cancelled() else self.task.exception()
+        if self.required or self._spoke:
+            phase = message["type"].rsplit(".", 1)[-1]
+            detail = repr(exc) if exc is not None else "the app left the lifespan without answering"
+            return {"type": f"lifespan.{phase}.failed", "message": detail}
+        # Never answered: the app does not support the lifespan protocol (Django's handler raises ValueError).
+        logger.debug("%r does not support the ASGI lifespan; only bolt's hooks run", self.task, exc_info=exc)
+        return None
+
+
+class _Lifespan:
+    """Fan one lifespan out to bolt and to the other app, and fold their answers into one."""
+
+    def __init__(self, api: Any, app: Any) -> None:
+        self.api = api
+        self.app = app
+
+    async def run(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        apps = [_LifespanApp(self.api, scope, required=True), _LifespanApp(self.app, scope, required=False)]
+        try:
+            while True:
+                message = await receive()
+                phase = message["type"].rsplit(".", 1)[-1]  # startup or shutdown
+                live = [a for a in apps if a.active]
+                replies = await asyncio.gather(*(a.step(message) for a in live))
+                failures = [r for r in replies if r is not None and r["type"].endswith(".failed")]
+                if failures:
+                    await send({"type": f"lifespan.{phase}.failed",
+                                "message": "; ".join(f.get("message", "") for f in failures)})
+                    return
+                await send({"type": f"lifespan.{phase}.complete"})
+                if phase == "shutdown":
+                    return
+        finally:
+            for a in apps:
+                if not a.task.done():
+                    a.task.cancel()
+            await asyncio.gather(*(a.task for a in apps), return_exceptions=True)

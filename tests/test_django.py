@@ -1,0 +1,267 @@
+"""bolt.django: mounting an api beside Django's ASGI handler, the shared lifespan, lazy settings."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+from django_settings import configure_django
+
+from bolt import BoltAPI, WebSocket
+from bolt.django import BoltMount, mount, setting
+from bolt.testing import AsyncTestClient, HandshakeRejected, WebSocketTestClient
+
+configure_django()
+
+from django.core.asgi import get_asgi_application  # noqa: E402  (needs settings first)
+from django.test import override_settings  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_api() -> BoltAPI:
+    api = BoltAPI()
+
+    @api.websocket("/ws/echo")
+    async def echo(websocket: WebSocket):
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            await websocket.send_text(text)
+
+    @api.get("/shared")
+    async def shared():
+        return {"served_by": "bolt"}
+
+    @api.get("/api/items/{item_id}")
+    async def item(item_id: int):
+        return {"id": item_id}
+
+    return api
+
+
+class Recorder:
+    """A stand-in for Django's app that records the scopes it is given."""
+
+    def __init__(self) -> None:
+        self.scopes: list[dict[str, Any]] = []
+
+    async def __call__(self, scope, receive, send):
+        self.scopes.append(scope)
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"other"})
+        elif scope["type"] == "websocket":
+            await receive()
+            await send({"type": "websocket.close", "code": 1000})
+        else:
+            raise ValueError(f"no {scope['type']} here")
+
+
+async def run_lifespan(app, *, phases=("startup", "shutdown")) -> list[dict[str, Any]]:
+    """Drive `app` through a lifespan as a server would and return what it answered."""
+    inbox: asyncio.Queue = asyncio.Queue()
+    replies: list[dict[str, Any]] = []
+    sent = asyncio.Event()
+
+    async def send(message):
+        replies.append(message)
+        sent.set()
+
+    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, inbox.get, send))
+    for phase in phases:
+        sent.clear()
+        await inbox.put({"type": f"lifespan.{phase}"})
+        await asyncio.wait_for(sent.wait(), 5)
+        if replies[-1]["type"].endswith("failed"):
+            break
+    await asyncio.wait_for(task, 5)
+    return replies
+
+
+# -- routing --------------------------------------------------------------------------------------
+
+
+def test_mount_returns_an_asgi_app():
+    app = mount(make_api(), Recorder())
+    assert isinstance(app, BoltMount)
+
+
+@pytest.mark.asyncio
+async def test_bolt_routes_go_to_bolt_the_rest_to_django():
+    app = mount(make_api(), get_asgi_application())
+    client = AsyncTestClient(app)
+
+    response = await asyncio.wait_for(client.get("/django/hello"), 10)
+    assert response.status_code == 200
+    assert response.text == "hello from django"
+
+    response = await asyncio.wait_for(client.get("/api/items/7"), 10)
+    assert response.json() == {"id": 7}
+
+    # Both define /shared: bolt's route wins.
+    response = await asyncio.wait_for(client.get("/shared"), 10)
+    assert response.json() == {"served_by": "bolt"}
+
+    # Neither has it: Django's 404, not bolt's JSON one.
+    response = await asyncio.wait_for(client.get("/nowhere"), 10)
+    assert response.status_code == 404
+    assert not response.headers.get("content-type", "").startswith("application/json")
+
+
+@pytest.mark.asyncio
+async def test_bolt_websocket_route_through_the_mount():
+    app = mount(make_api(), get_asgi_application())
+    async with WebSocketTestClient(app, "/ws/echo") as ws:
+        await ws.send_text("hi")
+        assert await ws.receive_text(timeout=5) == "hi"
+
+
+@pytest.mark.asyncio
+async def test_unmatched_websocket_and_http_go_to_the_other_app():
+    other = Recorder()
+    app = mount(make_api(), other)
+    # A WebSocket to a path bolt only serves over HTTP, and one bolt does not know at all.
+    for path in ("/shared", "/ws/unknown"):
+        with pytest.raises(Exception):
+            async with WebSocketTestClient(app, path):
+                pass
+    # An HTTP request to a path bolt only serves as a WebSocket.
+    response = await AsyncTestClient(app).get("/ws/echo")
+    assert response.text == "other"
+    assert [(s["type"], s["path"]) for s in other.scopes] == [
+        ("websocket", "/shared"), ("websocket", "/ws/unknown"), ("http", "/ws/echo")]
+
+
+@pytest.mark.asyncio
+async def test_websocket_param_errors_stay_with_bolt():
+    api = BoltAPI()
+
+    @api.websocket("/ws/user/{user_id}")
+    async def user(websocket: WebSocket, user_id: int):
+        await websocket.accept()
+
+    other = Recorder()
+    with pytest.raises(HandshakeRejected) as exc:
+        async with WebSocketTestClient(mount(api, other), "/ws/user/abc"):
+            pass
+    assert exc.value.status_code == 422
+    assert other.scopes == []
+
+
+@pytest.mark.asyncio
+async def test_root_path_is_respected():
+    other = Recorder()
+    app = mount(make_api(), other)
+
+    async def behind_prefix(scope, receive, send):
+        # What a server run with --root-path /prefix hands the app for /prefix/api/items/3.
+        scope["root_path"] = "/prefix"
+        scope["path"] = "/prefix" + scope["path"]
+        await app(scope, receive, send)
+
+    response = await AsyncTestClient(behind_prefix).get("/api/items/3")
+    assert response.json() == {"id": 3}
+    assert other.scopes == []
+
+
+# -- lifespan -------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_lifespan_with_django_runs_bolt_hooks_and_completes():
+    api = make_api()
+    events: list[str] = []
+    api.on_startup(lambda: events.append("startup"))
+    api.on_shutdown(lambda: events.append("shutdown"))
+    replies = await run_lifespan(mount(api, get_asgi_application()))
+    assert [r["type"] for r in replies] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert events == ["startup", "shutdown"]
+
+
+@pytest.mark.asyncio
+async def test_lifespan_reaches_an_app_that_supports_it():
+    events: list[str] = []
+    api = make_api()
+
+    @api.on_startup
+    async def bolt_start():
+        events.append("bolt startup")
+
+    api.on_shutdown(lambda: events.append("bolt shutdown"))
+    other = BoltAPI(on_startup=[lambda: events.append("other startup")],
+                    on_shutdown=[lambda: events.append("other shutdown")])
+    replies = await run_lifespan(mount(api, other))
+    assert [r["type"] for r in replies] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert sorted(events) == ["bolt shutdown", "bolt startup", "other shutdown", "other startup"]
+
+
+@pytest.mark.asyncio
+async def test_lifespan_failure_of_either_app_is_reported():
+    def boom():
+        raise RuntimeError("database unreachable")
+
+    failing_bolt = BoltAPI(on_startup=[boom])
+    replies = await run_lifespan(mount(failing_bolt, get_asgi_application()))
+    assert replies[-1]["type"] == "lifespan.startup.failed"
+    assert "database unreachable" in replies[-1]["message"]
+
+    failing_other = BoltAPI(on_startup=[boom])
+    replies = await run_lifespan(mount(make_api(), failing_other))
+    assert replies[-1]["type"] == "lifespan.startup.failed"
+
+
+@pytest.mark.asyncio
+async def test_lifespan_refusal_is_not_a_failure():
+    other = Recorder()  # raises ValueError for lifespan, as Django's handler does
+    replies = await run_lifespan(mount(make_api(), other))
+    assert [r["type"] for r in replies] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def test_setting_reads_django_settings_lazily():
+    assert setting("BOLT_SOMETHING_UNSET", "fallback") == "fallback"
+    with override_settings(BOLT_TEST_VALUE=42):
+        assert setting("BOLT_TEST_VALUE") == 42
+    assert setting("BOLT_TEST_VALUE", None) is None
+    assert setting("SECRET_KEY") == "bolt-tests-only-not-secret"
+
+
+def test_bolt_runs_without_django_settings():
+    code = textwrap.dedent("""
+        import asyncio, os, sys
+        os.environ.pop("DJANGO_SETTINGS_MODULE", None)
+        from bolt import BoltAPI, WebSocket
+        from bolt.django import django_configured, setting
+        from bolt.testing import WebSocketTestClient
+
+        api = BoltAPI()
+
+        @api.websocket("/ws")
+        async def echo(websocket: WebSocket):
+            await websocket.accept()
+            async for text in websocket.iter_text():
+                await websocket.send_text(text)
+
+        async def main():
+            async with WebSocketTestClient(api, "/ws") as ws:
+                await ws.send_text("x")
+                assert await ws.receive_text() == "x"
+
+        assert setting("CORS_ALLOWED_ORIGINS", ["default"]) == ["default"]
+        assert not django_configured()
+        asyncio.run(main())
+        from django.conf import settings
+        assert not settings.configured, "bolt configured Django behind the user's back"
+        print("ok")
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
