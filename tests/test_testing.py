@@ -1,0 +1,95 @@
+"""The in-process test clients themselves."""
+import pytest
+
+from bolt import BoltAPI, WebSocket
+from bolt.testing import (
+    AsyncTestClient, ConnectionClosed, HandshakeRejected, WebSocketDenied, WebSocketTestClient,
+)
+
+
+def echo_api() -> BoltAPI:
+    api = BoltAPI()
+
+    @api.websocket("/ws")
+    async def echo(websocket: WebSocket):
+        await websocket.accept()
+        async for text in websocket.iter_text():
+            await websocket.send_text(text)
+
+    return api
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_works_under_anyio_plugin():
+    async with WebSocketTestClient(echo_api(), "/ws") as ws:
+        await ws.send_text("anyio")
+        assert await ws.receive_text() == "anyio"
+        assert ws.accepted and not ws.closed
+    assert ws.closed and ws.close_code == 1000
+
+
+@pytest.mark.asyncio
+async def test_default_timeout_bounds_every_receive():
+    async with WebSocketTestClient(echo_api(), "/ws", timeout=0.05) as ws:
+        with pytest.raises(TimeoutError):
+            await ws.receive_bytes()
+
+
+@pytest.mark.asyncio
+async def test_sending_after_close_raises_connection_closed():
+    async with WebSocketTestClient(echo_api(), "/ws") as ws:
+        await ws.close(4000, "done")
+        with pytest.raises(ConnectionClosed) as info:
+            await ws.send_text("late")
+    assert (info.value.code, info.value.reason) == (4000, "done")
+
+
+@pytest.mark.asyncio
+async def test_denials_carry_status_and_detail():
+    api = BoltAPI()
+
+    @api.websocket("/ws/{n}")
+    async def handler(websocket: WebSocket, n: int):
+        await websocket.close()
+
+    with pytest.raises(WebSocketDenied) as denied:
+        async with WebSocketTestClient(api, "/ws/1"):
+            pass
+    assert isinstance(denied.value, PermissionError) and denied.value.status_code == 403
+    with pytest.raises(HandshakeRejected) as rejected:
+        async with WebSocketTestClient(api, "/ws/x"):
+            pass
+    assert rejected.value.status_code == 422 and not isinstance(rejected.value, PermissionError)
+    assert rejected.value.body == {"detail": rejected.value.detail}
+
+
+@pytest.mark.asyncio
+async def test_handler_that_ignores_disconnect_is_cancelled_not_hung():
+    api = BoltAPI()
+    import asyncio
+
+    @api.websocket("/ws")
+    async def stubborn(websocket: WebSocket):
+        await websocket.accept()
+        await asyncio.sleep(3600)
+
+    async with WebSocketTestClient(api, "/ws", timeout=0.1) as ws:
+        pass
+    assert ws.closed
+
+
+@pytest.mark.asyncio
+async def test_raw_asgi_app_and_http_client():
+    async def app(scope, receive, send):
+        assert scope["type"] == "http"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"x", b"1")]})
+        await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b"b"})
+
+    response = await AsyncTestClient(app).get("/anything")
+    assert (response.status_code, response.text, response.headers["x"]) == (200, "ab", "1")
