@@ -1,0 +1,437 @@
+"""Authentication backends, the auth context they produce, and the guards that read it.
+
+A backend's `authenticate(conn)` returns an `AuthContext` when its credentials are present and
+valid, None when they are absent, and raises `AuthenticationFailed` when they are present but bad.
+Guards are callables taking the connection and returning (or awaiting to) a bool.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import inspect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import jwt
+
+from bolt.security.config import django_settings, setting
+
+MAX_TOKEN_LENGTH = 8192
+MAX_API_KEY_LENGTH = 1024
+
+# The key type each JWT algorithm verifies with. One backend uses one key type: accepting an HMAC
+# algorithm beside a public-key one is how an RSA public key ends up used as an HMAC secret.
+_KEY_TYPES = {
+    "HS256": "hmac", "HS384": "hmac", "HS512": "hmac",
+    "RS256": "rsa", "RS384": "rsa", "RS512": "rsa", "PS256": "rsa", "PS384": "rsa", "PS512": "rsa",
+    "ES256": "ec", "ES384": "ec", "ES512": "ec", "ES256K": "ec",
+    "EdDSA": "okp",
+}
+
+
+class AuthenticationFailed(Exception):
+    """Credentials were presented and are not valid; refused with 401 and `detail`."""
+
+    def __init__(self, detail: str = "Invalid credentials") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    """Who is on the other end, as established by an authentication backend.
+
+    `source` says where the credential came from ("header", "query", "cookie"); the pipeline uses it
+    to refuse cookie credentials from origins admitted only by a wildcard.
+    """
+
+    user_id: str | None = None
+    is_staff: bool = False
+    is_superuser: bool = False
+    permissions: frozenset[str] = frozenset()
+    claims: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    backend: str | None = None
+    source: str | None = None
+    django_user: Any = None  # the Django user, when the backend loaded one
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.user_id is not None
+
+    def has_perm(self, permission: str) -> bool:
+        """Django's rule: an (active) superuser holds every permission."""
+        return self.is_superuser or permission in self.permissions
+
+
+ANONYMOUS = AuthContext()
+
+
+def _claim_flag(claims: Mapping[str, Any], name: str) -> bool:
+    # Only a JSON true counts: "false" is a truthy string.
+    return claims.get(name) is True
+
+
+def _claim_permissions(claims: Mapping[str, Any]) -> frozenset[str]:
+    perms = claims.get("permissions", ())
+    if isinstance(perms, str) or not isinstance(perms, (list, tuple)):
+        return frozenset()
+    return frozenset(p for p in perms if isinstance(p, str))
+
+
+class BaseAuthentication:
+    """Base for authentication backends; subclasses implement `authenticate`."""
+
+    #: Sent as WWW-Authenticate on a 401 when this backend is the route's first.
+    challenge: str | None = None
+    #: Whether a browser attaches this credential by itself (cookies): such routes need an origin policy.
+    uses_cookies = False
+
+    async def authenticate(self, conn: Any) -> AuthContext | None:
+        raise NotImplementedError
+
+
+class JWTAuthentication(BaseAuthentication):
+    """Bearer JSON Web Tokens, verified by pyjwt against an explicit algorithm allow-list.
+
+    `secret` is the HMAC secret (default: Django's SECRET_KEY) or, for RS*/PS*/ES*/EdDSA, the PEM
+    public key. `exp` is required unless `require` says otherwise; `nbf`, `aud` and `iss` are checked.
+    The token is read from the `header` (`Authorization: Bearer ...`, scheme case-insensitive), then
+    from `query_param` and `cookie` when those opt-in sources are named.
+    """
+
+    challenge = "Bearer"
+
+    def __init__(self, secret: str | bytes | None = None, algorithms: Iterable[str] = ("HS256",),
+                 audience: str | Iterable[str] | None = None, issuer: str | None = None, leeway: float = 0,
+                 header: str | None = "authorization", query_param: str | None = None,
+                 cookie: str | None = None, *, require: Iterable[str] = ("exp",),
+                 user_id_claim: str = "sub", max_length: int = MAX_TOKEN_LENGTH) -> None:
+        algorithms = list(algorithms) if not isinstance(algorithms, str) else [algorithms]
+        if not algorithms:
+            raise ValueError("JWTAuthentication needs at least one algorithm")
+        unknown = [a for a in algorithms if a not in _KEY_TYPES]
+        if unknown:
+            raise ValueError(f"unsupported JWT algorithms {unknown}; 'none' is never accepted")
+        key_types = {_KEY_TYPES[a] for a in algorithms}
+        if len(key_types) > 1:
+            raise ValueError(f"JWT algorithms {algorithms} need different key types; mixing them "
+                             "(HMAC with RSA/EC) opens key-confusion attacks")
+        if not (header or query_param or cookie):
+            raise ValueError("JWTAuthentication needs a header, query_param or cookie to read the token from")
+        self.algorithms = algorithms
+        self.key_type = key_types.pop()
+        self.audience = audience if audience is None or isinstance(audience, str) else list(audience)
+        self.issuer = issuer
+        self.leeway = leeway
+        self.header = header.lower() if header else None
+        self.query_param = query_param
+        self.cookie = cookie
+        self.user_id_claim = user_id_claim
+        self.max_length = max_length
+        self.options = {"require": list(require)}
+        self.uses_cookies = cookie is not None
+        self._secret = secret
+        self._key: Any = None
+        if secret is not None:
+            # Preparing once refuses a PEM key given as an HMAC secret (or the reverse) at startup.
+            self._key = jwt.get_algorithm_by_name(algorithms[0]).prepare_key(secret)
+        elif self.key_type != "hmac":
+            raise ValueError(f"JWTAuthentication with {algorithms[0]} needs the public key as `secret`")
+
+    def _verification_key(self) -> Any:
+        if self._key is not None:
+            return self._key
+        # Read on each use, so a SECRET_KEY changed by the test suite is honoured.
+        secret = setting("SECRET_KEY")
+        if not secret:
+            raise RuntimeError("JWTAuthentication has no secret: pass secret= or configure Django's SECRET_KEY")
+        return secret
+
+    def _token(self, conn: Any) -> tuple[str, str] | None:
+        if self.header is not None:
+            value = conn.headers.get(self.header)
+            if value is not None:
+                scheme, _, token = value.strip().partition(" ")
+                if scheme.lower() == "bearer":
+                    return token.strip(), "header"
+                if self.header != "authorization" and not token:
+                    return scheme, "header"  # a dedicated header may carry the bare token
+        if self.query_param is not None:
+            token = conn.query_params.get(self.query_param)
+            if token:
+                return token, "query"
+        if self.cookie is not None:
+            token = conn.cookies.get(self.cookie)
+            if token:
+                return token, "cookie"
+        return None
+
+    async def authenticate(self, conn: Any) -> AuthContext | None:
+        found = self._token(conn)
+        if found is None:
+            return None
+        token, source = found
+        if not token or len(token) > self.max_length:
+            raise AuthenticationFailed("Invalid token")
+        try:
+            claims = jwt.decode(token, self._verification_key(), algorithms=self.algorithms,
+                                audience=self.audience, issuer=self.issuer, leeway=self.leeway,
+                                options=self.options)
+        except jwt.ExpiredSignatureError:
+            raise AuthenticationFailed("Token expired") from None
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+            # Every other way a token can be wrong (bad signature, algorithm, claims, shape) is the
+            # same answer to the client; the exception itself is never echoed.
+            raise AuthenticationFailed("Invalid token") from None
+        subject = claims.get(self.user_id_claim, claims.get("user_id"))
+        if subject is None or isinstance(subject, (dict, list, bool)):
+            raise AuthenticationFailed("Invalid token")
+        return AuthContext(
+            user_id=str(subject),
+            is_staff=_claim_flag(claims, "is_staff"),
+            is_superuser=_claim_flag(claims, "is_superuser"),
+            permissions=_claim_permissions(claims),
+            claims=MappingProxyType(claims),
+            backend="jwt",
+            source=source,
+        )
+
+
+class APIKeyAuthentication(BaseAuthentication):
+    """Static API keys read from a header, compared in constant time.
+
+    `api_keys` is a collection of keys, or a mapping of key to the user id it stands for;
+    `key_permissions` maps a key to the permissions it grants. The key never appears in the
+    context: its user id defaults to a short fingerprint.
+    """
+
+    def __init__(self, api_keys: Iterable[str] | Mapping[str, str], header: str = "x-api-key",
+                 key_permissions: Mapping[str, Iterable[str]] | None = None) -> None:
+        owners = dict(api_keys) if isinstance(api_keys, Mapping) else {k: None for k in api_keys}
+        if not owners or any(not isinstance(k, str) or not k for k in owners):
+            raise ValueError("APIKeyAuthentication needs at least one non-empty string key")
+        perms = key_permissions or {}
+        self.header = header.lower()
+        self._keys = [
+            (key.encode(), owner or f"apikey:{hashlib.sha256(key.encode()).hexdigest()[:16]}",
+             frozenset(perms.get(key, ())))
+            for key, owner in owners.items()
+        ]
+
+    async def authenticate(self, conn: Any) -> AuthContext | None:
+        presented = conn.headers.get(self.header)
+        if presented is None:
+            return None
+        raw = presented.strip().encode("latin-1")
+        if not raw or len(raw) > MAX_API_KEY_LENGTH:
+            raise AuthenticationFailed("Invalid API key")
+        match = None
+        for key, owner, perms in self._keys:
+            # Every key is compared, so the time taken does not say which one (if any) was close.
+            if hmac.compare_digest(key, raw):
+                match = (owner, perms)
+        if match is None:
+            raise AuthenticationFailed("Invalid API key")
+        return AuthContext(user_id=match[0], permissions=match[1], backend="api_key", source="header")
+
+
+class SessionAuthentication(BaseAuthentication):
+    """Django's session cookie resolved to the Django user with the async ORM.
+
+    The browser attaches this cookie to any page's WebSocket, so the pipeline only accepts it from
+    origins that are the same origin or explicitly allowed: never from one admitted by `*`.
+    """
+
+    uses_cookies = True
+
+    async def authenticate(self, conn: Any) -> AuthContext | None:
+        settings = django_settings()
+        if settings is None:
+            raise RuntimeError("SessionAuthentication needs Django settings to be configured")
+        session_key = conn.cookies.get(settings.SESSION_COOKIE_NAME)
+        if not session_key:
+            return None
+        from importlib import import_module
+
+        from django.contrib.auth import aget_user
+
+        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+        user = await aget_user(_SessionCarrier(store))
+        if not user.is_authenticated:
+            return None  # an expired or foreign session is simply no session
+        return AuthContext(
+            user_id=str(user.pk),
+            is_staff=bool(user.is_staff),
+            is_superuser=bool(user.is_superuser),
+            permissions=frozenset(await user.aget_all_permissions()),
+            backend="session",
+            source="cookie",
+            django_user=user,
+        )
+
+
+class _SessionCarrier:
+    """The one attribute of an HttpRequest that `aget_user` reads."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+
+# -- guards ---------------------------------------------------------------------------------------
+
+class BaseGuard:
+    """Base for guards: implement `has_permission(auth, conn)`, sync or async."""
+
+    def has_permission(self, auth: AuthContext, conn: Any) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, conn: Any) -> Any:
+        return self.has_permission(conn.auth, conn)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class AllowAny(BaseGuard):
+    def has_permission(self, auth: AuthContext, conn: Any) -> bool:
+        return True
+
+
+class IsAuthenticated(BaseGuard):
+    def has_permission(self, auth: AuthContext, conn: Any) -> bool:
+        return auth.is_authenticated
+
+
+class IsAdminUser(BaseGuard):
+    """A superuser (the `is_superuser` claim or Django flag)."""
+
+    def has_permission(self, auth: AuthContext, conn: Any) -> bool:
+        return auth.is_authenticated and auth.is_superuser
+
+
+class IsStaff(BaseGuard):
+    def has_permission(self, auth: AuthContext, conn: Any) -> bool:
+        return auth.is_authenticated and auth.is_staff
+
+
+class HasPermission(BaseGuard):
+    def __init__(self, permission: str) -> None:
+        self.permission = permission
+
+    def has_permission(self, auth: AuthContext, conn: Any) -> bool:
+        return auth.is_authenticated and auth.has_perm(self.permission)
+
+
+class HasAnyPermission(BaseGuard):
+    def __init__(self, *permissions: str) -> None:
+        if not permissions:
+            raise ValueError("HasAnyPermission needs at least one permission")
+        self.permissions = permissions
+
+    def has_permission(self, auth: AuthContext, conn: Any) -> bool:
+        return auth.is_authenticated and any(auth.has_perm(p) for p in self.permissions)
+
+
+class HasAllPermissions(BaseGuard):
+    def __init__(self, *permissions: str) -> None:
+        if not permissions:
+            raise ValueError("HasAllPermissions needs at least one permission")
+        self.permissions = permissions
+
+    def has_permission(self, auth: AuthContext, conn: Any) -> bool:
+        return auth.is_authenticated and all(auth.has_perm(p) for p in self.permissions)
+
+
+async def run_guard(guard: Any, conn: Any) -> bool:
+    """Call a guard (a BaseGuard or any callable taking the connection) and await it if needed."""
+    result = guard(conn)
+    if inspect.isawaitable(result):
+        result = await result
+    return result is True
+
+
+# -- the user object ------------------------------------------------------------------------------
+
+class AnonymousUser:
+    """Stands in for Django's AnonymousUser when Django is not configured."""
+
+    pk = id = None
+    is_authenticated = False
+    is_anonymous = True
+    is_active = is_staff = is_superuser = False
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return "AnonymousUser"
+
+
+class TokenUser:
+    """The user a token or API key describes, before (or without) loading a Django model."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_active = True
+
+    def __init__(self, auth: AuthContext) -> None:
+        self.auth = auth
+        self.pk = self.id = auth.user_id
+        self.is_staff = auth.is_staff
+        self.is_superuser = auth.is_superuser
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return self.auth.has_perm(perm)
+
+    def __repr__(self) -> str:
+        return f"TokenUser({self.pk!r})"
+
+
+def anonymous_user() -> Any:
+    if django_settings() is not None:
+        from django.contrib.auth.models import AnonymousUser as DjangoAnonymousUser
+
+        return DjangoAnonymousUser()
+    return AnonymousUser()
+
+
+USER_SCOPE_KEY = "bolt.user"
+
+
+def user_for(conn: Any) -> Any:
+    """`conn.user`: the Django user if loaded, a TokenUser for token/API-key auth, else anonymous."""
+    user = conn.scope.get(USER_SCOPE_KEY)
+    if user is not None:
+        return user
+    auth = conn.auth
+    if auth.django_user is not None:
+        return auth.django_user
+    return TokenUser(auth) if auth.is_authenticated else anonymous_user()
+
+
+async def auser_for(conn: Any) -> Any:
+    """`await conn.auser()`: the Django user model instance for the authenticated subject, loaded once."""
+    user = conn.scope.get(USER_SCOPE_KEY)
+    if user is not None:
+        return user
+    auth = conn.auth
+    if auth.django_user is not None:
+        user = auth.django_user
+    elif auth.is_authenticated and django_settings() is not None:
+        from django.contrib.auth import get_user_model
+
+        model = get_user_model()
+        try:
+            user = await model._default_manager.aget(pk=auth.user_id)
+        except (model.DoesNotExist, ValueError, TypeError):
+            user = anonymous_user()
+    elif auth.is_authenticated:
+        user = TokenUser(auth)
+    else:
+        user = anonymous_user()
+    conn.scope[USER_SCOPE_KEY] = user
+    return user

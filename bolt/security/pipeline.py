@@ -1,0 +1,314 @@
+"""The checks every HTTP request and WebSocket handshake passes, in order:
+origin -> rate limit -> authentication -> guards.
+
+A route's policy (its backends, guards and limits) is compiled the first time the route is used, so
+it sees decorators applied after registration and Django settings configured after import.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bolt.auth import ANONYMOUS, AuthContext, AuthenticationFailed, run_guard
+from bolt.middleware import RATE_LIMIT_ATTR, RateLimit
+from bolt.security import cors
+from bolt.security.config import setting, watch_settings
+from bolt.security.denial import Denial
+from bolt.security.origin import Admission, OriginPolicy
+from bolt.security.ratelimit import DEFAULT_MAX_KEYS, BucketTable, TokenBucket, retry_after_seconds
+
+logger = logging.getLogger("bolt.security")
+
+# Scope key the test client sets to override the origin policy (bolt.testing.ORIGIN_OVERRIDE).
+ORIGIN_OVERRIDE = "bolt.test_origins"
+AUTH_SCOPE_KEY = "auth"
+# Set by the pipeline when a cross-origin request was admitted: the origin to answer CORS for.
+CORS_SCOPE_KEY = "bolt.cors_origin"
+
+ORIGIN_NOT_ALLOWED = "Origin not allowed"
+RATE_LIMITED = "Rate limit exceeded"
+AUTH_REQUIRED = "Authentication required"
+PERMISSION_DENIED = "Permission denied"
+MESSAGE_RATE_EXCEEDED = "Message rate exceeded"
+
+
+def _import(path_or_object: Any) -> Any:
+    """A settings entry: a dotted path to a class (instantiated without arguments) or an instance."""
+    if not isinstance(path_or_object, str):
+        return path_or_object
+    from importlib import import_module
+
+    module, _, name = path_or_object.rpartition(".")
+    return getattr(import_module(module), name)()
+
+
+def _origin_header(scope: dict[str, Any]) -> str | None:
+    for name, value in scope.get("headers") or ():
+        if name == b"origin":
+            return value.decode("latin-1")
+    return None
+
+
+def _client(scope: dict[str, Any]) -> str:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "unknown"
+
+
+class RoutePolicy:
+    """One route's compiled security: what to run, precomputed so the hot path only branches."""
+
+    __slots__ = ("backends", "guards", "limit", "limit_after_auth", "key_of", "bucket_id", "messages",
+                 "message_mode", "challenge", "trivial")
+
+    def __init__(self, route: Any, backends: Sequence[Any], guards: Sequence[Any], limit: RateLimit | None) -> None:
+        self.backends = tuple(backends)
+        self.guards = tuple(guards)
+        self.limit = limit if limit is not None and limit.rps is not None else None
+        self.messages = limit.messages if limit is not None and route.kind == "websocket" else None
+        self.message_mode = limit.on_message_limit if limit is not None else "close"
+        self.limit_after_auth = self.limit is not None and self.limit.key == "user"
+        self.key_of = _key_function(self.limit.key) if self.limit is not None else None
+        self.bucket_id = id(route)
+        self.challenge = next((b.challenge for b in self.backends if getattr(b, "challenge", None)), None)
+        self.trivial = not (self.backends or self.guards or self.limit or self.messages)
+
+
+def _key_function(key: Any) -> Callable[[Any], Any]:
+    if callable(key):
+        return key
+    if key in ("ip", "user"):
+        return lambda conn: None  # "user" is resolved by the pipeline after authentication
+    header = key[len("header:"):].strip().lower()
+    return lambda conn: conn.headers.get(header)
+
+
+class SecurityPipeline:
+    """Runs each route's checks in order and returns the first Denial, or None to let it through.
+
+    Owned by one BoltAPI: its rate-limit buckets are never shared with another api.
+    """
+
+    def __init__(self, api: Any, max_keys: int = DEFAULT_MAX_KEYS) -> None:
+        self.api = api
+        self.buckets = BucketTable(max_keys)
+        self._origin_policies: dict[Any, OriginPolicy] = {}
+        self._wildcard_cookie_warned: set[int] = set()
+        watch_settings(self._settings_changed)
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    def _settings_changed(self, *, setting: str, **kwargs: Any) -> None:
+        from bolt.security.config import WATCHED_SETTINGS
+
+        if setting in WATCHED_SETTINGS:
+            self.reset()
+
+    def reset(self) -> None:
+        """Forget compiled route policies and origin policies (after a settings change)."""
+        self._origin_policies.clear()
+        for route in self.api.router.routes:
+            route.security = None
+
+    def origin_policy(self, scope: dict[str, Any]) -> OriginPolicy:
+        """The origin policy for this request: the api's list plus Django's CORS settings.
+
+        A test client may replace the api's list and skip Django through `ORIGIN_OVERRIDE`; the
+        policy is then built by the same code from those values.
+        """
+        override = scope.get(ORIGIN_OVERRIDE)
+        if override is None:
+            cache_key: Any = None
+        else:
+            cache_key = (tuple(override.get("allowed_origins") or ()), bool(override.get("read_django_settings")))
+        policy = self._origin_policies.get(cache_key)
+        if policy is None:
+            if override is None:
+                policy = self._build_origin_policy(self.api.cors_allowed_origins or (), True)
+            else:
+                policy = self._build_origin_policy(*cache_key)
+            if len(self._origin_policies) >= 64:  # overrides come from tests; keep the cache small anyway
+                self._origin_policies.clear()
+            self._origin_policies[cache_key] = policy
+        return policy
+
+    @staticmethod
+    def _build_origin_policy(origins: Sequence[str], read_django: bool) -> OriginPolicy:
+        origins = list(origins)
+        regexes: list[Any] = []
+        allow_all = False
+        if read_django:
+            origins += list(setting("CORS_ALLOWED_ORIGINS", ()) or ())
+            regexes += list(setting("CORS_ALLOWED_ORIGIN_REGEXES", ()) or ())
+            allow_all = bool(setting("CORS_ALLOW_ALL_ORIGINS", False))
+        return OriginPolicy(origins, regexes, allow_all)
+
+    def compile(self, route: Any) -> RoutePolicy:
+        """Build (once) the policy of `route` from its options, the api defaults and Django settings."""
+        auth = route.options.get("auth")
+        if auth is None:
+            auth = self.api.auth
+        if auth is None:
+            auth = [_import(entry) for entry in setting("BOLT_AUTHENTICATION_CLASSES", ()) or ()]
+        guards = route.options.get("guards")
+        if guards is None:
+            guards = self.api.guards
+        if guards is None:
+            guards = [_import(entry) for entry in setting("BOLT_DEFAULT_GUARDS", ()) or ()]
+        for backend in auth:
+            if not callable(getattr(backend, "authenticate", None)):
+                raise TypeError(f"{backend!r} is not an authentication backend (it has no authenticate())")
+        for guard in guards:
+            if not callable(guard):
+                raise TypeError(f"guard {guard!r} is not callable")
+        policy = RoutePolicy(route, auth, guards, getattr(route.endpoint, RATE_LIMIT_ATTR, None))
+        route.security = policy
+        return policy
+
+    # -- the checks ------------------------------------------------------------------------------
+
+    async def check(self, conn: Any, route: Any) -> Denial | None:
+        """Origin, rate limit, authentication, guards: the first refusal, or None."""
+        policy: RoutePolicy = route.security or self.compile(route)
+        scope = conn.scope
+        origin = _origin_header(scope)
+        if policy.trivial and origin is None:
+            return None
+
+        admission = None
+        if origin is not None:
+            admission = self.origin_policy(scope).admit(origin, scope)
+            if admission is None:
+                return self._deny(route, scope, Denial(403, ORIGIN_NOT_ALLOWED), f"origin {origin[:200]!r}")
+            if admission is not Admission.SAME_ORIGIN:
+                scope[CORS_SCOPE_KEY] = (origin, admission)
+
+        if policy.limit is not None and not policy.limit_after_auth:
+            denial = await self._take(policy, conn, route, ANONYMOUS)
+            if denial is not None:
+                return denial
+
+        auth = ANONYMOUS
+        if policy.backends:
+            try:
+                auth = await self._authenticate(policy, conn)
+            except AuthenticationFailed as exc:
+                return self._deny(route, scope, self._unauthorized(policy, exc.detail), exc.detail)
+            if auth.source == "cookie" and admission is Admission.WILDCARD:
+                self._warn_wildcard_cookie(route)
+                return self._deny(route, scope, Denial(403, ORIGIN_NOT_ALLOWED),
+                                  f"cookie credentials from origin {origin[:200]!r} admitted only by '*'")
+            scope[AUTH_SCOPE_KEY] = auth
+
+        if policy.limit_after_auth:
+            denial = await self._take(policy, conn, route, auth)
+            if denial is not None:
+                return denial
+
+        for guard in policy.guards:
+            if not await run_guard(guard, conn):
+                if not auth.is_authenticated:
+                    return self._deny(route, scope, self._unauthorized(policy, AUTH_REQUIRED),
+                                      f"{guard!r} without credentials")
+                return self._deny(route, scope, Denial(403, PERMISSION_DENIED), f"{guard!r} for {auth.user_id}")
+
+        if policy.messages is not None:
+            _limit_messages(conn, route, policy.messages, policy.message_mode)
+        return None
+
+    # -- CORS for HTTP routes ---------------------------------------------------------------------
+
+    def preflight(self, scope: dict[str, Any], allowed_methods: list[str]) -> Any:
+        """The response to a CORS preflight, or None when the OPTIONS request is not one."""
+        if not cors.is_preflight(scope):
+            return None
+        origin = _origin_header(scope) or ""
+        admission = self.origin_policy(scope).admit(origin, scope)
+        if admission is None:
+            logger.warning("refused preflight %s from %s: origin %r", scope["path"], _client(scope), origin[:200])
+        return cors.preflight_response(scope, admission, allowed_methods)
+
+    @staticmethod
+    def add_cors_headers(scope: dict[str, Any], response: Any) -> None:
+        """Add the CORS headers for a cross-origin request the pipeline admitted."""
+        cors.add_cors_headers(scope, response, scope.get(CORS_SCOPE_KEY))
+
+    async def _authenticate(self, policy: RoutePolicy, conn: Any) -> AuthContext:
+        """The first backend that succeeds wins; bad credentials refuse only if none succeeds."""
+        failure: AuthenticationFailed | None = None
+        for backend in policy.backends:
+            try:
+                context = await backend.authenticate(conn)
+            except AuthenticationFailed as exc:
+                failure = failure or exc
+                continue
+            if context is not None:
+                return context
+        if failure is not None:
+            raise failure
+        return ANONYMOUS
+
+    async def _take(self, policy: RoutePolicy, conn: Any, route: Any, auth: AuthContext) -> Denial | None:
+        limit = policy.limit
+        assert limit is not None and policy.key_of is not None
+        key = policy.key_of(conn)
+        if hasattr(key, "__await__"):
+            key = await key
+        if key is None and limit.key == "user" and auth.is_authenticated:
+            key = ("user", auth.user_id)
+        if key is None:
+            client = conn.scope.get("client")
+            key = ("ip", client[0] if client else None)
+        # No await from here to the return: reading and spending the token is one step.
+        wait = self.buckets.take((policy.bucket_id, key), limit.rps, limit.burst)
+        if wait == 0.0:
+            return None
+        seconds = retry_after_seconds(wait)
+        denial = Denial(429, RATE_LIMITED, {"Retry-After": str(seconds)}, {"retry_after": seconds})
+        return self._deny(route, conn.scope, denial, "rate limit")
+
+    @staticmethod
+    def _unauthorized(policy: RoutePolicy, detail: str) -> Denial:
+        headers = {"WWW-Authenticate": policy.challenge} if policy.challenge else {}
+        return Denial(401, detail, headers)
+
+    def _warn_wildcard_cookie(self, route: Any) -> None:
+        if id(route) not in self._wildcard_cookie_warned:
+            self._wildcard_cookie_warned.add(id(route))
+            logger.warning("route %s accepts cookie credentials but the origin policy allows every origin ('*'): "
+                           "cookie credentials from cross-site pages are refused; list the allowed origins instead",
+                           route.path)
+
+    @staticmethod
+    def _deny(route: Any, scope: dict[str, Any], denial: Denial, reason: str) -> Denial:
+        # The reason names the check, never the credential itself.
+        level = logging.WARNING if denial.detail == ORIGIN_NOT_ALLOWED else logging.INFO
+        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], route.path, _client(scope),
+                   denial.status_code, denial.detail, reason)
+        return denial
+
+
+def _limit_messages(websocket: Any, route: Any, messages: tuple[float, int], mode: str) -> None:
+    """Wrap the connection's ASGI receive so each inbound message spends a token of its own bucket."""
+    from bolt.websocket import CloseCode, WebSocketClose
+
+    bucket = TokenBucket(*messages)
+    receive = websocket._receive
+    warned = False
+
+    async def limited_receive() -> dict[str, Any]:
+        nonlocal warned
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive" or bucket.take():
+                return message
+            if mode == "close":
+                logger.info("closing websocket %s from %s: %s", route.path, _client(websocket.scope),
+                            MESSAGE_RATE_EXCEEDED)
+                raise WebSocketClose(CloseCode.POLICY_VIOLATION, MESSAGE_RATE_EXCEEDED)
+            if not warned:
+                warned = True
+                logger.info("dropping messages on websocket %s from %s: %s", route.path,
+                            _client(websocket.scope), MESSAGE_RATE_EXCEEDED)
+
+    websocket._receive = limited_receive
