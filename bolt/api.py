@@ -242,6 +242,11 @@ class BoltAPI:
             await JSONResponse({"detail": "Not Found"}, 404)(scope, receive, send)
             return
         method = scope["method"]
+        if method == "OPTIONS":
+            preflight = self.security.preflight(scope, match.leaf.allowed_methods())
+            if preflight is not None:
+                await preflight(scope, receive, send)
+                return
         route = match.leaf.http.get(method)
         if route is None and method == "HEAD":
             route = match.leaf.http.get("GET")
@@ -254,6 +259,7 @@ class BoltAPI:
             return
         request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
         response = await self._respond(route, request)
+        self.security.add_cors_headers(scope, response)
         await response(scope, receive, send)
 
     async def _respond(self, route: Route, request: Request) -> Response:
