@@ -70,3 +70,26 @@ class HTTPConnection:
     def app(self) -> Any:
         """The `BoltAPI` serving this connection."""
         return self.scope.get("app")
+
+    @property
+    def auth(self) -> Any:
+        """The `bolt.auth.AuthContext` the security pipeline established (empty when unauthenticated)."""
+        auth = self.scope.get("auth")
+        if auth is None:
+            from bolt.auth import ANONYMOUS  # imported here: bolt.auth imports the security package
+
+            return ANONYMOUS
+        return auth
+
+    @property
+    def user(self) -> Any:
+        """The Django user (session auth), a `TokenUser` (token or API key) or an AnonymousUser."""
+        from bolt.auth import user_for
+
+        return user_for(self)
+
+    async def auser(self) -> Any:
+        """The Django user model instance of the authenticated subject, loaded with the async ORM."""
+        from bolt.auth import auser_for
+
+        return await auser_for(self)
