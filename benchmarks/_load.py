@@ -1,0 +1,184 @@
+"""A WebSocket load client light enough that the server, not the client, is what gets measured.
+
+Raw asyncio protocols, one per connection: the masked client frame is built once and written
+again for every message; replies are counted by reading frame headers only (no unmasking, no
+UTF-8 decoding: server frames are unmasked). Each connection keeps `depth` messages in flight.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import socket
+import struct
+import time
+from dataclasses import dataclass
+from typing import Any
+
+
+def client_frame(payload: bytes, opcode: int = 0x1, mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:
+    """One final, masked client frame (RFC 6455 section 5.2) carrying `payload`."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + masked
+
+
+CLOSE_FRAME = client_frame(struct.pack("!H", 1000), opcode=0x8)
+
+
+class EchoLoad(asyncio.Protocol):
+    """One connection: handshake, then keep `depth` copies of `frame` in flight and count replies."""
+
+    def __init__(self, host: str, port: int, path: str, frame: bytes, depth: int) -> None:
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        self.frame = frame
+        self.depth = depth
+        self.received = 0
+        self.running = True
+        self.upgraded = asyncio.get_running_loop().create_future()
+        self.closed = asyncio.get_running_loop().create_future()
+        self._buffer = bytearray()
+        self._handshake_done = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport.write(self.request)
+
+    def start(self) -> None:
+        self.transport.write(self.frame * self.depth)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buffer
+        buf += data
+        if not self._handshake_done:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buf[:end]).split(b"\r\n", 1)[0]
+            del buf[:end + 4]
+            self._handshake_done = True
+            if b" 101 " not in status:
+                self.upgraded.set_exception(ConnectionError(status.decode("latin-1")))
+                return
+            self.upgraded.set_result(None)
+        replies = 0
+        pos = 0
+        size = len(buf)
+        while size - pos >= 2:
+            opcode = buf[pos] & 0x0F
+            length = buf[pos + 1] & 0x7F
+            start = pos + 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length = int.from_bytes(buf[pos + 2:pos + 4], "big")
+                start = pos + 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2:pos + 10], "big")
+                start = pos + 10
+            if size - start < length:
+                break
+            pos = start + length
+            if opcode in (0x1, 0x2):
+                replies += 1
+            elif opcode == 0x8:
+                self.running = False
+        del buf[:pos]
+        if replies:
+            self.received += replies
+            if self.running:
+                self.transport.write(self.frame * replies)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.running = False
+        if not self.upgraded.done():
+            self.upgraded.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Result:
+    """One measurement: throughput, and where the CPU went while it was taken."""
+
+    rate: float  # messages echoed per second
+    server_us: float  # server CPU microseconds per message (0 without the server's pid)
+    server_load: float  # server CPU use over the run, 1.0 = one core busy
+    client_load: float  # the same for this load process: near 1.0 means the client limits the figure
+
+
+async def measure(host: str, port: int, path: str, *, payload: bytes, connections: int, depth: int,
+                  warmup: float, duration: float, server_pid: int | None = None) -> Result:
+    """Echo `payload` over `connections` for `warmup` + `duration` seconds; measure the last `duration`."""
+    loop = asyncio.get_running_loop()
+    frame = client_frame(payload)
+    clients: list[EchoLoad] = []
+    for _ in range(connections):
+        _transport, client = await loop.create_connection(
+            lambda: EchoLoad(host, port, path, frame, depth), host, port)
+        clients.append(client)
+    await asyncio.wait_for(asyncio.gather(*(c.upgraded for c in clients)), 10)
+    for c in clients:
+        c.start()
+    await asyncio.sleep(warmup)
+    before = sum(c.received for c in clients)
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    own_before = cpu_seconds(os.getpid())
+    started = time.perf_counter()
+    await asyncio.sleep(duration)
+    count = sum(c.received for c in clients) - before
+    elapsed = time.perf_counter() - started
+    server_cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+    own_cpu = cpu_seconds(os.getpid()) - own_before
+    for c in clients:
+        c.running = False
+        c.transport.write(CLOSE_FRAME)
+    await asyncio.wait([c.closed for c in clients], timeout=2)
+    for c in clients:
+        c.transport.abort()
+    return Result(count / elapsed, server_cpu * 1e6 / count if count else 0.0,
+                  server_cpu / elapsed, own_cpu / elapsed)
+
+
+async def wait_for_port(host: str, port: int, process: Any = None, timeout: float = 15) -> None:
+    """Wait until a server listens on `port`; fail early if its `process` (a Popen) has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}")
+        try:
+            _reader, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            return
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

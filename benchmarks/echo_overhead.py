@@ -1,0 +1,157 @@
+"""What bolt's WebSocket layer costs over a bare ASGI app, served by the same uvicorn.
+
+    python benchmarks/echo_overhead.py [--rounds 3] [--duration 3] [--ws websockets-sansio]
+
+Three apps echo 64-byte text messages: a bare ASGI app, a bolt `@api.websocket` route and the same
+route in Starlette. Each runs in turn under `uvicorn --ws websockets-sansio` pinned to CPU 0, while
+this process (the load: 10 connections, one message in flight each) is pinned to CPU 1. The apps
+are interleaved over several rounds and the median messages/s of each is reported with its ratio to
+the bare app, so drift in the machine hits all three alike. Beside throughput, the server's CPU
+time per message (from /proc) is reported: it measures the overhead directly, even when the load
+is latency-bound or the machine is shared; "bare/app CPU" is its inverse ratio, comparable to the
+throughput ratio (1.0x = no overhead).
+"""
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from _load import Result, free_port, measure, wait_for_port  # noqa: E402
+
+# -- the three apps (imported by the uvicorn subprocess as echo_overhead:<name>) ---------------------
+
+
+async def bare(scope, receive, send):
+    """The floor: the least an ASGI app can do to echo."""
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] != "websocket.receive":
+            return
+        await send({"type": "websocket.send", "text": message["text"]})
+
+
+def _bolt_app():
+    from bolt import BoltAPI, WebSocket
+
+    api = BoltAPI()
+
+    @api.websocket("/ws/echo")
+    async def echo(ws: WebSocket):
+        await ws.accept()
+        async for m in ws.iter_text():
+            await ws.send_text(m)
+
+    return api
+
+
+def _starlette_app():
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocketDisconnect
+
+    async def echo(ws):
+        await ws.accept()
+        try:
+            async for m in ws.iter_text():
+                await ws.send_text(m)
+        except WebSocketDisconnect:
+            pass
+
+    return Starlette(routes=[WebSocketRoute("/ws/echo", echo)])
+
+
+def __getattr__(name: str):
+    # Built on first use, so that importing one app does not import the others' frameworks.
+    if name == "bolt_app":
+        return _bolt_app()
+    if name == "starlette_app":
+        return _starlette_app()
+    raise AttributeError(name)
+
+
+APPS = {"bare": "echo_overhead:bare", "bolt": "echo_overhead:bolt_app", "starlette": "echo_overhead:starlette_app"}
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def start_server(target: str, port: int, ws: str, cpu: int) -> subprocess.Popen:
+    command = [sys.executable, "-m", "uvicorn", target, "--app-dir", HERE, "--host", "127.0.0.1",
+               "--port", str(port), "--ws", ws, "--lifespan", "off", "--log-level", "warning",
+               "--no-access-log", "--ws-ping-interval", "0", "--ws-per-message-deflate", "false"]
+    return subprocess.Popen(["taskset", "-c", str(cpu)] + command)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def one(name: str, args: argparse.Namespace) -> Result:
+    port = free_port()
+    server = start_server(APPS[name], port, args.ws, args.server_cpu)
+    try:
+        await wait_for_port("127.0.0.1", port, server)
+        return await measure("127.0.0.1", port, "/ws/echo", payload=b"x" * args.size,
+                             connections=args.connections, depth=args.depth,
+                             warmup=args.warmup, duration=args.duration, server_pid=server.pid)
+    finally:
+        stop_server(server)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per app and round")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--depth", type=int, default=1, help="messages in flight per connection")
+    parser.add_argument("--size", type=int, default=64, help="message size in bytes")
+    parser.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws implementation")
+    parser.add_argument("--apps", default="bare,bolt,starlette")
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {args.client_cpu})
+
+    names = args.apps.split(",")
+    rates: dict[str, list[float]] = {name: [] for name in names}
+    costs: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(args.rounds):
+        for name in names:
+            result = await one(name, args)
+            rates[name].append(result.rate)
+            costs[name].append(result.server_us)
+            print(f"round {round_ + 1}: {name:<10} {result.rate:>10,.0f} msg/s {result.server_us:6.1f} us/msg "
+                  f"(server CPU {result.server_load:4.0%}, load client CPU {result.client_load:4.0%})", flush=True)
+
+    print(f"\n{args.size}-byte text echo, {args.connections} connections x {args.depth} in flight, "
+          f"uvicorn --ws {args.ws} on CPU {args.server_cpu}, load on CPU {args.client_cpu}, "
+          f"median of {args.rounds} x {args.duration:g} s")
+    base = statistics.median(rates["bare"]) if "bare" in rates else None
+    base_cost = statistics.median(costs["bare"]) if costs.get("bare") else None
+    print(f"{'app':<10} {'msg/s':>10} {'vs bare':>8} {'us CPU/msg':>11} {'bare/app CPU':>13}")
+    for name in names:
+        rate = statistics.median(rates[name])
+        cost = statistics.median(costs[name]) if costs[name] else None
+        ratio = f"{rate / base:.3f}x" if base else "-"
+        cost_text = f"{cost:.1f}" if cost else "-"
+        cost_ratio = f"{base_cost / cost:.3f}x" if base_cost and cost else "-"
+        print(f"{name:<10} {rate:>10,.0f} {ratio:>8} {cost_text:>11} {cost_ratio:>13}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
