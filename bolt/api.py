@@ -1,6 +1,7 @@
 """`BoltAPI`: the ASGI application, its route decorators and its request/handshake dispatch."""
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from collections.abc import Callable, Sequence
@@ -11,6 +12,8 @@ import orjson
 
 from bolt.exceptions import HTTPException
 from bolt.params import Binder, BindError
+from bolt.realtime.hub import Hub
+from bolt.realtime.outbox import OutboxSettings
 from bolt.requests import DEFAULT_MAX_BODY, Request
 from bolt.responses import JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, Router
@@ -51,7 +54,17 @@ class BoltAPI:
         on_startup: Sequence[Callable[[], Any]] = (),
         on_shutdown: Sequence[Callable[[], Any]] = (),
         max_body_size: int = DEFAULT_MAX_BODY,
+        pubsub: Any = None,
+        send_queue: int = 256,
+        slow_consumer: str = "drop_oldest",
+        send_timeout: float | None = 10.0,
+        presence_ttl: float = 30.0,
     ) -> None:
+        """`pubsub` is "memory", a redis:// URL or a Backend; None reads Django's BOLT_PUBSUB (default "memory").
+
+        `send_queue`, `slow_consumer` ("drop_oldest", "drop_newest" or "close") and `send_timeout` bound
+        what a broadcast may queue for one client; a route can override them in `@api.websocket(...)`.
+        """
         self.router = Router()
         self.cors_allowed_origins = list(cors_allowed_origins) if cors_allowed_origins is not None else None
         self.auth = list(auth) if auth is not None else None
@@ -60,6 +73,7 @@ class BoltAPI:
         self._startup = list(on_startup)
         self._shutdown = list(on_shutdown)
         self.security = SecurityPipeline(self)
+        self.hub = Hub(pubsub, OutboxSettings(send_queue, slow_consumer, send_timeout), presence_ttl)
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -71,6 +85,9 @@ class BoltAPI:
             if not inspect.iscoroutinefunction(endpoint):
                 raise TypeError(f"WebSocket handler {endpoint.__qualname__} must be an async function")
             route = Route(path, endpoint, "websocket", options=dict(options, auth=auth, guards=guards))
+            if {"send_queue", "slow_consumer", "send_timeout"} & options.keys():
+                route.options["outbox"] = self.hub.outbox_settings.replace(
+                    options.get("send_queue"), options.get("slow_consumer"), options.get("send_timeout", False))
             self.router.add(route)
             route.binder = Binder(route, WebSocket)
             return endpoint
@@ -158,10 +175,14 @@ class BoltAPI:
             phase = message["type"].rsplit(".", 1)[-1]  # startup or shutdown
             hooks = self._startup if phase == "startup" else self._shutdown
             try:
+                if phase == "startup":
+                    await self.hub.start()
                 for hook in hooks:
                     result = hook()
                     if inspect.isawaitable(result):
                         await result
+                if phase == "shutdown":
+                    await self.hub.stop()
             except Exception as exc:
                 logger.exception("lifespan %s failed", phase)
                 await send({"type": f"lifespan.{phase}.failed", "message": repr(exc)})
@@ -192,8 +213,15 @@ class BoltAPI:
         await self._run_websocket(route, websocket, kwargs)
 
     async def _run_websocket(self, route: Route, websocket: WebSocket, kwargs: dict[str, Any]) -> None:
+        outbox = route.options.get("outbox")
+        if outbox is not None:
+            websocket.scope["bolt.outbox"] = outbox  # read by the hub when the handler accepts
         try:
             await route.endpoint(**kwargs)
+        except asyncio.CancelledError:
+            if not self.hub.evicted(websocket):
+                raise
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]  # the hub ended a slow consumer
         except WebSocketDisconnect:
             pass  # the client left: a normal end, not an error
         except WebSocketClose as exc:
@@ -210,6 +238,8 @@ class BoltAPI:
             if websocket.application_state is WebSocketState.CONNECTING:
                 logger.warning("WebSocket handler %s returned without accept()", route.endpoint.__qualname__)
             await self._end_websocket(websocket, CloseCode.NORMAL, "")
+        finally:
+            await self.hub.disconnect(websocket)
 
     async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:
         """Close an accepted connection, or refuse one the handler never accepted."""

@@ -83,6 +83,18 @@ class InvalidJSONMessage(ValueError):
     close_code = CloseCode.INVALID_FRAME_PAYLOAD_DATA
 
 
+class MessageValidationError(InvalidJSONMessage):
+    """A JSON message that does not match the handler's model. Uncaught, it closes with 1007.
+
+    `location` names the offending field (e.g. `items[2].price`), `detail` says what is wrong.
+    """
+
+    def __init__(self, location: str, detail: str) -> None:
+        super().__init__(f"invalid message: {location}: {detail}" if location else f"invalid message: {detail}")
+        self.location = location
+        self.detail = detail
+
+
 class WebSocket(HTTPConnection):
     """One WebSocket connection, as handed to a `@api.websocket` handler."""
 
@@ -129,6 +141,9 @@ class WebSocket(HTTPConnection):
         await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
         self.application_state = self.client_state = WebSocketState.CONNECTED
         self.accepted_subprotocol = subprotocol
+        hub = getattr(self.scope.get("app"), "hub", None)
+        if hub is not None:
+            await hub.connect(self, self.scope.get("bolt.outbox"))
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -164,16 +179,28 @@ class WebSocket(HTTPConnection):
             raise MessageTypeError("expected a binary message, received text")
         return data
 
-    async def receive_json(self) -> Any:
-        """The next message (text or binary) parsed as JSON."""
+    async def receive_json(self, model: Any = None) -> Any:
+        """The next message (text or binary) parsed as JSON, and checked against `model` when given.
+
+        `model` is any annotation bolt.validation understands (a dataclass, a TypedDict, `list[int]`, ...);
+        a message that does not match raises MessageValidationError.
+        """
         message = await self.receive()
         data = message.get("text")
         if data is None:
             data = message.get("bytes")
         try:
-            return orjson.loads(data)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise InvalidJSONMessage(f"message is not valid JSON: {exc}") from None
+        if model is None:
+            return value
+        from bolt.validation import ValidationError, validate
+
+        try:
+            return validate(value, model)
+        except ValidationError as exc:
+            raise MessageValidationError(exc.location, exc.message) from None
 
     async def iter_text(self) -> AsyncIterator[str]:
         while True:
@@ -183,9 +210,23 @@ class WebSocket(HTTPConnection):
         while True:
             yield await self.receive_bytes()
 
-    async def iter_json(self) -> AsyncIterator[Any]:
+    async def iter_json(self, model: Any = None) -> AsyncIterator[Any]:
         while True:
-            yield await self.receive_json()
+            yield await self.receive_json(model)
+
+    # -- rooms -----------------------------------------------------------------------------------
+
+    async def join(self, room: str, since: int | None = None) -> None:
+        """Join `room` of the api's hub (left automatically when the connection ends).
+
+        With `since` (the last id the client saw, in a room with history) the messages it missed are
+        sent first, or a gap signal when they are no longer kept.
+        """
+        await self.scope["app"].hub.join(self, room, since)
+
+    async def leave(self, room: str) -> None:
+        """Leave `room`."""
+        await self.scope["app"].hub.leave(self, room)
 
     # -- sending ---------------------------------------------------------------------------------
 

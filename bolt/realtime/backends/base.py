@@ -1,0 +1,74 @@
+"""The interface between the hub and a pub/sub backend."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from bolt.realtime.history import HistoryPolicy, Replay
+from bolt.realtime.messages import Message
+from bolt.realtime.presence import Member
+
+if TYPE_CHECKING:
+    from bolt.realtime.hub import Hub
+
+
+class BackendUnavailable(ConnectionError):
+    """The backend (Redis) cannot be reached."""
+
+
+class PublishError(BackendUnavailable):
+    """A broadcast could not be published; no process delivered it."""
+
+
+class Backend:
+    """Carries broadcasts between processes and keeps presence and history.
+
+    The hub delivers to this process's members itself; a backend only has to bring other processes'
+    broadcasts (for rooms this process has subscribed to) back through `hub.deliver_remote`.
+    """
+
+    name = "base"
+
+    def __init__(self) -> None:
+        self.hub: Hub | None = None
+        # Members of this process, by room: what presence must keep alive.
+        self.local: dict[str, dict[str, Member]] = {}
+
+    async def start(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def stop(self) -> None:
+        self.local.clear()
+
+    async def publish(self, room: str, message: Message, history: HistoryPolicy | None) -> None:
+        """Send `message` to other processes; with `history`, first give it the room's next id and keep it."""
+        raise NotImplementedError
+
+    async def replay(self, room: str, since: int, history: HistoryPolicy) -> Replay:
+        """The kept messages of `room` with ids above `since`, and the room's last id."""
+        raise NotImplementedError
+
+    async def subscribe(self, room: str) -> None:
+        """This process now has members (or listeners) in `room`: start hearing its broadcasts."""
+
+    async def unsubscribe(self, room: str) -> None:
+        """This process no longer needs `room`'s broadcasts."""
+
+    async def add_member(self, room: str, member: Member) -> None:
+        self.local.setdefault(room, {})[member.connection_id] = member
+
+    async def remove_member(self, room: str, member: Member) -> None:
+        members = self.local.get(room)
+        if members is not None:
+            members.pop(member.connection_id, None)
+            if not members:
+                del self.local[room]
+
+    async def members(self, room: str) -> list[Member]:
+        """Everyone in `room`, on every process this backend reaches."""
+        return list(self.local.get(room, {}).values())
+
+    async def count(self, room: str) -> int:
+        return len(await self.members(room))
+
+    def health(self) -> dict[str, Any]:
+        return {"backend": self.name, "ok": True}

@@ -1,0 +1,500 @@
+"""The hub: this process's connections by id, user and room, and broadcasting to them."""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from bolt.realtime.backends.base import Backend
+from bolt.realtime.history import HistoryPolicy
+from bolt.realtime.messages import BYTES, Message, gap
+from bolt.realtime.names import CONNECTION_PREFIX, check_room, check_target, connection_room, is_reserved, user_room
+from bolt.realtime.outbox import Outbox, OutboxSettings
+from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent, PresenceSubscription
+
+logger = logging.getLogger("bolt.realtime")
+
+# The scope key under which an accepted connection's hub record is kept.
+SCOPE_KEY = "bolt.hub.connection"
+# How long closing a slow consumer may take before its handler is cancelled instead.
+_EVICT_TIMEOUT = 5.0
+
+
+class Connection:
+    """The hub's record of one accepted WebSocket."""
+
+    __slots__ = ("id", "user_id", "websocket", "outbox", "rooms", "task", "evicted")
+
+    def __init__(self, id: str, user_id: Any, websocket: Any, outbox_settings: OutboxSettings,
+                 on_slow: Callable[[Connection, str], None]) -> None:
+        self.id = id
+        self.user_id = user_id
+        self.websocket = websocket
+        self.outbox = Outbox(websocket._send, outbox_settings, lambda why: on_slow(self, why))
+        self.rooms: set[str] = set()
+        self.task = asyncio.current_task()
+        self.evicted = False
+
+    @property
+    def member(self) -> Member:
+        return Member(self.id, self.user_id)
+
+
+class Hub:
+    """Rooms, broadcast, presence and resume for one `BoltAPI`.
+
+    Every accepted connection is in a room of its own (`hub.connection_room(id)`) and, when
+    authenticated, in its user's room (`hub.user_room(user_id)`), so a message can reach one device
+    or all of one user's devices. Handlers add rooms with `websocket.join(room)`; a connection leaves
+    all its rooms when it ends.
+    """
+
+    def __init__(self, backend: str | Backend | None = None, outbox: OutboxSettings | None = None,
+                 presence_ttl: float = 30.0) -> None:
+        self.node_id = secrets.token_hex(4)
+        self.outbox_settings = outbox or OutboxSettings()
+        self.presence_ttl = presence_ttl
+        self.backend: Backend | None = None
+        self._backend_spec = backend
+        self._ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._connections: dict[str, Connection] = {}
+        self._users: dict[Any, dict[str, Connection]] = {}
+        # room -> {connection id: outbox}: the fan-out loop touches nothing else.
+        self._rooms: dict[str, dict[str, Outbox]] = {}
+        # room -> {connection id: messages held back while that connection replays history}
+        self._replaying: dict[str, dict[str, list[Message]]] = {}
+        self._refs: dict[str, int] = {}
+        self._listeners: dict[str, set[PresenceSubscription]] = {}
+        self._history_rules: list[tuple[str, HistoryPolicy]] = []
+        self._history_cache: dict[str, HistoryPolicy | None] = {}
+        self._last_seq: dict[str, int] = {}
+        self._gap_callbacks: list[Callable[[str, int | None], Any]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def _make_backend(self) -> Backend:
+        spec = self._backend_spec
+        if isinstance(spec, Backend):
+            return spec
+        if spec is None:
+            spec = _django_setting("BOLT_PUBSUB") or "memory"
+        from bolt.realtime.backends import backend_from_url
+
+        options = {"presence_ttl": self.presence_ttl} if spec != "memory" else {}
+        return backend_from_url(spec, **options)
+
+    async def start(self) -> None:
+        """Connect the backend. Called at server startup, or on first use when no lifespan runs."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            if self._ready is not None and not self._ready.done():
+                await asyncio.shield(self._ready)
+            return
+        if self._loop is not None:
+            self._reset()  # a new event loop (e.g. a new test): the old one's connections are gone
+        self._loop = loop
+        self._ready = ready = loop.create_future()
+        try:
+            backend = self._make_backend()
+            await backend.start(self)
+        except BaseException as exc:
+            self._loop = None
+            ready.set_exception(exc)
+            ready.exception()  # retrieved here; waiters re-raise it
+            raise
+        self.backend = backend
+        ready.set_result(None)
+
+    async def stop(self) -> None:
+        """Disconnect the backend (server shutdown). Connections still open keep their local rooms."""
+        backend, self.backend = self.backend, None
+        self._loop = None
+        if backend is not None:
+            await backend.stop()
+
+    def _reset(self) -> None:
+        for connection in self._connections.values():
+            connection.outbox.closed = True
+        self._connections.clear()
+        self._users.clear()
+        self._rooms.clear()
+        self._replaying.clear()
+        self._refs.clear()
+        self._listeners.clear()
+        self._last_seq.clear()
+        self.backend = None
+
+    async def _backend(self) -> Backend:
+        if self._loop is not asyncio.get_running_loop() or self.backend is None:
+            await self.start()
+        return self.backend  # type: ignore[return-value]
+
+    # -- configuration ----------------------------------------------------------------------------
+
+    def keep_history(self, prefix: str = "", size: int = 100, ttl: float = 300.0) -> None:
+        """Give rooms whose name starts with `prefix` ids, a history and resume (see bolt.realtime.messages).
+
+        Messages to these rooms are sent as JSON envelopes `{"room", "id", "data"}`; bytes cannot be
+        broadcast to them. The longest matching prefix wins.
+        """
+        self._history_rules.append((prefix, HistoryPolicy(size, ttl)))
+        self._history_rules.sort(key=lambda rule: len(rule[0]), reverse=True)
+        self._history_cache.clear()
+
+    def history_policy(self, room: str) -> HistoryPolicy | None:
+        """The history kept for `room`, or None for a plain room."""
+        try:
+            return self._history_cache[room]
+        except KeyError:
+            pass
+        policy = None
+        if not is_reserved(room):
+            policy = next((p for prefix, p in self._history_rules if room.startswith(prefix)), None)
+        if len(self._history_cache) > 10_000:
+            self._history_cache.clear()
+        self._history_cache[room] = policy
+        return policy
+
+    def on_gap(self, callback: Callable[[str, int | None], Any]) -> Callable[[str, int | None], Any]:
+        """Call `callback(room, last_id)` (sync or async) when this process may have missed broadcasts to a room."""
+        self._gap_callbacks.append(callback)
+        return callback
+
+    # -- connections ------------------------------------------------------------------------------
+
+    @staticmethod
+    def connection_room(connection_id: str) -> str:
+        return connection_room(connection_id)
+
+    @staticmethod
+    def user_room(user_id: Any) -> str:
+        return user_room(user_id)
+
+    @staticmethod
+    def connection_id(websocket: Any) -> str | None:
+        """The hub id of an accepted connection (None before accept)."""
+        connection = websocket.scope.get(SCOPE_KEY)
+        return connection.id if connection is not None else None
+
+    async def connect(self, websocket: Any, outbox: OutboxSettings | None = None) -> Connection:
+        """Register an accepted connection and put it in its own room and its user's room."""
+        existing = websocket.scope.get(SCOPE_KEY)
+        if existing is not None:
+            return existing
+        await self._backend()
+        auth = getattr(websocket, "auth", None)  # set by the security pipeline when the route has auth
+        user_id = getattr(auth, "user_id", None)
+        connection = Connection(f"{self.node_id}.{next(self._ids)}", user_id, websocket,
+                                outbox or self.outbox_settings, self._evict)
+        websocket.scope[SCOPE_KEY] = connection
+        self._connections[connection.id] = connection
+        await self._add(connection, connection_room(connection.id))
+        if user_id is not None:
+            self._users.setdefault(user_id, {})[connection.id] = connection
+            await self._add(connection, user_room(user_id))
+        return connection
+
+    async def disconnect(self, websocket: Any) -> None:
+        """Take a finished connection out of every room (called by the api when the handler ends)."""
+        connection = websocket.scope.pop(SCOPE_KEY, None)
+        if connection is None or self._connections.pop(connection.id, None) is None:
+            return
+        connection.outbox.close()
+        if connection.user_id is not None:
+            devices = self._users.get(connection.user_id)
+            if devices is not None:
+                devices.pop(connection.id, None)
+                if not devices:
+                    del self._users[connection.user_id]
+        for room in list(connection.rooms):
+            await self._remove(connection, room)
+
+    def _connection(self, websocket: Any) -> Connection:
+        connection = websocket.scope.get(SCOPE_KEY)
+        if connection is None:
+            raise RuntimeError("join() and leave() need an accepted connection: call accept() first")
+        return connection
+
+    @staticmethod
+    def evicted(websocket: Any) -> bool:
+        """Whether the hub is closing this connection as a slow consumer."""
+        connection = websocket.scope.get(SCOPE_KEY)
+        return connection is not None and connection.evicted
+
+    def _evict(self, connection: Connection, why: str) -> None:
+        """A slow consumer: close it with 1013 (Try Again Later), or cancel its handler if even that is stuck."""
+        if connection.evicted:
+            return
+        connection.evicted = True
+        logger.warning("closing slow WebSocket consumer %s: %s", connection.id, why)
+        asyncio.get_running_loop().create_task(self._close_slow(connection))
+
+    async def _close_slow(self, connection: Connection) -> None:
+        try:
+            async with asyncio.timeout(_EVICT_TIMEOUT):
+                await connection.websocket.close(1013, "Try Again Later: slow consumer")
+                return
+        except TimeoutError:
+            pass
+        except Exception:  # already gone
+            return
+        if connection.task is not None and not connection.task.done():
+            connection.task.cancel("bolt: slow consumer")
+
+    # -- rooms ------------------------------------------------------------------------------------
+
+    async def join(self, websocket: Any, room: str, since: int | None = None) -> None:
+        """Add the connection to `room`; with `since`, first replay what it missed after that id.
+
+        Joining a room the connection is already in does nothing.
+        """
+        check_room(room)
+        connection = self._connection(websocket)
+        policy = self.history_policy(room)
+        if since is not None and policy is None:
+            raise ValueError(f"room {room!r} keeps no history to resume from: see hub.keep_history()")
+        if room in connection.rooms:
+            return
+        if since is None:
+            await self._add(connection, room)
+            return
+        held: list[Message] = []
+        self._replaying.setdefault(room, {})[connection.id] = held
+        try:
+            await self._add(connection, room)
+            replay = await (await self._backend()).replay(room, since, policy)  # type: ignore[arg-type]
+        finally:
+            waiting = self._replaying.get(room, {})
+            waiting.pop(connection.id, None)
+            if not waiting:
+                self._replaying.pop(room, None)
+        outbox, last = connection.outbox, since
+        if since > replay.last:
+            # The room's ids started again (its history was lost): everything since is unknown.
+            outbox.put(gap(room, since, None))
+        elif since < replay.last:
+            first = replay.messages[0].seq if replay.messages else replay.last + 1
+            if first > since + 1:  # some of what it missed has already fallen out of history
+                outbox.put(gap(room, since, first))
+        for message in replay.messages:
+            outbox.put(message.envelope(room))
+            last = message.seq  # type: ignore[assignment]
+        for message in held:
+            if message.seq is None or message.seq > last:
+                outbox.put(message.envelope(room))
+
+    async def leave(self, websocket: Any, room: str) -> None:
+        """Take the connection out of `room` (no-op when it is not in it)."""
+        check_room(room)
+        connection = self._connection(websocket)
+        if room in connection.rooms:
+            await self._remove(connection, room)
+
+    async def _add(self, connection: Connection, room: str) -> None:
+        connection.rooms.add(room)
+        self._rooms.setdefault(room, {})[connection.id] = connection.outbox
+        await self._retain(room)
+        if not room.startswith(CONNECTION_PREFIX):  # a connection's own room has no presence to track
+            member = connection.member
+            await self._guard(self.backend.add_member(room, member), "add presence")  # type: ignore[union-attr]
+            self._emit(PresenceEvent(JOIN, room, member))
+
+    async def _remove(self, connection: Connection, room: str) -> None:
+        connection.rooms.discard(room)
+        members = self._rooms.get(room)
+        if members is not None:
+            members.pop(connection.id, None)
+            if not members:
+                del self._rooms[room]
+        if not room.startswith(CONNECTION_PREFIX):
+            member = connection.member
+            if self.backend is not None:
+                await self._guard(self.backend.remove_member(room, member), "remove presence")
+            self._emit(PresenceEvent(LEAVE, room, member))
+        await self._release(room)
+
+    async def _retain(self, room: str) -> None:
+        count = self._refs.get(room, 0)
+        self._refs[room] = count + 1
+        if count == 0:
+            await self._guard(self.backend.subscribe(room), "subscribe")  # type: ignore[union-attr]
+
+    async def _release(self, room: str) -> None:
+        count = self._refs.get(room, 0) - 1
+        if count > 0:
+            self._refs[room] = count
+            return
+        self._refs.pop(room, None)
+        self._last_seq.pop(room, None)
+        if self.backend is not None:
+            await self._guard(self.backend.unsubscribe(room), "unsubscribe")
+
+    @staticmethod
+    async def _guard(operation: Any, what: str) -> None:
+        """Run a backend call whose failure must not end the connection (health() reports the outage)."""
+        try:
+            await operation
+        except ConnectionError as exc:
+            logger.warning("pubsub backend: %s failed: %s", what, exc)
+
+    def local_members(self, room: str) -> list[str]:
+        """Ids of this process's connections in `room`."""
+        return list(self._rooms.get(room, ()))
+
+    async def members(self, room: str) -> list[Member]:
+        """Everyone in `room`, across processes when the backend spans them."""
+        check_target(room)
+        return await (await self._backend()).members(room)
+
+    async def count(self, room: str) -> int:
+        """How many connections are in `room`, across processes when the backend spans them."""
+        check_target(room)
+        return await (await self._backend()).count(room)
+
+    # -- broadcast --------------------------------------------------------------------------------
+
+    async def broadcast(self, room: str, message: Any, exclude: Any = None) -> int | None:
+        """Send `message` to every connection in `room`, on every process; returns its id in rooms with history.
+
+        A str goes out as a text message, bytes as a binary message, anything else as JSON (encoded
+        once). `exclude` is a WebSocket or connection id, or an iterable of them, not to send to.
+        Never waits for a slow client. Raises PublishError when the backend cannot take the message.
+        """
+        check_target(room)
+        backend = self.backend
+        if backend is None or self._loop is not asyncio.get_running_loop():
+            backend = await self._backend()
+        encoded = Message.from_value(message)
+        policy = self.history_policy(room)
+        if policy is not None and encoded.kind == BYTES:
+            raise TypeError(f"room {room!r} keeps history, so its messages are JSON envelopes: bytes cannot be sent")
+        await backend.publish(room, encoded, policy)
+        self.deliver(room, encoded, exclude)
+        return encoded.seq
+
+    async def send_to_user(self, user_id: Any, message: Any) -> None:
+        """Send to every connection of one user, on every process."""
+        await self.broadcast(user_room(user_id), message)
+
+    async def send_to_connection(self, connection_id: str, message: Any) -> None:
+        """Send to one connection, wherever it is connected."""
+        await self.broadcast(connection_room(connection_id), message)
+
+    def deliver(self, room: str, message: Message, exclude: Any = None) -> int:
+        """Queue `message` for this process's members of `room`; returns how many it was queued for."""
+        members = self._rooms.get(room)
+        if not members:
+            return 0
+        if message.seq is not None:
+            self._last_seq[room] = message.seq
+            asgi = message.envelope(room)
+        else:
+            asgi = message.plain()
+        held = self._replaying.get(room)
+        if exclude is None and held is None:
+            for outbox in members.values():
+                outbox.put(asgi)
+            return len(members)
+        skip = _ids(exclude)
+        count = 0
+        for connection_id, outbox in members.items():
+            if connection_id in skip:
+                continue
+            if held is not None and connection_id in held:
+                held[connection_id].append(message)
+            else:
+                outbox.put(asgi)
+            count += 1
+        return count
+
+    def signal_gap(self, room: str) -> None:
+        """This process may have missed broadcasts to `room` (its backend was unreachable): tell its members."""
+        last = self._last_seq.get(room)
+        if self.history_policy(room) is not None:
+            asgi = gap(room, last, None)
+            for outbox in self._rooms.get(room, {}).values():
+                outbox.put(asgi)
+        for callback in self._gap_callbacks:
+            try:
+                result = callback(room, last)
+                if inspect.isawaitable(result):
+                    asyncio.ensure_future(result)
+            except Exception:
+                logger.exception("gap callback failed")
+
+    def rooms(self) -> list[str]:
+        """Rooms this process listens to (has members or presence listeners in)."""
+        return list(self._refs)
+
+    # -- presence events --------------------------------------------------------------------------
+
+    def on_presence(self, room: str, maxsize: int = 1000) -> PresenceSubscription:
+        """Join/leave events of `room`, from every process: `async with hub.on_presence(room) as events:`."""
+        check_target(room)
+        subscription = PresenceSubscription(room, self._open_listener, self._close_listener, maxsize)
+        self._listeners.setdefault(room, set()).add(subscription)
+        return subscription
+
+    async def _open_listener(self, subscription: PresenceSubscription) -> None:
+        await self._backend()
+        await self._retain(subscription.room)
+
+    async def _close_listener(self, subscription: PresenceSubscription) -> None:
+        listeners = self._listeners.get(subscription.room)
+        if listeners is not None:
+            listeners.discard(subscription)
+            if not listeners:
+                del self._listeners[subscription.room]
+        if subscription._opened:
+            await self._release(subscription.room)
+
+    def _emit(self, event: PresenceEvent) -> None:
+        for subscription in self._listeners.get(event.room, ()):
+            subscription._put(event)
+
+    def emit_remote(self, event: PresenceEvent) -> None:
+        """A presence event from another process (called by the backend)."""
+        self._emit(event)
+
+    # -- health -----------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Backend state (is the subscriber connected or deaf?) and local counts."""
+        report: dict[str, Any] = self.backend.health() if self.backend is not None else {"ok": True,
+                                                                                        "backend": "not started"}
+        report["node"] = self.node_id
+        report["connections"] = len(self._connections)
+        report["rooms"] = len(self._refs)
+        report["dropped"] = sum(c.outbox.dropped for c in self._connections.values())
+        return report
+
+
+def _ids(exclude: Any) -> set[str]:
+    if exclude is None:
+        return set()
+    if isinstance(exclude, (str,)) or hasattr(exclude, "scope"):
+        exclude = (exclude,)
+    ids = set()
+    for item in exclude:
+        if isinstance(item, str):
+            ids.add(item)
+        else:
+            connection = item.scope.get(SCOPE_KEY)
+            if connection is not None:
+                ids.add(connection.id)
+    return ids
+
+
+def _django_setting(name: str) -> Any:
+    """A Django setting if Django is configured, else None (bolt also runs without Django)."""
+    try:
+        from django.conf import settings
+    except ImportError:
+        return None
+    return getattr(settings, name, None) if settings.configured else None

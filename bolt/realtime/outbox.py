@@ -1,0 +1,166 @@
+"""Each connection's bounded outbound queue, its slow-consumer policy, and the task that drains it.
+
+A broadcast never waits for a socket: it appends the (shared, pre-built) ASGI message to every
+recipient's outbox and moves on. Each outbox has one sender task that writes to its socket. When a
+client reads too slowly the queue fills and the policy decides: drop the oldest message, drop the
+newest, or close the connection with 1013 (Try Again Later). A send that stays blocked longer than
+the send timeout means the client has stopped reading altogether; it is closed the same way.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+logger = logging.getLogger("bolt.realtime")
+
+DROP_OLDEST = "drop_oldest"
+DROP_NEWEST = "drop_newest"
+CLOSE = "close"
+POLICIES = (DROP_OLDEST, DROP_NEWEST, CLOSE)
+
+
+class OutboxSettings:
+    """How many messages may wait for one connection, what happens beyond that, and how long one send may take."""
+
+    __slots__ = ("size", "policy", "timeout")
+
+    def __init__(self, size: int = 256, policy: str = DROP_OLDEST, timeout: float | None = 10.0) -> None:
+        if size < 1:
+            raise ValueError("send_queue must be at least 1")
+        if policy not in POLICIES:
+            raise ValueError(f"slow_consumer must be one of {', '.join(POLICIES)}, not {policy!r}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("send_timeout must be positive or None")
+        self.size = size
+        self.policy = policy
+        self.timeout = timeout
+
+    def replace(self, size: int | None = None, policy: str | None = None,
+                timeout: float | None | bool = False) -> OutboxSettings:
+        """A copy with the given fields changed (`timeout=False` keeps the current one)."""
+        return OutboxSettings(self.size if size is None else size, self.policy if policy is None else policy,
+                              self.timeout if timeout is False else timeout)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"OutboxSettings(size={self.size}, policy={self.policy!r}, timeout={self.timeout})"
+
+
+class _Rest:
+    """Await the remainder of a coroutine that has already run up to its first suspension.
+
+    The sender steps each send by hand so that a send which completes without suspending (the
+    usual case: the transport takes the bytes at once) costs no timer and no extra await.
+    """
+
+    __slots__ = ("_coro", "_pending")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], pending: Any) -> None:
+        self._coro = coro
+        self._pending = pending
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coro, value = self._coro, self._pending
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:
+                try:
+                    value = coro.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+
+
+class Outbox:
+    """The bounded queue between broadcasts and one connection's socket."""
+
+    __slots__ = ("_send", "_queue", "_size", "_policy", "_timeout", "_on_slow", "_task", "_wakeup",
+                 "closed", "dropped", "sent")
+
+    def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], settings: OutboxSettings,
+                 on_slow: Callable[[str], None]) -> None:
+        self._send = send
+        self._queue: deque[dict[str, Any]] = deque()
+        self._size = settings.size
+        self._policy = settings.policy
+        self._timeout = settings.timeout
+        self._on_slow = on_slow
+        self._task: asyncio.Task[None] | None = None
+        self._wakeup: asyncio.Future[None] | None = None
+        self.closed = False
+        self.dropped = 0
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, message: dict[str, Any]) -> None:
+        """Queue one ASGI send message; never blocks. Applies the policy when the queue is full."""
+        if self.closed:
+            return
+        queue = self._queue
+        if len(queue) >= self._size:
+            self.dropped += 1
+            if self._policy == DROP_NEWEST:
+                return
+            if self._policy == CLOSE:
+                self._give_up("send queue full")
+                return
+            queue.popleft()
+        queue.append(message)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            wakeup.set_result(None)
+        elif self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _give_up(self, why: str) -> None:
+        self.close()
+        self._on_slow(why)
+
+    def close(self) -> None:
+        """Stop sending and forget queued messages (the connection is leaving)."""
+        self.closed = True
+        self._queue.clear()
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _run(self) -> None:
+        queue, send, loop = self._queue, self._send, asyncio.get_running_loop()
+        try:
+            while not self.closed:
+                if not queue:
+                    self._wakeup = loop.create_future()
+                    await self._wakeup
+                    continue
+                coro = send(queue.popleft())
+                try:
+                    pending = coro.send(None)
+                except StopIteration:
+                    self.sent += 1
+                    continue
+                # The transport is full: wait, but not longer than the send timeout.
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        await _Rest(coro, pending)
+                except TimeoutError:
+                    self._give_up(f"send blocked for more than {self._timeout} s")
+                    return
+                self.sent += 1
+        except Exception as exc:
+            # The client is gone; its handler learns that on its next receive.
+            logger.debug("outbox send failed: %r", exc)
+            self.closed = True
+            queue.clear()
