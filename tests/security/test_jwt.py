@@ -8,7 +8,7 @@ import time
 import jwt
 import pytest
 
-from bolt import BoltAPI, WebSocket
+from bolt import BoltAPI, Request, WebSocket
 from bolt.auth import AuthContext, IsAuthenticated, JWTAuthentication
 from bolt.testing import AsyncTestClient, WebSocketTestClient
 
@@ -31,7 +31,7 @@ def protected_api(backend: JWTAuthentication | None = None) -> BoltAPI:
                                    "is_staff": auth.is_staff, "permissions": sorted(auth.permissions)})
 
     @api.get("/me", auth=[backend or JWTAuthentication(secret=SECRET)], guards=[IsAuthenticated()])
-    async def me(request):
+    async def me(request: Request):
         return {"user_id": request.auth.user_id}
 
     return api
