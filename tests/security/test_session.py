@@ -1,0 +1,199 @@
+"""SessionAuthentication against Django's session engine and async ORM (in-memory SQLite), and the
+cross-site WebSocket hijacking defence: cookie credentials need an origin the policy names."""
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.test import override_settings
+
+from bolt import BoltAPI, Request, WebSocket
+from bolt.auth import HasPermission, IsAdminUser, IsAuthenticated, JWTAuthentication, SessionAuthentication
+from bolt.testing import AsyncTestClient, WebSocketTestClient
+
+from .conftest import SECRET, bearer, make_token
+
+_migrated = False
+
+
+async def migrate() -> None:
+    """Create the tables once. The async ORM runs every query on one worker thread, whose in-memory
+    SQLite connection is the database, so the migration has to run on that thread too."""
+    global _migrated
+    if not _migrated:
+        from django.core.management import call_command
+
+        await sync_to_async(call_command)("migrate", verbosity=0, interactive=False)
+        _migrated = True
+
+
+async def login(username: str, **flags) -> str:
+    """A user and a logged-in session for them, as Django's login() would store it; returns the key."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+    from django.contrib.sessions.backends.db import SessionStore
+
+    await migrate()
+    model = get_user_model()
+    permissions = flags.pop("permissions", ())
+    user = await model.objects.filter(username=username).afirst()
+    if user is None:
+        user = await model.objects.acreate_user(username=username, password="pw-not-used", **flags)
+    for codename in permissions:
+        await user.user_permissions.aadd(await Permission.objects.aget(codename=codename))
+    session = SessionStore()
+    await session.aset(SESSION_KEY, str(user.pk))
+    await session.aset(BACKEND_SESSION_KEY, "django.contrib.auth.backends.ModelBackend")
+    await session.aset(HASH_SESSION_KEY, user.get_session_auth_hash())
+    await session.acreate()
+    return session.session_key
+
+
+def session_api(guards=None, **api_kwargs) -> BoltAPI:
+    api = BoltAPI(**api_kwargs)
+
+    @api.websocket("/ws", auth=[SessionAuthentication()], guards=guards or [IsAuthenticated()])
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        user = websocket.user
+        await websocket.send_json({"user_id": websocket.auth.user_id, "username": user.username,
+                                   "backend": websocket.auth.backend, "source": websocket.auth.source})
+
+    @api.get("/http", auth=[SessionAuthentication()], guards=guards or [IsAuthenticated()])
+    async def http(request: Request):
+        return {"username": request.user.username}
+
+    return api
+
+
+async def outcome(api: BoltAPI, session_key: str | None, origin: str | None = None, **kwargs):
+    cookies = {settings.SESSION_COOKIE_NAME: session_key} if session_key else None
+    headers = {"Origin": origin} if origin else None
+    try:
+        async with WebSocketTestClient(api, "/ws", cookies=cookies, headers=headers, **kwargs) as ws:
+            return await ws.receive_json()
+    except PermissionError as exc:
+        return exc.status_code, exc.detail
+
+
+@pytest.mark.asyncio
+async def test_session_cookie_authenticates_the_django_user():
+    key = await login("alice")
+    body = await outcome(session_api(), key)
+    assert body["username"] == "alice"
+    assert (body["backend"], body["source"]) == ("session", "cookie")
+    response = await AsyncTestClient(session_api()).get("/http", cookies={settings.SESSION_COOKIE_NAME: key})
+    assert response.json() == {"username": "alice"}
+
+
+@pytest.mark.asyncio
+async def test_missing_unknown_or_tampered_session_is_unauthenticated():
+    api = session_api()
+    assert await outcome(api, None) == (401, "Authentication required")
+    assert await outcome(api, "0" * 32) == (401, "Authentication required")
+    assert await outcome(api, "x" * 5000) == (401, "Authentication required")
+
+
+@pytest.mark.asyncio
+async def test_session_invalidated_by_password_change():
+    from django.contrib.auth import get_user_model
+
+    key = await login("carol")
+    user = await get_user_model().objects.aget(username="carol")
+    user.set_password("a-new-password")
+    await user.asave()
+    assert await outcome(session_api(), key) == (401, "Authentication required")
+
+
+@pytest.mark.asyncio
+async def test_inactive_user_is_refused():
+    key = await login("dave", is_active=False)
+    assert await outcome(session_api(), key) == (401, "Authentication required")
+
+
+@pytest.mark.asyncio
+async def test_guards_read_the_django_user_flags_and_permissions():
+    admin = await login("root", is_superuser=True, is_staff=True)
+    viewer = await login("viewer", permissions=["view_user"])
+    plain = await login("plain")
+    admin_api, perm_api = session_api([IsAdminUser()]), session_api([HasPermission("auth.view_user")])
+    assert (await outcome(admin_api, admin))["username"] == "root"
+    assert await outcome(admin_api, plain) == (403, "Permission denied")
+    assert (await outcome(perm_api, viewer))["username"] == "viewer"
+    assert await outcome(perm_api, plain) == (403, "Permission denied")
+
+
+# -- cross-site WebSocket hijacking -----------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_cookie_auth_from_a_foreign_origin_is_refused():
+    key = await login("alice")
+    api = session_api(cors_allowed_origins=["https://app.example.com"])
+    assert await outcome(api, key, "https://evil.example") == (403, "Origin not allowed")
+    assert (await outcome(api, key, "https://app.example.com"))["username"] == "alice"
+    # With no origin policy at all only the same origin gets through.
+    bare = session_api()
+    assert await outcome(bare, key, "https://evil.example") == (403, "Origin not allowed")
+    assert (await outcome(bare, key, "http://testserver"))["username"] == "alice"
+
+
+@pytest.mark.asyncio
+async def test_cookie_credentials_are_never_accepted_from_a_wildcard_origin(caplog):
+    key = await login("alice")
+    api = session_api(cors_allowed_origins=["*"])
+    with caplog.at_level("WARNING", logger="bolt.security"):
+        assert await outcome(api, key, "https://evil.example") == (403, "Origin not allowed")
+        assert await outcome(api, key, "https://evil.example") == (403, "Origin not allowed")
+    assert sum("allows every origin" in r.getMessage() for r in caplog.records) == 1  # warned once per route
+    # Without a cookie a wildcard origin is fine, and so is a non-browser client with one.
+    assert await outcome(api, None, "https://evil.example") == (401, "Authentication required")
+    assert (await outcome(api, key))["username"] == "alice"
+    with override_settings(CORS_ALLOW_ALL_ORIGINS=True):
+        assert await outcome(session_api(), key, "https://evil.example") == (403, "Origin not allowed")
+
+
+@pytest.mark.asyncio
+async def test_jwt_cookie_is_held_to_the_same_rule():
+    api = BoltAPI(cors_allowed_origins=["*"])
+
+    @api.websocket("/ws", auth=[JWTAuthentication(secret=SECRET, cookie="jwt", query_param="token")],
+                   guards=[IsAuthenticated()])
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text(websocket.auth.source)
+
+    token = make_token()
+    with pytest.raises(PermissionError, match="Origin not allowed"):
+        async with WebSocketTestClient(api, "/ws", cookies={"jwt": token}, headers={"Origin": "https://evil.example"}):
+            pass
+    # A token in the query string is not ambient: the page had to know it.
+    async with WebSocketTestClient(api, "/ws", query_string=f"token={token}",
+                                   headers={"Origin": "https://evil.example"}) as ws:
+        assert await ws.receive_text() == "query"
+
+
+# -- the user object --------------------------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_user_for_token_auth_is_a_token_user_and_auser_loads_the_model():
+    from django.contrib.auth import get_user_model
+
+    await login("erin")
+    erin = await get_user_model().objects.aget(username="erin")
+    api = BoltAPI()
+
+    @api.websocket("/ws", auth=[JWTAuthentication(secret=SECRET)])
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        before = repr(websocket.user)
+        loaded = await websocket.auser()
+        await websocket.send_json([before, getattr(loaded, "username", None), websocket.user is loaded,
+                                   loaded.is_authenticated])
+
+    async with WebSocketTestClient(api, "/ws", headers=bearer(make_token({"sub": str(erin.pk)}))) as ws:
+        assert await ws.receive_json() == [f"TokenUser('{erin.pk}')", "erin", True, True]
+    async with WebSocketTestClient(api, "/ws", headers=bearer(make_token({"sub": "999999"}))) as ws:
+        assert (await ws.receive_json())[1:] == ["", True, False]  # no such user: Django's AnonymousUser
+    async with WebSocketTestClient(api, "/ws") as ws:
+        assert "AnonymousUser" in (await ws.receive_json())[0]
