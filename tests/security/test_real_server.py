@@ -1,0 +1,144 @@
+"""Refusals through a real uvicorn on 127.0.0.1, seen by a real client (websockets, httpx)."""
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+from bolt import BoltAPI, Request, WebSocket
+from bolt.auth import HasPermission, JWTAuthentication
+from bolt.middleware import rate_limit
+from uvicorn_server import serve
+
+from .conftest import SECRET, bearer, make_token
+
+pytestmark = pytest.mark.slow
+IMPLEMENTATIONS = ["websockets-sansio", "wsproto"]
+
+
+def secured_api() -> BoltAPI:
+    api = BoltAPI(cors_allowed_origins=["https://app.example.com"])
+    auth = [JWTAuthentication(secret=SECRET)]
+
+    @api.websocket("/ws/data", auth=auth, guards=[HasPermission("api.view_data")])
+    @rate_limit(rps=0.001, burst=3, key="header:x-test-bucket", messages=(0.001, 2))
+    async def data(websocket: WebSocket):
+        await websocket.accept()
+        async for message in websocket.iter_text():
+            await websocket.send_text(f"echo {message}")
+
+    @api.get("/data", auth=auth, guards=[HasPermission("api.view_data")])
+    @rate_limit(rps=0.001, burst=2)
+    async def data_http(request: Request):
+        return {"user": request.auth.user_id}
+
+    return api
+
+
+async def refusal(url: str, **kwargs) -> tuple[int, bytes, dict]:
+    with pytest.raises(InvalidStatus) as exc:
+        async with asyncio.timeout(5):
+            async with connect(url, open_timeout=5, **kwargs):
+                pass
+    response = exc.value.response
+    return response.status_code, response.body, dict(response.headers)
+
+
+READER = make_token({"permissions": ["api.view_data"]})
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ws", IMPLEMENTATIONS)
+async def test_refusals_carry_the_real_status_and_body(ws):
+    async with serve(secured_api(), ws=ws) as base:
+        url = f"ws://{base}/ws/data"
+        assert (await refusal(url))[:2] == (401, b'{"detail":"Authentication required"}')
+        status, body, headers = await refusal(url, additional_headers=bearer("forged.token.value"))
+        assert (status, body, headers["www-authenticate"]) == (401, b'{"detail":"Invalid token"}', "Bearer")
+        assert (await refusal(url, additional_headers=bearer(make_token())))[:2] == \
+            (403, b'{"detail":"Permission denied"}')
+        assert (await refusal(url, origin="https://evil.example", additional_headers=bearer(READER)))[:2] == \
+            (403, b'{"detail":"Origin not allowed"}')
+
+        limited = {**bearer(READER), "X-Test-Bucket": "429"}
+        for _ in range(3):
+            async with asyncio.timeout(5):
+                async with connect(url, additional_headers=limited, origin="https://app.example.com") as client:
+                    await client.send("hi")
+                    assert await client.recv() == "echo hi"
+        status, body, headers = await refusal(url, additional_headers=limited)
+        assert (status, body) == (429, b'{"detail":"Rate limit exceeded","retry_after":1000}')
+        assert headers["retry-after"] == "1000"
+
+
+@pytest.mark.asyncio
+async def test_message_flood_is_closed_with_1008():
+    async with serve(secured_api()) as base:
+        async with asyncio.timeout(5):
+            async with connect(f"ws://{base}/ws/data", additional_headers=bearer(READER)) as client:
+                for i in range(2):
+                    await client.send(str(i))
+                    assert await client.recv() == f"echo {i}"
+                await client.send("flood")
+                with pytest.raises(ConnectionClosedError) as exc:
+                    await client.recv()
+    assert (exc.value.rcvd.code, exc.value.rcvd.reason) == (1008, "Message rate exceeded")
+
+
+@pytest.mark.asyncio
+async def test_concurrent_handshakes_through_uvicorn_admit_exactly_the_burst():
+    api = BoltAPI()
+
+    @api.websocket("/ws")
+    @rate_limit(rps=0.001, burst=10)
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text("in")
+        await asyncio.sleep(0.2)
+
+    async def attempt(url: str) -> int:
+        try:
+            async with connect(url, open_timeout=10) as client:
+                await client.recv()
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    async with serve(api) as base:
+        results = await asyncio.wait_for(asyncio.gather(*(attempt(f"ws://{base}/ws") for _ in range(60))), 20)
+    assert results.count(101) == 10
+    assert results.count(429) == 50
+
+
+@pytest.mark.asyncio
+async def test_without_the_http_response_extension_a_refusal_is_a_403():
+    api = secured_api()
+
+    async def app(scope, receive, send):  # a server that does not offer websocket.http.response
+        if scope["type"] == "websocket":
+            scope["extensions"] = {k: v for k, v in (scope.get("extensions") or {}).items()
+                                   if k != "websocket.http.response"}
+        await api(scope, receive, send)
+
+    async with serve(app) as base:
+        assert (await refusal(f"ws://{base}/ws/data"))[0] == 403
+
+
+@pytest.mark.asyncio
+async def test_http_refusals_and_cors_through_uvicorn():
+    async with serve(secured_api()) as base:
+        async with httpx.AsyncClient(base_url=f"http://{base}", timeout=5) as client:
+            response = await client.get("/data")
+            assert (response.status_code, response.json()) == (401, {"detail": "Authentication required"})
+            response = await client.get("/data", headers={**bearer(READER), "Origin": "https://app.example.com"})
+            assert response.status_code == 200
+            assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+            await client.get("/data", headers=bearer(READER))
+            response = await client.get("/data", headers=bearer(READER))
+            assert (response.status_code, response.headers["retry-after"]) == (429, "1000")
+            response = await client.options("/data", headers={"Origin": "https://evil.example",
+                                                              "Access-Control-Request-Method": "GET"})
+            assert response.status_code == 403
