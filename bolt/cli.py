@@ -1,0 +1,59 @@
+"""The `bolt` command: serve an ASGI app with uvicorn and bolt's own WebSocket protocol.
+
+    bolt run mysite.asgi:application [--host 127.0.0.1] [--port 8000] [--reload] [--workers N]
+
+It is uvicorn with one default changed: WebSocket connections are handled by
+`bolt.protocol:WebSocketProtocol` when that module imports, else by uvicorn's own choice ("auto").
+`--ws` overrides the choice with any value uvicorn's `--ws` accepts. The app is given as
+`module:attribute`, looked up from the current directory (or `--app-dir`), as uvicorn does.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+BOLT_PROTOCOL = "bolt.protocol:WebSocketProtocol"
+
+
+def websocket_protocol() -> str:
+    """bolt's WebSocket protocol for uvicorn when it is importable, else uvicorn's default."""
+    try:
+        from bolt.protocol import WebSocketProtocol  # noqa: F401
+    except ImportError:
+        return "auto"
+    return BOLT_PROTOCOL
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bolt", description="bolt: WebSockets and HTTP routes for Django.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="command")
+    run = commands.add_parser("run", help="serve an ASGI app with uvicorn and bolt's WebSocket protocol",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("app", help="the ASGI app as module:attribute, e.g. mysite.asgi:application")
+    run.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    run.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
+    run.add_argument("--reload", action="store_true", help="restart when Python files change (development)")
+    run.add_argument("--workers", type=int, default=None, help="number of worker processes (default: 1)")
+    run.add_argument("--ws", default=None,
+                     help=f"WebSocket protocol, as uvicorn's --ws (default: {BOLT_PROTOCOL} when available)")
+    run.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
+    run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bolt` console script."""
+    args = build_parser().parse_args(argv)
+    if args.reload and args.workers:
+        print("bolt run: --reload and --workers cannot be combined", file=sys.stderr)
+        return 2
+    import uvicorn
+
+    uvicorn.run(args.app, host=args.host, port=args.port, reload=args.reload, workers=args.workers,
+                ws=args.ws or websocket_protocol(), app_dir=args.app_dir, log_level=args.log_level)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
