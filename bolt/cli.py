@@ -22,6 +22,9 @@ def websocket_protocol() -> str:
         from bolt.protocol import WebSocketProtocol  # noqa: F401
     except ImportError:
         return "auto"
+    except Exception as exc:  # present but broken: say so rather than fail to serve
+        print(f"bolt run: {BOLT_PROTOCOL} failed to import ({exc!r}); using uvicorn's default", file=sys.stderr)
+        return "auto"
     return BOLT_PROTOCOL
 
 

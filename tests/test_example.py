@@ -1,0 +1,109 @@
+"""The runnable example (examples/chat) works: in-process, under uvicorn, and under `bolt run`.
+
+The example configures Django from its own settings module, which a process can do only once, so
+each check runs it in a child process: `examples/chat/smoke.py` drives the Django page, /ws/echo and
+a three-client room chat, in-process (bolt.testing) or against a server (the `websockets` client).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bolt import cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLE = os.path.join(ROOT, "examples", "chat")
+
+
+def run_smoke(*args: str) -> None:
+    result = subprocess.run([sys.executable, "smoke.py", *args], cwd=EXAMPLE, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "members leave on disconnect" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}: {process.stderr.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"no server on port {port} after {timeout} s")
+
+
+def serve_example(command: list[str]) -> tuple[subprocess.Popen, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    process = subprocess.Popen(command, cwd=EXAMPLE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def test_example_in_process():
+    run_smoke()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["uvicorn", "bolt run"])
+def test_example_through_a_real_server(launcher):
+    port = free_port()
+    if launcher == "uvicorn":
+        command = [sys.executable, "-m", "uvicorn", "chat_site.asgi:application", "--host", "127.0.0.1",
+                   "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"]
+    else:
+        command = [sys.executable, "-m", "bolt.cli", "run", "chat_site.asgi:application", "--port", str(port),
+                   "--log-level", "warning"]
+    process = serve_example(command)
+    try:
+        wait_for_port(port, process)
+        run_smoke(f"http://127.0.0.1:{port}")
+    finally:
+        stop(process)
+
+
+def test_cli_prefers_bolts_protocol():
+    try:
+        from bolt.protocol import WebSocketProtocol  # noqa: F401
+    except Exception:
+        assert cli.websocket_protocol() == "auto"
+    else:
+        assert cli.websocket_protocol() == "bolt.protocol:WebSocketProtocol"
+
+
+def test_cli_arguments(monkeypatch):
+    calls = []
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
+    assert cli.main(["run", "site.asgi:application", "--port", "9000", "--workers", "2", "--ws", "wsproto"]) == 0
+    app, kwargs = calls[0]
+    assert app == "site.asgi:application"
+    assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 9000 and kwargs["workers"] == 2
+    assert kwargs["ws"] == "wsproto" and kwargs["reload"] is False
+    assert cli.main(["run", "site.asgi:application", "--reload", "--workers", "2"]) == 2
+    with pytest.raises(SystemExit):
+        cli.main([])
