@@ -10,7 +10,7 @@ from codecs import utf_8_decode
 
 Buffer = bytes | bytearray | memoryview
 
-__all__ = ["Utf8Validator", "mask", "mask_into", "utf8_error_offset", "validate_utf8"]
+__all__ = ["Utf8Validator", "mask", "mask_into", "scan_frames", "utf8_error_offset", "validate_utf8"]
 
 
 def mask(data: Buffer, key: bytes) -> bytes:
@@ -117,3 +117,49 @@ def utf8_error_offset(data: Buffer) -> int:
     except UnicodeDecodeError as exc:
         return exc.start
     return -1
+
+
+def scan_frames(data: Buffer, pos: int = 0, max_size: int = 2**63) -> tuple[list[str | bytes], int]:
+    """Decode the run of simple frames that starts at ``data[pos]``.
+
+    Simple means final, uncompressed, text or binary, masked, minimally encoded, at most
+    ``max_size`` payload bytes, complete in ``data``, and for text valid UTF-8. Returns the
+    payloads (unmasked; ``str`` for text, ``bytes`` for binary) and the offset of the first frame
+    that is not simple, which the caller's full parser takes from there (it may be incomplete or
+    invalid).
+    """
+    if pos < 0:
+        raise ValueError("pos must not be negative")
+    messages: list[str | bytes] = []
+    end = len(data)
+    with memoryview(data) as view:
+        while end - pos >= 6:
+            b0, b1 = view[pos], view[pos + 1]
+            if (b0 != 0x81 and b0 != 0x82) or not b1 & 0x80:
+                break
+            length = b1 & 0x7F
+            if length < 126:
+                start = pos + 6
+            elif length == 126:
+                length = int.from_bytes(view[pos + 2 : pos + 4], "big")
+                start = pos + 8
+                if length < 126:
+                    break
+            else:
+                length = int.from_bytes(view[pos + 2 : pos + 10], "big")
+                start = pos + 14
+                if length < 65536 or length >> 63:
+                    break
+            stop = start + length
+            if length > max_size or stop > end:
+                break
+            payload = mask(view[start:stop], bytes(view[start - 4 : start]))
+            if b0 == 0x81:
+                try:
+                    messages.append(payload.decode("utf-8"))
+                except UnicodeDecodeError:
+                    break
+            else:
+                messages.append(payload)
+            pos = stop
+    return messages, pos

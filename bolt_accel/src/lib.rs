@@ -6,8 +6,9 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes};
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
 
+mod frames;
 mod masking;
 mod utf8;
 
@@ -143,12 +144,56 @@ fn utf8_error_offset(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<isize>
     Ok(first_error(py, data)?.map_or(-1, |offset| offset as isize))
 }
 
+/// Decode the run of simple frames that starts at `data[pos]`.
+///
+/// Simple means final, uncompressed, text or binary, masked, minimally encoded, at most
+/// `max_size` payload bytes, complete in `data`, and for text valid UTF-8. Returns the payloads
+/// (unmasked; `str` for text, `bytes` for binary) and the offset of the first frame that is not
+/// simple, which the caller's full parser takes from there (it may be incomplete or invalid).
+#[pyfunction]
+#[pyo3(signature = (data, pos = 0, max_size = usize::MAX))]
+fn scan_frames<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    pos: isize,
+    max_size: usize,
+) -> PyResult<(Bound<'py, PyList>, usize)> {
+    let pos = usize::try_from(pos).map_err(|_| PyValueError::new_err("pos must not be negative"))?;
+    let messages = PyList::empty(py);
+    let mut scratch = Vec::new(); // unmasked text, reused from frame to frame
+    let end = with_bytes(data, |buf, _| -> PyResult<usize> {
+        let mut pos = pos;
+        while let Some(frame) = frames::simple_frame(buf, pos, max_size) {
+            let payload = &buf[frame.payload.clone()];
+            if frame.text {
+                scratch.clear();
+                scratch.resize(payload.len(), 0);
+                masking::xor(payload, &mut scratch, frame.key);
+                let Ok(text) = simdutf8::basic::from_utf8(&scratch) else {
+                    break; // invalid UTF-8: the parser reports it as 1007
+                };
+                messages.append(PyString::new(py, text))?;
+            } else {
+                let bytes = PyBytes::new_with(py, payload.len(), |out| {
+                    masking::xor(payload, out, frame.key);
+                    Ok(())
+                })?;
+                messages.append(bytes)?;
+            }
+            pos = frame.payload.end;
+        }
+        Ok(pos)
+    })??;
+    Ok((messages, end))
+}
+
 #[pymodule]
 fn _accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mask, m)?)?;
     m.add_function(wrap_pyfunction!(mask_into, m)?)?;
     m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
     m.add_function(wrap_pyfunction!(utf8_error_offset, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_frames, m)?)?;
     m.add_class::<Utf8Validator>()?;
     Ok(())
 }
