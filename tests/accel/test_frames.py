@@ -1,0 +1,84 @@
+"""scan_frames: both implementations decode the same runs of random client frames."""
+
+from __future__ import annotations
+
+import struct
+from types import ModuleType
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from .strategies import masking_keys, utf8ish
+
+
+def bytewise(data: bytes, key: bytes) -> bytes:
+    return bytes(b ^ key[i % 4] for i, b in enumerate(data))
+
+
+def encode(b0: int, payload: bytes, key: bytes | None, length_code: str = "minimal") -> bytes:
+    """A client frame; ``length_code`` may force a longer-than-needed length encoding."""
+    n = len(payload)
+    mask_bit = 0x80 if key is not None else 0
+    if length_code == "16" or (length_code == "minimal" and 126 <= n < 65536):
+        header = struct.pack("!BBH", b0, mask_bit | 126, n)
+    elif length_code == "64" or (length_code == "minimal" and n >= 65536):
+        header = struct.pack("!BBQ", b0, mask_bit | 127, n)
+    else:
+        header = struct.pack("!BB", b0, mask_bit | n)
+    return header + (key + bytewise(payload, key) if key is not None else payload)
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> tuple[bytes, str | bytes | None]:
+    """One frame and the message scan_frames should return for it, or None if it must stop."""
+    b0 = draw(st.sampled_from([0x81, 0x82] * 4 + [0x01, 0x02, 0x80, 0x88, 0x89, 0x8A, 0xC1, 0x91, 0x83]))
+    payload = draw(utf8ish()) if b0 & 0x0F == 1 else draw(st.binary(max_size=300))
+    if draw(st.booleans()):
+        payload *= draw(st.sampled_from([1, 50, 300]))  # reach the 16- and 64-bit lengths
+    key = draw(masking_keys | st.none()) if draw(st.integers(0, 9)) == 0 else draw(masking_keys)
+    length_code = draw(st.sampled_from(["minimal"] * 6 + ["16", "64"]))
+    wire = encode(b0, payload, key, length_code)
+    minimal = length_code == "minimal" or (length_code == "16" and 126 <= len(payload) < 65536)
+    simple = b0 in (0x81, 0x82) and key is not None and minimal
+    if simple and b0 == 0x81:
+        try:
+            return wire, payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return wire, None
+    return wire, (payload if simple else None)
+
+
+@given(run=st.lists(frames(), max_size=8), cut=st.integers(0, 40), max_size=st.sampled_from([100, 2**20]))
+def test_scan_frames_agrees(pure: ModuleType, rust: ModuleType, run: list, cut: int, max_size: int) -> None:
+    data = b"".join(wire for wire, _ in run)
+    data = data[: max(0, len(data) - cut)]  # often leaves the last frame incomplete
+    for buffer in (data, bytearray(data), memoryview(data)):
+        assert pure.scan_frames(buffer, 0, max_size) == rust.scan_frames(buffer, 0, max_size)
+
+
+@given(run=st.lists(frames(), max_size=8), prefix=st.binary(max_size=20))
+def test_scan_frames_returns_the_simple_prefix(impl: ModuleType, run: list, prefix: bytes) -> None:
+    data = prefix + b"".join(wire for wire, _ in run)
+    expected: list[str | bytes] = []
+    pos = len(prefix)
+    for wire, message in run:
+        if message is None:
+            break
+        expected.append(message)
+        pos += len(wire)
+    messages, end = impl.scan_frames(data, len(prefix))
+    assert messages == expected
+    assert end == pos
+    assert all(type(m) is (str if isinstance(e, str) else bytes) for m, e in zip(messages, expected))
+
+
+def test_stops_at_an_oversized_frame(impl: ModuleType) -> None:
+    data = encode(0x82, b"a" * 10, b"abcd") + encode(0x82, b"b" * 11, b"abcd")
+    assert impl.scan_frames(data, 0, 10) == ([b"a" * 10], 16)
+
+
+def test_start_beyond_the_end_returns_nothing(impl: ModuleType) -> None:
+    assert impl.scan_frames(b"\x81", 5) == ([], 5)
+    with pytest.raises(ValueError):
+        impl.scan_frames(b"", -1)
