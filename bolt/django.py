@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 logger = logging.getLogger("bolt.django")
@@ -30,12 +29,14 @@ _MISSING = object()
 
 
 def django_configured() -> bool:
-    """Whether Django settings are available: configured in code or named by DJANGO_SETTINGS_MODULE."""
+    """Whether Django's settings are loaded: by `settings.configure()`, `django.setup()` or
+    `get_asgi_application()`. A DJANGO_SETTINGS_MODULE that nothing has loaded yet does not count,
+    so reading a setting never imports the user's settings module behind their back."""
     try:
         from django.conf import settings
     except ImportError:
         return False
-    return settings.configured or bool(os.environ.get("DJANGO_SETTINGS_MODULE"))
+    return settings.configured
 
 
 def setting(name: str, default: Any = None) -> Any:
