@@ -6,9 +6,13 @@ Guards are callables taking the connection and returning (or awaiting to) a bool
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import inspect
+import math
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -19,6 +23,8 @@ import jwt
 from bolt.security.config import django_settings, setting
 
 MAX_TOKEN_LENGTH = 8192
+# Longer tokens are verified every time rather than remembered, which bounds the cache's memory.
+MAX_CACHED_TOKEN_LENGTH = 2048
 MAX_API_KEY_LENGTH = 1024
 
 # The key type each JWT algorithm verifies with. One backend uses one key type: accepting an HMAC
@@ -99,6 +105,11 @@ class JWTAuthentication(BaseAuthentication):
     public key. `exp` is required unless `require` says otherwise; `nbf`, `aud` and `iss` are checked.
     The token is read from the `header` (`Authorization: Bearer ...`, scheme case-insensitive), then
     from `query_param` and `cookie` when those opt-in sources are named.
+
+    Verified tokens are remembered (at most `cache_size`, each only until its `exp` plus leeway), so a
+    client reconnecting with the same token is not verified again; only tokens that passed every
+    check enter the cache, keyed by the exact token and the key that verified it. `cache_size=0`
+    verifies every time.
     """
 
     challenge = "Bearer"
@@ -107,7 +118,7 @@ class JWTAuthentication(BaseAuthentication):
                  audience: str | Iterable[str] | None = None, issuer: str | None = None, leeway: float = 0,
                  header: str | None = "authorization", query_param: str | None = None,
                  cookie: str | None = None, *, require: Iterable[str] = ("exp",),
-                 user_id_claim: str = "sub", max_length: int = MAX_TOKEN_LENGTH) -> None:
+                 user_id_claim: str = "sub", max_length: int = MAX_TOKEN_LENGTH, cache_size: int = 1024) -> None:
         algorithms = list(algorithms) if not isinstance(algorithms, str) else [algorithms]
         if not algorithms:
             raise ValueError("JWTAuthentication needs at least one algorithm")
@@ -132,7 +143,9 @@ class JWTAuthentication(BaseAuthentication):
         self.max_length = max_length
         self.options = {"require": list(require)}
         self.uses_cookies = cookie is not None
-        self._secret = secret
+        self.cache_size = cache_size
+        # token -> (verifying key, valid until (epoch seconds), context)
+        self._verified: OrderedDict[str, tuple[Any, float, AuthContext]] = OrderedDict()
         self._key: Any = None
         if secret is not None:
             # Preparing once refuses a PEM key given as an HMAC secret (or the reverse) at startup.
@@ -175,10 +188,25 @@ class JWTAuthentication(BaseAuthentication):
         token, source = found
         if not token or len(token) > self.max_length:
             raise AuthenticationFailed("Invalid token")
+        key = self._verification_key()
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] is key and time.time() < cached[1]:
+            self._verified.move_to_end(token)
+            context = cached[2]
+        else:
+            context = self._verify(token, key)
+            if self.cache_size and len(token) <= MAX_CACHED_TOKEN_LENGTH:
+                exp = context.claims.get("exp")
+                valid_until = exp + self.leeway if isinstance(exp, (int, float)) else math.inf
+                self._verified[token] = (key, valid_until, context)
+                if len(self._verified) > self.cache_size:
+                    self._verified.popitem(last=False)
+        return context if context.source == source else dataclasses.replace(context, source=source)
+
+    def _verify(self, token: str, key: Any) -> AuthContext:
         try:
-            claims = jwt.decode(token, self._verification_key(), algorithms=self.algorithms,
-                                audience=self.audience, issuer=self.issuer, leeway=self.leeway,
-                                options=self.options)
+            claims = jwt.decode(token, key, algorithms=self.algorithms, audience=self.audience, issuer=self.issuer,
+                                leeway=self.leeway, options=self.options)
         except jwt.ExpiredSignatureError:
             raise AuthenticationFailed("Token expired") from None
         except (jwt.PyJWTError, ValueError, TypeError, KeyError):
@@ -195,7 +223,7 @@ class JWTAuthentication(BaseAuthentication):
             permissions=_claim_permissions(claims),
             claims=MappingProxyType(claims),
             backend="jwt",
-            source=source,
+            source="header",
         )
 
 

@@ -1,6 +1,7 @@
 """JWTAuthentication: the guide's example, token sources, and every forged or broken token refused."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -9,7 +10,7 @@ import jwt
 import pytest
 
 from bolt import BoltAPI, Request, WebSocket
-from bolt.auth import AuthContext, IsAuthenticated, JWTAuthentication
+from bolt.auth import AuthContext, AuthenticationFailed, IsAuthenticated, JWTAuthentication
 from bolt.testing import AsyncTestClient, WebSocketTestClient
 
 from .conftest import SECRET, bearer, make_token
@@ -243,3 +244,73 @@ def test_auth_context_is_immutable():
     context = AuthContext(user_id="1")
     with pytest.raises(AttributeError):
         context.user_id = "2"  # type: ignore[misc]
+
+
+# -- the verified-token cache ----------------------------------------------------------------------
+
+class _Conn:
+    """Just enough of a connection for a backend."""
+
+    def __init__(self, token: str, where: str = "header") -> None:
+        from bolt.datastructures import Headers, QueryParams
+
+        self.headers = Headers([(b"authorization", f"Bearer {token}".encode())] if where == "header" else [])
+        self.query_params = QueryParams(f"token={token}" if where == "query" else "")
+        self.cookies: dict = {}
+
+
+@pytest.mark.asyncio
+async def test_a_verified_token_is_not_verified_again(monkeypatch):
+    calls = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k))
+    backend = JWTAuthentication(secret=SECRET, query_param="token")
+    token = make_token()
+    first = await backend.authenticate(_Conn(token))
+    second = await backend.authenticate(_Conn(token, "query"))
+    assert len(calls) == 1
+    assert (first.user_id, first.source, second.user_id, second.source) == ("42", "header", "42", "query")
+    # Forged tokens are never remembered: each one is verified (and refused) again.
+    for _ in range(2):
+        with pytest.raises(AuthenticationFailed):
+            await backend.authenticate(_Conn(token[:-2] + "xx"))
+    assert len(calls) == 3
+    uncached = JWTAuthentication(secret=SECRET, cache_size=0)
+    await uncached.authenticate(_Conn(token))
+    await uncached.authenticate(_Conn(token))
+    assert len(calls) == 5
+
+
+@pytest.mark.asyncio
+async def test_a_cached_token_still_expires():
+    backend = JWTAuthentication(secret=SECRET)
+    token = jwt.encode({"sub": "1", "exp": int(time.time()) + 1}, SECRET, algorithm="HS256")
+    assert (await backend.authenticate(_Conn(token))).user_id == "1"
+    await asyncio.sleep(2.05 - (time.time() % 1))  # past exp whatever the sub-second phase
+    with pytest.raises(AuthenticationFailed, match="Token expired"):
+        await backend.authenticate(_Conn(token))
+
+
+@pytest.mark.asyncio
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the test settings' short key
+async def test_a_cached_token_is_refused_once_the_secret_key_changes():
+    from django.conf import settings
+    from django.test import override_settings
+
+    backend = JWTAuthentication()
+    token = make_token(secret=settings.SECRET_KEY)
+    assert (await backend.authenticate(_Conn(token))).user_id == "42"
+    with override_settings(SECRET_KEY="a-rotated-secret-key-" + "r" * 40):
+        with pytest.raises(AuthenticationFailed, match="Invalid token"):
+            await backend.authenticate(_Conn(token))
+
+
+@pytest.mark.asyncio
+async def test_the_cache_is_bounded():
+    backend = JWTAuthentication(secret=SECRET, cache_size=3)
+    for i in range(10):
+        await backend.authenticate(_Conn(make_token({"sub": str(i)})))
+    assert len(backend._verified) == 3
+    oversized = make_token({"pad": "p" * 3000})
+    await backend.authenticate(_Conn(oversized))
+    assert oversized not in backend._verified
