@@ -1,0 +1,231 @@
+"""permessage-deflate (RFC 7692): negotiation and the per-connection codec.
+
+Memory is the cost that matters with many connections: zlib needs about
+``2**(window_bits + 2) + 2**(mem_level + 9)`` bytes per compressor and ``2**window_bits``
+(+7 KiB) per decompressor. The defaults keep both small and free them whenever RFC 7692
+allows, so an idle connection holds no zlib state at all:
+
+* the server compresses with a 4 KiB window (``server_max_window_bits=12``) and
+  ``mem_level=5``; a smaller window than the client allows is always legal;
+* the compressor may be dropped between messages at any time, because a fresh compressor
+  never refers back into earlier messages; :meth:`PerMessageDeflate.release_idle` does that;
+* the server asks the client not to keep its context (``client_no_context_takeover``), so
+  the decompressor only lives while a message is being inflated.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+__all__ = ["DeflateOptions", "PerMessageDeflate", "negotiate"]
+
+_TAIL = b"\x00\x00\xff\xff"  # the empty stored block every message ends with (RFC 7692 7.2.1)
+
+
+class DeflateOptions:
+    """The server's permessage-deflate policy.
+
+    ``server_max_window_bits``: window used to compress (9-15); announced only when the
+    client asks for a limit. ``client_max_window_bits``: window asked of the client when
+    it allows one (9-15). ``client_no_context_takeover``: ask the client to reset its
+    compressor for each message (frees our decompressor between messages).
+    ``server_no_context_takeover``: reset our compressor for each message.
+    ``compress_min_size``: messages shorter than this are sent uncompressed.
+    """
+
+    __slots__ = (
+        "server_max_window_bits",
+        "client_max_window_bits",
+        "client_no_context_takeover",
+        "server_no_context_takeover",
+        "level",
+        "mem_level",
+        "compress_min_size",
+    )
+
+    def __init__(
+        self,
+        server_max_window_bits: int = 12,
+        client_max_window_bits: int = 12,
+        client_no_context_takeover: bool = True,
+        server_no_context_takeover: bool = False,
+        level: int = 6,
+        mem_level: int = 5,
+        compress_min_size: int = 0,
+    ) -> None:
+        for bits in (server_max_window_bits, client_max_window_bits):
+            if not 9 <= bits <= 15:
+                raise ValueError("window bits must be between 9 and 15")
+        self.server_max_window_bits = server_max_window_bits
+        self.client_max_window_bits = client_max_window_bits
+        self.client_no_context_takeover = client_no_context_takeover
+        self.server_no_context_takeover = server_no_context_takeover
+        self.level = level
+        self.mem_level = mem_level
+        self.compress_min_size = compress_min_size
+
+
+class InflateTooLarge(Exception):
+    """The inflated message would exceed the size limit."""
+
+
+class PerMessageDeflate:
+    """Compressor and decompressor of one connection, after negotiation."""
+
+    __slots__ = (
+        "response",
+        "_deflate_bits",
+        "_inflate_bits",
+        "_server_reset",
+        "_client_reset",
+        "_level",
+        "_mem_level",
+        "_compressor",
+        "_decompressor",
+        "_used_since_idle",
+        "min_size",
+    )
+
+    def __init__(
+        self,
+        response: bytes,
+        deflate_bits: int,
+        inflate_bits: int,
+        server_no_context_takeover: bool,
+        client_no_context_takeover: bool,
+        level: int,
+        mem_level: int,
+        min_size: int,
+    ) -> None:
+        self.response = response  # the Sec-WebSocket-Extensions value of the 101 answer
+        self._deflate_bits = deflate_bits
+        self._inflate_bits = inflate_bits
+        self._server_reset = server_no_context_takeover
+        self._client_reset = client_no_context_takeover
+        self._level = level
+        self._mem_level = mem_level
+        self._compressor: zlib._Compress | None = None
+        self._decompressor: zlib._Decompress | None = None
+        self._used_since_idle = False
+        self.min_size = min_size
+
+    def compress(self, data: bytes) -> bytes:
+        """Compress one whole message; the result goes out with RSV1 set."""
+        c = self._compressor
+        if c is None:
+            c = zlib.compressobj(self._level, zlib.DEFLATED, -self._deflate_bits, self._mem_level)
+        out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+        self._compressor = None if self._server_reset else c
+        self._used_since_idle = True
+        if out.endswith(_TAIL):
+            out = out[:-4]
+        return out or b"\x00"
+
+    def inflate(self, data: bytes, budget: int) -> bytes:
+        """Inflate the next piece of a message, producing at most ``budget`` bytes."""
+        d = self._decompressor
+        if d is None:
+            d = self._decompressor = zlib.decompressobj(-self._inflate_bits)
+        out = d.decompress(data, budget + 1)
+        if len(out) > budget or d.unconsumed_tail:
+            raise InflateTooLarge
+        return out
+
+    def finish(self, budget: int) -> bytes:
+        """End the message: inflate the implied tail and drop the context if agreed."""
+        out = self.inflate(_TAIL, budget)
+        d = self._decompressor
+        if self._client_reset or (d is not None and d.eof):
+            self._decompressor = None
+        return out
+
+    def abort(self) -> None:
+        """Forget a message that failed half-way."""
+        self._decompressor = None
+
+    def release_idle(self) -> None:
+        """Free the compressor if nothing was sent since the previous call.
+
+        Always allowed: the next message starts a fresh deflate stream, which the client's
+        decompressor reads whatever context it kept.
+        """
+        if not self._used_since_idle:
+            self._compressor = None
+        self._used_since_idle = False
+
+
+def _window_bits(value: str | None) -> int | None:
+    if value is None or not value.isdigit() or len(value) > 2:
+        return None
+    bits = int(value)
+    return bits if 8 <= bits <= 15 else None
+
+
+def negotiate(
+    offers: list[tuple[str, list[tuple[str, str | None]]]], options: DeflateOptions
+) -> PerMessageDeflate | None:
+    """Accept the first permessage-deflate offer we can honour, or None to decline all.
+
+    Offers with unknown, repeated or malformed parameters are declined one by one, as
+    RFC 7692 section 5 asks; a declined extension is not an error.
+    """
+    for name, params in offers:
+        if name != "permessage-deflate":
+            continue
+        seen: set[str] = set()
+        server_reset = options.server_no_context_takeover
+        client_reset = options.client_no_context_takeover
+        deflate_bits = options.server_max_window_bits
+        inflate_bits = 15
+        answer = ["permessage-deflate"]
+        ok = True
+        client_bits_offered: int | None = None
+        for key, value in params:
+            if key in seen:
+                ok = False
+                break
+            seen.add(key)
+            if key == "server_no_context_takeover" and value is None:
+                server_reset = True
+            elif key == "client_no_context_takeover" and value is None:
+                client_reset = True
+            elif key == "server_max_window_bits":
+                bits = _window_bits(value)
+                if bits is None or bits == 8:  # zlib cannot compress with a 256-byte window
+                    ok = False
+                    break
+                deflate_bits = min(deflate_bits, bits)
+                answer_bits = f"server_max_window_bits={deflate_bits}"
+            elif key == "client_max_window_bits":
+                bits = 15 if value is None else _window_bits(value)
+                if bits is None:
+                    ok = False
+                    break
+                client_bits_offered = bits
+            else:
+                ok = False
+                break
+        if not ok:
+            continue
+        if server_reset:
+            answer.append("server_no_context_takeover")
+        if client_reset:
+            answer.append("client_no_context_takeover")
+        if "server_max_window_bits" in seen:
+            answer.append(answer_bits)
+        if client_bits_offered is not None:
+            inflate_bits = min(client_bits_offered, options.client_max_window_bits)
+            answer.append(f"client_max_window_bits={inflate_bits}")
+            # zlib raises a requested 8-bit window to 9 bits; inflate with room for that.
+            inflate_bits = max(inflate_bits, 9)
+        return PerMessageDeflate(
+            "; ".join(answer).encode("ascii"),
+            deflate_bits,
+            inflate_bits,
+            server_reset,
+            client_reset,
+            options.level,
+            options.mem_level,
+            options.compress_min_size,
+        )
+    return None

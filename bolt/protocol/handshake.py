@@ -1,0 +1,183 @@
+"""The opening handshake (RFC 6455 section 4.2): parse the upgrade request, check it, answer.
+
+Parsing is deliberately small: uvicorn has already parsed and validated the HTTP request and
+replays it to the WebSocket protocol, so this only has to read a well-formed request back and
+stay safe against a hostile one when used on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from http import HTTPStatus
+
+__all__ = [
+    "MAX_REQUEST_SIZE",
+    "HandshakeError",
+    "Request",
+    "accept_key",
+    "build_response",
+    "parse_header_list",
+    "parse_request",
+    "validate_request",
+]
+
+MAX_REQUEST_SIZE = 64 * 1024  # request line and headers; more is refused with 431
+MAX_HEADERS = 200
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class HandshakeError(Exception):
+    """The upgrade request cannot be accepted; carries the HTTP answer to send instead."""
+
+    def __init__(self, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or []
+
+
+class Request:
+    """A parsed upgrade request. ``headers`` keep their order; names are lower-cased."""
+
+    __slots__ = ("method", "target", "http_version", "headers", "key", "subprotocols", "extensions")
+
+    def __init__(self, method: str, target: str, http_version: str, headers: list[tuple[bytes, bytes]]) -> None:
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.key = b""
+        self.subprotocols: list[str] = []
+        # Offered extensions in preference order: (name, [(param, value or None), ...]).
+        self.extensions: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def get_all(self, name: bytes) -> list[bytes]:
+        """Every value of header ``name`` (lower-case), in order."""
+        return [v for k, v in self.headers if k == name]
+
+    def __repr__(self) -> str:
+        return f"Request(method={self.method!r}, target={self.target!r})"
+
+
+def parse_request(head: bytes) -> Request:
+    """Parse a request head (everything before the blank line, without it)."""
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3:
+        raise HandshakeError(400, "Malformed request line.")
+    method, target, version = parts
+    if not version.startswith(b"HTTP/1."):
+        raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
+    if len(lines) - 1 > MAX_HEADERS:
+        raise HandshakeError(431, "Too many request headers.")
+    headers: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        if not sep or not name or name != name.strip() or b" " in name:
+            raise HandshakeError(400, "Malformed request header.")
+        headers.append((name.lower(), value.strip(b" \t")))
+    try:
+        return Request(method.decode("ascii"), target.decode("ascii"), version[5:].decode("ascii"), headers)
+    except UnicodeDecodeError:
+        raise HandshakeError(400, "Request line is not ASCII.") from None
+
+
+def _tokens(values: list[bytes]) -> list[str]:
+    """Comma-separated tokens of every value, lower-cased and trimmed."""
+    out = []
+    for value in values:
+        for token in value.split(b","):
+            token = token.strip()
+            if token:
+                out.append(token.decode("latin-1").lower())
+    return out
+
+
+def parse_header_list(values: list[bytes]) -> list[tuple[str, list[tuple[str, str | None]]]]:
+    """Parse ``Sec-WebSocket-Extensions`` values: ``name; p1; p2=v, name2`` into a list."""
+    offers = []
+    for value in values:
+        for item in value.decode("latin-1").split(","):
+            parts = [p.strip() for p in item.split(";")]
+            if not parts[0]:
+                continue
+            params: list[tuple[str, str | None]] = []
+            for p in parts[1:]:
+                if not p:
+                    continue
+                k, eq, v = p.partition("=")
+                params.append((k.strip().lower(), v.strip().strip('"') if eq else None))
+            offers.append((parts[0].lower(), params))
+    return offers
+
+
+def validate_request(request: Request) -> None:
+    """Check the upgrade request against RFC 6455 section 4.2.1, filling key, subprotocols, extensions.
+
+    Raises :class:`HandshakeError` with 426 when the client did not ask for a WebSocket (or
+    asked for another version) and 400 for a malformed WebSocket request.
+    """
+    if request.method != "GET":
+        raise HandshakeError(405, "WebSocket upgrades must use GET.", [(b"allow", b"GET")])
+    if request.http_version not in ("1.1",):
+        raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
+    upgrade_needed = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")]
+    if "websocket" not in _tokens(request.get_all(b"upgrade")):
+        raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Upgrade: websocket'.", upgrade_needed)
+    if "upgrade" not in _tokens(request.get_all(b"connection")):
+        raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Connection: Upgrade'.", upgrade_needed)
+    versions = request.get_all(b"sec-websocket-version")
+    if versions != [b"13"]:
+        raise HandshakeError(
+            426, "Unsupported WebSocket version; this server speaks version 13.", [(b"sec-websocket-version", b"13")]
+        )
+    if len(request.get_all(b"host")) != 1:
+        raise HandshakeError(400, "Exactly one Host header is required.")
+    keys = request.get_all(b"sec-websocket-key")
+    if len(keys) != 1:
+        raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required.")
+    try:
+        raw = base64.b64decode(keys[0], validate=True)
+    except binascii.Error:
+        raw = b""
+    if len(raw) != 16:
+        raise HandshakeError(400, "Sec-WebSocket-Key must be 16 bytes, base64-encoded.")
+    request.key = keys[0]
+    request.subprotocols = [
+        token.strip()
+        for value in request.get_all(b"sec-websocket-protocol")
+        for token in value.decode("latin-1").split(",")
+        if token.strip()
+    ]
+    request.extensions = parse_header_list(request.get_all(b"sec-websocket-extensions"))
+
+
+def accept_key(key: bytes) -> bytes:
+    """The ``Sec-WebSocket-Accept`` value proving the server read ``key``."""
+    return base64.b64encode(hashlib.sha1(key + _GUID).digest())
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def build_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes | None = None) -> bytes:
+    """Serialise an HTTP/1.1 response head (and body, when given).
+
+    Header names and values must not contain CR or LF: they would split the response.
+    """
+    out = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
+    for name, value in headers:
+        if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b":" in name:
+            raise ValueError(f"invalid response header {name!r}")
+        out.append(b"%s: %s\r\n" % (name, value))
+    out.append(b"\r\n")
+    if body:
+        out.append(body)
+    return b"".join(out)

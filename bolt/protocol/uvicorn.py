@@ -1,0 +1,505 @@
+"""uvicorn adapter: drives :class:`~bolt.protocol.connection.ServerConnection` from asyncio.
+
+Use it as uvicorn's WebSocket protocol::
+
+    uvicorn project.asgi:application --ws bolt.protocol:WebSocketProtocol
+    uvicorn.run(app, ws=WebSocketProtocol)
+
+uvicorn's HTTP protocol parses the upgrade request, builds this protocol with
+``(config=, server_state=, app_state=)``, hands over the transport and replays the request
+through :meth:`WebSocketProtocol.data_received`. The app sees the ASGI WebSocket
+interface (spec 2.4) and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections import deque
+from typing import Any
+from urllib.parse import unquote
+
+from uvicorn.protocols.utils import (
+    ClientDisconnected,
+    get_client_addr,
+    get_local_addr,
+    get_path_with_query_string,
+    get_remote_addr,
+    is_ssl,
+)
+
+from .connection import (
+    CloseReceived,
+    ConnectionFailed,
+    ConnectionState,
+    HandshakeFailed,
+    Pong,
+    Request,
+    ServerConnection,
+)
+from .deflate import DeflateOptions
+from .frames import CloseCode
+
+__all__ = ["WebSocketProtocol"]
+
+CLOSE_TIMEOUT = 10.0  # seconds to wait for the peer's close frame after sending ours
+SHUTDOWN_CLOSE_TIMEOUT = 3.0  # shorter while the server is stopping
+HANDSHAKE_TIMEOUT = 10.0  # seconds for the upgrade request to arrive in full
+REPLY_GRACE = 5.0  # seconds the app gets to answer messages that preceded the peer's close
+
+_OPEN = ConnectionState.OPEN
+_HANDSHAKE = ConnectionState.HANDSHAKE
+_REMOTE_CLOSING = ConnectionState.REMOTE_CLOSING
+
+
+def _trailing_bytes(transport: asyncio.BaseTransport) -> bytes:
+    """Bytes the client sent behind its upgrade request, still held by the HTTP protocol.
+
+    uvicorn replays only the request head; whatever followed it in the same read (a client
+    may pipeline its first frames) would be lost. h11 keeps it as ``trailing_data``;
+    httptools reports its offset in the ``HttpParserUpgrade`` being handled right now.
+    """
+    http = transport.get_protocol()
+    conn = getattr(http, "conn", None)
+    trailing = getattr(conn, "trailing_data", None)
+    if trailing is not None:
+        return bytes(trailing[0])
+    exc = sys.exc_info()[1]
+    if exc is not None and type(exc).__name__ == "HttpParserUpgrade" and exc.__traceback__ is not None:
+        data = exc.__traceback__.tb_frame.f_locals.get("data")
+        if isinstance(data, (bytes, bytearray)) and exc.args and isinstance(exc.args[0], int):
+            return bytes(data[exc.args[0] :])
+    return b""
+
+
+class WebSocketProtocol(asyncio.Protocol):
+    """An ``asyncio.Protocol`` serving one WebSocket connection to an ASGI app.
+
+    Honours uvicorn's ``ws_max_size``, ``ws_max_queue``, ``ws_ping_interval``,
+    ``ws_ping_timeout``, ``ws_per_message_deflate`` and ``root_path``.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        if not config.loaded:
+            config.load()
+        self.config = config
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self.logger = logging.getLogger("uvicorn.error")
+        self.root_path: str = config.root_path
+        self.app_state = app_state
+        self.connections = server_state.connections
+        self.tasks = server_state.tasks
+        self.default_headers: list[tuple[bytes, bytes]] = server_state.default_headers
+
+        deflate = DeflateOptions() if config.ws_per_message_deflate else None
+        self.conn = ServerConnection(max_size=config.ws_max_size, deflate=deflate)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.scope: dict[str, Any] = {}
+        self._trailing = b""
+
+        # Inbound ASGI events: a deque plus one waiter, cheaper than asyncio.Queue.
+        self._queue: deque[dict[str, Any]] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._max_queue = max(1, getattr(config, "ws_max_queue", 32))
+        self._read_paused = False
+        self._disconnect: dict[str, Any] | None = None  # the one disconnect event, once queued
+
+        # Outbound flow control.
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+        self._open = False  # accepted and neither side has closed: the send fast path
+        self._app_closed = False  # the app sent websocket.close or a denial response
+        self._lost = False
+        self._response: tuple[int, list[tuple[bytes, bytes]], list[bytes]] | None = None
+
+        self._ping_interval: float | None = config.ws_ping_interval
+        self._ping_timeout: float | None = config.ws_ping_timeout
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pong_timer: asyncio.TimerHandle | None = None
+        self._ping_payload: bytes | None = None
+        self._close_timer: asyncio.TimerHandle | None = None
+        self._remote_close: CloseReceived | ConnectionFailed | None = None  # answer owed after replies
+
+    # ------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+        self.transport = transport  # type: ignore[assignment]
+        self.connections.add(self)
+        self._trailing = _trailing_bytes(transport)
+        self._close_timer = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._open = False
+        self._stop_keepalive()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self.connections.discard(self)
+        conn = self.conn
+        code = conn.close_code if conn.close_code is not None and conn.state is ConnectionState.CLOSED else 1006
+        self._put_disconnect(code, conn.close_reason if code != 1006 else "")
+        # asyncio never resumes writing on a lost transport: wake a send() waiting to drain.
+        self._wake_writers()
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close; connection_lost reports 1006 if still open
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_writers()
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        events = conn.receive_data(data)
+        out = conn.data_to_send()
+        if out:
+            self.transport.write(out)
+        if not events:
+            return
+        queue = self._queue
+        before = len(queue)
+        for event in events:
+            kind = type(event)
+            if kind is str:
+                queue.append({"type": "websocket.receive", "text": event})
+            elif kind is bytes:
+                queue.append({"type": "websocket.receive", "bytes": event})
+            else:
+                self._handle_event(event)
+        if len(queue) != before:
+            self._wake_reader()
+            if len(queue) >= self._max_queue and not self._read_paused and not self._lost:
+                self._read_paused = True
+                self.transport.pause_reading()
+
+    def shutdown(self) -> None:
+        """Called by uvicorn on graceful shutdown: close with 1012 (service restart)."""
+        self._stop_keepalive()
+        state = self.conn.state
+        if state is _OPEN:
+            self._put_disconnect(CloseCode.SERVICE_RESTART, "server shutting down")
+            self._close(CloseCode.SERVICE_RESTART, "server shutting down", SHUTDOWN_CLOSE_TIMEOUT)
+        elif state is _HANDSHAKE and self._response is None:
+            self._put_disconnect(CloseCode.SERVICE_RESTART, "")
+            self.transport.write(self.conn.reject(503, [], b"Server shutting down.\n"))
+            self.transport.close()
+        elif state is _REMOTE_CLOSING:
+            self._finish_remote_close(self._remote_close or CloseReceived(self.conn.close_code or 1005, ""))
+        elif state is not ConnectionState.CLOSING:
+            self.transport.close()
+
+    # ----------------------------------------------------------------- events
+
+    def _handle_event(self, event: object) -> None:
+        if isinstance(event, Request):
+            self._handle_request(event)
+        elif isinstance(event, Pong):
+            if self._ping_payload is not None and event.payload == self._ping_payload:
+                self._ping_payload = None
+                if self._pong_timer is not None:
+                    self._pong_timer.cancel()
+                    self._pong_timer = None
+        elif isinstance(event, (CloseReceived, ConnectionFailed)):
+            if isinstance(event, ConnectionFailed):
+                self.logger.debug("WebSocket protocol error: %s (%d)", event.reason, event.code)
+            self._put_disconnect(event.code, event.reason)
+            if self.conn.state is not _REMOTE_CLOSING:
+                self.transport.close()  # we had closed first: the handshake is complete
+            elif self._queue[0] is self._disconnect:
+                self._finish_remote_close(event)
+            else:
+                # Let the app answer the messages that came before the close (their replies
+                # must precede our close frame); receive() sends it once the app is there.
+                self._remote_close = event
+                self._stop_keepalive()
+                self._close_timer = self.loop.call_later(REPLY_GRACE, self._finish_remote_close, event)
+        elif isinstance(event, HandshakeFailed):
+            self.logger.warning("Invalid WebSocket upgrade request: %s", event.detail)
+            self.transport.close()
+        # Ping: the engine already queued the pong.
+
+    def _handle_request(self, request: Request) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self._trailing:
+            self.conn.receive_data(self._trailing)  # kept by the engine until accept()
+            self._trailing = b""
+        raw_path, _, query = request.target.partition("?")
+        transport = self.transport
+        self.scope = {
+            "type": "websocket",
+            "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
+            "http_version": "1.1",
+            "scheme": "wss" if is_ssl(transport) else "ws",
+            "server": get_local_addr(transport),
+            "client": get_remote_addr(transport),
+            "root_path": self.root_path,
+            "path": self.root_path + unquote(raw_path),
+            "raw_path": self.root_path.encode("ascii") + raw_path.encode("ascii"),
+            "query_string": query.encode("ascii"),
+            "headers": request.headers,
+            "subprotocols": request.subprotocols,
+            "state": self.app_state.copy(),
+            "extensions": {"websocket.http.response": {}},
+        }
+        self._queue.append({"type": "websocket.connect"})
+        task = self.loop.create_task(self._run_asgi())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def _finish_remote_close(self, event: CloseReceived | ConnectionFailed) -> None:
+        """Answer the peer's close (echoing its code) or send our failure code; drop the socket."""
+        self._remote_close = None
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        self._open = False
+        self._stop_keepalive()
+        if self.conn.state is _REMOTE_CLOSING:
+            reason = event.reason if isinstance(event, ConnectionFailed) else ""
+            self.transport.write(self.conn.close(event.code, reason))
+        self.transport.close()
+
+    def _handshake_timeout(self) -> None:
+        self._close_timer = None
+        if self.conn.state is ConnectionState.CONNECTING:
+            self.transport.close()
+
+    # ------------------------------------------------------------------- ASGI
+
+    async def _run_asgi(self) -> None:
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except asyncio.CancelledError:
+            self._app_finished(CloseCode.GOING_AWAY)
+            raise
+        except BaseException:
+            self.logger.exception("Exception in ASGI application\n")
+            self._app_finished(CloseCode.INTERNAL_ERROR)
+        else:
+            if self.conn.state is _HANDSHAKE and self._response is None:
+                self.logger.error("ASGI callable returned without completing handshake.")
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+            self._app_finished(CloseCode.NORMAL)
+
+    def _app_finished(self, code: int) -> None:
+        """The app is done: end the connection the way its state calls for."""
+        if self._lost:
+            return
+        state = self.conn.state
+        if state is _HANDSHAKE:
+            if self._response is None:
+                self.transport.write(self.conn.reject(500, [], b"Internal Server Error"))
+            self.transport.close()  # a half-sent denial response cannot be completed
+        elif state is _OPEN:
+            self._put_disconnect(code, "")
+            self._close(code, "", CLOSE_TIMEOUT)
+        elif state is _REMOTE_CLOSING:
+            self._finish_remote_close(self._remote_close or CloseReceived(self.conn.close_code or 1005, ""))
+        elif state is not ConnectionState.CLOSING:
+            self.transport.close()
+
+    async def receive(self) -> dict[str, Any]:
+        """ASGI ``receive``: the next event; ``websocket.disconnect`` again once closed."""
+        queue = self._queue
+        while not queue:
+            if self._disconnect is not None and self._disconnect_delivered:
+                return self._disconnect
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = self.loop.create_future()
+            await waiter
+        message = queue.popleft()
+        if message is self._disconnect:
+            self._disconnect_delivered = True
+            if self._remote_close is not None:
+                self._finish_remote_close(self._remote_close)
+        if self._read_paused and len(queue) <= self._max_queue // 2:
+            self._read_paused = False
+            if not self._lost:
+                self.transport.resume_reading()
+        return message
+
+    _disconnect_delivered = False
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """ASGI ``send``: waits while the transport's write buffer is above its high mark."""
+        if self._write_paused:
+            await self._wait_writable()
+        kind = message["type"]
+        if self._open and kind == "websocket.send":
+            data = message.get("bytes")
+            if data is not None:
+                self.transport.write(self.conn.send_bytes(data))
+                return
+            text = message.get("text")
+            if text is None:
+                raise RuntimeError("websocket.send needs 'bytes' or 'text'.")
+            self.transport.write(self.conn.send_text(text))
+            return
+        if self._lost:
+            raise ClientDisconnected()
+        state = self.conn.state
+        if state is _HANDSHAKE:
+            await self._send_handshake(message)
+        elif self._open and kind == "websocket.close":
+            self._app_closed = True
+            if state is _REMOTE_CLOSING:
+                self._finish_remote_close(self._remote_close or CloseReceived(self.conn.close_code or 1005, ""))
+                return
+            code = message.get("code") or CloseCode.NORMAL
+            reason = message.get("reason") or ""
+            self._put_disconnect(code, reason)
+            self._close(code, reason, CLOSE_TIMEOUT)
+        elif self._app_closed:
+            raise RuntimeError(f"Unexpected ASGI message '{kind}', after sending 'websocket.close'.")
+        elif state is _OPEN:
+            raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'.")
+        else:
+            raise ClientDisconnected()  # the peer closed or broke the protocol
+
+    async def _send_handshake(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        response = self._response
+        if response is not None:
+            if kind != "websocket.http.response.body":
+                raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body' but got '{kind}'.")
+            response[2].append(message.get("body", b""))
+            if not message.get("more_body", False):
+                status, headers, body = response
+                self._app_closed = True
+                self._put_disconnect(1006, "")
+                self.transport.write(self.conn.reject(status, headers, b"".join(body)))
+                self.transport.close()
+            return
+        if kind == "websocket.accept":
+            self.logger.info(
+                '%s - "WebSocket %s" [accepted]', get_client_addr(self.scope), get_path_with_query_string(self.scope)
+            )
+            headers = list(self.default_headers) + list(message.get("headers") or [])
+            self.transport.write(self.conn.accept(message.get("subprotocol"), headers))
+            self._open = True
+            self._start_keepalive()
+            self.data_received(b"")  # frames the client sent right behind its request
+        elif kind == "websocket.close":
+            self.logger.info('%s - "WebSocket %s" 403', get_client_addr(self.scope), get_path_with_query_string(self.scope))
+            self._app_closed = True
+            self._put_disconnect(1006, "")
+            self.transport.write(self.conn.reject(403, list(self.default_headers), b""))
+            self.transport.close()
+        elif kind == "websocket.http.response.start":
+            status = message["status"]
+            if not 100 <= status < 600:
+                raise RuntimeError(f"Invalid HTTP status code '{status}' in response.")
+            self.logger.info(
+                '%s - "WebSocket %s" %d', get_client_addr(self.scope), get_path_with_query_string(self.scope), status
+            )
+            headers = list(self.default_headers) + [(n.lower(), v) for n, v in message.get("headers") or []]
+            self._response = (status, headers, [])
+        else:
+            raise RuntimeError(
+                "Expected ASGI message 'websocket.accept', 'websocket.close' "
+                f"or 'websocket.http.response.start' but got '{kind}'."
+            )
+
+    # ---------------------------------------------------------------- helpers
+
+    def _close(self, code: int, reason: str, timeout: float) -> None:
+        """Send our close frame, then wait (bounded) for the peer's before dropping the socket."""
+        self._open = False
+        self._stop_keepalive()
+        self.transport.write(self.conn.close(code, reason))
+        if self._read_paused:
+            self._read_paused = False
+            self.transport.resume_reading()  # the peer's close frame must get through
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+        self._close_timer = self.loop.call_later(timeout, self.transport.close)
+
+    def _put_disconnect(self, code: int, reason: str) -> None:
+        if self._disconnect is None:
+            self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
+            self._queue.append(self._disconnect)
+            self._wake_reader()
+
+    def _wake_reader(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait_writable(self) -> None:
+        while self._write_paused and not self._lost:
+            waiter = self._drain_waiter
+            if waiter is None or waiter.done():
+                waiter = self._drain_waiter = self.loop.create_future()
+            await waiter
+
+    def _wake_writers(self) -> None:
+        waiter = self._drain_waiter
+        if waiter is not None:
+            self._drain_waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -------------------------------------------------------------- keepalive
+
+    def _start_keepalive(self) -> None:
+        if self._ping_interval:
+            self._ping_timer = self.loop.call_later(self._ping_interval, self._send_ping)
+
+    def _stop_keepalive(self) -> None:
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        if self._pong_timer is not None:
+            self._pong_timer.cancel()
+            self._pong_timer = None
+
+    def _send_ping(self) -> None:
+        self._ping_timer = None
+        if not self._open:
+            return
+        self.conn.release_idle()  # the ping tick doubles as the idle check for deflate memory
+        if self._ping_payload is None or self._ping_timeout is None:
+            self._ping_payload = os.urandom(4)
+            self.transport.write(self.conn.send_ping(self._ping_payload))
+            if self._ping_timeout is not None:
+                self._pong_timer = self.loop.call_later(self._ping_timeout, self._pong_missing)
+        assert self._ping_interval is not None
+        self._ping_timer = self.loop.call_later(self._ping_interval, self._send_ping)
+
+    def _pong_missing(self) -> None:
+        self._pong_timer = None
+        if not self._open:
+            return
+        self.logger.info(
+            '%s - "WebSocket %s" keepalive ping timeout',
+            get_client_addr(self.scope),
+            get_path_with_query_string(self.scope),
+        )
+        self._put_disconnect(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+        self._open = False
+        self._stop_keepalive()
+        # The peer is unresponsive: send the close frame and drop the connection (RFC 6455 7.1.7).
+        self.transport.write(self.conn.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
+        self.transport.close()
