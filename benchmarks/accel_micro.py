@@ -2,13 +2,14 @@
 
     python benchmarks/accel_micro.py [--quick]
 
-Prints time per call and the speed-up for masking and UTF-8 validation at WebSocket-typical
-sizes. Needs the extension built (``pip install .`` with cargo on PATH).
+Prints time per call and the speed-up for masking, UTF-8 validation and batch frame scanning
+at WebSocket-typical sizes. Needs the extension built (``pip install .`` with cargo on PATH).
 """
 
 from __future__ import annotations
 
 import argparse
+import struct
 import sys
 import timeit
 from collections.abc import Callable
@@ -39,8 +40,25 @@ def text_of(size: int) -> bytes:
     return data[: len(data) - (len(data) - len(data.decode("utf-8", "ignore").encode()))]
 
 
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A final, masked client frame carrying ``payload``."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    return header + KEY + _accel_py.mask(payload, KEY)
+
+
 def cases(impl: ModuleType) -> dict[str, Callable[[], object]]:
     out: dict[str, Callable[[], object]] = {}
+    batch = client_frame(0x1, b"x" * 64) * 32
+    out["scan_frames 32 x 64 B text"] = lambda: impl.scan_frames(batch)
+    for label, opcode in (("text", 0x1), ("binary", 0x2)):
+        frame = client_frame(opcode, text_of(64 * 1024))
+        out[f"scan_frames 1 x 64 KiB {label}"] = lambda f=frame: impl.scan_frames(f)
     for label, size in SIZES.items():
         payload = bytes(range(256)) * (size // 256)
         text = text_of(size)
@@ -66,10 +84,10 @@ def main() -> None:
     args = parser.parse_args()
     budget = 0.05 if args.quick else 0.2
     rust, pure = cases(_accel_rust), cases(_accel_py)
-    print(f"{'case':<40} {'rust':>12} {'python':>12} {'speed-up':>9}")
+    print(f"{'case':<40} {'rust':>12} {'python':>12} {'speed-up':>9}", flush=True)
     for name in rust:
         r, p = per_call(rust[name], budget), per_call(pure[name], budget)
-        print(f"{name:<40} {r * 1e6:>10.2f}us {p * 1e6:>10.2f}us {p / r:>8.1f}x")
+        print(f"{name:<40} {r * 1e6:>10.2f}us {p * 1e6:>10.2f}us {p / r:>8.1f}x", flush=True)
 
 
 if __name__ == "__main__":

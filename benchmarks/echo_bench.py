@@ -1,0 +1,322 @@
+"""WebSocket echo throughput of several servers, side by side in one run.
+
+    python benchmarks/echo_bench.py [--rounds 2] [--duration 3] [--servers sansio,bolt] [--cases 64B]
+
+Each server runs as a subprocess pinned to CPU 0 (``taskset -c 0``) and serves the bare ASGI
+echo app ``benchmarks/echo_app.py`` (picows serves its own echo listener):
+
+    sansio    uvicorn --ws websockets-sansio
+    wsproto   uvicorn --ws wsproto
+    bolt      uvicorn --ws bolt.protocol:WebSocketProtocol, Rust accelerator
+    bolt-py   the same with BOLT_NO_ACCEL=1 (pure-Python fallback)
+    picows    picows' own echo server, the ceiling for a Python server
+
+The load runs in this process, pinned to CPU 1: raw asyncio connections that write a frame
+masked once in advance and count replies from their headers, skipping payloads unread, so the
+client costs far less per message than any server. Servers are interleaved over rounds and the
+median is printed with its ratio to websockets-sansio and the server's CPU time per message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOST = "127.0.0.1"
+MASK = b"\x37\xfa\x21\x3d"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One load shape: a message, how many connections, how many messages each keeps in flight."""
+
+    name: str
+    opcode: int
+    size: int
+    connections: int
+    depth: int = 1
+
+
+CASES = {
+    "64B": Case("64 B text", 0x1, 64, 10, 32),
+    "64KiB": Case("64 KiB binary", 0x2, 64 * 1024, 10, 4),
+    "1MiB": Case("1 MiB binary", 0x2, 1024 * 1024, 10),
+}
+
+UVICORN = [sys.executable, "-m", "uvicorn", "benchmarks.echo_app:app", "--app-dir", ROOT,
+           "--host", HOST, "--lifespan", "off", "--log-level", "warning", "--no-access-log"]
+SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {
+    "sansio": ([*UVICORN, "--ws", "websockets-sansio"], {}),
+    "wsproto": ([*UVICORN, "--ws", "wsproto"], {}),
+    "bolt": ([*UVICORN, "--ws", "bolt.protocol:WebSocketProtocol"], {"BOLT_NO_ACCEL": "0"}),
+    "bolt-py": ([*UVICORN, "--ws", "bolt.protocol:WebSocketProtocol"], {"BOLT_NO_ACCEL": "1"}),
+    "picows": ([sys.executable, os.path.join(ROOT, "benchmarks", "picows_echo.py")], {}),
+}
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A final, masked client frame (RFC 6455 section 5.2), built once per case."""
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    key = MASK * (n // 4 + 1)
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(key[:n], "big")).to_bytes(n, "big")
+    return header + MASK + masked
+
+
+class EchoClient(asyncio.Protocol):
+    """One connection: upgrade, keep ``depth`` frames in flight, count the echoes."""
+
+    def __init__(self, port: int, frame: bytes, depth: int) -> None:
+        loop = asyncio.get_running_loop()
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.request = (f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
+                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+        self.frame = frame
+        self.depth = depth
+        self.received = 0
+        self.running = True
+        self.upgraded = loop.create_future()
+        self.closed = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+        self._response = bytearray()  # the 101 response, until complete
+        self._header = bytearray()  # a reply header split across reads
+        self._skip = 0  # payload bytes of the current reply still to arrive
+        self._data_reply = False  # the current reply is an echo (not a control frame)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport.write(self.request)
+
+    def start(self) -> None:
+        self.transport.write(self.frame * self.depth)
+
+    def stop(self) -> None:
+        self.running = False
+        self.transport.write(client_frame(0x8, struct.pack("!H", 1000)))
+
+    def data_received(self, data: bytes) -> None:
+        if not self.upgraded.done():
+            self._response += data
+            end = self._response.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(self._response[:end]).split(b"\r\n", 1)[0]
+            if b" 101 " not in status:
+                self.upgraded.set_exception(ConnectionError(status.decode("latin-1")))
+                return
+            self.upgraded.set_result(None)
+            data = bytes(self._response[end + 4 :])
+        echoes = self._count(data)
+        if echoes:
+            self.received += echoes
+            if self.running:
+                self.transport.write(self.frame * echoes)
+
+    def _count(self, data: bytes) -> int:
+        """Replies completed by ``data``; only headers are looked at."""
+        echoes = 0
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._skip:
+                taken = min(self._skip, end - pos)
+                self._skip -= taken
+                pos += taken
+                if self._skip:
+                    break
+                echoes += self._data_reply
+                continue
+            header = self._header
+            before = len(header)
+            header += data[pos : pos + 10]  # server frames are unmasked: at most 10 header bytes
+            size = 2 if len(header) < 2 else 2 + {126: 2, 127: 8}.get(header[1] & 0x7F, 0)
+            if len(header) < size:
+                pos = end
+                break
+            pos += size - before
+            opcode, length = header[0] & 0x0F, header[1] & 0x7F
+            if length == 126:
+                length = int.from_bytes(header[2:4], "big")
+            elif length == 127:
+                length = int.from_bytes(header[2:10], "big")
+            header.clear()
+            self._data_reply = opcode in (0x1, 0x2)
+            if opcode == 0x8:
+                self.running = False
+            self._skip = length
+            if not length:
+                echoes += self._data_reply
+        return echoes
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.running = False
+        if not self.upgraded.done():
+            self.upgraded.set_exception(exc or ConnectionError("closed during the handshake"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measurement: echoes per second, server CPU per echo, and how busy each side was."""
+
+    rate: float
+    server_us: float
+    server_busy: float
+    client_busy: float
+
+
+async def measure(port: int, pid: int, case: Case, warmup: float, duration: float) -> Sample:
+    """Echo rate and CPU use over ``duration`` seconds, after ``warmup`` seconds of the same load."""
+    loop = asyncio.get_running_loop()
+    frame = client_frame(case.opcode, b"x" * case.size)
+    clients = []
+    for _ in range(case.connections):
+        _, client = await loop.create_connection(lambda: EchoClient(port, frame, case.depth), HOST, port)
+        clients.append(client)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(c.upgraded for c in clients)), 10)
+        for client in clients:
+            client.start()
+        await asyncio.sleep(warmup)
+        count0, cpu0, t0 = sum(c.received for c in clients), cpu_seconds(pid), time.perf_counter()
+        own0 = time.process_time()
+        await asyncio.sleep(duration)
+        count1, cpu1, t1 = sum(c.received for c in clients), cpu_seconds(pid), time.perf_counter()
+        own1 = time.process_time()
+        for client in clients:
+            client.stop()
+        await asyncio.wait([c.closed for c in clients], timeout=2)
+    finally:
+        for client in clients:
+            client.transport.abort()
+    echoes, elapsed = max(count1 - count0, 1), t1 - t0
+    return Sample(echoes / elapsed, (cpu1 - cpu0) / echoes * 1e6, (cpu1 - cpu0) / elapsed, (own1 - own0) / elapsed)
+
+
+def start_server(name: str, port: int, cpu: int) -> subprocess.Popen:
+    command, extra_env = SERVERS[name]
+    command = [*command, "--port", str(port)] if command[1:3] == ["-m", "uvicorn"] else [*command, str(port)]
+    env = {**os.environ, "PYTHONPATH": ROOT, **extra_env}
+    return subprocess.Popen(["taskset", "-c", str(cpu), *command], cwd=ROOT, env=env)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with status {process.returncode}")
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            return
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def report(results: dict[tuple[str, str], list[Sample]], servers: list[str], cases: list[str]) -> None:
+    def median(case: str, server: str, field: str) -> float:
+        return statistics.median(getattr(sample, field) for sample in results[case, server])
+
+    print(f"\n{'case':<14} {'server':<8} {'msg/s':>10} {'vs sansio':>10} {'server CPU/msg':>15}")
+    for case in cases:
+        base = median(case, "sansio", "rate") if "sansio" in servers else None
+        for server in servers:
+            rate, cpu = median(case, server, "rate"), median(case, server, "server_us")
+            ratio = f"{rate / base:.2f}x" if base else "-"
+            print(f"{CASES[case].name:<14} {server:<8} {rate:>10,.0f} {ratio:>10} {cpu:>12.1f} us")
+    if {"bolt", "bolt-py"} <= set(servers):
+        print()
+        for case in cases:
+            speedup = median(case, "bolt", "rate") / median(case, "bolt-py", "rate")
+            print(f"accelerator vs fallback, {CASES[case].name}: {speedup:.2f}x")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2, help="each server is measured once per round")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per case")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds of load before measuring")
+    parser.add_argument("--servers", default=",".join(SERVERS), help=f"subset of {','.join(SERVERS)}")
+    parser.add_argument("--cases", default=",".join(CASES), help=f"subset of {','.join(CASES)}")
+    parser.add_argument("--depth", type=int, default=0, help="messages in flight per connection, all cases")
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    args = parser.parse_args()
+    servers, cases = args.servers.split(","), args.cases.split(",")
+    os.sched_setaffinity(0, {args.client_cpu})
+
+    from bolt import accel
+
+    if "bolt" in servers and not accel.ENABLED:
+        print("warning: bolt._accel is not built or is disabled; the 'bolt' row measures the fallback")
+
+    if args.depth:
+        cases_by_name = {name: replace(CASES[name], depth=args.depth) for name in cases}
+    else:
+        cases_by_name = {name: CASES[name] for name in cases}
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+          " (other work on the machine skews the figures)")
+    results: dict[tuple[str, str], list[Sample]] = {(c, s): [] for c in cases for s in servers}
+    for round_ in range(1, args.rounds + 1):
+        for server in servers:
+            port = free_port()
+            process = start_server(server, port, args.server_cpu)
+            try:
+                await wait_for_port(port, process)
+                for case in cases:
+                    sample = await measure(port, process.pid, cases_by_name[case], args.warmup, args.duration)
+                    results[case, server].append(sample)
+                    print(f"round {round_}: {server:<8} {CASES[case].name:<14} {sample.rate:>10,.0f} msg/s"
+                          f" {sample.server_us:>8.1f} us server CPU/msg, busy: server"
+                          f" {sample.server_busy:4.0%} client {sample.client_busy:4.0%}", flush=True)
+            finally:
+                stop_server(process)
+    report(results, servers, cases)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
