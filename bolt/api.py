@@ -33,6 +33,8 @@ logger = logging.getLogger("bolt")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 # Set in the scope by the test clients: a handler's unexpected exception is re-raised into the test.
 RAISE_SERVER_EXCEPTIONS = "bolt.raise_server_exceptions"
+# Set in the scope when bolt closes a connection because its handler returned without closing it.
+HANDLER_RETURNED = "bolt.handler_returned"
 
 Handler = Callable[..., Any]
 
@@ -237,6 +239,8 @@ class BoltAPI:
         else:
             if websocket.application_state is WebSocketState.CONNECTING:
                 logger.warning("WebSocket handler %s returned without accept()", route.endpoint.__qualname__)
+            elif websocket.application_state is WebSocketState.CONNECTED:
+                websocket.scope[HANDLER_RETURNED] = True
             await self._end_websocket(websocket, CloseCode.NORMAL, "")
         finally:
             await self.hub.disconnect(websocket)

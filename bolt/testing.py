@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import anyio.from_thread
 import orjson
 
-from bolt.api import RAISE_SERVER_EXCEPTIONS
+from bolt.api import HANDLER_RETURNED, RAISE_SERVER_EXCEPTIONS
 from bolt.datastructures import Headers
 
 # Scope key through which a test overrides the origin policy (read by bolt.security).
@@ -233,6 +233,8 @@ class WebSocketTestClient:
 
     async def receive(self, timeout: float | None = None) -> dict[str, Any]:
         """The next ASGI message from the server; raises ConnectionClosed once it has closed."""
+        if self.closed and self._handler_returned():
+            raise await self._nothing_sent(timeout)
         if self.closed and self._from_app.empty():
             self._raise_app_error()
             raise ConnectionClosed(self.close_code or 1006, self.close_reason or "")
@@ -243,6 +245,8 @@ class WebSocketTestClient:
             self.close_reason = message.get("reason") or ""
             await self._finish()
             self._raise_app_error()
+            if self._handler_returned():
+                raise await self._nothing_sent(timeout)
             raise ConnectionClosed(self.close_code, self.close_reason)
         if message is _APP_DONE:
             self.closed = True
@@ -250,6 +254,18 @@ class WebSocketTestClient:
             self.close_code = self.close_code or 1006
             raise ConnectionClosed(self.close_code, "the app returned without closing")
         return message
+
+    def _handler_returned(self) -> bool:
+        return bool(self.scope.get(HANDLER_RETURNED))
+
+    async def _nothing_sent(self, timeout: float | None) -> TimeoutError:
+        # The handler ended without sending anything or closing: to a test that is "no message
+        # arrives within the timeout", as the guide's receive-timeout example expects.
+        # `closed`/`close_code` still show the 1000 close bolt sent on the wire.
+        wait = self.timeout if timeout is None else timeout
+        await asyncio.sleep(wait)
+        return TimeoutError(f"no message from the server within {wait} s "
+                            f"(the handler returned without closing; bolt closed with {self.close_code})")
 
     async def receive_text(self, timeout: float | None = None) -> str:
         message = await self.receive(timeout)
