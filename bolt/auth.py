@@ -321,7 +321,8 @@ class BaseGuard:
         return self.has_permission(conn.auth, conn)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
+        args = ", ".join(repr(value) for value in vars(self).values())
+        return f"{type(self).__name__}({args})"
 
 
 class AllowAny(BaseGuard):

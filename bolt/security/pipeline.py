@@ -6,6 +6,7 @@ it sees decorators applied after registration and Django settings configured aft
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from bolt.security.config import setting, watch_settings
 from bolt.security.denial import Denial
 from bolt.security.origin import Admission, OriginPolicy
 from bolt.security.ratelimit import DEFAULT_MAX_KEYS, BucketTable, TokenBucket, retry_after_seconds
+from bolt.websocket import CloseCode, WebSocketClose
 
 logger = logging.getLogger("bolt.security")
 
@@ -48,6 +50,10 @@ def _origin_header(scope: dict[str, Any]) -> str | None:
         if name == b"origin":
             return value.decode("latin-1")
     return None
+
+
+def _name(guard: Any) -> str:
+    return getattr(guard, "__qualname__", None) or repr(guard)
 
 
 def _client(scope: dict[str, Any]) -> str:
@@ -209,8 +215,9 @@ class SecurityPipeline:
             if not await run_guard(guard, conn):
                 if not auth.is_authenticated:
                     return self._deny(route, scope, self._unauthorized(policy, AUTH_REQUIRED),
-                                      f"{guard!r} without credentials")
-                return self._deny(route, scope, Denial(403, PERMISSION_DENIED), f"{guard!r} for {auth.user_id}")
+                                      f"{_name(guard)} without credentials")
+                return self._deny(route, scope, Denial(403, PERMISSION_DENIED),
+                                  f"{_name(guard)} for user {auth.user_id}")
 
         if policy.messages is not None:
             _limit_messages(conn, route, policy.messages, policy.message_mode)
@@ -252,7 +259,7 @@ class SecurityPipeline:
         limit = policy.limit
         assert limit is not None and policy.key_of is not None
         key = policy.key_of(conn)
-        if hasattr(key, "__await__"):
+        if inspect.isawaitable(key):
             key = await key
         if key is None and limit.key == "user" and auth.is_authenticated:
             key = ("user", auth.user_id)
@@ -290,8 +297,6 @@ class SecurityPipeline:
 
 def _limit_messages(websocket: Any, route: Any, messages: tuple[float, int], mode: str) -> None:
     """Wrap the connection's ASGI receive so each inbound message spends a token of its own bucket."""
-    from bolt.websocket import CloseCode, WebSocketClose
-
     bucket = TokenBucket(*messages)
     receive = websocket._receive
     warned = False
