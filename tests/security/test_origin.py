@@ -95,10 +95,13 @@ async def test_listed_origins_are_allowed_after_normalising(origin):
     "https://example.com/evil",          # not an origin at all
 ])
 async def test_attacker_origins_are_refused(origin):
+    api = echo_api(cors_allowed_origins=ALLOWED)
     with pytest.raises(PermissionError) as exc:
-        await handshake(echo_api(cors_allowed_origins=ALLOWED), origin)
+        await handshake(api, origin)
     assert exc.value.status_code == 403
     assert exc.value.detail == "Origin not allowed"
+    response = await AsyncTestClient(api).get("/items", headers={"Origin": origin})
+    assert (response.status_code, response.json()) == (403, {"detail": "Origin not allowed"})
 
 
 @pytest.mark.asyncio
