@@ -9,7 +9,8 @@ are interleaved over several rounds and the median messages/s of each is reporte
 the bare app, so drift in the machine hits all three alike. Beside throughput, the server's CPU
 time per message (from /proc) is reported: it measures the overhead directly, even when the load
 is latency-bound or the machine is shared; "bare/app CPU" is its inverse ratio, comparable to the
-throughput ratio (1.0x = no overhead).
+throughput ratio (1.0x = no overhead). First, the same three apps are timed in-process, fed by a
+stub instead of a server: that isolates each framework's own cost per message.
 """
 import argparse
 import asyncio
@@ -18,6 +19,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -84,6 +86,38 @@ APPS = {"bare": "echo_overhead:bare", "bolt": "echo_overhead:bolt_app", "starlet
 # -- the run ---------------------------------------------------------------------------------------
 
 
+async def in_process_cost(app, messages: int) -> float:
+    """Microseconds per echoed message with the server taken away: the app alone, fed by a stub."""
+    inbox = [{"type": "websocket.connect"}]
+    inbox += [{"type": "websocket.receive", "text": "x" * 64}] * messages
+    inbox.append({"type": "websocket.disconnect", "code": 1000})
+    feed = iter(inbox)
+
+    async def receive():
+        return next(feed)
+
+    async def send(message):
+        pass
+
+    scope = {"type": "websocket", "asgi": {"version": "3.0"}, "path": "/ws/echo", "raw_path": b"/ws/echo",
+             "root_path": "", "query_string": b"", "headers": [], "subprotocols": [], "scheme": "ws",
+             "server": ("127.0.0.1", 8000), "client": ("127.0.0.1", 50000), "state": {},
+             "extensions": {"websocket.http.response": {}}}
+    started = time.perf_counter()
+    await app(scope, receive, send)
+    return (time.perf_counter() - started) / messages * 1e6
+
+
+async def framework_overhead(names: list[str], rounds: int) -> None:
+    apps = {"bare": bare, "bolt": _bolt_app(), "starlette": _starlette_app()}
+    costs = {name: min([await in_process_cost(apps[name], 100_000) for _ in range(rounds)]) for name in names}
+    print("in-process, no server (best of %d x 100,000 messages): the app's own cost per message" % rounds)
+    for name in names:
+        extra = f"  (+{costs[name] - costs['bare']:.2f} us over bare)" if "bare" in costs and name != "bare" else ""
+        print(f"  {name:<10} {costs[name]:6.2f} us{extra}")
+    print()
+
+
 def start_server(target: str, port: int, ws: str, cpu: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "uvicorn", target, "--app-dir", HERE, "--host", "127.0.0.1",
                "--port", str(port), "--ws", ws, "--lifespan", "off", "--log-level", "warning",
@@ -128,6 +162,7 @@ async def main() -> None:
     os.sched_setaffinity(0, {args.client_cpu})
 
     names = args.apps.split(",")
+    await framework_overhead(names, args.rounds)
     rates: dict[str, list[float]] = {name: [] for name in names}
     costs: dict[str, list[float]] = {name: [] for name in names}
     for round_ in range(args.rounds):
