@@ -47,11 +47,10 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> 
     raise AssertionError(f"no server on port {port} after {timeout} s")
 
 
-def serve_example(command: list[str]) -> tuple[subprocess.Popen, str]:
+def serve_example(command: list[str]) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    process = subprocess.Popen(command, cwd=EXAMPLE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
-    return process
+    return subprocess.Popen(command, cwd=EXAMPLE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def stop(process: subprocess.Popen) -> None:
