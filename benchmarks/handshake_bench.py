@@ -125,8 +125,19 @@ async def one_handshake(port: int, path: str) -> None:
         writer.close()
 
 
-async def server_rate(port: int, path: str, seconds: float, concurrency: int) -> float:
-    """Handshakes per second with `concurrency` clients, each doing complete handshakes in a loop."""
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux /proc), or None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def server_rate(port: int, path: str, seconds: float, concurrency: int, pid: int) -> tuple[float, float | None]:
+    """Handshakes per second with `concurrency` clients, each doing complete handshakes in a loop, and
+    the server's CPU microseconds per handshake (steadier than the rate on a busy machine)."""
     deadline = time.perf_counter() + seconds
     counts = [0] * concurrency
 
@@ -135,9 +146,14 @@ async def server_rate(port: int, path: str, seconds: float, concurrency: int) ->
             await asyncio.wait_for(one_handshake(port, path), 10)
             counts[i] += 1
 
+    cpu_before = cpu_seconds(pid)
     start = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    return sum(counts) / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    cpu_after = cpu_seconds(pid)
+    total = sum(counts)
+    cpu = None if cpu_before is None or cpu_after is None else 1e6 * (cpu_after - cpu_before) / total
+    return total / elapsed, cpu
 
 
 def free_port() -> int:
@@ -181,8 +197,10 @@ async def main(args: argparse.Namespace) -> None:
         await wait_for_port(port, process)
         for _ in range(args.rounds):
             for name, path in ROUTES.items():
-                rate = await server_rate(port, path, args.seconds, args.concurrency)
+                rate, cpu = await server_rate(port, path, args.seconds, args.concurrency, process.pid)
                 results[name]["uvicorn"] = max(results[name].get("uvicorn", 0.0), rate)
+                if cpu is not None:
+                    results[name]["cpu"] = min(results[name].get("cpu", float("inf")), cpu)
     finally:
         process.terminate()
         try:
@@ -190,17 +208,21 @@ async def main(args: argparse.Namespace) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
 
-    print(f"\nhandshakes/s, best of {args.rounds} rounds of {args.seconds:g} s "
+    print(f"\nbest of {args.rounds} rounds of {args.seconds:g} s "
           f"(uvicorn ws={args.ws}, {args.concurrency} concurrent clients)\n")
-    print(f"{'route':<30}{'in-process':>8}{'uvicorn':>12}")
+    print(f"{'':<30}{'in-process':>14}{'uvicorn':>14}{'uvicorn server CPU':>22}")
+    print(f"{'route':<30}{'handshakes/s':>14}{'handshakes/s':>14}{'us/handshake':>22}")
     for name in ROUTES:
-        print(f"{name:<30}{results[name]['in-process']:>8,.0f}{results[name]['uvicorn']:>12,.0f}")
+        row = results[name]
+        cpu = f"{row['cpu']:,.0f}" if "cpu" in row else "n/a"
+        print(f"{name:<30}{row['in-process']:>14,.0f}{row['uvicorn']:>14,.0f}{cpu:>22}")
     plain = results["no security"]
+    print("\npipeline overhead (fewer handshakes/s, or more server CPU per handshake):")
     for name in list(ROUTES)[1:]:
-        secure = results[name]
-        print(f"{'overhead, ' + name:<30}"
-              f"{100 * (1 - secure['in-process'] / plain['in-process']):>7.1f}%"
-              f"{100 * (1 - secure['uvicorn'] / plain['uvicorn']):>11.1f}%")
+        row = results[name]
+        cpu = f"{100 * (row['cpu'] / plain['cpu'] - 1):.1f}%" if "cpu" in row and "cpu" in plain else "n/a"
+        print(f"{name:<30}{100 * (1 - row['in-process'] / plain['in-process']):>13.1f}%"
+              f"{100 * (1 - row['uvicorn'] / plain['uvicorn']):>13.1f}%{cpu:>22}")
 
 
 if __name__ == "__main__":
