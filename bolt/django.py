@@ -63,11 +63,34 @@ class BoltMount:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await _Lifespan(self.api, self.app).run(scope, receive, send)
+            await self._lifespan(scope, receive, send)
         elif kind in ("http", "websocket") and self.api.handles(scope):
             await self.api(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+
+    async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Fan the server's lifespan out to bolt and to the other app, and fold their answers into one."""
+        apps = [_LifespanApp(self.api, scope, required=True), _LifespanApp(self.app, scope, required=False)]
+        try:
+            while True:
+                message = await receive()
+                phase = message["type"].rsplit(".", 1)[-1]  # startup or shutdown
+                replies = await asyncio.gather(*(a.step(message) for a in apps if a.active))
+                failures = [r for r in replies if r is not None and r["type"].endswith(".failed")]
+                if failures:
+                    await send({"type": f"lifespan.{phase}.failed",
+                                "message": "; ".join(f.get("message", "") for f in failures)})
+                    return
+                await send({"type": f"lifespan.{phase}.complete"})
+                if phase == "shutdown":
+                    return
+        finally:
+            for a in apps:
+                if not a.task.done():
+                    a.task.cancel()
+            await asyncio.gather(*(a.task for a in apps), return_exceptions=True)
 
 
 def mount(api: Any, django_asgi_app: Any) -> BoltMount:
@@ -79,6 +102,7 @@ class _LifespanApp:
     """One app's side of a shared lifespan: its own message queue and task."""
 
     def __init__(self, app: Any, scope: dict[str, Any], required: bool) -> None:
+        self.app = app
         self.required = required  # bolt must take part; the other app may decline
         self.active = True
         self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -102,35 +126,5 @@ class _LifespanApp:
             detail = repr(exc) if exc is not None else "the app left the lifespan without answering"
             return {"type": f"lifespan.{phase}.failed", "message": detail}
         # Never answered: the app does not support the lifespan protocol (Django's handler raises ValueError).
-        logger.debug("%r does not support the ASGI lifespan; only bolt's hooks run", self.task, exc_info=exc)
+        logger.debug("%r does not support the ASGI lifespan; only bolt's hooks run", self.app, exc_info=exc)
         return None
-
-
-class _Lifespan:
-    """Fan one lifespan out to bolt and to the other app, and fold their answers into one."""
-
-    def __init__(self, api: Any, app: Any) -> None:
-        self.api = api
-        self.app = app
-
-    async def run(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        apps = [_LifespanApp(self.api, scope, required=True), _LifespanApp(self.app, scope, required=False)]
-        try:
-            while True:
-                message = await receive()
-                phase = message["type"].rsplit(".", 1)[-1]  # startup or shutdown
-                live = [a for a in apps if a.active]
-                replies = await asyncio.gather(*(a.step(message) for a in live))
-                failures = [r for r in replies if r is not None and r["type"].endswith(".failed")]
-                if failures:
-                    await send({"type": f"lifespan.{phase}.failed",
-                                "message": "; ".join(f.get("message", "") for f in failures)})
-                    return
-                await send({"type": f"lifespan.{phase}.complete"})
-                if phase == "shutdown":
-                    return
-        finally:
-            for a in apps:
-                if not a.task.done():
-                    a.task.cancel()
-            await asyncio.gather(*(a.task for a in apps), return_exceptions=True)
