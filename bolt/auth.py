@@ -89,10 +89,8 @@ def _claim_permissions(claims: Mapping[str, Any]) -> frozenset[str]:
 class BaseAuthentication:
     """Base for authentication backends; subclasses implement `authenticate`."""
 
-    #: Sent as WWW-Authenticate on a 401 when this backend is the route's first.
+    #: Sent as WWW-Authenticate on a 401 refusal of a route that uses this backend.
     challenge: str | None = None
-    #: Whether a browser attaches this credential by itself (cookies): such routes need an origin policy.
-    uses_cookies = False
 
     async def authenticate(self, conn: Any) -> AuthContext | None:
         raise NotImplementedError
@@ -142,7 +140,6 @@ class JWTAuthentication(BaseAuthentication):
         self.user_id_claim = user_id_claim
         self.max_length = max_length
         self.options = {"require": list(require)}
-        self.uses_cookies = cookie is not None
         self.cache_size = cache_size
         # token -> (verifying key, valid until (epoch seconds), context)
         self._verified: OrderedDict[str, tuple[Any, float, AuthContext]] = OrderedDict()
@@ -271,8 +268,6 @@ class SessionAuthentication(BaseAuthentication):
     The browser attaches this cookie to any page's WebSocket, so the pipeline only accepts it from
     origins that are the same origin or explicitly allowed: never from one admitted by `*`.
     """
-
-    uses_cookies = True
 
     async def authenticate(self, conn: Any) -> AuthContext | None:
         settings = django_settings()

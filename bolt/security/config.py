@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# The settings the security pipeline reads; a change to any of them (override_settings in tests)
-# drops the pipeline's cached policies.
+# The settings the security pipeline caches (the others are read per request); a change to any of
+# them (override_settings in tests) drops the cached origin and route policies.
 WATCHED_SETTINGS = frozenset({
-    "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_ORIGIN_REGEXES", "CORS_ALLOW_ALL_ORIGINS", "CORS_ALLOW_CREDENTIALS",
-    "CORS_ALLOW_HEADERS", "CORS_EXPOSE_HEADERS", "CORS_PREFLIGHT_MAX_AGE",
+    "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_ORIGIN_REGEXES", "CORS_ALLOW_ALL_ORIGINS",
     "BOLT_AUTHENTICATION_CLASSES", "BOLT_DEFAULT_GUARDS",
 })
 

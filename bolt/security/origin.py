@@ -72,11 +72,6 @@ class OriginPolicy:
             self.origins.add(parsed)
         self.regexes = [re.compile(r) if isinstance(r, str) else r for r in regexes]
 
-    @property
-    def configured(self) -> bool:
-        """Whether anything beyond same-origin was configured."""
-        return bool(self.allow_all or self.origins or self.regexes)
-
     def admit(self, value: str, scope: dict) -> Admission | None:
         """How the Origin header `value` is admitted for this request, or None when it is refused."""
         origin = parse_origin(value)

@@ -14,7 +14,7 @@ from typing import Any
 from bolt.auth import ANONYMOUS, AuthContext, AuthenticationFailed, run_guard
 from bolt.middleware import RATE_LIMIT_ATTR, RateLimit
 from bolt.security import cors
-from bolt.security.config import setting, watch_settings
+from bolt.security.config import WATCHED_SETTINGS, setting, watch_settings
 from bolt.security.denial import Denial
 from bolt.security.origin import Admission, OriginPolicy
 from bolt.security.ratelimit import DEFAULT_MAX_KEYS, BucketTable, TokenBucket, retry_after_seconds
@@ -105,8 +105,6 @@ class SecurityPipeline:
     # -- configuration ---------------------------------------------------------------------------
 
     def _settings_changed(self, *, setting: str, **kwargs: Any) -> None:
-        from bolt.security.config import WATCHED_SETTINGS
-
         if setting in WATCHED_SETTINGS:
             self.reset()
 

@@ -74,9 +74,6 @@ class BucketTable:
                                self.max_keys)
             buckets.popitem(last=False)
 
-    def clear(self) -> None:
-        self._buckets.clear()
-
 
 class TokenBucket:
     """One bucket, for the inbound messages of a single WebSocket connection."""
