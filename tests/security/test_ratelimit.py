@@ -281,6 +281,13 @@ async def test_key_by_header_user_and_callable():
     assert [await outcome(api, "/ws", query_string="room=1"), await outcome(api, "/ws", query_string="room=1"),
             await outcome(api, "/ws", query_string="room=2")] == [200, 429, 200]
 
+    async def tenant(conn):
+        return conn.headers.get("x-tenant")
+
+    api = make(tenant)
+    assert [await outcome(api, "/ws", headers={"X-Tenant": "a"}), await outcome(api, "/ws", headers={"X-Tenant": "a"}),
+            await outcome(api, "/ws")] == [200, 429, 200]  # None: keyed by the address instead
+
 
 @pytest.mark.asyncio
 async def test_key_ip_uses_the_scope_client_not_forwarded_headers():
