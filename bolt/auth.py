@@ -147,6 +147,9 @@ class JWTAuthentication(BaseAuthentication):
         if secret is not None:
             # Preparing once refuses a PEM key given as an HMAC secret (or the reverse) at startup.
             self._key = jwt.get_algorithm_by_name(algorithms[0]).prepare_key(secret)
+            if self.key_type != "hmac" and hasattr(self._key, "public_key"):
+                # Given the private key, verify with its public half (a private key cannot verify).
+                self._key = self._key.public_key()
         elif self.key_type != "hmac":
             raise ValueError(f"JWTAuthentication with {algorithms[0]} needs the public key as `secret`")
 

@@ -188,6 +188,17 @@ async def test_hs_rs_key_confusion_is_refused(rsa_keys):
     assert (exc.status_code, exc.detail) == (401, "Invalid token")
 
 
+@pytest.mark.asyncio
+async def test_a_private_key_given_as_secret_verifies_with_its_public_half(rsa_keys):
+    from cryptography.hazmat.primitives import serialization
+
+    private, _ = rsa_keys
+    private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+    api = protected_api(JWTAuthentication(secret=private_pem, algorithms=["RS256"]))
+    assert (await connect(api, headers=bearer(make_token(secret=private, algorithm="RS256"))))["user_id"] == "42"
+
+
 def test_configuration_refuses_dangerous_algorithm_sets(rsa_keys):
     _, public_pem = rsa_keys
     with pytest.raises(ValueError, match="'none' is never accepted"):
