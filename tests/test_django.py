@@ -113,6 +113,15 @@ async def test_bolt_routes_go_to_bolt_the_rest_to_django():
 
 
 @pytest.mark.asyncio
+async def test_wrong_method_on_a_bolt_path_is_bolts_405():
+    other = Recorder()
+    response = await AsyncTestClient(mount(make_api(), other)).post("/api/items/7")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    assert other.scopes == []
+
+
+@pytest.mark.asyncio
 async def test_bolt_websocket_route_through_the_mount():
     app = mount(make_api(), get_asgi_application())
     async with WebSocketTestClient(app, "/ws/echo") as ws:
