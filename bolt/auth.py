@@ -209,7 +209,7 @@ class JWTAuthentication(BaseAuthentication):
                                 leeway=self.leeway, options=self.options)
         except jwt.ExpiredSignatureError:
             raise AuthenticationFailed("Token expired") from None
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError, OverflowError):
             # Every other way a token can be wrong (bad signature, algorithm, claims, shape) is the
             # same answer to the client; the exception itself is never echoed.
             raise AuthenticationFailed("Invalid token") from None
