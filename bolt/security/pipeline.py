@@ -159,6 +159,9 @@ class SecurityPipeline:
             guards = self.api.guards
         if guards is None:
             guards = [_import(entry) for entry in setting("BOLT_DEFAULT_GUARDS", ()) or ()]
+        for item in (*auth, *guards):
+            if isinstance(item, type):  # a common slip: IsAuthenticated instead of IsAuthenticated()
+                raise TypeError(f"{item.__name__} is a class: pass an instance, {item.__name__}()")
         for backend in auth:
             if not callable(getattr(backend, "authenticate", None)):
                 raise TypeError(f"{backend!r} is not an authentication backend (it has no authenticate())")

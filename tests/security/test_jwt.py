@@ -104,6 +104,15 @@ async def test_query_param_and_cookie_sources_are_opt_in():
 
 
 @pytest.mark.asyncio
+async def test_a_dedicated_header_carries_the_bare_token():
+    api = protected_api(JWTAuthentication(secret=SECRET, header="x-access-token"))
+    assert (await connect(api, headers={"X-Access-Token": make_token()}))["user_id"] == "42"
+    assert (await connect(api, headers={"X-Access-Token": f"Bearer {make_token()}"}))["user_id"] == "42"
+    exc = await refused(api, headers=bearer(make_token()))  # Authorization is not read any more
+    assert (exc.status_code, exc.detail) == (401, "Authentication required")
+
+
+@pytest.mark.asyncio
 async def test_claim_flags_must_be_json_true():
     body = await connect(protected_api(), headers=bearer(make_token({"is_staff": "false", "permissions": "api.x"})))
     assert body["is_staff"] is False

@@ -229,3 +229,17 @@ async def test_http_preflight():
     # Not a preflight (no Access-Control-Request-Method): an ordinary OPTIONS, here 405.
     plain = await client.options("/items", headers={"Origin": "https://example.com"})
     assert plain.status_code == 405
+
+
+@pytest.mark.asyncio
+async def test_http_same_origin_post_needs_no_configuration():
+    api = BoltAPI()
+
+    @api.post("/submit")
+    async def submit():
+        return {"ok": True}
+
+    client = AsyncTestClient(api)
+    assert (await client.post("/submit", headers={"Origin": "http://testserver"})).status_code == 200
+    response = await client.post("/submit", headers={"Origin": "http://testserver.evil.com"})
+    assert response.status_code == 403
