@@ -82,10 +82,15 @@ class _Rest:
 
 
 class Outbox:
-    """The bounded queue between broadcasts and one connection's socket."""
+    """The bounded queue between broadcasts and one connection's socket.
 
-    __slots__ = ("_send", "_queue", "_size", "_policy", "_timeout", "_on_slow", "_task", "_wakeup",
-                 "closed", "dropped", "sent")
+    While the socket keeps up, `put` writes at once: it steps the ASGI send by hand, and a send that
+    completes without suspending (the transport took the bytes) costs no task switch and no timer.
+    The first send that would wait is handed to a sender task; until that task has drained the queue,
+    later messages queue behind it, bounded by the policy.
+    """
+
+    __slots__ = ("_send", "_queue", "_size", "_policy", "_timeout", "_on_slow", "_task", "closed", "dropped")
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], settings: OutboxSettings,
                  on_slow: Callable[[str], None]) -> None:
@@ -96,17 +101,19 @@ class Outbox:
         self._timeout = settings.timeout
         self._on_slow = on_slow
         self._task: asyncio.Task[None] | None = None
-        self._wakeup: asyncio.Future[None] | None = None
         self.closed = False
         self.dropped = 0
-        self.sent = 0
 
     def __len__(self) -> int:
+        """Messages waiting (not counting one being written)."""
         return len(self._queue)
 
     def put(self, message: dict[str, Any]) -> None:
-        """Queue one ASGI send message; never blocks. Applies the policy when the queue is full."""
+        """Send or queue one ASGI send message; never blocks. Applies the policy when the queue is full."""
         if self.closed:
+            return
+        if self._task is None:
+            self._write(message)
             return
         queue = self._queue
         if len(queue) >= self._size:
@@ -118,12 +125,24 @@ class Outbox:
                 return
             queue.popleft()
         queue.append(message)
-        wakeup = self._wakeup
-        if wakeup is not None:
-            self._wakeup = None
-            wakeup.set_result(None)
-        elif self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _write(self, message: dict[str, Any]) -> None:
+        coro = self._send(message)
+        try:
+            pending = coro.send(None)  # type: ignore[attr-defined]
+        except StopIteration:
+            return
+        except Exception as exc:
+            self._lost(exc)
+            return
+        # The transport is full: the sender task finishes this send, then drains what queues meanwhile.
+        self._task = asyncio.get_running_loop().create_task(self._drain(_Rest(coro, pending)))  # type: ignore[arg-type]
+
+    def _lost(self, exc: BaseException) -> None:
+        # The client is gone; its handler learns that on its next receive.
+        logger.debug("outbox send failed: %r", exc)
+        self.closed = True
+        self._queue.clear()
 
     def _give_up(self, why: str) -> None:
         self.close()
@@ -137,30 +156,28 @@ class Outbox:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def _run(self) -> None:
-        queue, send, loop = self._queue, self._send, asyncio.get_running_loop()
+    async def _drain(self, rest: _Rest) -> None:
+        queue, send = self._queue, self._send
         try:
-            while not self.closed:
-                if not queue:
-                    self._wakeup = loop.create_future()
-                    await self._wakeup
-                    continue
-                coro = send(queue.popleft())
-                try:
-                    pending = coro.send(None)
-                except StopIteration:
-                    self.sent += 1
-                    continue
-                # The transport is full: wait, but not longer than the send timeout.
+            while True:
                 try:
                     async with asyncio.timeout(self._timeout):
-                        await _Rest(coro, pending)
+                        await rest
                 except TimeoutError:
                     self._give_up(f"send blocked for more than {self._timeout} s")
                     return
-                self.sent += 1
+                while True:
+                    if self.closed:
+                        return
+                    if not queue:
+                        self._task = None  # idle again: the next put writes at once
+                        return
+                    coro = send(queue.popleft())
+                    try:
+                        pending = coro.send(None)  # type: ignore[attr-defined]
+                    except StopIteration:
+                        continue
+                    rest = _Rest(coro, pending)  # type: ignore[arg-type]
+                    break
         except Exception as exc:
-            # The client is gone; its handler learns that on its next receive.
-            logger.debug("outbox send failed: %r", exc)
-            self.closed = True
-            queue.clear()
+            self._lost(exc)

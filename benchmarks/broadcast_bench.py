@@ -1,0 +1,268 @@
+"""Broadcast fan-out: one 100-byte message to N connections in one uvicorn process, one message at a time.
+
+Compared side by side in one run, all on stock uvicorn (websockets-sansio) unless noted:
+
+  starlette   the hand-written loop from FastAPI's docs: `for ws in connections: await ws.send_text(msg)`
+  channels    Django Channels' `group_send` with the InMemoryChannelLayer
+  bolt        `await api.hub.broadcast(room, msg)` (memory backend)
+  bolt+proto  the same app under bolt's own WebSocket protocol, when bolt.protocol provides one
+
+The server runs pinned to core 0 (`taskset -c 0`), the client to core 1. The client is raw non-blocking
+sockets on one epoll loop that only counts bytes, so the server is what gets measured. A control
+connection sends "go"; the server broadcasts; the round ends when every connection has the whole frame.
+
+    python benchmarks/broadcast_bench.py [--connections 1000] [--messages 200] [--only bolt,starlette]
+
+Each server is also importable on its own: `uvicorn --factory benchmarks.broadcast_bench:make_bolt`.
+"""
+
+import argparse
+import base64
+import os
+import selectors
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PAYLOAD = "x" * 100
+ROOM = "bench"
+
+
+# -- the servers (each imported in its own uvicorn process) ------------------------------------------
+
+def make_starlette() -> Any:
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    connections: list[WebSocket] = []
+
+    async def member(websocket: WebSocket) -> None:
+        await websocket.accept()
+        connections.append(websocket)
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            connections.remove(websocket)
+
+    async def control(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.receive_text()
+                for connection in connections:  # the loop from FastAPI's docs
+                    await connection.send_text(PAYLOAD)
+        except WebSocketDisconnect:
+            pass
+
+    return Starlette(routes=[WebSocketRoute("/ws", member), WebSocketRoute("/control", control)])
+
+
+def make_channels() -> Any:
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False, SECRET_KEY="bench", INSTALLED_APPS=["channels"], ALLOWED_HOSTS=["*"],
+        CHANNEL_LAYERS={"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}},
+    )
+    django.setup()
+    from channels.generic.websocket import AsyncWebsocketConsumer
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from django.urls import path
+
+    class Member(AsyncWebsocketConsumer):
+        async def connect(self) -> None:
+            await self.channel_layer.group_add(ROOM, self.channel_name)
+            await self.accept()
+
+        async def disconnect(self, code: int) -> None:
+            await self.channel_layer.group_discard(ROOM, self.channel_name)
+
+        async def room_message(self, event: dict[str, Any]) -> None:
+            await self.send(text_data=event["text"])
+
+    class Control(AsyncWebsocketConsumer):
+        async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+            await self.channel_layer.group_send(ROOM, {"type": "room.message", "text": PAYLOAD})
+
+    return ProtocolTypeRouter({"websocket": URLRouter([path("ws", Member.as_asgi()),
+                                                       path("control", Control.as_asgi())])})
+
+
+def make_bolt() -> Any:
+    from bolt import BoltAPI, WebSocket
+
+    api = BoltAPI()
+
+    @api.websocket("/ws")
+    async def member(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.join(ROOM)
+        async for _ in websocket.iter_text():
+            pass
+
+    @api.websocket("/control")
+    async def control(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for _ in websocket.iter_text():
+            await api.hub.broadcast(ROOM, PAYLOAD)
+
+    return api
+
+
+SERVERS = {
+    "starlette": ("make_starlette", "websockets-sansio"),
+    "channels": ("make_channels", "websockets-sansio"),
+    "bolt": ("make_bolt", "websockets-sansio"),
+    "bolt+proto": ("make_bolt", "bolt.protocol.uvicorn:WebSocketProtocol"),
+}
+
+
+# -- the client --------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _handshake(port: int, path: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError(f"handshake on {path} failed: {response!r}")
+        response += chunk
+    if not response.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(f"handshake on {path} refused: {response[:80]!r}")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _masked(text: bytes) -> bytes:
+    mask = os.urandom(4)
+    return struct.pack("!BB", 0x81, 0x80 | len(text)) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text))
+
+
+def _wait_for_server(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("server exited during startup")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def run_one(name: str, connections: int, messages: int, warmup: int) -> dict[str, Any]:
+    factory, ws_impl = SERVERS[name]
+    port = _free_port()
+    command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "--factory",
+               f"benchmarks.broadcast_bench:{factory}", "--host", "127.0.0.1", "--port", str(port),
+               "--ws", ws_impl, "--log-level", "warning", "--no-access-log", "--lifespan", "auto"]
+    process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
+    sockets: list[socket.socket] = []
+    try:
+        _wait_for_server(port, process)
+        sockets = [_handshake(port, "/ws") for _ in range(connections)]
+        control = _handshake(port, "/control")
+        time.sleep(0.5)  # let every handler reach its join
+        selector = selectors.EpollSelector()
+        for index, sock in enumerate(sockets):
+            sock.setblocking(False)
+            selector.register(sock, selectors.EVENT_READ, index)
+        frame_size = 2 + len(PAYLOAD)
+        received = [0] * connections
+        go = _masked(b"go")
+        latencies = []
+        deadline = time.monotonic() + 300
+        start_all = 0.0
+        for round_ in range(warmup + messages):
+            if round_ == warmup:
+                start_all = time.perf_counter()
+            target = (round_ + 1) * frame_size
+            waiting = connections
+            started = time.perf_counter()
+            control.sendall(go)
+            while waiting:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name}: round {round_} incomplete, {waiting} connections waiting")
+                for key, _ in selector.select(5.0):
+                    index = key.data
+                    before = received[index]
+                    received[index] = before + len(key.fileobj.recv(65536))  # type: ignore[union-attr]
+                    if before < target <= received[index]:
+                        waiting -= 1
+            if round_ >= warmup:
+                latencies.append(time.perf_counter() - started)
+        elapsed = time.perf_counter() - start_all
+        latencies.sort()
+        return {
+            "server": name, "connections": connections, "messages": messages,
+            "deliveries_per_s": connections * messages / elapsed,
+            "p50_ms": statistics.median(latencies) * 1000,
+            "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        }
+    finally:
+        for sock in sockets:
+            sock.close()
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _has_bolt_protocol() -> bool:
+    try:
+        from bolt.protocol.uvicorn import WebSocketProtocol  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--messages", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SERVERS))
+    args = parser.parse_args()
+    names = [n for n in args.only.split(",") if n] or [n for n in SERVERS if n != "bolt+proto" or _has_bolt_protocol()]
+    os.sched_setaffinity(0, {1})  # the client on core 1, the server on core 0
+    results = []
+    for name in names:
+        # Channels is ~20x slower: fewer messages keep the run bounded.
+        messages = max(10, args.messages // 10) if name == "channels" else args.messages
+        results.append(run_one(name, args.connections, messages, min(args.warmup, messages)))
+        r = results[-1]
+        print(f"{name:<11} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
+              f"  p99 {r['p99_ms']:7.2f} ms  ({r['messages']} messages)", flush=True)
+    by_name = {r["server"]: r for r in results}
+    print()
+    print("| server | deliveries/s | p50 to all (ms) | p99 to all (ms) | vs starlette | vs channels |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        ratio = lambda other: (f"{r['deliveries_per_s'] / by_name[other]['deliveries_per_s']:.2f}x"
+                               if other in by_name else "-")
+        print(f"| {r['server']} | {r['deliveries_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+              f"{ratio('starlette')} | {ratio('channels')} |")
+
+
+if __name__ == "__main__":
+    main()
