@@ -14,7 +14,8 @@ echo app ``benchmarks/echo_app.py`` (picows serves its own echo listener):
 The load runs in this process, pinned to CPU 1: raw asyncio connections that write a frame
 masked once in advance and count replies from their headers, skipping payloads unread, so the
 client costs far less per message than any server. Servers are interleaved over rounds and the
-median is printed with its ratio to websockets-sansio and the server's CPU time per message.
+median is printed with its ratio to websockets-sansio, beside the server's CPU time per message
+and the capacity that implies (messages per second of one fully used core).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = "127.0.0.1"
 MASK = b"\x37\xfa\x21\x3d"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+PRIORITY_BOOST = -10  # nice increment for the servers and the client
 
 
 @dataclass(frozen=True)
@@ -223,7 +225,16 @@ def start_server(name: str, port: int, cpu: int) -> subprocess.Popen:
     command, extra_env = SERVERS[name]
     command = [*command, "--port", str(port)] if command[1:3] == ["-m", "uvicorn"] else [*command, str(port)]
     env = {**os.environ, "PYTHONPATH": ROOT, **extra_env}
-    return subprocess.Popen(["taskset", "-c", str(cpu), *command], cwd=ROOT, env=env)
+    return subprocess.Popen(["taskset", "-c", str(cpu), *command], cwd=ROOT, env=env, preexec_fn=raise_priority)
+
+
+def raise_priority() -> None:
+    """Run ahead of other work on a shared machine where allowed (root): with the default
+    priority, servers and client wait out other processes' time slices and sit idle."""
+    try:
+        os.nice(PRIORITY_BOOST)
+    except PermissionError:
+        pass
 
 
 def stop_server(process: subprocess.Popen) -> None:
@@ -258,21 +269,34 @@ def free_port() -> int:
 
 
 def report(results: dict[tuple[str, str], list[Sample]], servers: list[str], cases: list[str]) -> None:
+    """The table: measured rate, and CPU-bound capacity (1 / server CPU per message).
+
+    On a machine shared with other work the server may not get its core to itself; the rate then
+    understates it, while CPU time per message still compares servers fairly.
+    """
+
     def median(case: str, server: str, field: str) -> float:
         return statistics.median(getattr(sample, field) for sample in results[case, server])
 
-    print(f"\n{'case':<14} {'server':<8} {'msg/s':>10} {'vs sansio':>10} {'server CPU/msg':>15}")
+    def ratio(value: float, base: float | None) -> str:
+        return f"{value / base:.2f}x" if base else "-"
+
+    print(f"\n{'case':<14} {'server':<8} {'msg/s':>9} {'vs sansio':>9} {'CPU/msg':>10} {'capacity':>10}"
+          f" {'vs sansio':>9}")
     for case in cases:
-        base = median(case, "sansio", "rate") if "sansio" in servers else None
+        has_base = "sansio" in servers
+        base_rate = median(case, "sansio", "rate") if has_base else None
+        base_capacity = 1e6 / median(case, "sansio", "server_us") if has_base else None
         for server in servers:
             rate, cpu = median(case, server, "rate"), median(case, server, "server_us")
-            ratio = f"{rate / base:.2f}x" if base else "-"
-            print(f"{CASES[case].name:<14} {server:<8} {rate:>10,.0f} {ratio:>10} {cpu:>12.1f} us")
+            print(f"{CASES[case].name:<14} {server:<8} {rate:>9,.0f} {ratio(rate, base_rate):>9}"
+                  f" {cpu:>7.1f} us {1e6 / cpu:>10,.0f} {ratio(1e6 / cpu, base_capacity):>9}")
     if {"bolt", "bolt-py"} <= set(servers):
         print()
         for case in cases:
-            speedup = median(case, "bolt", "rate") / median(case, "bolt-py", "rate")
-            print(f"accelerator vs fallback, {CASES[case].name}: {speedup:.2f}x")
+            rate = median(case, "bolt", "rate") / median(case, "bolt-py", "rate")
+            cpu = median(case, "bolt-py", "server_us") / median(case, "bolt", "server_us")
+            print(f"accelerator vs fallback, {CASES[case].name}: {rate:.2f}x rate, {cpu:.2f}x capacity")
 
 
 async def main() -> None:
@@ -288,6 +312,7 @@ async def main() -> None:
     args = parser.parse_args()
     servers, cases = args.servers.split(","), args.cases.split(",")
     os.sched_setaffinity(0, {args.client_cpu})
+    raise_priority()
 
     from bolt import accel
 
