@@ -11,12 +11,11 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from bolt import BoltAPI, Request, WebSocket
 from bolt.auth import HasPermission, JWTAuthentication
 from bolt.middleware import rate_limit
-from uvicorn_server import serve
+from uvicorn_server import WS_IMPLEMENTATIONS, serve
 
 from .conftest import SECRET, bearer, make_token
 
 pytestmark = pytest.mark.slow
-IMPLEMENTATIONS = ["websockets-sansio", "wsproto"]
 
 
 def secured_api() -> BoltAPI:
@@ -51,7 +50,7 @@ READER = make_token({"permissions": ["api.view_data"]})
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("ws", IMPLEMENTATIONS)
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
 async def test_refusals_carry_the_real_status_and_body(ws):
     async with serve(secured_api(), ws=ws) as base:
         url = f"ws://{base}/ws/data"
@@ -75,8 +74,9 @@ async def test_refusals_carry_the_real_status_and_body(ws):
 
 
 @pytest.mark.asyncio
-async def test_message_flood_is_closed_with_1008():
-    async with serve(secured_api()) as base:
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_message_flood_is_closed_with_1008(ws):
+    async with serve(secured_api(), ws=ws) as base:
         async with asyncio.timeout(5):
             async with connect(f"ws://{base}/ws/data", additional_headers=bearer(READER)) as client:
                 for i in range(2):
