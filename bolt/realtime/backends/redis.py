@@ -1,0 +1,348 @@
+"""The Redis backend: broadcasts, presence and history shared by every process of a deployment.
+
+Each process subscribes only to the channels of rooms it has members (or presence listeners) in.
+A broadcast is one PUBLISH (rooms with history: one script that takes the room's next id, keeps the
+message in a capped sorted set and publishes it). Presence lives in a sorted set per room scored by
+expiry time; each process refreshes its members on a heartbeat, so the members of a process that
+died vanish within the TTL and a surviving process announces their leave.
+
+Delivery is at most once: Redis pub/sub keeps nothing for a subscriber that is away. When the
+subscriber loses Redis it reconnects with backoff, subscribes again and sends a gap signal to the
+rooms it serves; until then `hub.health()` reports it deaf.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from bolt.realtime.backends.base import Backend, BackendUnavailable, PublishError
+from bolt.realtime.history import HistoryPolicy, Replay
+from bolt.realtime.messages import Message
+from bolt.realtime.names import CONNECTION_PREFIX
+from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent
+
+if TYPE_CHECKING:
+    from bolt.realtime.hub import Hub
+
+logger = logging.getLogger("bolt.realtime")
+
+PRESENCE = "p"  # message kind on a room channel: a join or leave event
+
+# KEYS: id counter, history set, channel. ARGV: node, kind, payload, time (ms), size, ttl (ms).
+# One script, so ids enter the history in order even with many publishers.
+_PUBLISH = """
+local seq = redis.call('INCR', KEYS[1])
+local message = '["' .. ARGV[1] .. '","' .. ARGV[2] .. '",' .. seq .. ',' .. ARGV[4] .. ']\\n' .. ARGV[3]
+redis.call('ZADD', KEYS[2], seq, message)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+redis.call('PUBLISH', KEYS[3], message)
+return seq
+"""
+
+
+@contextlib.contextmanager
+def _unavailable(what: str, error: type[BackendUnavailable] = BackendUnavailable) -> Iterator[None]:
+    try:
+        yield
+    except (RedisError, OSError) as exc:
+        raise error(f"redis: {what} failed: {exc}") from exc
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RedisBackend(Backend):
+    """Pub/sub, presence and history in Redis (redis-py's asyncio client)."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, prefix: str = "bolt:", presence_ttl: float = 30.0, timeout: float = 2.0,
+                 max_backoff: float = 5.0) -> None:
+        super().__init__()
+        self.url = url
+        self.prefix = prefix
+        self.presence_ttl = presence_ttl
+        self.timeout = timeout
+        self.max_backoff = max_backoff
+        self.node = ""
+        self._redis: Redis | None = None
+        self._sub_redis: Redis | None = None
+        self._pubsub: Any = None
+        self._script: Any = None
+        self._rooms: set[str] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listening = asyncio.Event()
+        self._deaf_since: float | None = None
+        self._last_error: str | None = None
+        self._reconnects = 0
+
+    # -- keys ---------------------------------------------------------------------------------------
+
+    def _channel(self, room: str) -> str:
+        return f"{self.prefix}room:{room}"
+
+    def _presence_key(self, room: str) -> str:
+        return f"{self.prefix}presence:{room}"
+
+    def _history_keys(self, room: str) -> tuple[str, str]:
+        return f"{self.prefix}seq:{room}", f"{self.prefix}history:{room}"
+
+    def _header(self, kind: str, seq: int = 0, sent: int = 0) -> bytes:
+        return orjson.dumps([self.node, kind, seq, sent]) + b"\n"
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self, hub: Hub) -> None:
+        await super().start(hub)
+        self.node = hub.node_id
+        # No silent retries: a failed command must surface (publish) or be noticed (subscriber).
+        options = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
+                   "retry": Retry(NoBackoff(), 0)}
+        self._redis = Redis.from_url(self.url, **options)
+        self._sub_redis = Redis.from_url(self.url, **options)
+        self._script = self._redis.register_script(_PUBLISH)
+        self._listening = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._heartbeat())]
+        # Wait (briefly) for the subscriber, so a room joined right after startup is heard at once.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timeout):
+                await self._listening.wait()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        with contextlib.suppress(BackendUnavailable):
+            for room, members in list(self.local.items()):
+                for member in list(members.values()):
+                    await self.remove_member(room, member)
+        await self._close_pubsub()
+        for client in (self._redis, self._sub_redis):
+            if client is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await client.aclose()
+        self._redis = self._sub_redis = None
+        await super().stop()
+
+    # -- publishing ---------------------------------------------------------------------------------
+
+    async def publish(self, room: str, message: Message, history: HistoryPolicy | None) -> None:
+        assert self._redis is not None, "backend not started"
+        sent = _now_ms()
+        with _unavailable(f"publish to room {room!r}", PublishError):
+            if history is None:
+                await self._redis.publish(self._channel(room), self._header(message.kind, 0, sent) + message.payload())
+            else:
+                seq_key, history_key = self._history_keys(room)
+                seq = await self._script(keys=[seq_key, history_key, self._channel(room)],
+                                         args=[self.node, message.kind, message.payload(), sent, history.size,
+                                               int(history.ttl * 1000)])
+                message.seq = int(seq)
+
+    async def replay(self, room: str, since: int, history: HistoryPolicy) -> Replay:
+        assert self._redis is not None, "backend not started"
+        seq_key, history_key = self._history_keys(room)
+        with _unavailable(f"read history of room {room!r}"):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.zrangebyscore(history_key, f"({since}", "+inf")
+                pipe.get(seq_key)
+                entries, last = await pipe.execute()
+        horizon = time.time() - history.ttl
+        messages = []
+        for entry in entries:
+            message = self._parse(entry)[1]
+            if message is not None and message.time >= horizon:
+                messages.append(message)
+        return Replay(messages, int(last or 0))
+
+    # -- subscribing --------------------------------------------------------------------------------
+
+    async def subscribe(self, room: str) -> None:
+        self._rooms.add(room)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            try:
+                await pubsub.subscribe(self._channel(room))
+            except (RedisError, OSError) as exc:
+                self._deafened(exc)  # the subscriber reconnects and subscribes every room again
+
+    async def unsubscribe(self, room: str) -> None:
+        self._rooms.discard(room)
+        pubsub = self._pubsub
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.unsubscribe(self._channel(room))
+
+    def _deafened(self, exc: BaseException) -> None:
+        if self._deaf_since is None:
+            self._deaf_since = time.time()
+            logger.warning("redis subscriber lost its connection (%s); reconnecting", exc)
+        self._last_error = f"{type(exc).__name__}: {exc}"
+
+    async def _close_pubsub(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+
+    async def _listen(self) -> None:
+        """Hold one subscriber connection; when it breaks, reconnect with backoff and signal the gap."""
+        assert self._sub_redis is not None
+        backoff = 0.05
+        first = True
+        while True:
+            try:
+                pubsub = self._sub_redis.pubsub(ignore_subscribe_messages=True)
+                # A channel of its own keeps the connection subscribed even with no rooms.
+                await pubsub.subscribe(f"{self.prefix}node:{self.node}")
+                self._pubsub = pubsub
+                rooms = list(self._rooms)
+                if rooms:
+                    await pubsub.subscribe(*(self._channel(room) for room in rooms))
+                if self._deaf_since is not None and not first:
+                    logger.warning("redis subscriber reconnected after %.1f s; signalling a gap to %d rooms",
+                                   time.time() - self._deaf_since, len(rooms))
+                    self._reconnects += 1
+                    for room in rooms:
+                        self.hub.signal_gap(room)  # type: ignore[union-attr]
+                self._deaf_since = None
+                first = False
+                backoff = 0.05
+                self._listening.set()
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._dispatch(message["channel"], message["data"])
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self._deafened(exc)
+                first = False
+            except Exception:  # a bug must not leave the process deaf for good
+                logger.exception("redis subscriber failed")
+                self._deafened(RuntimeError("subscriber error"))
+                first = False
+            await self._close_pubsub()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff)
+
+    def _parse(self, data: bytes) -> tuple[str, Message | None, bytes]:
+        header, _, payload = data.partition(b"\n")
+        node, kind, seq, sent = orjson.loads(header)
+        if kind == PRESENCE:
+            return node, None, payload
+        return node, Message.from_payload(kind, payload, seq or None, sent / 1000), payload
+
+    def _dispatch(self, channel: bytes, data: bytes) -> None:
+        room = channel.decode()[len(self.prefix) + 5:]  # strip "<prefix>room:"
+        try:
+            node, message, payload = self._parse(data)
+        except (ValueError, TypeError):
+            logger.warning("ignoring a malformed message on %r", channel)
+            return
+        if node == self.node:
+            return  # this process delivered it already
+        if message is not None:
+            self.hub.deliver(room, message)  # type: ignore[union-attr]
+        else:
+            kind, connection_id, user_id = orjson.loads(payload)
+            self.hub.emit_remote(PresenceEvent(kind, room, Member(connection_id, user_id)))  # type: ignore[union-attr]
+
+    # -- presence -----------------------------------------------------------------------------------
+
+    def _announce(self, pipe: Any, room: str, kind: str, member: Member) -> None:
+        pipe.publish(self._channel(room), self._header(PRESENCE) + orjson.dumps([kind, *member.to_list()]))
+
+    async def add_member(self, room: str, member: Member) -> None:
+        await super().add_member(room, member)
+        assert self._redis is not None
+        key, ttl_ms = self._presence_key(room), int(self.presence_ttl * 1000)
+        with _unavailable(f"add presence in room {room!r}"):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {orjson.dumps(member.to_list()): _now_ms() + ttl_ms})
+                pipe.pexpire(key, 2 * ttl_ms)
+                self._announce(pipe, room, JOIN, member)
+                await pipe.execute()
+
+    async def remove_member(self, room: str, member: Member) -> None:
+        await super().remove_member(room, member)
+        if self._redis is None:
+            return
+        with _unavailable(f"remove presence in room {room!r}"):
+            if await self._redis.zrem(self._presence_key(room), orjson.dumps(member.to_list())):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    self._announce(pipe, room, LEAVE, member)
+                    await pipe.execute()
+
+    async def members(self, room: str) -> list[Member]:
+        assert self._redis is not None
+        with _unavailable(f"read presence of room {room!r}"):
+            raw = await self._redis.zrangebyscore(self._presence_key(room), _now_ms(), "+inf")
+        return [Member(*orjson.loads(entry)) for entry in raw]
+
+    async def count(self, room: str) -> int:
+        assert self._redis is not None
+        with _unavailable(f"count presence of room {room!r}"):
+            return int(await self._redis.zcount(self._presence_key(room), _now_ms(), "+inf"))
+
+    async def _heartbeat(self) -> None:
+        """Keep this process's members alive and retire the members of processes that stopped beating."""
+        while True:
+            await asyncio.sleep(self.presence_ttl / 3)
+            try:
+                await self._beat()
+            except (RedisError, OSError) as exc:
+                logger.warning("redis presence heartbeat failed: %s", exc)
+                self._last_error = f"{type(exc).__name__}: {exc}"
+
+    async def _beat(self) -> None:
+        assert self._redis is not None
+        now, ttl_ms = _now_ms(), int(self.presence_ttl * 1000)
+        rooms = [room for room in self._rooms if not room.startswith(CONNECTION_PREFIX)]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for room, members in self.local.items():
+                key = self._presence_key(room)
+                pipe.zadd(key, {orjson.dumps(m.to_list()): now + ttl_ms for m in members.values()})
+                pipe.pexpire(key, 2 * ttl_ms)
+            for room in rooms:
+                pipe.zrangebyscore(self._presence_key(room), "-inf", now)
+            results = await pipe.execute()
+        expired = results[len(results) - len(rooms):] if rooms else []
+        for room, entries in zip(rooms, expired):
+            for entry in entries:
+                # ZREM succeeds for exactly one process, which then announces the leave.
+                if await self._redis.zrem(self._presence_key(room), entry):
+                    member = Member(*orjson.loads(entry))
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        self._announce(pipe, room, LEAVE, member)
+                        await pipe.execute()
+                    self.hub.emit_remote(PresenceEvent(LEAVE, room, member))  # type: ignore[union-attr]
+
+    # -- health -------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        deaf = self._deaf_since is not None or not self._listening.is_set()
+        return {
+            "backend": self.name,
+            "ok": not deaf,
+            "subscriber": "reconnecting" if self._deaf_since is not None
+            else ("listening" if self._listening.is_set() else "connecting"),
+            "deaf_since": self._deaf_since,
+            "last_error": self._last_error,
+            "reconnects": self._reconnects,
+            "subscribed_rooms": len(self._rooms),
+        }
