@@ -10,7 +10,9 @@ Two measurements, side by side in one run:
 Every route gets the same request (the same Authorization header), so only the checks differ. The
 secured route is measured twice: with JWTAuthentication's verified-token cache (a client reconnecting
 with its token) and without it (pyjwt verifies every handshake). Rounds alternate between the routes
-and the best round of each counts, which damps noise from the machine.
+and the best round of each counts, which damps noise from the machine. Through uvicorn the server
+process's CPU time per handshake is reported too (Linux): on a shared machine it is steadier than
+the rate, which also depends on the client process getting CPU.
 
     python benchmarks/handshake_bench.py [--seconds 2] [--rounds 3] [--concurrency 16] [--ws websockets-sansio]
 """
