@@ -1,0 +1,303 @@
+"""The hub with the in-memory backend, driven through WebSocketTestClient: rooms, broadcast, presence, resume."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bolt import BoltAPI, WebSocket
+from bolt.auth import APIKeyAuthentication
+from bolt.realtime import InvalidRoomName
+from bolt.realtime.names import check_room
+from bolt.testing import WebSocketTestClient
+
+KEYS = {"key-alice": "alice", "key-bob": "bob"}
+
+
+def chat_api(**options: Any) -> BoltAPI:
+    """A chat: join the room in the path (resuming after ?since=), broadcast what is typed to the others."""
+    api = BoltAPI(**options)
+
+    @api.websocket("/chat/{room}", auth=[APIKeyAuthentication(KEYS)])
+    async def chat(websocket: WebSocket, room: str) -> None:
+        await websocket.accept()
+        since = websocket.query_params.get("since")
+        await websocket.join(room, since=int(since) if since is not None else None)
+        await websocket.send_text("joined")
+        async for text in websocket.iter_text():
+            if text == "leave":
+                await websocket.leave(room)
+                await websocket.send_text("left")
+            else:
+                await api.hub.broadcast(room, {"text": text}, exclude=websocket)
+
+    return api
+
+
+def client(api: BoltAPI, path: str, user: str | None = None) -> WebSocketTestClient:
+    headers = {"x-api-key": f"key-{user}"} if user else None
+    return WebSocketTestClient(api, path, headers=headers)
+
+
+async def joined(*clients: WebSocketTestClient) -> None:
+    for ws in clients:
+        assert await ws.receive_text() == "joined"
+
+
+@pytest.mark.asyncio
+async def test_broadcast_reaches_members_of_the_room_only() -> None:
+    api = chat_api()
+    async with client(api, "/chat/lobby") as a, client(api, "/chat/lobby") as b, client(api, "/chat/other") as c:
+        await joined(a, b, c)
+        await a.send_text("hello")
+        assert await b.receive_json() == {"text": "hello"}
+        with pytest.raises(TimeoutError):  # excluded: the sender
+            await a.receive_text(timeout=0.1)
+        with pytest.raises(TimeoutError):  # another room
+            await c.receive_text(timeout=0.1)
+
+
+@pytest.mark.asyncio
+async def test_str_bytes_and_json_keep_their_frame_type_and_json_is_encoded_once() -> None:
+    api = chat_api()
+    async with client(api, "/chat/lobby") as a, client(api, "/chat/lobby") as b:
+        await joined(a, b)
+        assert await api.hub.broadcast("lobby", "plain") is None
+        assert await a.receive_text() == await b.receive_text() == "plain"
+        await api.hub.broadcast("lobby", b"\x00\x01")
+        assert await a.receive_bytes() == await b.receive_bytes() == b"\x00\x01"
+        await api.hub.broadcast("lobby", {"n": [1, 2]})
+        first, second = await a.receive(), await b.receive()
+        assert first["text"] == '{"n":[1,2]}'
+        assert first is second  # one pre-built ASGI message shared by every recipient
+
+
+@pytest.mark.asyncio
+async def test_many_clients_at_once() -> None:
+    api = chat_api()
+    clients = [client(api, "/chat/crowd") for _ in range(50)]
+    for ws in clients:
+        await ws.__aenter__()
+    try:
+        await joined(*clients)
+        assert len(api.hub.local_members("crowd")) == 50
+        await api.hub.broadcast("crowd", "all")
+        assert [await ws.receive_text() for ws in clients] == ["all"] * 50
+    finally:
+        for ws in clients:
+            await ws.__aexit__(None, None, None)
+    assert api.hub.local_members("crowd") == []
+
+
+@pytest.mark.asyncio
+async def test_leave_and_automatic_leave_on_disconnect() -> None:
+    api = chat_api()
+    async with client(api, "/chat/lobby") as a:
+        await joined(a)
+        async with client(api, "/chat/lobby") as b:
+            await joined(b)
+            assert len(await api.hub.members("lobby")) == 2
+            await b.send_text("leave")
+            assert await b.receive_text() == "left"
+            assert await api.hub.count("lobby") == 1
+            await api.hub.broadcast("lobby", "after leave")
+            assert await a.receive_text() == "after leave"
+            with pytest.raises(TimeoutError):
+                await b.receive_text(timeout=0.1)
+        async with client(api, "/chat/lobby") as c:
+            await joined(c)
+            assert await api.hub.count("lobby") == 2
+        assert await api.hub.count("lobby") == 1  # c left when it disconnected
+    assert await api.hub.count("lobby") == 0
+    assert api.hub.health()["connections"] == 0
+    assert api.hub.rooms() == []
+
+
+@pytest.mark.asyncio
+async def test_room_names_are_validated_and_case_sensitive() -> None:
+    api = chat_api()
+    async with client(api, "/chat/Lobby") as upper, client(api, "/chat/lobby") as lower:
+        await joined(upper, lower)
+        await api.hub.broadcast("Lobby", "upper only")
+        assert await upper.receive_text() == "upper only"
+        with pytest.raises(TimeoutError):
+            await lower.receive_text(timeout=0.1)
+    for bad in ["", "a b", "x" * 129, "room\n", "ü", "a*", "~u:alice"]:
+        with pytest.raises(InvalidRoomName):
+            check_room(bad)
+    for bad in ["", "a b", "~x:reserved", "~u:"]:
+        with pytest.raises(InvalidRoomName):
+            await api.hub.broadcast(bad, "x")
+
+
+@pytest.mark.asyncio
+async def test_a_handler_cannot_join_a_reserved_room() -> None:
+    api = BoltAPI()
+    errors: list[Exception] = []
+
+    @api.websocket("/ws")
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        for room in ("~u:alice", "~c:abc.1"):
+            try:
+                await websocket.join(room)
+            except InvalidRoomName as exc:
+                errors.append(exc)
+        await websocket.send_text("done")
+
+    async with WebSocketTestClient(api, "/ws") as ws:
+        assert await ws.receive_text() == "done"
+    assert len(errors) == 2
+
+
+@pytest.mark.asyncio
+async def test_user_room_reaches_every_device_of_one_user() -> None:
+    api = chat_api()
+    async with client(api, "/chat/a", "alice") as phone, client(api, "/chat/b", "alice") as laptop, \
+            client(api, "/chat/a", "bob") as bob:
+        await joined(phone, laptop, bob)
+        await api.hub.send_to_user("alice", "for alice")
+        assert await phone.receive_text() == await laptop.receive_text() == "for alice"
+        with pytest.raises(TimeoutError):
+            await bob.receive_text(timeout=0.1)
+        assert {m.connection_id for m in await api.hub.members(api.hub.user_room("alice"))} == \
+            set(api.hub.local_members(api.hub.user_room("alice")))
+        assert [m.user_id for m in await api.hub.members("a")] == ["alice", "bob"]
+
+
+@pytest.mark.asyncio
+async def test_connection_room_reaches_one_connection() -> None:
+    api = BoltAPI()
+    ids: list[str] = []
+
+    @api.websocket("/ws")
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        ids.append(api.hub.connection_id(websocket))  # type: ignore[arg-type]
+        async for _ in websocket.iter_text():
+            pass
+
+    async with WebSocketTestClient(api, "/ws") as one, WebSocketTestClient(api, "/ws") as two:
+        await asyncio.sleep(0.01)
+        await api.hub.send_to_connection(ids[1], "only you")
+        assert await two.receive_text() == "only you"
+        with pytest.raises(TimeoutError):
+            await one.receive_text(timeout=0.1)
+
+
+@pytest.mark.asyncio
+async def test_presence_events() -> None:
+    api = chat_api()
+    async with api.hub.on_presence("lobby") as events:
+        async with client(api, "/chat/lobby", "alice") as a:
+            await joined(a)
+            event = await asyncio.wait_for(events.get(), 1)
+            assert (event.type, event.room, event.member.user_id) == ("join", "lobby", "alice")
+            assert event.to_dict()["connection_id"] == api.hub.local_members("lobby")[0]
+        event = await asyncio.wait_for(events.get(), 1)
+        assert (event.type, event.member.user_id) == ("leave", "alice")
+    assert api.hub.rooms() == []  # the listener released the room
+
+
+@pytest.mark.asyncio
+async def test_resume_replays_what_was_missed() -> None:
+    api = chat_api()
+    api.hub.keep_history("news", size=10)
+    async with client(api, "/chat/news") as a:
+        await joined(a)
+        ids = [await api.hub.broadcast("news", {"n": n}) for n in range(3)]
+        assert ids == [1, 2, 3]
+        assert await a.receive_json() == {"room": "news", "id": 1, "data": {"n": 0}}
+        await api.hub.broadcast("news", "text too")
+        assert [(await a.receive_json())["id"] for _ in range(3)] == [2, 3, 4]
+    # Reconnect having seen id 2: 3 and 4 come again, then live messages.
+    async with client(api, "/chat/news?since=2") as b:
+        assert await b.receive_json() == {"room": "news", "id": 3, "data": {"n": 2}}
+        assert await b.receive_json() == {"room": "news", "id": 4, "data": "text too"}
+        await joined(b)
+        await api.hub.broadcast("news", 5)
+        assert await b.receive_json() == {"room": "news", "id": 5, "data": 5}
+    async with client(api, "/chat/news?since=5") as c:  # up to date: nothing to replay
+        await joined(c)
+
+
+@pytest.mark.asyncio
+async def test_resume_signals_a_gap_when_history_no_longer_holds_it() -> None:
+    api = chat_api()
+    api.hub.keep_history("news", size=2)
+    for n in range(5):
+        await api.hub.broadcast("news", n)
+    async with client(api, "/chat/news?since=1") as a:
+        assert await a.receive_json() == {"room": "news", "gap": {"after": 1, "before": 4}}
+        assert [(await a.receive_json())["id"] for _ in range(2)] == [4, 5]
+        await joined(a)
+    async with client(api, "/chat/news?since=99") as b:  # ids the room never reached: history was lost
+        assert await b.receive_json() == {"room": "news", "gap": {"after": 99, "before": None}}
+        await joined(b)
+
+
+@pytest.mark.asyncio
+async def test_history_expires_by_age() -> None:
+    api = chat_api()
+    api.hub.keep_history("news", size=10, ttl=0.05)
+    await api.hub.broadcast("news", "old")
+    await asyncio.sleep(0.1)
+    await api.hub.broadcast("news", "new")
+    async with client(api, "/chat/news?since=0") as a:
+        assert await a.receive_json() == {"room": "news", "gap": {"after": 0, "before": 2}}
+        assert await a.receive_json() == {"room": "news", "id": 2, "data": "new"}
+
+
+@pytest.mark.asyncio
+async def test_plain_rooms_stay_plain_and_history_rooms_refuse_bytes_and_since_needs_history() -> None:
+    api = chat_api()
+    api.hub.keep_history("news")
+    with pytest.raises(TypeError):
+        await api.hub.broadcast("news", b"binary")
+    with pytest.raises(ValueError, match="keeps no history"):
+        async with client(api, "/chat/plain?since=3"):
+            pass
+
+
+@pytest.mark.asyncio
+async def test_join_requires_accept() -> None:
+    api = BoltAPI()
+
+    @api.websocket("/ws")
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.join("room")
+
+    with pytest.raises(RuntimeError, match="accept"):
+        async with WebSocketTestClient(api, "/ws"):
+            pass
+
+
+@pytest.mark.asyncio
+async def test_lifespan_starts_and_stops_the_hub() -> None:
+    api = BoltAPI()
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[str] = []
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message["type"])
+        if message["type"] == "lifespan.startup.complete":
+            assert api.hub.backend is not None and api.hub.health()["backend"] == "memory"
+
+    await api({"type": "lifespan"}, receive, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert api.hub.backend is None
+
+
+def test_unknown_pubsub_url_and_bad_policies_are_refused() -> None:
+    with pytest.raises(ValueError, match="slow_consumer"):
+        BoltAPI(slow_consumer="sometimes")
+    api = BoltAPI(pubsub="kafka://x")
+    with pytest.raises(ValueError, match="unknown pubsub"):
+        asyncio.run(api.hub.start())
+    with pytest.raises(ValueError, match="send_queue"):
+        @api.websocket("/ws", send_queue=0)
+        async def handler(websocket: WebSocket) -> None: ...
