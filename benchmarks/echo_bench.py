@@ -281,7 +281,7 @@ def report(results: dict[tuple[str, str], list[Sample]], servers: list[str], cas
     def ratio(value: float, base: float | None) -> str:
         return f"{value / base:.2f}x" if base else "-"
 
-    print(f"\n{'case':<14} {'server':<8} {'msg/s':>9} {'vs sansio':>9} {'CPU/msg':>10} {'capacity':>10}"
+    print(f"\n{'case':<14} {'server':<12} {'msg/s':>9} {'vs sansio':>9} {'CPU/msg':>10} {'capacity':>10}"
           f" {'vs sansio':>9}")
     for case in cases:
         has_base = "sansio" in servers
@@ -289,7 +289,7 @@ def report(results: dict[tuple[str, str], list[Sample]], servers: list[str], cas
         base_capacity = 1e6 / median(case, "sansio", "server_us") if has_base else None
         for server in servers:
             rate, cpu = median(case, server, "rate"), median(case, server, "server_us")
-            print(f"{CASES[case].name:<14} {server:<8} {rate:>9,.0f} {ratio(rate, base_rate):>9}"
+            print(f"{CASES[case].name:<14} {server:<12} {rate:>9,.0f} {ratio(rate, base_rate):>9}"
                   f" {cpu:>7.1f} us {1e6 / cpu:>10,.0f} {ratio(1e6 / cpu, base_capacity):>9}")
     if {"bolt", "bolt-py"} <= set(servers):
         print()
@@ -335,7 +335,7 @@ async def main() -> None:
                 for case in cases:
                     sample = await measure(port, process.pid, cases_by_name[case], args.warmup, args.duration)
                     results[case, server].append(sample)
-                    print(f"round {round_}: {server:<8} {CASES[case].name:<14} {sample.rate:>10,.0f} msg/s"
+                    print(f"round {round_}: {server:<12} {CASES[case].name:<14} {sample.rate:>10,.0f} msg/s"
                           f" {sample.server_us:>8.1f} us server CPU/msg, busy: server"
                           f" {sample.server_busy:4.0%} client {sample.client_busy:4.0%}", flush=True)
             finally:
