@@ -472,6 +472,7 @@ class Hub:
         report["connections"] = len(self._connections)
         report["rooms"] = len(self._refs)
         report["dropped"] = sum(c.outbox.dropped for c in self._connections.values())
+        report["queued"] = sum(len(c.outbox) for c in self._connections.values())
         return report
 
 

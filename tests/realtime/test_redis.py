@@ -1,0 +1,202 @@
+"""The Redis backend against a real redis-server, two hubs in one test standing in for two processes."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from bolt import BoltAPI, WebSocket
+from bolt.realtime import PublishError
+from bolt.testing import WebSocketTestClient
+
+from .conftest import RedisServer
+
+
+def worker(url: str, **options: Any) -> BoltAPI:
+    """One 'process': join the path's room (resuming after ?since=), broadcast what is typed."""
+    api = BoltAPI(pubsub=url, **options)
+    api.hub.keep_history("h:", size=3)
+
+    @api.websocket("/chat/{room}")
+    async def chat(websocket: WebSocket, room: str) -> None:
+        await websocket.accept()
+        since = websocket.query_params.get("since")
+        await websocket.join(room, since=int(since) if since is not None else None)
+        await websocket.send_text("joined")
+        async for text in websocket.iter_text():
+            await api.hub.broadcast(room, text)
+
+    return api
+
+
+async def eventually(check: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def stop(*apis: BoltAPI) -> None:
+    for api in apis:
+        await api.hub.stop()
+
+
+@pytest.mark.asyncio
+async def test_broadcast_reaches_both_processes(redis_server: RedisServer) -> None:
+    one, two = worker(redis_server.url), worker(redis_server.url)
+    try:
+        async with WebSocketTestClient(one, "/chat/lobby") as a, WebSocketTestClient(two, "/chat/lobby") as b:
+            assert await a.receive_text() == await b.receive_text() == "joined"
+            await a.send_text("hello")
+            assert await a.receive_text() == "hello"  # delivered locally, not echoed twice
+            assert await b.receive_text() == "hello"
+            await two.hub.broadcast("lobby", {"from": "two"})
+            assert await a.receive_json() == await b.receive_json() == {"from": "two"}
+            with pytest.raises(TimeoutError):
+                await a.receive_text(timeout=0.2)
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_each_process_subscribes_only_to_rooms_it_has_members_in(redis_server: RedisServer) -> None:
+    api = worker(redis_server.url)
+    client = Redis.from_url(redis_server.url)
+    try:
+        async with WebSocketTestClient(api, "/chat/lobby") as a:
+            assert await a.receive_text() == "joined"
+            channels = {c.decode() for c in await client.pubsub_channels("bolt:room:*")}
+            own = f"bolt:room:{api.hub.connection_room(api.hub.local_members('lobby')[0])}"
+            assert channels == {"bolt:room:lobby", own}
+        await eventually(lambda: _no_channels(client))
+    finally:
+        await client.aclose()
+        await stop(api)
+
+
+async def _no_channels(client: Redis) -> bool:
+    return await client.pubsub_channels("bolt:room:*") == []
+
+
+@pytest.mark.asyncio
+async def test_presence_across_processes(redis_server: RedisServer) -> None:
+    one, two = worker(redis_server.url), worker(redis_server.url)
+    try:
+        async with one.hub.on_presence("lobby") as events:
+            async with WebSocketTestClient(two, "/chat/lobby") as b:
+                assert await b.receive_text() == "joined"
+                event = await asyncio.wait_for(events.get(), 2)
+                assert event.type == "join" and event.member.connection_id == two.hub.local_members("lobby")[0]
+                async with WebSocketTestClient(one, "/chat/lobby") as a:
+                    assert await a.receive_text() == "joined"
+                    assert await one.hub.count("lobby") == await two.hub.count("lobby") == 2
+                    assert len(await two.hub.members("lobby")) == 2
+            kinds = [(await asyncio.wait_for(events.get(), 2)).type for _ in range(3)]
+            assert kinds == ["join", "leave", "leave"]
+        assert await one.hub.count("lobby") == 0
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_members_of_a_process_that_stopped_beating_expire_within_the_ttl(redis_server: RedisServer) -> None:
+    survivor, doomed = worker(redis_server.url, presence_ttl=0.6), worker(redis_server.url, presence_ttl=0.6)
+    try:
+        async with survivor.hub.on_presence("lobby") as events:
+            async with WebSocketTestClient(doomed, "/chat/lobby") as b:
+                assert await b.receive_text() == "joined"
+                assert (await asyncio.wait_for(events.get(), 2)).type == "join"
+                assert await survivor.hub.count("lobby") == 1
+                # A crash: the heartbeat stops and nobody says goodbye.
+                backend = doomed.hub.backend
+                for task in backend._tasks:  # type: ignore[union-attr]
+                    task.cancel()
+                backend._redis = None  # type: ignore[union-attr]
+                started = time.monotonic()
+                await eventually(lambda: _count_is(survivor, "lobby", 0), timeout=2)
+                assert time.monotonic() - started <= 0.6 + 0.1
+                leave = await asyncio.wait_for(events.get(), 2)  # announced by the survivor's sweep
+                assert leave.type == "leave"
+    finally:
+        await stop(survivor)
+
+
+async def _count_is(api: BoltAPI, room: str, expected: int) -> bool:
+    return await api.hub.count(room) == expected
+
+
+@pytest.mark.asyncio
+async def test_resume_across_processes_uses_history_in_redis(redis_server: RedisServer) -> None:
+    one, two = worker(redis_server.url), worker(redis_server.url)
+    try:
+        ids = [await one.hub.broadcast("h:news", {"n": n}) for n in range(5)]
+        assert ids == [1, 2, 3, 4, 5]
+        async with WebSocketTestClient(two, "/chat/h:news?since=1") as b:
+            assert await b.receive_json() == {"room": "h:news", "gap": {"after": 1, "before": 3}}
+            assert [(await b.receive_json())["id"] for _ in range(3)] == [3, 4, 5]
+            assert await b.receive_text() == "joined"
+            await one.hub.broadcast("h:news", "live")
+            assert await b.receive_json() == {"room": "h:news", "id": 6, "data": "live"}
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_redis_down_and_back(redis_server: RedisServer) -> None:
+    one, two = worker(redis_server.url), worker(redis_server.url)
+    gaps: list[tuple[str, Any]] = []
+    two.hub.on_gap(lambda room, last: gaps.append((room, last)))
+    try:
+        async with WebSocketTestClient(one, "/chat/h:feed") as a, WebSocketTestClient(two, "/chat/h:feed") as b:
+            assert await a.receive_text() == await b.receive_text() == "joined"
+            await one.hub.broadcast("h:feed", "before")
+            assert (await b.receive_json())["data"] == "before"
+            assert (await a.receive_json())["data"] == "before"
+
+            redis_server.stop()
+            started = time.monotonic()
+            with pytest.raises(PublishError, match="h:feed"):
+                await one.hub.broadcast("h:feed", "lost")
+            assert time.monotonic() - started < 3  # a clear error, not a hang
+            await eventually(lambda: not two.hub.health()["ok"])
+            health = two.hub.health()
+            assert health["subscriber"] == "reconnecting" and health["deaf_since"] and health["last_error"]
+
+            redis_server.start()
+            await eventually(lambda: one.hub.health()["ok"] and two.hub.health()["ok"], timeout=10)
+            # Each side learns it may have missed messages: ids after 1 are unknown.
+            assert await b.receive_json() == {"room": "h:feed", "gap": {"after": 1, "before": None}}
+            assert await a.receive_json() == {"room": "h:feed", "gap": {"after": 1, "before": None}}
+            assert ("h:feed", 1) in gaps and two.hub.health()["reconnects"] == 1
+            await one.hub.broadcast("h:feed", "after")
+            assert (await b.receive_json())["data"] == "after"
+            assert (await a.receive_json())["data"] == "after"
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_a_worker_starts_while_redis_is_down(redis_server: RedisServer) -> None:
+    redis_server.stop()
+    api = worker(redis_server.url)
+    try:
+        async with WebSocketTestClient(api, "/chat/lobby") as a:  # connections still work locally
+            assert await a.receive_text() == "joined"
+            assert not api.hub.health()["ok"]
+            with pytest.raises(PublishError):
+                await api.hub.broadcast("lobby", "x")
+            redis_server.start()
+            await eventually(lambda: api.hub.health()["ok"], timeout=10)
+            await api.hub.broadcast("lobby", "now")
+            assert await a.receive_text() == "now"
+    finally:
+        await stop(api)
