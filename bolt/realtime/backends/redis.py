@@ -214,6 +214,10 @@ class RedisBackend(Backend):
                 if rooms:
                     await pubsub.subscribe(*(self._channel(room) for room in rooms))
                 if self._deaf_since is not None and not first:
+                    # Pooled command connections to the old server are dead too: drop the idle ones now
+                    # rather than fail the next publish on each of them.
+                    assert self._redis is not None
+                    await self._redis.connection_pool.disconnect(inuse_connections=False)
                     logger.warning("redis subscriber reconnected after %.1f s; signalling a gap to %d rooms",
                                    time.time() - self._deaf_since, len(rooms))
                     self._reconnects += 1
