@@ -41,7 +41,11 @@ pub fn simple_frame(buf: &[u8], pos: usize, max_size: usize) -> Option<SimpleFra
     if end > buf.len() {
         return None;
     }
-    Some(SimpleFrame { text: b0 == 0x81, key, payload: start..end })
+    Some(SimpleFrame {
+        text: b0 == 0x81,
+        key,
+        payload: start..end,
+    })
 }
 
 #[cfg(test)]
@@ -81,7 +85,13 @@ mod tests {
     fn leaves_everything_else_to_the_parser() {
         let mut unmasked = frame(0x81, 3);
         unmasked[1] &= 0x7F;
-        for buf in [frame(0x01, 3), frame(0xC1, 3), frame(0x89, 3), frame(0x83, 3), unmasked] {
+        for buf in [
+            frame(0x01, 3),
+            frame(0xC1, 3),
+            frame(0x89, 3),
+            frame(0x83, 3),
+            unmasked,
+        ] {
             assert!(simple_frame(&buf, 0, 1 << 20).is_none());
         }
         assert!(simple_frame(&frame(0x82, 300), 0, 299).is_none());

@@ -27,12 +27,18 @@ fn with_bytes<R>(obj: &Bound<'_, PyAny>, f: impl FnOnce(&[u8], bool) -> R) -> Py
     }
     let buffer = PyBuffer::<u8>::get(obj)?;
     if !buffer.is_c_contiguous() {
-        return Err(PyTypeError::new_err("expected a contiguous bytes-like object"));
+        return Err(PyTypeError::new_err(
+            "expected a contiguous bytes-like object",
+        ));
+    }
+    let (ptr, len) = (buffer.buf_ptr() as *const u8, buffer.len_bytes());
+    if len == 0 || ptr.is_null() {
+        return Ok(f(&[], false)); // an exporter may give a null pointer for no data
     }
     // SAFETY: `buffer` holds the export, so the memory stays allocated and its size fixed until it
     // is dropped after `f` returns; the GIL is held throughout (f gets `false`, so it never
     // releases it), hence no Python code can write to the memory while the slice is alive.
-    let data = unsafe { std::slice::from_raw_parts(buffer.buf_ptr() as *const u8, buffer.len_bytes()) };
+    let data = unsafe { std::slice::from_raw_parts(ptr, len) };
     Ok(f(data, false))
 }
 
@@ -43,7 +49,11 @@ fn masking_key(key: &Bound<'_, PyAny>) -> PyResult<[u8; 4]> {
 
 /// Return `data` XOR-ed with the repeating 4-byte masking `key` (RFC 6455 section 5.3).
 #[pyfunction]
-fn mask<'py>(py: Python<'py>, data: &Bound<'py, PyAny>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+fn mask<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    key: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let key = masking_key(key)?;
     with_bytes(data, |src, immutable| {
         PyBytes::new_with(py, src.len(), |out| {
@@ -158,7 +168,8 @@ fn scan_frames<'py>(
     pos: isize,
     max_size: usize,
 ) -> PyResult<(Bound<'py, PyList>, usize)> {
-    let pos = usize::try_from(pos).map_err(|_| PyValueError::new_err("pos must not be negative"))?;
+    let pos =
+        usize::try_from(pos).map_err(|_| PyValueError::new_err("pos must not be negative"))?;
     let messages = PyList::empty(py);
     let mut scratch = Vec::new(); // unmasked text, reused from frame to frame
     let end = with_bytes(data, |buf, _| -> PyResult<usize> {

@@ -19,7 +19,12 @@ pub fn xor(src: &[u8], out: &mut [u8], key: [u8; 4]) {
         }
     }
     // Whole blocks keep the key phase at 0, so the tail starts at key[0] too.
-    for ((o, s), k) in out_blocks.into_remainder().iter_mut().zip(src_blocks.remainder()).zip(key.iter().cycle()) {
+    for ((o, s), k) in out_blocks
+        .into_remainder()
+        .iter_mut()
+        .zip(src_blocks.remainder())
+        .zip(key.iter().cycle())
+    {
         *o = s ^ k;
     }
 }
@@ -43,7 +48,10 @@ mod tests {
     use super::*;
 
     fn naive(data: &[u8], key: [u8; 4]) -> Vec<u8> {
-        data.iter().enumerate().map(|(i, b)| b ^ key[i % 4]).collect()
+        data.iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4])
+            .collect()
     }
 
     #[test]

@@ -104,7 +104,8 @@ mod tests {
     use super::*;
 
     fn fed_in_pieces(data: &[u8], size: usize) -> Utf8State {
-        data.chunks(size.max(1)).fold(Utf8State::default(), |state, piece| state.feed(piece))
+        data.chunks(size.max(1))
+            .fold(Utf8State::default(), |state, piece| state.feed(piece))
     }
 
     #[test]
