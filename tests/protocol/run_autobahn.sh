@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Autobahn conformance for bolt's WebSocket protocol.
+# Starts benchmarks/echo_app.py under uvicorn with --ws bolt.protocol:WebSocketProtocol on a free
+# 127.0.0.1 port, runs the given Autobahn sets (default: core deflate), stops the server and exits
+# non-zero unless every case is OK or INFORMATIONAL. Honours BOLT_NO_ACCEL like the rest of bolt.
+# Usage: tests/protocol/run_autobahn.sh [core] [deflate] [limits]
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+RUN="${AUTOBAHN_RUN:-$ROOT/../shared/tools/autobahn/run.sh}"
+SETS=("$@"); [ ${#SETS[@]} -eq 0 ] && SETS=(core deflate)
+PYTHON="${PYTHON:-python3}"
+PORT="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+OUT="$(mktemp -d)"
+cd "$ROOT"
+"$PYTHON" -m uvicorn benchmarks.echo_app:app --ws bolt.protocol:WebSocketProtocol \
+    --host 127.0.0.1 --port "$PORT" --log-level warning --lifespan off > "$OUT/server.log" 2>&1 &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    "$PYTHON" -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2).close()" 2>/dev/null && break
+    sleep 0.1
+done
+"$PYTHON" -c "import bolt.accel as a; print('bolt.accel.ENABLED =', a.ENABLED)"
+status=0
+for set in "${SETS[@]}"; do
+    result="$(timeout 1800 "$RUN" "ws://127.0.0.1:$PORT/" "$set" "$OUT/$set" 2>&1)" || status=1
+    echo "$result"
+    # run.sh lists every case that is not OK/INFORMATIONAL on an indented line.
+    if grep -q '^  ' <<<"$result" || ! grep -q "^autobahn $set: " <<<"$result" || grep -q 'no report' <<<"$result"; then
+        status=1
+    fi
+done
+if [ "$status" -ne 0 ]; then
+    echo "--- server log ($OUT/server.log) ---"; tail -50 "$OUT/server.log"
+fi
+exit "$status"
