@@ -6,10 +6,14 @@ Compared side by side in one run, all on stock uvicorn (websockets-sansio) unles
   channels    Django Channels' `group_send` with the InMemoryChannelLayer
   bolt        `await api.hub.broadcast(room, msg)` (memory backend)
   bolt+proto  the same app under bolt's own WebSocket protocol, when bolt.protocol provides one
+  redis x2    bolt with the Redis backend, two worker processes, the connections split between them
+              (the broadcast is published by one worker and reaches the other through Redis)
 
-The server runs pinned to core 0 (`taskset -c 0`), the client to core 1. The client is raw non-blocking
+The servers run pinned to core 0 (`taskset -c 0`), the client to core 1. The client is raw non-blocking
 sockets on one epoll loop that only counts bytes, so the server is what gets measured. A control
 connection sends "go"; the server broadcasts; the round ends when every connection has the whole frame.
+All servers run at once and take turns round by round, so a busy moment on the machine hits them all
+alike (Channels, being slow, takes one round in ten).
 
     python benchmarks/broadcast_bench.py [--connections 1000] [--messages 200] [--only bolt,starlette]
 
@@ -20,6 +24,7 @@ import argparse
 import base64
 import os
 import selectors
+import shutil
 import socket
 import statistics
 import struct
@@ -100,7 +105,7 @@ def make_channels() -> Any:
 def make_bolt() -> Any:
     from bolt import BoltAPI, WebSocket
 
-    api = BoltAPI()
+    api = BoltAPI(pubsub=os.environ.get("BOLT_BENCH_PUBSUB", "memory"))
 
     @api.websocket("/ws")
     async def member(websocket: WebSocket) -> None:
@@ -118,11 +123,12 @@ def make_bolt() -> Any:
     return api
 
 
-SERVERS = {
-    "starlette": ("make_starlette", "websockets-sansio"),
-    "channels": ("make_channels", "websockets-sansio"),
-    "bolt": ("make_bolt", "websockets-sansio"),
-    "bolt+proto": ("make_bolt", "bolt.protocol.uvicorn:WebSocketProtocol"),
+SERVERS = {  # name: (factory, --ws implementation, worker processes)
+    "starlette": ("make_starlette", "websockets-sansio", 1),
+    "channels": ("make_channels", "websockets-sansio", 1),
+    "bolt": ("make_bolt", "websockets-sansio", 1),
+    "bolt+proto": ("make_bolt", "bolt.protocol.uvicorn:WebSocketProtocol", 1),
+    "redis x2": ("make_bolt", "websockets-sansio", 2),
 }
 
 
@@ -152,6 +158,7 @@ def _handshake(port: int, path: str) -> socket.socket:
 
 
 def _masked(text: bytes) -> bytes:
+    """A client text frame (masked, as RFC 6455 requires)."""
     mask = os.urandom(4)
     return struct.pack("!BB", 0x81, 0x80 | len(text)) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text))
 
@@ -169,63 +176,112 @@ def _wait_for_server(port: int, process: subprocess.Popen[bytes], timeout: float
     raise RuntimeError("server did not start")
 
 
-def run_one(name: str, connections: int, messages: int, warmup: int) -> dict[str, Any]:
-    factory, ws_impl = SERVERS[name]
+def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
-    command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "--factory",
-               f"benchmarks.broadcast_bench:{factory}", "--host", "127.0.0.1", "--port", str(port),
-               "--ws", ws_impl, "--log-level", "warning", "--no-access-log", "--lifespan", "auto"]
-    process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT))
-    sockets: list[socket.socket] = []
+    process = subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    _wait_for_server(port, process)
+    return process, f"redis://127.0.0.1:{port}/0"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
     try:
-        _wait_for_server(port, process)
-        sockets = [_handshake(port, "/ws") for _ in range(connections)]
-        control = _handshake(port, "/control")
-        time.sleep(0.5)  # let every handler reach its join
-        selector = selectors.EpollSelector()
-        for index, sock in enumerate(sockets):
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+class Target:
+    """One server under test (one or two worker processes) with its member sockets and control socket."""
+
+    def __init__(self, name: str, connections: int) -> None:
+        self.name = name
+        self.connections = connections
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.sockets: list[socket.socket] = []
+        self.latencies: list[float] = []
+        self.rounds = 0
+
+    def start(self) -> None:
+        factory, ws_impl, workers = SERVERS[self.name]
+        env = dict(os.environ, PYTHONPATH=ROOT)
+        if workers > 1:
+            redis_process, env["BOLT_BENCH_PUBSUB"] = _start_redis()
+            self.processes.append(redis_process)
+        ports = []
+        for _ in range(workers):  # every worker on core 0, like the single-process servers
+            port = _free_port()
+            self.processes.append(subprocess.Popen(
+                ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "--factory",
+                 f"benchmarks.broadcast_bench:{factory}", "--host", "127.0.0.1", "--port", str(port),
+                 "--ws", ws_impl, "--ws-ping-interval", "0", "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env))
+            _wait_for_server(port, self.processes[-1])
+            ports.append(port)
+        self.sockets = [_handshake(ports[i % workers], "/ws") for i in range(self.connections)]
+        self.control = _handshake(ports[0], "/control")
+        self.selector = selectors.EpollSelector()
+        for index, sock in enumerate(self.sockets):
             sock.setblocking(False)
-            selector.register(sock, selectors.EVENT_READ, index)
-        frame_size = 2 + len(PAYLOAD)
-        received = [0] * connections
-        go = _masked(b"go")
-        latencies = []
-        deadline = time.monotonic() + 300
-        start_all = 0.0
-        for round_ in range(warmup + messages):
-            if round_ == warmup:
-                start_all = time.perf_counter()
-            target = (round_ + 1) * frame_size
-            waiting = connections
-            started = time.perf_counter()
-            control.sendall(go)
-            while waiting:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{name}: round {round_} incomplete, {waiting} connections waiting")
-                for key, _ in selector.select(5.0):
-                    index = key.data
-                    before = received[index]
-                    received[index] = before + len(key.fileobj.recv(65536))  # type: ignore[union-attr]
-                    if before < target <= received[index]:
-                        waiting -= 1
-            if round_ >= warmup:
-                latencies.append(time.perf_counter() - started)
-        elapsed = time.perf_counter() - start_all
-        latencies.sort()
+            self.selector.register(sock, selectors.EVENT_READ, index)
+        self.received = [0] * self.connections
+
+    def round(self, record: bool) -> None:
+        """Broadcast one message and wait until every connection has all of it."""
+        self.rounds += 1
+        target = self.rounds * (2 + len(PAYLOAD))
+        received, waiting = self.received, self.connections
+        deadline = time.monotonic() + 60
+        started = time.perf_counter()
+        self.control.sendall(GO)
+        while waiting:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: {waiting} connections still waiting")
+            for key, _ in self.selector.select(5.0):
+                index = key.data
+                before = received[index]
+                received[index] = before + len(key.fileobj.recv(65536))  # type: ignore[union-attr]
+                if before < target <= received[index]:
+                    waiting -= 1
+        if record:
+            self.latencies.append(time.perf_counter() - started)
+
+    def result(self) -> dict[str, Any]:
+        latencies = sorted(self.latencies)
         return {
-            "server": name, "connections": connections, "messages": messages,
-            "deliveries_per_s": connections * messages / elapsed,
+            "server": self.name, "messages": len(latencies),
+            "deliveries_per_s": self.connections * len(latencies) / sum(latencies),
             "p50_ms": statistics.median(latencies) * 1000,
             "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         }
-    finally:
-        for sock in sockets:
+
+    def stop(self) -> None:
+        for sock in self.sockets:
             sock.close()
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        for process in reversed(self.processes):
+            _stop(process)
+
+
+GO = _masked(b"go")
+
+
+def run(names: list[str], connections: int, messages: int, warmup: int) -> list[dict[str, Any]]:
+    """Start every server, then interleave their rounds so all of them see the same machine load."""
+    targets = [Target(name, connections) for name in names]
+    try:
+        for target in targets:
+            target.start()
+        time.sleep(1.0)  # let every handler reach its join
+        for round_ in range(warmup + messages):
+            order = targets[round_ % len(targets):] + targets[:round_ % len(targets)]
+            for target in order:
+                # Channels is ~20x slower: one round in ten keeps the run bounded.
+                if target.name != "channels" or round_ % 10 == 0:
+                    target.round(record=round_ >= warmup)
+        return [target.result() for target in targets]
+    finally:
+        for target in targets:
+            target.stop()
 
 
 def _has_bolt_protocol() -> bool:
@@ -243,15 +299,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SERVERS))
     args = parser.parse_args()
-    names = [n for n in args.only.split(",") if n] or [n for n in SERVERS if n != "bolt+proto" or _has_bolt_protocol()]
-    os.sched_setaffinity(0, {1})  # the client on core 1, the server on core 0
-    results = []
-    for name in names:
-        # Channels is ~20x slower: fewer messages keep the run bounded.
-        messages = max(10, args.messages // 10) if name == "channels" else args.messages
-        results.append(run_one(name, args.connections, messages, min(args.warmup, messages)))
-        r = results[-1]
-        print(f"{name:<11} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
+    names = [n for n in args.only.split(",") if n] or [
+        n for n in SERVERS
+        if (n != "bolt+proto" or _has_bolt_protocol()) and (n != "redis x2" or shutil.which("redis-server"))]
+    os.sched_setaffinity(0, {1})  # the client on core 1, the servers on core 0
+    results = run(names, args.connections, args.messages, args.warmup)
+    for r in results:
+        print(f"{r['server']:<11} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
               f"  p99 {r['p99_ms']:7.2f} ms  ({r['messages']} messages)", flush=True)
     by_name = {r["server"]: r for r in results}
     print()

@@ -112,8 +112,17 @@ class Outbox:
         """Send or queue one ASGI send message; never blocks. Applies the policy when the queue is full."""
         if self.closed:
             return
-        if self._task is None:
-            self._write(message)
+        if self._task is None:  # idle: write now (inlined: this is the fan-out's per-recipient cost)
+            coro = self._send(message)
+            try:
+                pending = coro.send(None)  # type: ignore[attr-defined]
+            except StopIteration:
+                return
+            except Exception as exc:
+                self._lost(exc)
+                return
+            # The transport is full: the sender task finishes this send, then drains what queues meanwhile.
+            self._task = asyncio.get_running_loop().create_task(self._drain(_Rest(coro, pending)))  # type: ignore[arg-type]
             return
         queue = self._queue
         if len(queue) >= self._size:
@@ -125,18 +134,6 @@ class Outbox:
                 return
             queue.popleft()
         queue.append(message)
-
-    def _write(self, message: dict[str, Any]) -> None:
-        coro = self._send(message)
-        try:
-            pending = coro.send(None)  # type: ignore[attr-defined]
-        except StopIteration:
-            return
-        except Exception as exc:
-            self._lost(exc)
-            return
-        # The transport is full: the sender task finishes this send, then drains what queues meanwhile.
-        self._task = asyncio.get_running_loop().create_task(self._drain(_Rest(coro, pending)))  # type: ignore[arg-type]
 
     def _lost(self, exc: BaseException) -> None:
         # The client is gone; its handler learns that on its next receive.

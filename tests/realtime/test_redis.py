@@ -14,6 +14,8 @@ from bolt.testing import WebSocketTestClient
 
 from .conftest import RedisServer
 
+pytestmark = pytest.mark.redis
+
 
 def worker(url: str, **options: Any) -> BoltAPI:
     """One 'process': join the path's room (resuming after ?since=), broadcast what is typed."""

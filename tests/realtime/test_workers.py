@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from .conftest import RedisServer, free_port, wait_for_port
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PRESENCE_TTL = 1.0
 
