@@ -1,0 +1,132 @@
+"""Opening handshake: validation, the 101 answer, refusals, pipelined bytes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+
+from bolt.protocol import ConnectionState, HandshakeFailed, Request, ServerConnection
+
+from .helpers import KEY, client_frame, request_bytes
+
+
+def refuse(data: bytes) -> tuple[HandshakeFailed, bytes]:
+    conn = ServerConnection()
+    events = conn.receive_data(data)
+    assert len(events) == 1 and isinstance(events[0], HandshakeFailed), events
+    assert conn.state is ConnectionState.CLOSED
+    return events[0], conn.data_to_send()
+
+
+def test_valid_request_and_101_answer() -> None:
+    conn = ServerConnection()
+    (request,) = conn.receive_data(request_bytes("Sec-WebSocket-Protocol: chat, superchat"))
+    assert isinstance(request, Request)
+    assert request.target == "/chat?x=1"
+    assert request.subprotocols == ["chat", "superchat"]
+    assert (b"host", b"example.com") in request.headers
+    out = conn.accept("chat", [(b"server", b"bolt")])
+    head = out.decode()
+    assert head.startswith("HTTP/1.1 101 Switching Protocols\r\n")
+    expected = base64.b64encode(hashlib.sha1(KEY + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
+    assert f"sec-websocket-accept: {expected}\r\n" in head
+    assert "sec-websocket-protocol: chat\r\n" in head
+    assert "server: bolt\r\n" in head
+    assert head.endswith("\r\n\r\n")
+    assert conn.state is ConnectionState.OPEN
+
+
+def test_request_may_arrive_in_pieces() -> None:
+    conn = ServerConnection()
+    data = request_bytes()
+    assert conn.receive_data(data[:10]) == []
+    assert isinstance(conn.receive_data(data[10:])[0], Request)
+
+
+def test_missing_upgrade_is_426() -> None:
+    data = request_bytes().replace(b"Upgrade: websocket\r\n", b"")
+    event, out = refuse(data)
+    assert event.status == 426
+    assert out.startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
+    assert b"upgrade: websocket\r\n" in out
+    assert b"Upgrade: websocket" in out.split(b"\r\n\r\n", 1)[1]
+
+
+def test_missing_connection_upgrade_is_426() -> None:
+    event, _ = refuse(request_bytes().replace(b"Connection: keep-alive, Upgrade", b"Connection: keep-alive"))
+    assert event.status == 426
+
+
+def test_wrong_version_is_426_with_supported_version() -> None:
+    event, out = refuse(request_bytes().replace(b"Version: 13", b"Version: 8"))
+    assert event.status == 426
+    assert b"sec-websocket-version: 13\r\n" in out
+
+
+@pytest.mark.parametrize("key", [b"", b"short", base64.b64encode(b"x" * 15), b"!!!!!!!!!!!!!!!!!!!!!!!!"])
+def test_bad_key_is_400(key: bytes) -> None:
+    event, out = refuse(request_bytes(key=key))
+    assert event.status == 400
+    assert out.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert b"Sec-WebSocket-Key" in out  # the body says what is wrong
+
+
+def test_two_keys_are_400() -> None:
+    event, _ = refuse(request_bytes("Sec-WebSocket-Key: " + KEY.decode()))
+    assert event.status == 400
+
+
+def test_post_is_refused() -> None:
+    event, _ = refuse(request_bytes().replace(b"GET ", b"POST ", 1))
+    assert event.status == 405
+
+
+def test_http_10_is_400() -> None:
+    event, _ = refuse(request_bytes().replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+    assert event.status == 400
+
+
+def test_garbage_is_400() -> None:
+    event, _ = refuse(b"\x16\x03\x01 hello\r\n\r\n")
+    assert event.status == 400
+
+
+def test_oversized_head_is_431() -> None:
+    conn = ServerConnection(max_request_size=1024)
+    events = conn.receive_data(b"GET / HTTP/1.1\r\nX: " + b"a" * 2000)
+    assert isinstance(events[0], HandshakeFailed) and events[0].status == 431
+
+
+def test_reject_with_body() -> None:
+    conn = ServerConnection()
+    conn.receive_data(request_bytes())
+    out = conn.reject(401, [(b"content-type", b"application/json")], b'{"detail": "no"}')
+    assert out.startswith(b"HTTP/1.1 401 Unauthorized\r\n")
+    assert b"content-length: 16\r\n" in out
+    assert b"connection: close\r\n" in out
+    assert out.endswith(b'\r\n\r\n{"detail": "no"}')
+    assert conn.state is ConnectionState.CLOSED
+
+
+def test_header_injection_is_refused() -> None:
+    conn = ServerConnection()
+    conn.receive_data(request_bytes())
+    with pytest.raises(ValueError):
+        conn.accept(None, [(b"x-evil", b"a\r\nset-cookie: b")])
+
+
+def test_frames_pipelined_behind_the_request_are_kept() -> None:
+    conn = ServerConnection()
+    data = request_bytes() + client_frame(0x1, b"early") + client_frame(0x2, b"bird")
+    (request,) = conn.receive_data(data)
+    conn.accept()
+    assert conn.receive_data(b"") == ["early", b"bird"]
+
+
+def test_too_much_pipelined_data_is_refused() -> None:
+    conn = ServerConnection(max_size=100, max_request_size=1000)
+    conn.receive_data(request_bytes())
+    events = conn.receive_data(b"x" * 2000)
+    assert isinstance(events[0], HandshakeFailed) and events[0].status == 400
