@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh machine and runs it in both builds:
-# with the Rust accelerator compiled, and in pure Python (BOLT_NO_ACCEL=1 and an install without cargo).
+# with the Rust accelerator compiled, and in pure Python (BOLT_NO_ACCEL=1, and installs without cargo).
+#   bash scripts/test.sh               everything (about 15-25 minutes on 2 cores)
+#   QUICK=1 bash scripts/test.sh       only the pytest suite, accelerated build
+# Everything Python goes into a private venv (.venv-test), so the run proves the declared dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
+ROOT=$(pwd)
+VENV="${VENV:-$ROOT/.venv-test}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -12,16 +16,29 @@ if ! command -v redis-server >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
 
-step "bolt with its test dependencies (builds the Rust accelerator when cargo is on PATH)"
+step "venv with bolt and its test dependencies (builds the Rust accelerator: cargo is on PATH)"
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || { echo "cargo not found: the accelerated build needs Rust" >&2; exit 1; }
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+PY="$VENV/bin/python"
+"$PY" -m pip install -q --disable-pip-version-check --upgrade pip
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
-if command -v cargo >/dev/null 2>&1; then
-    "$PY" -c "import bolt.accel as a, sys; sys.exit(0 if a.ENABLED else 'accelerator did not build')"
-fi
+"$PY" -c "import bolt.accel as a, sys; sys.exit(0 if a.ENABLED else 'the accelerator did not build')"
+export PYTHON="$PY" BOLT_REQUIRE_REDIS=1
 
-export BOLT_REQUIRE_REDIS=1
 step "test suite, accelerated build"
 "$PY" -m pytest -q -p no:cacheprovider
+[ -n "${QUICK:-}" ] && exit 0
 
 step "test suite, pure-Python build (BOLT_NO_ACCEL=1)"
 BOLT_NO_ACCEL=1 "$PY" -m pytest -q -p no:cacheprovider
+
+step "installs in fresh venvs: without cargo (pure Python) and with it (extension), wheels of both kinds"
+bash scripts/check_install.sh "$PY"
+
+step "Autobahn conformance of bolt's protocol (core + deflate), accelerated and pure Python"
+for candidate in "$ROOT/../shared/tools/autobahn/run.sh" /work/shared/tools/autobahn/run.sh; do
+    [ -x "$candidate" ] && { export AUTOBAHN_RUN="${AUTOBAHN_RUN:-$candidate}"; break; }
+done
+bash tests/protocol/run_autobahn.sh core deflate
+BOLT_NO_ACCEL=1 bash tests/protocol/run_autobahn.sh core deflate
