@@ -44,10 +44,6 @@ from .frames import CloseCode
 
 __all__ = ["WebSocketProtocol"]
 
-CLOSE_TIMEOUT = 10.0  # seconds to wait for the peer's close frame after sending ours
-SHUTDOWN_CLOSE_TIMEOUT = 3.0  # shorter while the server is stopping
-HANDSHAKE_TIMEOUT = 10.0  # seconds for the upgrade request to arrive in full
-REPLY_GRACE = 5.0  # seconds the app gets to answer messages that preceded the peer's close
 
 _OPEN = ConnectionState.OPEN
 _HANDSHAKE = ConnectionState.HANDSHAKE
@@ -78,8 +74,15 @@ class WebSocketProtocol(asyncio.Protocol):
     """An ``asyncio.Protocol`` serving one WebSocket connection to an ASGI app.
 
     Honours uvicorn's ``ws_max_size``, ``ws_max_queue``, ``ws_ping_interval``,
-    ``ws_ping_timeout``, ``ws_per_message_deflate`` and ``root_path``.
+    ``ws_ping_timeout``, ``ws_per_message_deflate`` and ``root_path``. The timeouts below
+    (seconds) bound every wait on the peer, so a slow or silent client cannot hold a
+    connection open: subclass to change them.
     """
+
+    close_timeout = 10.0  # for the peer's close frame after we sent ours
+    shutdown_close_timeout = 3.0  # the same while the server is stopping
+    handshake_timeout = 10.0  # for the upgrade request to arrive in full
+    reply_grace = 5.0  # for the app to answer messages that preceded the peer's close
 
     def __init__(
         self,
@@ -136,7 +139,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.connections.add(self)
         self._trailing = _trailing_bytes(transport)
-        self._close_timer = self.loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timeout)
+        self._close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -192,7 +195,7 @@ class WebSocketProtocol(asyncio.Protocol):
         state = self.conn.state
         if state is _OPEN:
             self._put_disconnect(CloseCode.SERVICE_RESTART, "server shutting down")
-            self._close(CloseCode.SERVICE_RESTART, "server shutting down", SHUTDOWN_CLOSE_TIMEOUT)
+            self._close(CloseCode.SERVICE_RESTART, "server shutting down", self.shutdown_close_timeout)
         elif state is _HANDSHAKE and self._response is None:
             self._put_disconnect(CloseCode.SERVICE_RESTART, "")
             self.transport.write(self.conn.reject(503, [], b"Server shutting down.\n"))
@@ -226,7 +229,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 # must precede our close frame); receive() sends it once the app is there.
                 self._remote_close = event
                 self._stop_keepalive()
-                self._close_timer = self.loop.call_later(REPLY_GRACE, self._finish_remote_close, event)
+                self._close_timer = self.loop.call_later(self.reply_grace, self._finish_remote_close, event)
         elif isinstance(event, HandshakeFailed):
             self.logger.warning("Invalid WebSocket upgrade request: %s", event.detail)
             self.transport.close()
@@ -311,7 +314,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.close()  # a half-sent denial response cannot be completed
         elif state is _OPEN:
             self._put_disconnect(code, "")
-            self._close(code, "", CLOSE_TIMEOUT)
+            self._close(code, "", self.close_timeout)
         elif state is _REMOTE_CLOSING:
             self._finish_remote_close(self._remote_close or CloseReceived(self.conn.close_code or 1005, ""))
         elif state is not ConnectionState.CLOSING:
@@ -368,7 +371,7 @@ class WebSocketProtocol(asyncio.Protocol):
             code = message.get("code") or CloseCode.NORMAL
             reason = message.get("reason") or ""
             self._put_disconnect(code, reason)
-            self._close(code, reason, CLOSE_TIMEOUT)
+            self._close(code, reason, self.close_timeout)
         elif self._app_closed:
             raise RuntimeError(f"Unexpected ASGI message '{kind}', after sending 'websocket.close'.")
         elif state is _OPEN:

@@ -1,0 +1,341 @@
+"""The uvicorn adapter against a real uvicorn on 127.0.0.1, driven by the websockets client."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Any
+
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from bolt.protocol import WebSocketProtocol
+
+from .helpers import client_frame, request_bytes
+from .server import raw_connect, read_frame, serve
+
+pytestmark = pytest.mark.asyncio
+
+
+async def echo(scope: dict, receive: Any, send: Any) -> None:
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+async def test_echo_text_and_bytes() -> None:
+    async with asyncio.timeout(10), serve(echo) as srv, websockets.connect(srv.url + "/") as ws:
+        await ws.send("hello")
+        assert await ws.recv() == "hello"
+        await ws.send(b"\x00\x01" * 100_000)
+        assert await ws.recv() == b"\x00\x01" * 100_000
+        await ws.send(["frag", "mented"])
+        assert await ws.recv() == "fragmented"
+
+
+async def test_scope_and_events() -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        seen["scope"] = scope
+        seen["connect"] = await receive()
+        await send({"type": "websocket.accept", "subprotocol": "chat", "headers": [(b"x-app", b"1")]})
+        seen["disconnect"] = await receive()
+        seen["again"] = await receive()  # stays answered once closed
+
+    async with asyncio.timeout(10), serve(app, root_path="/root") as srv:
+        async with websockets.connect(srv.url + "/a%20b?q=1", subprotocols=["chat", "other"]) as ws:
+            assert ws.subprotocol == "chat"
+            assert ws.response.headers["x-app"] == "1"
+            assert ws.response.headers["server"] == "uvicorn"
+            assert "date" in ws.response.headers
+            await ws.close(4001, "bye")
+        for _ in range(100):
+            if "again" in seen:
+                break
+            await asyncio.sleep(0.02)
+    scope = seen["scope"]
+    assert scope["type"] == "websocket"
+    assert scope["asgi"] == {"version": "3.0", "spec_version": "2.4"}
+    assert scope["path"] == "/root/a b" and scope["raw_path"] == b"/root/a%20b"
+    assert scope["root_path"] == "/root" and scope["query_string"] == b"q=1"
+    assert scope["subprotocols"] == ["chat", "other"]
+    assert scope["scheme"] == "ws" and scope["client"][0] == "127.0.0.1"
+    assert "websocket.http.response" in scope["extensions"]
+    assert (b"host", f"127.0.0.1:{srv.port}".encode()) in scope["headers"]
+    assert seen["connect"] == {"type": "websocket.connect"}
+    assert seen["disconnect"] == {"type": "websocket.disconnect", "code": 4001, "reason": "bye"}
+    assert seen["again"]["type"] == "websocket.disconnect"
+
+
+async def test_deflate_negotiated_and_used() -> None:
+    async with asyncio.timeout(10), serve(echo) as srv, websockets.connect(srv.url + "/") as ws:
+        assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
+        await ws.send("compress me " * 1000)
+        assert await ws.recv() == "compress me " * 1000
+
+
+async def test_deflate_off_when_disabled() -> None:
+    async with asyncio.timeout(10), serve(echo, ws_per_message_deflate=False) as srv:
+        async with websockets.connect(srv.url + "/") as ws:
+            assert "sec-websocket-extensions" not in ws.response.headers
+            await ws.send("plain")
+            assert await ws.recv() == "plain"
+
+
+async def test_client_ping_is_answered() -> None:
+    async with asyncio.timeout(10), serve(echo) as srv, websockets.connect(srv.url + "/") as ws:
+        latency = await asyncio.wait_for(await ws.ping(b"hi"), 5)
+        assert latency >= 0
+
+
+async def test_keepalive_ping_and_timeout() -> None:
+    async with asyncio.timeout(10), serve(echo, ws_ping_interval=0.1, ws_ping_timeout=0.2) as srv:
+        reader, writer, head = await raw_connect(srv.port, request_bytes())
+        assert head.startswith(b"HTTP/1.1 101")
+        opcode, payload = await read_frame(reader)
+        assert opcode == 0x9 and len(payload) == 4  # a keepalive ping; we never answer it
+        while opcode != 0x8:
+            opcode, payload = await read_frame(reader)
+        assert struct.unpack("!H", payload[:2])[0] == 1011
+        assert await reader.read() == b""  # and the server dropped the connection
+        writer.close()
+
+
+async def test_keepalive_answered_keeps_connection() -> None:
+    async with asyncio.timeout(10), serve(echo, ws_ping_interval=0.05, ws_ping_timeout=0.5) as srv:
+        async with websockets.connect(srv.url + "/") as ws:
+            await asyncio.sleep(0.4)  # several pings, all answered by the client
+            await ws.send("still here")
+            assert await ws.recv() == "still here"
+
+
+async def test_shutdown_closes_with_1012() -> None:
+    disconnect: list[dict] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        disconnect.append(await receive())
+
+    async with asyncio.timeout(10):
+        async with serve(app) as srv:
+            ws = await websockets.connect(srv.url + "/")
+            srv.server.should_exit = True
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1012
+        assert disconnect[0]["code"] == 1012
+
+
+async def test_denial_with_http_response_extension() -> None:
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 401,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "websocket.http.response.body", "body": b'{"detail":', "more_body": True})
+        await send({"type": "websocket.http.response.body", "body": b' "login first"}'})
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        with pytest.raises(InvalidStatus) as info:
+            await websockets.connect(srv.url + "/")
+        response = info.value.response
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/json"
+        assert response.body == b'{"detail": "login first"}'
+
+
+async def test_close_before_accept_is_403() -> None:
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.close", "code": 1008})
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        with pytest.raises(InvalidStatus) as info:
+            await websockets.connect(srv.url + "/")
+        assert info.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_app_exception(when: str) -> None:
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        if when == "after":
+            await send({"type": "websocket.accept"})
+        raise RuntimeError("boom")
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        if when == "before":
+            with pytest.raises(InvalidStatus) as info:
+                await websockets.connect(srv.url + "/")
+            assert info.value.response.status_code == 500
+            assert b"boom" not in info.value.response.body  # no traceback leaks
+        else:
+            async with websockets.connect(srv.url + "/") as ws:
+                with pytest.raises(ConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 1011
+
+
+async def test_app_returning_without_accept_is_500() -> None:
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        with pytest.raises(InvalidStatus) as info:
+            await websockets.connect(srv.url + "/")
+        assert info.value.response.status_code == 500
+
+
+async def test_app_returning_after_accept_closes_1000() -> None:
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+
+    async with asyncio.timeout(10), serve(app) as srv, websockets.connect(srv.url + "/") as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1000
+
+
+async def test_bytes_after_upgrade_are_not_lost() -> None:
+    async with asyncio.timeout(10), serve(echo) as srv:
+        early = client_frame(0x1, b"sent with the request") + client_frame(0x2, b"\x01\x02")
+        reader, writer, head = await raw_connect(srv.port, request_bytes() + early)
+        assert head.startswith(b"HTTP/1.1 101")
+        assert await read_frame(reader) == (0x1, b"sent with the request")
+        assert await read_frame(reader) == (0x2, b"\x01\x02")
+        writer.close()
+
+
+async def test_invalid_upgrade_request_is_refused() -> None:
+    async with asyncio.timeout(10), serve(echo) as srv:
+        bad = request_bytes().replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 7")
+        reader, writer, head = await raw_connect(srv.port, bad)
+        assert head.startswith(b"HTTP/1.1 426")
+        assert b"sec-websocket-version: 13" in head
+        writer.close()
+
+
+async def test_message_too_big_is_1009() -> None:
+    async with asyncio.timeout(10), serve(echo, ws_max_size=1000) as srv:
+        async with websockets.connect(srv.url + "/", compression=None) as ws:
+            await ws.send(b"x" * 1001)
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 1009
+
+
+async def test_protocol_error_reply_order() -> None:
+    """Messages before a protocol error are answered before the 1002 close."""
+    async with asyncio.timeout(10), serve(echo) as srv:
+        data = client_frame(0x1, b"first") + client_frame(0x1, b"bad", rsv=0x20)
+        reader, writer, _ = await raw_connect(srv.port, request_bytes())
+        writer.write(data)
+        assert await read_frame(reader) == (0x1, b"first")
+        opcode, payload = await read_frame(reader)
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1002
+        writer.close()
+
+
+async def test_send_waits_while_transport_is_paused() -> None:
+    sent = 0
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        nonlocal sent
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            await send({"type": "websocket.send", "bytes": b"x" * (1 << 20)})
+            sent += 1
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        reader, writer, _ = await raw_connect(srv.port, request_bytes())  # never reads frames
+        await asyncio.sleep(0.5)
+        assert 0 < sent < 40  # bounded by socket buffers, not by the app's loop
+        (conn,) = srv.connections
+        assert conn._write_paused
+        writer.close()
+
+
+async def test_reading_pauses_when_app_falls_behind() -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        started.set()
+        await release.wait()  # does not read meanwhile
+
+    async with asyncio.timeout(10), serve(app, ws_max_queue=8) as srv:
+        reader, writer, _ = await raw_connect(srv.port, request_bytes())
+        await started.wait()
+        frame = client_frame(0x2, b"y" * 1000)
+        for _ in range(200):
+            writer.write(frame * 50)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.3)
+        (conn,) = srv.connections
+        assert conn._read_paused
+        # Bounded: the queue limit plus what one read can carry.
+        assert len(conn._queue) <= 8 + 300
+        release.set()
+        writer.close()
+
+
+async def test_slow_close_is_dropped_after_timeout() -> None:
+    class Quick(WebSocketProtocol):
+        close_timeout = 0.2
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.close", "code": 1000})
+
+    async with asyncio.timeout(10), serve(app, ws=Quick) as srv:
+        reader, writer, _ = await raw_connect(srv.port, request_bytes())
+        assert (await read_frame(reader))[0] == 0x8
+        # We never answer the close: the server must drop us on its own.
+        assert await asyncio.wait_for(reader.read(), 3) == b""
+        writer.close()
+
+
+async def test_handshake_that_never_completes_times_out() -> None:
+    class Quick(WebSocketProtocol):
+        handshake_timeout = 0.1
+
+    class Transport(asyncio.Transport):
+        closed = False
+
+        def get_protocol(self) -> None:
+            return None
+
+        def get_extra_info(self, name: str, default: Any = None) -> Any:
+            return default
+
+        def close(self) -> None:
+            self.closed = True
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    config = uvicorn.Config(echo, ws=Quick, lifespan="off")
+    protocol = Quick(config=config, server_state=ServerState(), app_state={})
+    transport = Transport()
+    protocol.connection_made(transport)
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and then nothing
+    await asyncio.sleep(0.3)
+    assert transport.closed
