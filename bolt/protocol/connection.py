@@ -183,7 +183,11 @@ class ServerConnection:
         self.close_code: int | None = None
         self.close_reason = ""
         self._out: list[bytes] = []
-        self._buf = bytearray()  # unparsed input: at most one frame, or the request head
+        self._buf = bytearray()  # the request head, then bytes pipelined before accept()
+        self._chunks: list[bytes] = []  # unparsed input once open: the start of one frame
+        self._chunks_len = 0
+        self._need = 0
+        self._pending_key: tuple[bytes, int] | None = None  # text frame being validated piecewise
         # The message being reassembled (only when it spans frames or is compressed).
         self._msg_opcode = 0  # 0 when no message is in progress
         self._msg_compressed = False
@@ -202,20 +206,26 @@ class ServerConnection:
         events: list = []
         state = self.state
         if state is ConnectionState.OPEN or state is ConnectionState.CLOSING:
-            buf = self._buf
-            if buf:
-                buf += data
-                consumed = self._parse(buf, events)
-                if consumed:
-                    del buf[:consumed]
-            elif data:
+            chunks = self._chunks
+            if chunks:
+                # Part of a frame is pending. Until the frame is complete just keep the
+                # pieces: a large frame is then joined once, never regrown read by read.
+                chunks.append(data)
+                size = self._chunks_len + len(data)
+                if size < self._need:
+                    if self._pending_key is None or self._validate_chunk(data, events):
+                        self._chunks_len = size
+                    return events
+                data = b"".join(chunks)
+                self._chunks = []
+                self._chunks_len = 0
+            if data:
                 consumed = self._parse(data, events)
-                if consumed < len(data):
-                    buf += memoryview(data)[consumed:]
-            if len(self._buf) > self._max_pending():
-                # Unreachable with a correct parser: a frame header is small and payloads
-                # beyond the limit fail earlier. Kept as the last word on memory.
-                self._fail(CloseCode.MESSAGE_TOO_BIG, "too much unparsed data", events)
+                if consumed < len(data) and self.state is not ConnectionState.CLOSED:
+                    rest = memoryview(data)[consumed:] if consumed else data
+                    if self.state is not ConnectionState.REMOTE_CLOSING:
+                        self._chunks = [rest]
+                        self._chunks_len = len(rest)
         elif state is ConnectionState.CONNECTING:
             self._buf += data
             self._receive_request(events)
@@ -225,6 +235,16 @@ class ServerConnection:
             if len(self._buf) > self.max_request_size + self.max_size:
                 self._reject_pipelined(events)
         return events
+
+    def _validate_chunk(self, data: bytes, events: list) -> bool:
+        """Fail fast on bad UTF-8 in the newest piece of a pending text frame."""
+        key, hlen = self._pending_key  # type: ignore[misc]
+        offset = self._chunks_len - hlen  # payload bytes of this frame before ``data``
+        if self._utf8.feed(mask(data, _rotate(key, offset))):
+            self._utf8_fed = offset + len(data)
+            return True
+        self._fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message", events)
+        return False
 
     def data_to_send(self) -> bytes:
         """Bytes the connection produced on its own since the last call."""
@@ -274,6 +294,8 @@ class ServerConnection:
         """Parse every complete frame in ``buf``; return how many bytes were used."""
         pos = 0
         end = len(buf)
+        self._need = 0  # bytes that complete the pending frame, when its header is known
+        self._pending_key = None
         try:
             with memoryview(buf) as view:
                 while end - pos >= 2:
@@ -318,8 +340,11 @@ class ServerConnection:
                     start = pos + hlen
                     stop = start + length
                     if stop > end:
-                        if end > start and opcode < 8 and not compressed:
-                            self._validate_partial(opcode, view, start, end, bytes(buf[start - 4 : start]))
+                        if end < start:
+                            break  # the masking key is still incomplete
+                        self._need = stop - pos
+                        if opcode < 8 and not compressed:
+                            self._validate_partial(opcode, view, start, end, bytes(buf[start - 4 : start]), hlen)
                         break
                     payload = mask(view[start:stop], bytes(buf[start - 4 : start])) if length else b""
                     pos = stop
@@ -367,16 +392,17 @@ class ServerConnection:
         elif self._msg_size + length > self.max_size:
             raise _Fail(CloseCode.MESSAGE_TOO_BIG, f"message exceeds {self.max_size} bytes")
 
-    def _validate_partial(self, opcode: int, view: memoryview, start: int, end: int, key: bytes) -> None:
+    def _validate_partial(self, opcode: int, view: memoryview, start: int, end: int, key: bytes, hlen: int) -> None:
         """Validate the part of a text frame received so far, to fail fast on bad UTF-8."""
         if not (opcode == OP_TEXT or (opcode == 0 and self._msg_opcode == OP_TEXT)):
-            return
-        fed = self._utf8_fed
-        if end - start <= fed:
             return
         if not self._utf8_active:
             self._utf8.reset()
             self._utf8_active = True
+        self._pending_key = (key, hlen)  # later pieces are checked as they arrive
+        fed = self._utf8_fed
+        if end - start <= fed:
+            return
         chunk = mask(view[start + fed : end], _rotate(key, fed))
         self._utf8_fed = end - start
         if not self._utf8.feed(chunk):
@@ -493,6 +519,8 @@ class ServerConnection:
 
     def _release(self) -> None:
         self._buf = bytearray()
+        self._chunks = []
+        self._chunks_len = 0
         self._msg_parts = None
         if self.extension is not None:
             self.extension.abort()
@@ -524,6 +552,10 @@ class ServerConnection:
             reserved = {name for name, _ in out}
             out.extend((name.lower(), value) for name, value in headers if name.lower() not in reserved)
         self.state = ConnectionState.OPEN
+        if self._buf:
+            self._chunks = [bytes(self._buf)]
+            self._chunks_len = len(self._buf)
+            self._buf = bytearray()
         return build_response(101, out)
 
     def reject(self, status: int, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b"") -> bytes:

@@ -266,3 +266,18 @@ def test_ping_payload_limit() -> None:
     with pytest.raises(ValueError):
         conn.send_ping(b"x" * 126)
     assert parse_server_frames(conn.send_ping(b"abc")) == [(PING, True, 0, b"abc")]
+
+
+def test_large_text_frame_in_pieces_is_validated_as_it_arrives() -> None:
+    text = "κόσμε " * 5000
+    frame = client_frame(TEXT, text.encode())
+    conn = open_connection()
+    events = []
+    for i in range(0, len(frame), 1000):
+        events += conn.receive_data(frame[i : i + 1000])
+    assert events == [text]
+    bad = client_frame(TEXT, b"a" * 5000 + b"\xc0\xaf" + b"b" * 5000)
+    conn = open_connection()
+    assert conn.receive_data(bad[:3000]) == []
+    # The bad bytes arrive in the second piece: failure comes before the frame is complete.
+    failed_with(conn, conn.receive_data(bad[3000:6000]), 1007)

@@ -49,7 +49,7 @@ def check_run(conn: ServerConnection, chunks: list[bytes]) -> list:
         events += conn.receive_data(chunk)
         conn.data_to_send()
         # Memory: never more than one frame of unparsed input, one message being built.
-        assert len(conn._buf) <= MAX_SIZE + 14 + (MAX_SIZE >> 6) + 1024
+        assert conn._chunks_len <= MAX_SIZE + 14 + (MAX_SIZE >> 6) + 1024 and not conn._buf
         parts = conn._msg_parts
         assert parts is None or len(parts) <= MAX_SIZE
     for event in events:
