@@ -83,7 +83,9 @@ class Hub:
         if isinstance(spec, Backend):
             return spec
         if spec is None:
-            spec = _django_setting("BOLT_PUBSUB") or "memory"
+            from bolt.django import setting
+
+            spec = setting("BOLT_PUBSUB") or "memory"
         from bolt.realtime.backends import backend_from_url
 
         options = {"presence_ttl": self.presence_ttl} if spec != "memory" else {}
@@ -297,12 +299,13 @@ class Hub:
             await self._remove(connection, room)
 
     async def _add(self, connection: Connection, room: str) -> None:
+        backend = await self._backend()
         connection.rooms.add(room)
         self._rooms.setdefault(room, {})[connection.id] = connection.outbox
         await self._retain(room)
         if not room.startswith(CONNECTION_PREFIX):  # a connection's own room has no presence to track
             member = connection.member
-            await self._guard(self.backend.add_member(room, member), "add presence")  # type: ignore[union-attr]
+            await self._guard(backend.add_member(room, member), "add presence")
             self._emit(PresenceEvent(JOIN, room, member))
 
     async def _remove(self, connection: Connection, room: str) -> None:
@@ -368,7 +371,16 @@ class Hub:
         """
         check_target(room)
         backend = self.backend
-        if backend is None or self._loop is not asyncio.get_running_loop():
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            hub_loop = self._loop
+            if hub_loop is not None and hub_loop.is_running() and not hub_loop.is_closed():
+                # Called from another thread's event loop (a Django view through async_to_sync, say):
+                # the connections live on the hub's loop, so the broadcast runs there.
+                future = asyncio.run_coroutine_threadsafe(self.broadcast(room, message, exclude), hub_loop)
+                return await asyncio.wrap_future(future)
+            backend = await self._backend()
+        elif backend is None:
             backend = await self._backend()
         encoded = Message.from_value(message)
         policy = self.history_policy(room)
@@ -491,11 +503,3 @@ def _ids(exclude: Any) -> set[str]:
                 ids.add(connection.id)
     return ids
 
-
-def _django_setting(name: str) -> Any:
-    """A Django setting if Django is configured, else None (bolt also runs without Django)."""
-    try:
-        from django.conf import settings
-    except ImportError:
-        return None
-    return getattr(settings, name, None) if settings.configured else None

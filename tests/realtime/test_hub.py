@@ -301,3 +301,35 @@ def test_unknown_pubsub_url_and_bad_policies_are_refused() -> None:
     with pytest.raises(ValueError, match="send_queue"):
         @api.websocket("/ws", send_queue=0)
         async def handler(websocket: WebSocket) -> None: ...
+
+
+@pytest.mark.asyncio
+async def test_broadcast_from_another_thread_runs_on_the_hub_loop() -> None:
+    api = chat_api()
+    async with client(api, "/chat/lobby") as a:
+        await joined(a)
+
+        def django_view() -> int | None:  # a sync view using its own event loop, as async_to_sync does
+            return asyncio.run(api.hub.broadcast("lobby", "from a thread"))
+
+        assert await asyncio.to_thread(django_view) is None
+        assert await a.receive_text() == "from a thread"
+        assert len(api.hub.local_members("lobby")) == 1  # the hub was not reset by the other loop
+
+
+@pytest.mark.asyncio
+async def test_the_backend_comes_from_django_settings_when_not_given() -> None:
+    from django.test import override_settings
+    from django_settings import configure_django  # tests/ is on sys.path (it is not a package)
+
+    configure_django()
+    with override_settings(BOLT_PUBSUB="kafka://nowhere"):
+        with pytest.raises(ValueError, match="kafka://nowhere"):
+            await BoltAPI().hub.start()
+    with override_settings(BOLT_PUBSUB="memory"):
+        api = BoltAPI()
+        await api.hub.start()
+        assert api.hub.health()["backend"] == "memory"
+    api = BoltAPI()  # no setting: memory
+    await api.hub.start()
+    assert api.hub.health()["backend"] == "memory"
