@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -69,13 +69,16 @@ class RedisBackend(Backend):
     name = "redis"
 
     def __init__(self, url: str, *, prefix: str = "bolt:", presence_ttl: float = 30.0, timeout: float = 2.0,
-                 max_backoff: float = 5.0) -> None:
+                 max_backoff: float = 5.0, max_connections: int = 32) -> None:
+        """`timeout` bounds every Redis call (and the wait for a pooled connection), `max_backoff` the
+        subscriber's reconnect delay; `max_connections` caps this process's command connections."""
         super().__init__()
         self.url = url
         self.prefix = prefix
         self.presence_ttl = presence_ttl
         self.timeout = timeout
         self.max_backoff = max_backoff
+        self.max_connections = max_connections
         self.node = ""
         self._redis: Redis | None = None
         self._sub_redis: Redis | None = None
@@ -110,7 +113,11 @@ class RedisBackend(Backend):
         # No silent retries: a failed command must surface (publish) or be noticed (subscriber).
         options = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
                    "retry": Retry(NoBackoff(), 0)}
-        self._redis = Redis.from_url(self.url, **options)
+        # A bounded pool that waits for a free connection: a burst of joins queues up instead of opening
+        # one Redis connection per WebSocket.
+        pool = BlockingConnectionPool.from_url(self.url, max_connections=self.max_connections,
+                                               timeout=self.timeout, **options)
+        self._redis = Redis(connection_pool=pool)
         self._sub_redis = Redis.from_url(self.url, **options)
         self._script = self._redis.register_script(_PUBLISH)
         self._listening = asyncio.Event()
@@ -134,7 +141,7 @@ class RedisBackend(Backend):
         for client in (self._redis, self._sub_redis):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
-                    await client.aclose()
+                    await client.aclose(close_connection_pool=True)
         self._redis = self._sub_redis = None
         await super().stop()
 
