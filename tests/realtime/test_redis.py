@@ -202,3 +202,21 @@ async def test_a_worker_starts_while_redis_is_down(redis_server: RedisServer) ->
             assert await a.receive_text() == "now"
     finally:
         await stop(api)
+
+
+@pytest.mark.asyncio
+async def test_joins_during_an_outage_are_quick_and_presence_catches_up(redis_server: RedisServer) -> None:
+    api = worker(redis_server.url, presence_ttl=0.9)
+    try:
+        async with WebSocketTestClient(api, "/chat/lobby") as a:
+            assert await a.receive_text() == "joined"
+            redis_server.stop()
+            await eventually(lambda: not api.hub.health()["ok"])
+            started = time.monotonic()
+            async with WebSocketTestClient(api, "/chat/lobby") as b:
+                assert await b.receive_text() == "joined"
+                assert time.monotonic() - started < 0.5  # no waiting on the absent Redis
+                redis_server.start()  # empty: the heartbeat must put both members back
+                await eventually(lambda: _count_is(api, "lobby", 2), timeout=5)
+    finally:
+        await stop(api)

@@ -281,6 +281,8 @@ class RedisBackend(Backend):
     async def add_member(self, room: str, member: Member) -> None:
         await super().add_member(room, member)
         assert self._redis is not None
+        if self._deaf_since is not None:
+            return  # Redis is away: no accept waits on it; the heartbeat adds the member once it is back
         key, ttl_ms = self._presence_key(room), int(self.presence_ttl * 1000)
         with _unavailable(f"add presence in room {room!r}"):
             async with self._redis.pipeline(transaction=False) as pipe:
@@ -291,8 +293,8 @@ class RedisBackend(Backend):
 
     async def remove_member(self, room: str, member: Member) -> None:
         await super().remove_member(room, member)
-        if self._redis is None:
-            return
+        if self._redis is None or self._deaf_since is not None:
+            return  # Redis is away: the member's entry expires with its TTL and a sweep announces the leave
         with _unavailable(f"remove presence in room {room!r}"):
             if await self._redis.zrem(self._presence_key(room), orjson.dumps(member.to_list())):
                 async with self._redis.pipeline(transaction=False) as pipe:
