@@ -200,6 +200,13 @@ class RedisBackend(Backend):
             logger.warning("redis subscriber lost its connection (%s); reconnecting", exc)
         self._last_error = f"{type(exc).__name__}: {exc}"
 
+    async def _drop_idle_connections(self) -> None:
+        """The subscriber lost Redis, so pooled command connections are dead too: drop the idle ones
+        now rather than fail the next command on each of them."""
+        if self._redis is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await self._redis.connection_pool.disconnect(inuse_connections=False)
+
     async def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
@@ -221,10 +228,7 @@ class RedisBackend(Backend):
                 if rooms:
                     await pubsub.subscribe(*(self._channel(room) for room in rooms))
                 if self._deaf_since is not None and not first:
-                    # Pooled command connections to the old server are dead too: drop the idle ones now
-                    # rather than fail the next publish on each of them.
-                    assert self._redis is not None
-                    await self._redis.connection_pool.disconnect(inuse_connections=False)
+                    await self._drop_idle_connections()
                     logger.warning("redis subscriber reconnected after %.1f s; signalling a gap to %d rooms",
                                    time.time() - self._deaf_since, len(rooms))
                     self._reconnects += 1
@@ -248,6 +252,7 @@ class RedisBackend(Backend):
                 self._deafened(RuntimeError("subscriber error"))
                 first = False
             await self._close_pubsub()
+            await self._drop_idle_connections()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)
 
