@@ -10,7 +10,15 @@ from codecs import utf_8_decode
 
 Buffer = bytes | bytearray | memoryview
 
-__all__ = ["Utf8Validator", "mask", "mask_into", "scan_frames", "utf8_error_offset", "validate_utf8"]
+__all__ = [
+    "Utf8Validator",
+    "mask",
+    "mask_into",
+    "mask_join",
+    "scan_frames",
+    "utf8_error_offset",
+    "validate_utf8",
+]
 
 
 # Payloads are XOR-ed this many bytes at a time: one big-integer XOR per block runs in C, and
@@ -43,6 +51,11 @@ def mask(data: Buffer, key: bytes) -> bytes:
     if whole < n:
         parts.append(_xor_block(view[whole:], _key_int(key, n - whole), n - whole))
     return b"".join(parts)
+
+
+def mask_join(parts: list[Buffer], key: bytes) -> bytes:
+    """Return the concatenation of ``parts`` XOR-ed with ``key``; the key phase runs on across parts."""
+    return mask(b"".join(parts), key)
 
 
 def mask_into(buf: bytearray, key: bytes, offset: int = 0) -> None:

@@ -15,6 +15,7 @@ __all__ = [
     "Utf8Validator",
     "mask",
     "mask_into",
+    "mask_join",
     "scan_frames",
     "utf8_error_offset",
     "validate_utf8",
@@ -39,6 +40,7 @@ _impl, ENABLED = _choose()
 
 mask = _impl.mask
 mask_into = _impl.mask_into
+mask_join = _impl.mask_join
 scan_frames = _impl.scan_frames
 Utf8Validator = _impl.Utf8Validator
 validate_utf8 = _impl.validate_utf8

@@ -83,6 +83,38 @@ fn mask_into(buf: &Bound<'_, PyByteArray>, key: &Bound<'_, PyAny>, offset: isize
     Ok(())
 }
 
+/// Return the concatenation of `parts` XOR-ed with `key`, in one pass and one allocation: for a
+/// large frame that arrived in several reads, without joining them first.
+#[pyfunction]
+fn mask_join<'py>(
+    py: Python<'py>,
+    parts: Vec<Bound<'py, PyAny>>,
+    key: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let key = masking_key(key)?;
+    let sizes = parts
+        .iter()
+        .map(|part| with_bytes(part, |src, _| src.len()))
+        .collect::<PyResult<Vec<usize>>>()?;
+    PyBytes::new_with(py, sizes.iter().sum(), |out| {
+        let mut pos = 0;
+        for part in &parts {
+            with_bytes(part, |src, _| {
+                // A part may have changed size since it was measured; never write past `out`.
+                let dst = out
+                    .get_mut(pos..pos + src.len())
+                    .ok_or_else(|| PyValueError::new_err("a part changed size"))?;
+                let phase = pos % 4;
+                let rotated = std::array::from_fn(|i| key[(phase + i) % 4]);
+                masking::xor(src, dst, rotated);
+                pos += src.len();
+                Ok::<(), PyErr>(())
+            })??;
+        }
+        Ok(())
+    })
+}
+
 /// Incremental UTF-8 validator for a message that arrives in pieces.
 ///
 /// `feed` fails as soon as the bytes so far cannot begin valid UTF-8, also in the middle of a
@@ -202,6 +234,7 @@ fn scan_frames<'py>(
 fn _accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mask, m)?)?;
     m.add_function(wrap_pyfunction!(mask_into, m)?)?;
+    m.add_function(wrap_pyfunction!(mask_join, m)?)?;
     m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
     m.add_function(wrap_pyfunction!(utf8_error_offset, m)?)?;
     m.add_function(wrap_pyfunction!(scan_frames, m)?)?;

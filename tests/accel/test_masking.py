@@ -49,6 +49,26 @@ def test_unmask_payload_slices_of_a_frame_buffer(
         assert pure.mask(piece, key) == rust.mask(piece, key) == payload
 
 
+@given(parts=st.lists(st.binary(max_size=300), max_size=6), key=masking_keys, kinds=st.data())
+def test_mask_join_agrees(
+    pure: ModuleType, rust: ModuleType, parts: list[bytes], key: bytes, kinds: st.DataObject
+) -> None:
+    """The key phase runs on across parts of any length and buffer type."""
+    typed = [kinds.draw(st.sampled_from([bytes, bytearray, memoryview]))(part) for part in parts]
+    expected = bytewise(b"".join(parts), key)
+    assert pure.mask_join(typed, key) == rust.mask_join(typed, key) == expected
+    assert pure.mask_join(tuple(typed), key) == rust.mask_join(tuple(typed), key) == expected
+
+
+def test_mask_join_of_a_large_frame_read_in_pieces(pure: ModuleType, rust: ModuleType) -> None:
+    payload = bytes(range(256)) * 4096 + b"tail"
+    key = b"\x0f\xf0\x55\xaa"
+    wire = b"header" + bytewise(payload, key) + b"next"
+    reads = [wire[i : i + 65537] for i in range(0, len(wire), 65537)]
+    parts = [memoryview(reads[0])[6:], *reads[1:-1], memoryview(reads[-1])[:-4]]
+    assert pure.mask_join(parts, key) == rust.mask_join(parts, key) == payload
+
+
 @given(data=st.binary(max_size=600), key=masking_keys, offset=st.integers(0, 600))
 def test_mask_into_agrees(pure: ModuleType, rust: ModuleType, data: bytes, key: bytes, offset: int) -> None:
     offset = min(offset, len(data))
@@ -77,6 +97,8 @@ def test_key_must_be_four_bytes(impl: ModuleType, key: bytes) -> None:
         impl.mask(b"data", key)
     with pytest.raises(ValueError):
         impl.mask_into(bytearray(b"data"), key)
+    with pytest.raises(ValueError):
+        impl.mask_join([b"data"], key)
 
 
 @pytest.mark.parametrize("offset", [-1, 5])
