@@ -64,11 +64,12 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready: asyncio.Future[None] | None = None
         self._connections: dict[str, Connection] = {}
-        self._users: dict[Any, dict[str, Connection]] = {}
         # room -> {connection id: outbox}: the fan-out loop touches nothing else.
         self._rooms: dict[str, dict[str, Outbox]] = {}
         # room -> {connection id: messages held back while that connection replays history}
         self._replaying: dict[str, dict[str, list[Message]]] = {}
+        # room -> {connection id: last id its replay sent}, until a newer live message reaches it
+        self._replayed: dict[str, dict[str, int]] = {}
         self._refs: dict[str, int] = {}
         self._listeners: dict[str, set[PresenceSubscription]] = {}
         self._history_rules: list[tuple[str, HistoryPolicy]] = []
@@ -124,9 +125,9 @@ class Hub:
         for connection in self._connections.values():
             connection.outbox.closed = True
         self._connections.clear()
-        self._users.clear()
         self._rooms.clear()
         self._replaying.clear()
+        self._replayed.clear()
         self._refs.clear()
         self._listeners.clear()
         self._last_seq.clear()
@@ -198,7 +199,6 @@ class Hub:
         self._connections[connection.id] = connection
         await self._add(connection, connection_room(connection.id))
         if user_id is not None:
-            self._users.setdefault(user_id, {})[connection.id] = connection
             await self._add(connection, user_room(user_id))
         return connection
 
@@ -208,12 +208,6 @@ class Hub:
         if connection is None or self._connections.pop(connection.id, None) is None:
             return
         connection.outbox.close()
-        if connection.user_id is not None:
-            devices = self._users.get(connection.user_id)
-            if devices is not None:
-                devices.pop(connection.id, None)
-                if not devices:
-                    del self._users[connection.user_id]
         for room in list(connection.rooms):
             await self._remove(connection, room)
 
@@ -290,6 +284,11 @@ class Hub:
         for message in held:
             if message.seq is None or message.seq > last:
                 outbox.put(message.envelope(room))
+                last = message.seq or last
+        if last > since:
+            # A broadcast of this process may have been published (and so replayed) but not yet
+            # delivered: it must not reach this connection a second time.
+            self._replayed.setdefault(room, {})[connection.id] = last
 
     async def leave(self, websocket: Any, room: str) -> None:
         """Take the connection out of `room` (no-op when it is not in it)."""
@@ -310,6 +309,11 @@ class Hub:
 
     async def _remove(self, connection: Connection, room: str) -> None:
         connection.rooms.discard(room)
+        replayed = self._replayed.get(room)
+        if replayed is not None:
+            replayed.pop(connection.id, None)
+            if not replayed:
+                del self._replayed[room]
         members = self._rooms.get(room)
         if members is not None:
             members.pop(connection.id, None)
@@ -409,19 +413,26 @@ class Hub:
         else:
             asgi = message.plain()
         held = self._replaying.get(room)
-        if exclude is None and held is None:
+        replayed = self._replayed.get(room)
+        if exclude is None and held is None and replayed is None:
             for outbox in members.values():
                 outbox.put(asgi)
             return len(members)
         skip = _ids(exclude)
         count = 0
-        for connection_id, outbox in members.items():
+        for connection_id, outbox in list(members.items()):
             if connection_id in skip:
                 continue
             if held is not None and connection_id in held:
                 held[connection_id].append(message)
-            else:
-                outbox.put(asgi)
+                continue
+            if replayed is not None and connection_id in replayed:
+                if message.seq is not None and message.seq <= replayed[connection_id]:
+                    continue  # it had this one in its replay
+                del replayed[connection_id]
+                if not replayed:
+                    del self._replayed[room]
+            outbox.put(asgi)
             count += 1
         return count
 

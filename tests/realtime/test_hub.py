@@ -333,3 +333,32 @@ async def test_the_backend_comes_from_django_settings_when_not_given() -> None:
     api = BoltAPI()  # no setting: memory
     await api.hub.start()
     assert api.hub.health()["backend"] == "memory"
+
+
+@pytest.mark.asyncio
+async def test_a_message_published_during_a_resume_is_not_delivered_twice() -> None:
+    from bolt.realtime import MemoryBackend
+
+    class SlowPublish(MemoryBackend):
+        """Stores the message (so a replay sees it) and only then lets the broadcast go on."""
+
+        gate = asyncio.Event()
+
+        async def publish(self, room: str, message: Any, history: Any) -> None:
+            await super().publish(room, message, history)
+            await self.gate.wait()
+
+    api = chat_api(pubsub=SlowPublish())
+    api.hub.keep_history("news")
+    async with client(api, "/chat/news") as first:
+        await joined(first)
+        publishing = asyncio.create_task(api.hub.broadcast("news", "racing"))
+        await asyncio.sleep(0.01)  # id 1 is in history, not yet delivered
+        async with client(api, "/chat/news?since=0") as late:
+            assert await late.receive_json() == {"room": "news", "id": 1, "data": "racing"}
+            await joined(late)
+            SlowPublish.gate.set()
+            assert await publishing == 1
+            await api.hub.broadcast("news", "next")
+            assert (await late.receive_json())["id"] == 2  # not id 1 again
+            assert [(await first.receive_json())["id"] for _ in range(2)] == [1, 2]
