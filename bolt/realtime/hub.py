@@ -113,6 +113,13 @@ class Hub:
             raise
         self.backend = backend
         ready.set_result(None)
+        # Started again after stop() with connections still open: the new backend must know their rooms.
+        for room in list(self._refs):
+            await self._guard(backend.subscribe(room), "subscribe")
+        for connection in list(self._connections.values()):
+            for room in list(connection.rooms):
+                if not room.startswith(CONNECTION_PREFIX):
+                    await self._guard(backend.add_member(room, connection.member), "add presence")
 
     async def stop(self) -> None:
         """Disconnect the backend (server shutdown). Connections still open keep their local rooms."""

@@ -362,3 +362,15 @@ async def test_a_message_published_during_a_resume_is_not_delivered_twice() -> N
             await api.hub.broadcast("news", "next")
             assert (await late.receive_json())["id"] == 2  # not id 1 again
             assert [(await first.receive_json())["id"] for _ in range(2)] == [1, 2]
+
+
+@pytest.mark.asyncio
+async def test_a_hub_started_again_keeps_its_open_connections() -> None:
+    api = chat_api()
+    async with client(api, "/chat/lobby", "alice") as a:
+        await joined(a)
+        await api.hub.stop()
+        await api.hub.start()
+        assert [m.user_id for m in await api.hub.members("lobby")] == ["alice"]
+        await api.hub.broadcast("lobby", "still here")
+        assert await a.receive_text() == "still here"
