@@ -71,7 +71,9 @@ def cases(impl: ModuleType) -> dict[str, Callable[[], object]]:
                 validator.feed(view[start : start + 16384])
             return validator.finish()
 
+        parts = [payload[i : i + 65536] for i in range(0, size, 65536)]
         out[f"mask {label}"] = lambda p=payload: impl.mask(p, KEY)
+        out[f"mask_join {label} in 64 KiB parts"] = lambda p=parts: impl.mask_join(p, KEY)
         out[f"mask_into {label}"] = lambda b=scratch: impl.mask_into(b, KEY)
         out[f"validate_utf8 {label}"] = lambda t=text: impl.validate_utf8(t)
         out[f"Utf8Validator 16 KiB pieces {label}"] = feed_in_pieces
