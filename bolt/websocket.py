@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from bolt.connection import HTTPConnection
+from bolt.validation import ValidationError, validate
 
 
 class CloseCode(enum.IntEnum):
@@ -195,8 +196,6 @@ class WebSocket(HTTPConnection):
             raise InvalidJSONMessage(f"message is not valid JSON: {exc}") from None
         if model is None:
             return value
-        from bolt.validation import ValidationError, validate
-
         try:
             return validate(value, model)
         except ValidationError as exc:
