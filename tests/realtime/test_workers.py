@@ -30,13 +30,13 @@ PRESENCE_TTL = 1.0
 class Worker:
     """One uvicorn process serving tests.realtime.apps.chat."""
 
-    def __init__(self, redis_url: str, **env: str) -> None:
+    def __init__(self, redis_url: str, ws: str = "websockets-sansio", **env: str) -> None:
         self.port = free_port()
         environment = dict(os.environ, PYTHONPATH=ROOT, BOLT_TEST_REDIS_URL=redis_url,
                            BOLT_TEST_PRESENCE_TTL=str(PRESENCE_TTL), **env)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "tests.realtime.apps.chat:api", "--host", "127.0.0.1",
-             "--port", str(self.port), "--ws", "websockets-sansio", "--log-level", "warning"],
+             "--port", str(self.port), "--ws", ws, "--log-level", "warning"],
             cwd=ROOT, env=environment)
         wait_for_port(self.port, timeout=20, process=self.process)
 
@@ -91,8 +91,17 @@ async def eventually(check: Any, timeout: float) -> float:
 
 
 @pytest.mark.asyncio
-async def test_broadcast_reaches_clients_on_both_workers(workers: tuple[Worker, Worker]) -> None:
-    one, two = workers
+@pytest.mark.parametrize("ws", ["websockets-sansio", "wsproto", "bolt.protocol.uvicorn:WebSocketProtocol"])
+async def test_broadcast_reaches_clients_on_both_workers(redis_server: RedisServer, ws: str) -> None:
+    one, two = Worker(redis_server.url, ws), Worker(redis_server.url, ws)
+    try:
+        await _broadcast_both_ways(one, two)
+    finally:
+        one.stop()
+        two.stop()
+
+
+async def _broadcast_both_ways(one: Worker, two: Worker) -> None:
     async with connect(one.url("/chat/lobby")) as a, connect(two.url("/chat/lobby")) as b:
         assert (await recv_json(a))["joined"] == (await recv_json(b))["joined"] == "lobby"
         await a.send("from one")
