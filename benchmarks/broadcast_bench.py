@@ -17,6 +17,10 @@ alike (Channels, being slow, takes one round in ten).
 
     python benchmarks/broadcast_bench.py [--connections 1000] [--messages 200] [--only bolt,starlette]
 
+With --stalled, each server also gets one client that never reads, and 60 kB messages so the buffers
+between it and the server (up to 4 MiB of kernel send buffer here) fill within a hundred rounds; 100
+connections by default. A server whose broadcast waits on that client stops completing rounds.
+
 Each server is also importable on its own: `uvicorn --factory benchmarks.broadcast_bench:make_bolt`.
 """
 
@@ -35,7 +39,8 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-PAYLOAD = "x" * 100
+PAYLOAD = "x" * int(os.environ.get("BOLT_BENCH_PAYLOAD", "100"))
+FRAME = (2 if len(PAYLOAD) < 126 else 4) + len(PAYLOAD)  # a server frame: unmasked, short header
 ROOM = "bench"
 
 
@@ -140,8 +145,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _handshake(port: int, path: str) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+def _handshake(port: int, path: str, receive_buffer: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if receive_buffer is not None:  # set before connecting, so the TCP window starts small
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
@@ -195,9 +204,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 class Target:
     """One server under test (one or two worker processes) with its member sockets and control socket."""
 
-    def __init__(self, name: str, connections: int) -> None:
+    def __init__(self, name: str, connections: int, stalled: bool = False) -> None:
         self.name = name
         self.connections = connections
+        self.stalled = stalled
+        self.stuck_after: int | None = None
         self.processes: list[subprocess.Popen[bytes]] = []
         self.sockets: list[socket.socket] = []
         self.latencies: list[float] = []
@@ -218,6 +229,8 @@ class Target:
                  "--ws", ws_impl, "--ws-ping-interval", "0", "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env))
             _wait_for_server(port, self.processes[-1])
             ports.append(port)
+        # The stalled client joins first, so a loop over members in join order meets it first.
+        self.stalled_socket = _handshake(ports[0], "/ws", receive_buffer=4096) if self.stalled else None
         self.sockets = [_handshake(ports[i % workers], "/ws") for i in range(self.connections)]
         self.control = _handshake(ports[0], "/control")
         # Edge-triggered: one event when a frame lands in a socket's receive buffer, and no read needed
@@ -232,7 +245,7 @@ class Target:
         """Broadcast one message and wait until it has reached every connection's socket."""
         arrived: set[int] = set()
         poll, connections = self.epoll.poll, self.connections
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + (5 if self.stalled else 60)
         started = time.perf_counter()
         self.control.sendall(GO)
         while len(arrived) < connections:
@@ -244,12 +257,13 @@ class Target:
             # measures the server's own cost, give or take this 0.2 ms granularity.
             time.sleep(0.0002)
         elapsed = time.perf_counter() - started
+        self.rounds += 1
         if record:
             self.latencies.append(elapsed)
         self._drain()
 
     def _drain(self) -> None:
-        frame = 2 + len(PAYLOAD)
+        frame = FRAME
         for sock in self.sockets:
             data = b""
             while len(data) < frame:  # a whole frame, as the round promised
@@ -261,16 +275,17 @@ class Target:
                 raise RuntimeError(f"{self.name}: expected one {frame}-byte frame, got {len(data)} bytes")
 
     def result(self) -> dict[str, Any]:
-        latencies = sorted(self.latencies)
+        latencies = sorted(self.latencies) or [float("inf")]
         return {
-            "server": self.name, "messages": len(latencies),
+            "server": self.name, "messages": len(self.latencies), "stuck_after": self.stuck_after,
+            "rounds": self.rounds,
             "deliveries_per_s": self.connections * len(latencies) / sum(latencies),
             "p50_ms": statistics.median(latencies) * 1000,
             "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         }
 
     def stop(self) -> None:
-        for sock in self.sockets:
+        for sock in self.sockets + ([self.stalled_socket] if self.stalled_socket else []):
             sock.close()
         for process in reversed(self.processes):
             _stop(process)
@@ -279,9 +294,10 @@ class Target:
 GO = _masked(b"go")
 
 
-def run(names: list[str], connections: int, messages: int, warmup: int) -> list[dict[str, Any]]:
+def run(names: list[str], connections: int, messages: int, warmup: int,
+        stalled: bool = False) -> list[dict[str, Any]]:
     """Start every server, then interleave their rounds so all of them see the same machine load."""
-    targets = [Target(name, connections) for name in names]
+    targets = [Target(name, connections, stalled) for name in names]
     try:
         for target in targets:
             target.start()
@@ -290,8 +306,13 @@ def run(names: list[str], connections: int, messages: int, warmup: int) -> list[
             order = targets[round_ % len(targets):] + targets[:round_ % len(targets)]
             for target in order:
                 # Channels is ~20x slower: one round in ten keeps the run bounded.
-                if target.name != "channels" or round_ % 10 == 0:
-                    target.round(record=round_ >= warmup)
+                if target.stuck_after is None and (target.name != "channels" or round_ % 10 == 0):
+                    try:
+                        target.round(record=round_ >= warmup)
+                    except TimeoutError:
+                        if not stalled:
+                            raise
+                        target.stuck_after = target.rounds  # the next round never reached everyone
         return [target.result() for target in targets]
     finally:
         for target in targets:
@@ -308,16 +329,27 @@ def _has_bolt_protocol() -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=None, help="1000 (100 with --stalled)")
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SERVERS))
+    parser.add_argument("--stalled", action="store_true", help="add a client that never reads (4 KiB messages)")
     args = parser.parse_args()
+    if args.stalled and "BOLT_BENCH_PAYLOAD" not in os.environ:
+        os.environ["BOLT_BENCH_PAYLOAD"] = "60000"  # inherited by the servers; re-exec so ours matches
+        os.execv(sys.executable, [sys.executable, *sys.argv])
     names = [n for n in args.only.split(",") if n] or [
         n for n in SERVERS
         if (n != "bolt+proto" or _has_bolt_protocol()) and (n != "redis x2" or shutil.which("redis-server"))]
     os.sched_setaffinity(0, {1})  # the client on core 1, the servers on core 0
-    results = run(names, args.connections, args.messages, args.warmup)
+    args.connections = args.connections or (100 if args.stalled else 1000)
+    results = run(names, args.connections, args.messages, args.warmup, args.stalled)
+    if args.stalled:
+        for r in results:
+            verdict = ("every round reached every reader" if r["stuck_after"] is None else
+                       f"stuck: round {r['stuck_after'] + 1} never reached the {args.connections} readers")
+            print(f"{r['server']:<11} {verdict} ({r['rounds']} rounds completed)")
+        return
     for r in results:
         print(f"{r['server']:<11} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
               f"  p99 {r['p99_ms']:7.2f} ms  ({r['messages']} messages)", flush=True)
