@@ -37,10 +37,10 @@ def inflate(payload: bytes, d: zlib._Decompress | None = None) -> bytes:
 @pytest.mark.parametrize(
     ("offer", "answer"),
     [
-        ("permessage-deflate", "permessage-deflate; client_no_context_takeover"),
+        ("permessage-deflate", "permessage-deflate; server_no_context_takeover; client_no_context_takeover"),
         (
             "permessage-deflate; client_max_window_bits",
-            "permessage-deflate; client_no_context_takeover; client_max_window_bits=12",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=12",
         ),
         (
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
@@ -48,16 +48,16 @@ def inflate(payload: bytes, d: zlib._Decompress | None = None) -> bytes:
         ),
         (
             "permessage-deflate; server_max_window_bits=10",
-            "permessage-deflate; client_no_context_takeover; server_max_window_bits=10",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10",
         ),
         (
             "permessage-deflate; client_max_window_bits=9",
-            "permessage-deflate; client_no_context_takeover; client_max_window_bits=9",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=9",
         ),
         # Unusable offers are declined one by one; the next acceptable one wins.
         (
             "permessage-deflate; server_max_window_bits=8, permessage-deflate; foo, permessage-deflate",
-            "permessage-deflate; client_no_context_takeover",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
         ),
         ("permessage-deflate; server_max_window_bits=16", ""),
         ("permessage-deflate; server_max_window_bits", ""),
@@ -71,7 +71,7 @@ def test_negotiation(offer: str, answer: str) -> None:
 
 
 def test_context_takeover_kept_when_configured() -> None:
-    options = DeflateOptions(client_no_context_takeover=False)
+    options = DeflateOptions(client_no_context_takeover=False, server_no_context_takeover=False)
     _, got = deflated(ServerConnection(), "permessage-deflate", options)
     assert got == "permessage-deflate"
 
@@ -82,8 +82,8 @@ def test_no_deflate_unless_enabled() -> None:
     assert b"extensions" not in conn.accept()
 
 
-def test_round_trip_with_client_context() -> None:
-    options = DeflateOptions(client_no_context_takeover=False)
+def test_round_trip_with_context_takeover() -> None:
+    options = DeflateOptions(client_no_context_takeover=False, server_no_context_takeover=False)
     conn, _ = deflated(ServerConnection(), "permessage-deflate", options)
     c = zlib.compressobj(6, zlib.DEFLATED, -15)
     d = zlib.decompressobj(-15)
@@ -155,6 +155,15 @@ def test_idle_connection_holds_no_zlib_state() -> None:
     conn.receive_data(client_frame(TEXT, client_compress(b"hi there"), rsv=RSV1))
     conn.send_text("hello")
     assert ext._decompressor is None  # client_no_context_takeover: freed after each message
+    assert ext._compressor is None  # server_no_context_takeover: freed after each message
+
+
+def test_kept_compressor_is_freed_when_idle() -> None:
+    options = DeflateOptions(server_no_context_takeover=False)
+    conn, _ = deflated(ServerConnection(), "permessage-deflate", options)
+    ext = conn.extension
+    assert ext is not None
+    conn.send_text("hello")
     assert ext._compressor is not None  # kept while active, for the compression ratio
     conn.release_idle()  # first tick: something was sent since the last one
     assert ext._compressor is not None
