@@ -1,16 +1,19 @@
 """What bolt's WebSocket layer costs over a bare ASGI app, served by the same uvicorn.
 
-    python benchmarks/echo_overhead.py [--rounds 3] [--duration 3] [--ws websockets-sansio]
+    python benchmarks/echo_overhead.py [--rounds 5] [--duration 3] [--ws websockets-sansio]
 
 Three apps echo 64-byte text messages: a bare ASGI app, a bolt `@api.websocket` route and the same
 route in Starlette. Each runs in turn under `uvicorn --ws websockets-sansio` pinned to CPU 0, while
-this process (the load: 10 connections, one message in flight each) is pinned to CPU 1. The apps
-are interleaved over several rounds and the median messages/s of each is reported with its ratio to
-the bare app, so drift in the machine hits all three alike. Beside throughput, the server's CPU
-time per message (from /proc) is reported: it measures the overhead directly, even when the load
-is latency-bound or the machine is shared; "bare/app CPU" is its inverse ratio, comparable to the
-throughput ratio (1.0x = no overhead). First, the same three apps are timed in-process, fed by a
-stub instead of a server: that isolates each framework's own cost per message.
+this process (the load: 10 connections, one message in flight each) is pinned to CPU 1.
+
+Printed, side by side from one run:
+- in-process cost: each app fed by a stub instead of a server, which isolates the framework's own
+  cost per message;
+- through uvicorn: messages/s, as the best round and the median of rounds that interleave the three
+  apps (so drift in the machine hits all alike), with ratios to the bare app;
+- the server's CPU time per message (from /proc), best round, and bare/app as a ratio comparable to
+  the throughput ratio. It measures the overhead directly even when the load is latency-bound or
+  the machine is shared, where throughput figures say more about the neighbours than about bolt.
 """
 import argparse
 import asyncio
@@ -148,7 +151,7 @@ async def one(name: str, args: argparse.Namespace) -> Result:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per app and round")
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--connections", type=int, default=10)
@@ -158,8 +161,13 @@ async def main() -> None:
     parser.add_argument("--apps", default="bare,bolt,starlette")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--nice", type=int, default=-10, help="scheduling priority to run at, when permitted")
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.client_cpu})
+    try:  # a higher priority (inherited by the servers) keeps other work on a shared machine out of the way
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    except OSError:
+        pass
 
     names = args.apps.split(",")
     await framework_overhead(names, args.rounds)
@@ -175,17 +183,21 @@ async def main() -> None:
 
     print(f"\n{args.size}-byte text echo, {args.connections} connections x {args.depth} in flight, "
           f"uvicorn --ws {args.ws} on CPU {args.server_cpu}, load on CPU {args.client_cpu}, "
-          f"median of {args.rounds} x {args.duration:g} s")
-    base = statistics.median(rates["bare"]) if "bare" in rates else None
-    base_cost = statistics.median(costs["bare"]) if costs.get("bare") else None
-    print(f"{'app':<10} {'msg/s':>10} {'vs bare':>8} {'us CPU/msg':>11} {'bare/app CPU':>13}")
+          f"{args.rounds} rounds x {args.duration:g} s")
+    print("best = the app's best round (least disturbed by anything else on the machine)")
+    print(f"{'app':<10} {'best msg/s':>11} {'vs bare':>8} {'median msg/s':>13} {'vs bare':>8} "
+          f"{'best us CPU/msg':>16} {'bare/app':>9}")
+    best = {name: max(rates[name]) for name in names}
+    median = {name: statistics.median(rates[name]) for name in names}
+    cost = {name: min(costs[name]) for name in names}
     for name in names:
-        rate = statistics.median(rates[name])
-        cost = statistics.median(costs[name]) if costs[name] else None
-        ratio = f"{rate / base:.3f}x" if base else "-"
-        cost_text = f"{cost:.1f}" if cost else "-"
-        cost_ratio = f"{base_cost / cost:.3f}x" if base_cost and cost else "-"
-        print(f"{name:<10} {rate:>10,.0f} {ratio:>8} {cost_text:>11} {cost_ratio:>13}")
+        def ratio(table: dict[str, float], inverse: bool = False) -> str:
+            if "bare" not in table or not table[name]:
+                return "-"
+            return f"{(table['bare'] / table[name] if inverse else table[name] / table['bare']):.3f}x"
+
+        print(f"{name:<10} {best[name]:>11,.0f} {ratio(best):>8} {median[name]:>13,.0f} {ratio(median):>8} "
+              f"{cost[name]:>16.1f} {ratio(cost, inverse=True):>9}")
 
 
 if __name__ == "__main__":
