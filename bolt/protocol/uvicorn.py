@@ -198,7 +198,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._close(CloseCode.SERVICE_RESTART, "server shutting down", self.shutdown_close_timeout)
         elif state is _HANDSHAKE and self._response is None:
             self._put_disconnect(CloseCode.SERVICE_RESTART, "")
-            self.transport.write(self.conn.reject(503, [], b"Server shutting down.\n"))
+            self.transport.write(self.conn.reject(503, list(self.default_headers), b"Server shutting down.\n"))
             self.transport.close()
         elif state is _REMOTE_CLOSING:
             self._finish_remote_close(self._remote_close or CloseReceived(self.conn.close_code or 1005, ""))
@@ -222,7 +222,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self._put_disconnect(event.code, event.reason)
             if self.conn.state is not _REMOTE_CLOSING:
                 self.transport.close()  # we had closed first: the handshake is complete
-            elif self._queue[0] is self._disconnect:
+            elif not self._queue or self._queue[0] is self._disconnect:
                 self._finish_remote_close(event)
             else:
                 # Let the app answer the messages that came before the close (their replies
@@ -310,7 +310,7 @@ class WebSocketProtocol(asyncio.Protocol):
         state = self.conn.state
         if state is _HANDSHAKE:
             if self._response is None:
-                self.transport.write(self.conn.reject(500, [], b"Internal Server Error"))
+                self.transport.write(self.conn.reject(500, list(self.default_headers), b"Internal Server Error"))
             self.transport.close()  # a half-sent denial response cannot be completed
         elif state is _OPEN:
             self._put_disconnect(code, "")

@@ -211,8 +211,11 @@ async def test_app_returning_after_accept_closes_1000() -> None:
         assert ws.close_code == 1000
 
 
-async def test_bytes_after_upgrade_are_not_lost() -> None:
-    async with asyncio.timeout(10), serve(echo) as srv:
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_bytes_after_upgrade_are_not_lost(http: str) -> None:
+    if http == "httptools":
+        pytest.importorskip("httptools")
+    async with asyncio.timeout(10), serve(echo, http=http) as srv:
         early = client_frame(0x1, b"sent with the request") + client_frame(0x2, b"\x01\x02")
         reader, writer, head = await raw_connect(srv.port, request_bytes() + early)
         assert head.startswith(b"HTTP/1.1 101")
