@@ -17,7 +17,7 @@ from .conftest import RedisServer
 pytestmark = pytest.mark.redis
 
 
-def worker(url: str, **options: Any) -> BoltAPI:
+def worker(url: Any, **options: Any) -> BoltAPI:
     """One 'process': join the path's room (resuming after ?since=), broadcast what is typed."""
     api = BoltAPI(pubsub=url, **options)
     api.hub.keep_history("h:", size=3)
@@ -218,5 +218,27 @@ async def test_joins_during_an_outage_are_quick_and_presence_catches_up(redis_se
                 assert time.monotonic() - started < 0.5  # no waiting on the absent Redis
                 redis_server.start()  # empty: the heartbeat must put both members back
                 await eventually(lambda: _count_is(api, "lobby", 2), timeout=5)
+    finally:
+        await stop(api)
+
+
+@pytest.mark.asyncio
+async def test_a_redis_that_stops_answering_is_detected(redis_server: RedisServer) -> None:
+    import signal
+
+    from bolt.realtime.backends.redis import RedisBackend
+
+    api = worker(RedisBackend(redis_server.url, timeout=0.3))
+    try:
+        async with WebSocketTestClient(api, "/chat/h:feed") as a:
+            assert await a.receive_text() == "joined"
+            redis_server.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]  # hung, socket open
+            try:
+                await eventually(lambda: not api.hub.health()["ok"], timeout=3)
+                assert "no answer" in api.hub.health()["last_error"]
+            finally:
+                redis_server.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+            await eventually(lambda: api.hub.health()["ok"], timeout=5)
+            assert await a.receive_json() == {"room": "h:feed", "gap": {"after": None, "before": None}}
     finally:
         await stop(api)

@@ -23,6 +23,7 @@ import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from bolt.realtime.backends.base import Backend, BackendUnavailable, PublishError
@@ -238,10 +239,7 @@ class RedisBackend(Backend):
                 first = False
                 backoff = 0.05
                 self._listening.set()
-                while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        self._dispatch(message["channel"], message["data"])
+                await self._read(pubsub)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -255,6 +253,29 @@ class RedisBackend(Backend):
             await self._drop_idle_connections()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)
+
+    async def _read(self, pubsub: Any) -> None:
+        """Dispatch messages until the connection fails or Redis stops answering.
+
+        A server that hangs, or a host that vanishes without closing the socket, raises no error on a
+        quiet channel: when nothing has arrived for `timeout` seconds the subscriber pings, and three
+        timeouts of silence count as a lost connection.
+        """
+        loop = asyncio.get_running_loop()
+        heard = loop.time()
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.timeout / 2)
+            now = loop.time()
+            if message is not None:
+                heard = now
+                if message.get("type") == "message":
+                    self._dispatch(message["channel"], message["data"])
+                continue
+            silent = now - heard
+            if silent > 3 * self.timeout:
+                raise RedisConnectionError(f"no answer from Redis for {silent:.1f} s")
+            if silent > self.timeout:
+                await pubsub.ping()
 
     def _parse(self, data: bytes) -> tuple[str, Message | None, bytes]:
         header, _, payload = data.partition(b"\n")
