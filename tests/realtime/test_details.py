@@ -1,0 +1,88 @@
+"""Smaller public behaviours of the hub: exclusion forms, history prefixes, presence overflow, gap callbacks."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bolt import BoltAPI, WebSocket
+from bolt.realtime import Member, PresenceEvent
+from bolt.realtime.history import HistoryPolicy
+from bolt.testing import WebSocketTestClient
+
+
+def room_api() -> tuple[BoltAPI, list[WebSocket]]:
+    api = BoltAPI()
+    sockets: list[WebSocket] = []
+
+    @api.websocket("/ws")
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.join("room")
+        sockets.append(websocket)
+        async for _ in websocket.iter_text():
+            pass
+
+    return api, sockets
+
+
+@pytest.mark.asyncio
+async def test_exclude_takes_websockets_ids_or_a_mix() -> None:
+    api, sockets = room_api()
+    async with WebSocketTestClient(api, "/ws") as a, WebSocketTestClient(api, "/ws") as b, \
+            WebSocketTestClient(api, "/ws") as c:
+        await asyncio.sleep(0.01)
+        ids = [api.hub.connection_id(ws) for ws in sockets]
+        await api.hub.broadcast("room", "not a", exclude=ids[0])
+        await api.hub.broadcast("room", "only c", exclude=[sockets[0], ids[1]])
+        assert [await b.receive_text(), await c.receive_text(), await c.receive_text()] == \
+            ["not a", "not a", "only c"]
+        with pytest.raises(TimeoutError):
+            await a.receive_text(timeout=0.05)
+        with pytest.raises(TimeoutError):
+            await b.receive_text(timeout=0.05)
+
+
+def test_the_longest_history_prefix_wins() -> None:
+    api = BoltAPI()
+    api.hub.keep_history("", size=10)
+    api.hub.keep_history("chat:", size=50, ttl=60)
+    assert api.hub.history_policy("chat:lobby").size == 50  # type: ignore[union-attr]
+    assert api.hub.history_policy("news").size == 10  # type: ignore[union-attr]
+    assert api.hub.history_policy(api.hub.user_room("alice")) is None  # private rooms never keep history
+    with pytest.raises(ValueError):
+        HistoryPolicy(size=0)
+
+
+@pytest.mark.asyncio
+async def test_a_presence_reader_that_falls_behind_loses_the_oldest_events() -> None:
+    api = BoltAPI()
+    async with api.hub.on_presence("room", maxsize=2) as events:
+        for n in range(5):
+            api.hub._emit(PresenceEvent("join", "room", Member(f"c{n}")))
+        assert events.dropped == 3
+        assert [(await events.get()).member.connection_id for _ in range(2)] == ["c3", "c4"]
+    assert [e async for e in events] == []  # closed: iteration ends
+
+
+@pytest.mark.asyncio
+async def test_gap_callbacks_may_be_async() -> None:
+    api, _ = room_api()
+    seen: list[tuple[str, int | None]] = []
+
+    @api.hub.on_gap
+    async def record(room: str, last: int | None) -> None:
+        seen.append((room, last))
+
+    async with WebSocketTestClient(api, "/ws"):
+        await asyncio.sleep(0.01)
+        api.hub.signal_gap("room")
+        await asyncio.sleep(0.01)
+    assert seen == [("room", None)]
+
+
+def test_members_compare_by_connection_id() -> None:
+    assert Member("n.1", "alice") == Member("n.1", None)
+    assert len({Member("n.1"), Member("n.1"), Member("n.2")}) == 2
+    assert PresenceEvent("leave", "r", Member("n.1", 7)).to_dict() == \
+        {"type": "leave", "room": "r", "connection_id": "n.1", "user_id": 7}
