@@ -203,8 +203,20 @@ class ServerConnection:
 
     def receive_data(self, data: bytes) -> list:
         """Feed bytes read from the peer; return the events they complete."""
-        events: list = []
         state = self.state
+        if state is ConnectionState.OPEN and not self._chunks and not self._msg_opcode:
+            # The common read: exactly one small unfragmented, uncompressed message.
+            size = len(data)
+            if size > 5 and (data[0] == 0x81 or data[0] == 0x82) and 0x80 <= data[1] < 0xFE:
+                if size == (data[1] & 0x7F) + 6:
+                    payload = mask(data[6:], data[2:6])
+                    if data[0] == 0x82:
+                        return [payload]
+                    try:
+                        return [payload.decode("utf-8")]
+                    except UnicodeDecodeError:
+                        pass  # the general path below fails the connection
+        events: list = []
         if state is ConnectionState.OPEN or state is ConnectionState.CLOSING:
             chunks = self._chunks
             if chunks:
