@@ -86,3 +86,16 @@ def test_members_compare_by_connection_id() -> None:
     assert len({Member("n.1"), Member("n.1"), Member("n.2")}) == 2
     assert PresenceEvent("leave", "r", Member("n.1", 7)).to_dict() == \
         {"type": "leave", "room": "r", "connection_id": "n.1", "user_id": 7}
+
+
+@pytest.mark.asyncio
+async def test_the_memory_backend_bounds_how_many_rooms_keep_history() -> None:
+    from bolt.realtime import MemoryBackend
+
+    api = BoltAPI(pubsub=MemoryBackend(max_histories=2))
+    api.hub.keep_history("")
+    for room in ("a", "b", "a", "c"):  # c pushes out b, the room published to least recently
+        await api.hub.broadcast(room, room)
+    replay = await api.hub.backend.replay("a", 0, HistoryPolicy())  # type: ignore[union-attr]
+    assert [m.data for m in replay.messages] == ["a", "a"]
+    assert (await api.hub.backend.replay("b", 0, HistoryPolicy())).last == 0  # type: ignore[union-attr]

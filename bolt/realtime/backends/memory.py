@@ -1,19 +1,26 @@
 """The default backend: one process, nothing to set up."""
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from bolt.realtime.backends.base import Backend
 from bolt.realtime.history import History, HistoryPolicy, Replay
 from bolt.realtime.messages import Message
 
 
 class MemoryBackend(Backend):
-    """Keeps history in this process; broadcasts reach this process's connections only."""
+    """Keeps history in this process; broadcasts reach this process's connections only.
+
+    At most `max_histories` rooms keep a history; beyond that the room published to least recently
+    loses its history (and its ids start again, which a resuming client sees as a gap).
+    """
 
     name = "memory"
 
-    def __init__(self) -> None:
+    def __init__(self, max_histories: int = 10_000) -> None:
         super().__init__()
-        self._histories: dict[str, History] = {}
+        self.max_histories = max_histories
+        self._histories: OrderedDict[str, History] = OrderedDict()
 
     async def stop(self) -> None:
         await super().stop()
@@ -23,6 +30,10 @@ class MemoryBackend(Backend):
         history = self._histories.get(room)
         if history is None:
             history = self._histories[room] = History(policy)
+            if len(self._histories) > self.max_histories:
+                self._histories.popitem(last=False)
+        else:
+            self._histories.move_to_end(room)
         return history
 
     async def publish(self, room: str, message: Message, history: HistoryPolicy | None) -> None:

@@ -40,9 +40,11 @@ logger = logging.getLogger("bolt.realtime")
 PRESENCE = "p"  # message kind on a room channel: a join or leave event
 
 # KEYS: id counter, history set, channel. ARGV: node, kind, payload, time (ms), size, ttl (ms).
-# One script, so ids enter the history in order even with many publishers.
+# One script, so ids enter the history in order even with many publishers. The counter of a room
+# nobody publishes to for a day expires too (its ids then start again, seen by clients as a gap).
 _PUBLISH = """
 local seq = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[6]), 86400000))
 local message = '["' .. ARGV[1] .. '","' .. ARGV[2] .. '",' .. seq .. ',' .. ARGV[4] .. ']\\n' .. ARGV[3]
 redis.call('ZADD', KEYS[2], seq, message)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
