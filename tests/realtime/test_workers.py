@@ -167,8 +167,10 @@ def stalled_client(port: int, path: str) -> socket.socket:
 
 @pytest.mark.asyncio
 @pytest.mark.time_limit(120)
-async def test_a_client_that_stops_reading_is_bounded_and_others_keep_receiving(redis_server: RedisServer) -> None:
-    worker = Worker(redis_server.url, BOLT_TEST_SEND_QUEUE="64", BOLT_TEST_SEND_TIMEOUT="2")
+@pytest.mark.parametrize("ws", ["websockets-sansio", "bolt.protocol.uvicorn:WebSocketProtocol"])
+async def test_a_client_that_stops_reading_is_bounded_and_others_keep_receiving(
+        redis_server: RedisServer, ws: str) -> None:
+    worker = Worker(redis_server.url, ws, BOLT_TEST_SEND_QUEUE="64", BOLT_TEST_SEND_TIMEOUT="2")
     try:
         stalled = stalled_client(worker.port, "/chat/firehose")
         async with connect(worker.url("/chat/firehose"), max_queue=None) as healthy:
