@@ -28,6 +28,7 @@ from .frames import (
     CloseCode,
     encode_close_payload,
     encode_frame,
+    encode_header,
     is_valid_close_code,
 )
 from .handshake import (
@@ -608,6 +609,23 @@ class ServerConnection:
         if ext is not None and len(data) >= ext.min_size:
             return encode_frame(OP_BINARY, ext.compress(data), rsv1=True)
         return encode_frame(OP_BINARY, data)
+
+    def send_message_parts(self, data: bytes | str) -> tuple[bytes, bytes]:
+        """One message as (header, payload), to be written in that order.
+
+        For large messages: the payload is written as is, never copied behind a header.
+        """
+        if self.state is not ConnectionState.OPEN and self.state is not ConnectionState.REMOTE_CLOSING:
+            raise LocalProtocolError(f"cannot send in state {self.state.value}")
+        if isinstance(data, str):
+            opcode, data = OP_TEXT, data.encode("utf-8")
+        else:
+            opcode = OP_BINARY
+        ext = self.extension
+        if ext is not None and len(data) >= ext.min_size:
+            data = ext.compress(data)
+            return encode_header(opcode, len(data), rsv1=True), data
+        return encode_header(opcode, len(data)), data
 
     def send_ping(self, payload: bytes = b"") -> bytes:
         """A ping frame (payload at most 125 bytes)."""

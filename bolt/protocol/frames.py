@@ -19,6 +19,7 @@ __all__ = [
     "CloseCode",
     "encode_close_payload",
     "encode_frame",
+    "encode_header",
     "is_valid_close_code",
 ]
 
@@ -74,6 +75,16 @@ def encode_frame(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = Fal
     if n < 65536:
         return _pack_16(b0, 126, n) + payload
     return _pack_64(b0, 127, n) + payload
+
+
+def encode_header(opcode: int, length: int, rsv1: bool = False) -> bytes:
+    """The header of a final, unmasked frame carrying ``length`` payload bytes."""
+    b0 = opcode | FIN | (RSV1 if rsv1 else 0)
+    if length < 126:
+        return bytes((b0, length))
+    if length < 65536:
+        return _pack_16(b0, 126, length)
+    return _pack_64(b0, 127, length)
 
 
 def encode_close_payload(code: int, reason: str = "") -> bytes:

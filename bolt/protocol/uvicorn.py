@@ -44,6 +44,8 @@ from .frames import CloseCode
 
 __all__ = ["WebSocketProtocol"]
 
+LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as header + payload
+
 
 _OPEN = ConnectionState.OPEN
 _HANDSHAKE = ConnectionState.HANDSHAKE
@@ -351,7 +353,13 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._open and kind == "websocket.send":
             data = message.get("bytes")
             if data is not None:
-                self.transport.write(self.conn.send_bytes(data))
+                if len(data) < LARGE_MESSAGE:
+                    self.transport.write(self.conn.send_bytes(data))
+                else:
+                    # Two writes beat copying a large payload behind its header.
+                    header, payload = self.conn.send_message_parts(data)
+                    self.transport.write(header)
+                    self.transport.write(payload)
                 return
             text = message.get("text")
             if text is None:

@@ -281,3 +281,10 @@ def test_large_text_frame_in_pieces_is_validated_as_it_arrives() -> None:
     assert conn.receive_data(bad[:3000]) == []
     # The bad bytes arrive in the second piece: failure comes before the frame is complete.
     failed_with(conn, conn.receive_data(bad[3000:6000]), 1007)
+
+
+@pytest.mark.parametrize("message", ["tëxt", b"\x00" * 70000, b""])
+def test_message_parts_match_the_single_frame(message: str | bytes) -> None:
+    conn = open_connection()
+    single = conn.send_text(message) if isinstance(message, str) else conn.send_bytes(message)
+    assert b"".join(conn.send_message_parts(message)) == single

@@ -39,6 +39,8 @@ async def test_echo_text_and_bytes() -> None:
         assert await ws.recv() == b"\x00\x01" * 100_000
         await ws.send(["frag", "mented"])
         assert await ws.recv() == "fragmented"
+        await ws.send(b"z" * (1 << 20))
+        assert await ws.recv() == b"z" * (1 << 20)
 
 
 async def test_scope_and_events() -> None:
@@ -89,6 +91,9 @@ async def test_deflate_off_when_disabled() -> None:
             assert "sec-websocket-extensions" not in ws.response.headers
             await ws.send("plain")
             assert await ws.recv() == "plain"
+            big = bytes(range(256)) * 4096  # 1 MiB: written as header + payload
+            await ws.send(big)
+            assert await ws.recv() == big
 
 
 async def test_client_ping_is_answered() -> None:
