@@ -143,7 +143,8 @@ async def main() -> None:
     )
     args = parser.parse_args()
     raise_fd_limit(args.connections + 1000)
-    print(f"{'protocol':<20}{'deflate':<9}{'conns':>7}{'negotiated':>11}{'RSS before':>12}{'RSS after':>11}{'per conn':>11}")
+    header = ("protocol", "deflate", "conns", "negotiated", "RSS before", "RSS after", "per conn")
+    print("{:<20}{:<9}{:>7}{:>11}{:>12}{:>11}{:>11}".format(*header))
     for impl in args.impls.split(","):
         for deflate in (False, True):
             r = await measure(impl, deflate, args.connections, args.settle, args.ping_interval)

@@ -411,7 +411,9 @@ class WebSocketProtocol(asyncio.Protocol):
             self._start_keepalive()
             self.data_received(b"")  # frames the client sent right behind its request
         elif kind == "websocket.close":
-            self.logger.info('%s - "WebSocket %s" 403', get_client_addr(self.scope), get_path_with_query_string(self.scope))
+            self.logger.info(
+                '%s - "WebSocket %s" 403', get_client_addr(self.scope), get_path_with_query_string(self.scope)
+            )
             self._app_closed = True
             self._put_disconnect(1006, "")
             self.transport.write(self.conn.reject(403, list(self.default_headers), b""))

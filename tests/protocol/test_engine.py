@@ -235,7 +235,8 @@ def test_reassembly_is_linear() -> None:
     # 15,000 fragments: quadratic joining would copy ~110 GB here; linear is instant.
     conn = open_connection()
     part = b"y" * 1000
-    data = client_frame(BINARY, part, fin=False) + client_frame(CONT, part, fin=False) * 14998 + client_frame(CONT, part)
+    middle = client_frame(CONT, part, fin=False) * 14998
+    data = client_frame(BINARY, part, fin=False) + middle + client_frame(CONT, part)
     (message,) = conn.receive_data(data)
     assert len(message) == 15_000_000
 
