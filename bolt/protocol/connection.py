@@ -15,6 +15,7 @@ Events: a complete text message arrives as ``str`` and a complete binary message
 from __future__ import annotations
 
 import enum
+import zlib
 
 from bolt.accel import Utf8Validator, mask
 
@@ -235,7 +236,7 @@ class ServerConnection:
             if data:
                 consumed = self._parse(data, events)
                 if consumed < len(data) and self.state is not ConnectionState.CLOSED:
-                    rest = memoryview(data)[consumed:] if consumed else data
+                    rest = data[consumed:] if consumed else data  # a copy: never pin a large read
                     if self.state is not ConnectionState.REMOTE_CLOSING:
                         self._chunks = [rest]
                         self._chunks_len = len(rest)
@@ -449,7 +450,7 @@ class ServerConnection:
             except InflateTooLarge:
                 ext.abort()
                 raise _Fail(CloseCode.MESSAGE_TOO_BIG, f"message exceeds {self.max_size} bytes") from None
-            except Exception:  # zlib.error: corrupt compressed data
+            except zlib.error:  # corrupt compressed data
                 ext.abort()
                 raise _Fail(CloseCode.INVALID_DATA, "invalid compressed data") from None
         else:
