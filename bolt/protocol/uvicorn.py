@@ -45,6 +45,7 @@ from .frames import CloseCode
 __all__ = ["WebSocketProtocol"]
 
 LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as header + payload
+_DEFLATE = DeflateOptions()  # read-only policy, shared by every connection
 
 
 _OPEN = ConnectionState.OPEN
@@ -105,7 +106,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.tasks = server_state.tasks
         self.default_headers: list[tuple[bytes, bytes]] = server_state.default_headers
 
-        deflate = DeflateOptions() if config.ws_per_message_deflate else None
+        deflate = _DEFLATE if config.ws_per_message_deflate else None
         self.conn = ServerConnection(max_size=config.ws_max_size, deflate=deflate)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.scope: dict[str, Any] = {}
