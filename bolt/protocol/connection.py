@@ -207,17 +207,24 @@ class ServerConnection:
         """Feed bytes read from the peer; return the events they complete."""
         state = self.state
         if state is ConnectionState.OPEN and not self._chunks and not self._msg_opcode:
-            # The common read: exactly one small unfragmented, uncompressed message.
+            # The common read: exactly one whole unfragmented, uncompressed message of up
+            # to 64 KiB. Anything else, or anything wrong, takes the general path below.
             size = len(data)
-            if size > 5 and (data[0] == 0x81 or data[0] == 0x82) and 0x80 <= data[1] < 0xFE:
-                if size == (data[1] & 0x7F) + 6:
+            if size > 5 and (data[0] == 0x81 or data[0] == 0x82):
+                b1 = data[1]
+                payload = None
+                if 0x80 <= b1 < 0xFE and size == b1 - 0x7A and size - 6 <= self.max_size:
                     payload = mask(data[6:], data[2:6])
+                elif b1 == 0xFE and size >= 134 and size - 8 <= self.max_size:
+                    if size == ((data[2] << 8) | data[3]) + 8:  # 126..65535 bytes, minimal encoding
+                        payload = mask(memoryview(data)[8:], data[4:8])
+                if payload is not None:
                     if data[0] == 0x82:
                         return [payload]
                     try:
                         return [payload.decode("utf-8")]
                     except UnicodeDecodeError:
-                        pass  # the general path below fails the connection
+                        pass
         events: list = []
         if state is ConnectionState.OPEN or state is ConnectionState.CLOSING:
             chunks = self._chunks

@@ -289,3 +289,9 @@ def test_message_parts_match_the_single_frame(message: str | bytes) -> None:
     conn = open_connection()
     single = conn.send_text(message) if isinstance(message, str) else conn.send_bytes(message)
     assert b"".join(conn.send_message_parts(message)) == single
+
+
+@pytest.mark.parametrize("size", [20, 2000])
+def test_size_limit_applies_to_single_small_frames(size: int) -> None:
+    conn = open_connection(max_size=10 if size == 20 else 1000)
+    failed_with(conn, conn.receive_data(client_frame(BINARY, b"x" * size)), 1009)
