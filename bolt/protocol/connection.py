@@ -605,7 +605,10 @@ class ServerConnection:
             raise LocalProtocolError(f"cannot send in state {self.state.value}")
         data = text.encode("utf-8")
         ext = self.extension
-        if ext is not None and len(data) >= ext.min_size:
+        if ext is None:
+            n = len(data)
+            return bytes((0x81, n)) + data if n < 126 else encode_frame(OP_TEXT, data)
+        if len(data) >= ext.min_size:
             return encode_frame(OP_TEXT, ext.compress(data), rsv1=True)
         return encode_frame(OP_TEXT, data)
 
@@ -614,7 +617,10 @@ class ServerConnection:
         if self.state is not ConnectionState.OPEN and self.state is not ConnectionState.REMOTE_CLOSING:
             raise LocalProtocolError(f"cannot send in state {self.state.value}")
         ext = self.extension
-        if ext is not None and len(data) >= ext.min_size:
+        if ext is None:
+            n = len(data)
+            return bytes((0x82, n)) + data if n < 126 else encode_frame(OP_BINARY, data)
+        if len(data) >= ext.min_size:
             return encode_frame(OP_BINARY, ext.compress(data), rsv1=True)
         return encode_frame(OP_BINARY, data)
 

@@ -187,7 +187,11 @@ class WebSocketProtocol(asyncio.Protocol):
             else:
                 self._handle_event(event)
         if len(queue) != before:
-            self._wake_reader()
+            waiter = self._waiter
+            if waiter is not None:
+                self._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
             if len(queue) >= self._max_queue and not self._read_paused and not self._lost:
                 self._read_paused = True
                 self.transport.pause_reading()
