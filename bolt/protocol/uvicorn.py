@@ -118,6 +118,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._max_queue = max(1, getattr(config, "ws_max_queue", 32))
         self._read_paused = False
         self._disconnect: dict[str, Any] | None = None  # the one disconnect event, once queued
+        self._disconnect_delivered = False
 
         # Outbound flow control.
         self._write_paused = False
@@ -348,8 +349,6 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
         return message
 
-    _disconnect_delivered = False
-
     async def send(self, message: dict[str, Any]) -> None:
         """ASGI ``send``: waits while the transport's write buffer is above its high mark."""
         if self._write_paused:
@@ -377,14 +376,15 @@ class WebSocketProtocol(asyncio.Protocol):
         if state is _HANDSHAKE:
             await self._send_handshake(message)
         elif self._open and kind == "websocket.close":
-            self._app_closed = True
             if state is _REMOTE_CLOSING:
+                self._app_closed = True
                 self._finish_remote_close(self._remote_close or CloseReceived(self.conn.close_code or 1005, ""))
                 return
             code = message.get("code") or CloseCode.NORMAL
             reason = message.get("reason") or ""
-            self._put_disconnect(code, reason)
             self._close(code, reason, self.close_timeout)
+            self._app_closed = True
+            self._put_disconnect(code, reason)
         elif self._app_closed:
             raise RuntimeError(f"Unexpected ASGI message '{kind}', after sending 'websocket.close'.")
         elif state is _OPEN:
@@ -442,9 +442,10 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _close(self, code: int, reason: str, timeout: float) -> None:
         """Send our close frame, then wait (bounded) for the peer's before dropping the socket."""
+        frame = self.conn.close(code, reason)  # raises on a code that may not be sent
         self._open = False
         self._stop_keepalive()
-        self.transport.write(self.conn.close(code, reason))
+        self.transport.write(frame)
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()  # the peer's close frame must get through

@@ -347,3 +347,22 @@ async def test_handshake_that_never_completes_times_out() -> None:
     protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and then nothing
     await asyncio.sleep(0.3)
     assert transport.closed
+
+
+async def test_app_closing_with_a_reserved_code_fails_cleanly() -> None:
+    errors: list[BaseException] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        try:
+            await send({"type": "websocket.close", "code": 1006})
+        except ValueError as exc:
+            errors.append(exc)
+            raise
+
+    async with asyncio.timeout(10), serve(app) as srv, websockets.connect(srv.url + "/") as ws:
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 1011
+    assert errors
