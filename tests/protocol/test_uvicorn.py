@@ -366,3 +366,50 @@ async def test_app_closing_with_a_reserved_code_fails_cleanly() -> None:
             await ws.recv()
         assert ws.close_code == 1011
     assert errors
+
+
+async def test_replies_precede_the_close_echo_and_app_sees_the_code() -> None:
+    seen: list[dict] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            seen.append(message)
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": message["text"].upper()})
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        reader, writer, _ = await raw_connect(srv.port, request_bytes())
+        close = client_frame(0x8, struct.pack("!H", 4000) + b"done")
+        writer.write(client_frame(0x1, b"one") + client_frame(0x1, b"two") + close)
+        assert await read_frame(reader) == (0x1, b"ONE")
+        assert await read_frame(reader) == (0x1, b"TWO")
+        opcode, payload = await read_frame(reader)
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 4000
+        assert await reader.read() == b""
+        writer.close()
+    assert seen[-1] == {"type": "websocket.disconnect", "code": 4000, "reason": "done"}
+
+
+async def test_app_sees_the_protocol_error_code() -> None:
+    seen: list[dict] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        seen.append(await receive())
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        reader, writer, _ = await raw_connect(srv.port, request_bytes())
+        writer.write(client_frame(0x1, b"\xff\xfe"))
+        opcode, payload = await read_frame(reader)
+        assert opcode == 0x8 and struct.unpack("!H", payload[:2])[0] == 1007
+        writer.close()
+        for _ in range(100):
+            if seen:
+                break
+            await asyncio.sleep(0.02)
+    assert seen[0]["type"] == "websocket.disconnect" and seen[0]["code"] == 1007
