@@ -95,6 +95,26 @@ def _is_structured(annotation: Any) -> bool:
             or is_typeddict(annotation) or (isinstance(annotation, type) and dataclasses.is_dataclass(annotation)))
 
 
+def _annotations(endpoint: Callable[..., Any]) -> tuple[dict[str, Any], set[str]]:
+    """The handler's resolved annotations, and the names whose annotation cannot be resolved.
+
+    Under `from __future__ import annotations` annotations are strings, and a name imported inside
+    a function is gone by the time they are evaluated; those are reported instead of failing all.
+    """
+    try:
+        return get_type_hints(endpoint, include_extras=True), set()
+    except NameError:
+        pass
+    hints: dict[str, Any] = {}
+    unresolved: set[str] = set()
+    for name, annotation in getattr(endpoint, "__annotations__", {}).items():
+        try:
+            hints[name] = eval(annotation, endpoint.__globals__) if isinstance(annotation, str) else annotation
+        except NameError:
+            unresolved.add(name)
+    return hints, unresolved
+
+
 class Binder:
     """Keyword arguments for one route's handler, computed from a connection."""
 
@@ -103,10 +123,17 @@ class Binder:
         self.specs: list[_Spec] = []
         self.needs_body = False
         endpoint = route.endpoint
-        hints = get_type_hints(endpoint, include_extras=True)
+        hints, unresolved = _annotations(endpoint)
         for index, param in enumerate(inspect.signature(endpoint).parameters.values()):
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 continue
+            if param.name in unresolved:
+                if index == 0 and route.kind == "websocket":
+                    self.specs.append(_Spec(param.name, "connection", param.name, connection_type, None,
+                                            param.default))
+                    continue
+                raise TypeError(f"{route.path}: cannot resolve the annotation {param.annotation!r} of "
+                                f"{param.name!r}; import that name at module level")
             annotation, marker = _unwrap(hints.get(param.name, str))
             self.specs.append(self._spec(param, index, annotation, marker, connection_type))
         self._simple = all(s.source in ("connection", "path") for s in self.specs)

@@ -145,3 +145,27 @@ def test_matching_cost_does_not_grow_with_route_count():
         assert router.match("/r9/42") is not None
         visits[name] = count
     assert visits["small"] == visits["large"]
+
+
+def test_handler_with_unresolvable_string_annotations():
+    # As in a module with `from __future__ import annotations` whose names were imported in a function.
+    api = BoltAPI()
+
+    async def handler(websocket: "LocalWebSocket", room: "str"):  # noqa: F821
+        await websocket.accept()
+        await websocket.send_text(room)
+
+    api.websocket("/ws/{room}")(handler)
+
+    async def check():
+        async with WebSocketTestClient(api, "/ws/lobby") as ws:
+            assert await ws.receive_text() == "lobby"
+
+    import asyncio
+    asyncio.run(check())
+
+    async def bad(websocket: WebSocket, n: "LocalInt"):  # noqa: F821
+        pass
+
+    with pytest.raises(TypeError, match="import that name at module level"):
+        api.websocket("/ws2/{n}")(bad)
