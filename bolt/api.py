@@ -212,9 +212,8 @@ class BoltAPI:
         except BindError as exc:
             await self._deny_websocket(scope, send, Denial(exc.status_code, exc.detail))
             return
-        await self._run_websocket(route, websocket, kwargs)
-
-    async def _run_websocket(self, route: Route, websocket: WebSocket, kwargs: dict[str, Any]) -> None:
+        # The handler runs in this frame rather than a helper's: every message's await passes
+        # through each frame on the stack, so one frame fewer is measurable on the echo path.
         outbox = route.options.get("outbox")
         if outbox is not None:
             websocket.scope["bolt.outbox"] = outbox  # read by the hub when the handler accepts
