@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import signal
 import socket
 import struct
+import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +27,8 @@ def client_frame(payload: bytes, opcode: int = 0x1, mask: bytes = b"\x37\xfa\x21
         header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
     else:
         header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    key = (mask * (n // 4 + 1))[:n]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
     return header + mask + masked
 
 
@@ -176,6 +179,16 @@ async def wait_for_port(host: str, port: int, process: Any = None, timeout: floa
         else:
             writer.close()
             return
+
+
+def stop_server(process: Any) -> None:
+    """Stop a server subprocess (a Popen) as Ctrl-C would, killing it if it does not exit in 10 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:

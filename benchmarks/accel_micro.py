@@ -9,13 +9,16 @@ at WebSocket-typical sizes. Needs the extension built (``pip install .`` with ca
 from __future__ import annotations
 
 import argparse
-import struct
+import os
 import sys
 import timeit
 from collections.abc import Callable
 from types import ModuleType
 
 from bolt import _accel_py
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _load import client_frame  # noqa: E402
 
 try:
     from bolt import _accel as _accel_rust
@@ -40,24 +43,12 @@ def text_of(size: int) -> bytes:
     return data[: len(data) - (len(data) - len(data.decode("utf-8", "ignore").encode()))]
 
 
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """A final, masked client frame carrying ``payload``."""
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n < 65536:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    return header + KEY + _accel_py.mask(payload, KEY)
-
-
 def cases(impl: ModuleType) -> dict[str, Callable[[], object]]:
     out: dict[str, Callable[[], object]] = {}
-    batch = client_frame(0x1, b"x" * 64) * 32
+    batch = client_frame(b"x" * 64, 0x1, KEY) * 32
     out["scan_frames 32 x 64 B text"] = lambda: impl.scan_frames(batch)
     for label, opcode in (("text", 0x1), ("binary", 0x2)):
-        frame = client_frame(opcode, text_of(64 * 1024))
+        frame = client_frame(text_of(64 * 1024), opcode, KEY)
         out[f"scan_frames 1 x 64 KiB {label}"] = lambda f=frame: impl.scan_frames(f)
     for label, size in SIZES.items():
         payload = bytes(range(256)) * (size // 256)

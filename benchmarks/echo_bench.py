@@ -24,19 +24,19 @@ import argparse
 import asyncio
 import base64
 import os
-import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+from _load import CLOSE_FRAME, client_frame, cpu_seconds, free_port, stop_server, wait_for_port  # noqa: E402
+
 HOST = "127.0.0.1"
-MASK = b"\x37\xfa\x21\x3d"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PRIORITY_BOOST = -10  # nice increment for the servers and the client
 
 
@@ -66,20 +66,6 @@ SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {
     "bolt-py": ([*UVICORN, "--ws", "bolt.protocol:WebSocketProtocol"], {"BOLT_NO_ACCEL": "1"}),
     "picows": ([sys.executable, os.path.join(ROOT, "benchmarks", "picows_echo.py")], {}),
 }
-
-
-def client_frame(opcode: int, payload: bytes) -> bytes:
-    """A final, masked client frame (RFC 6455 section 5.2), built once per case."""
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
-    elif n < 65536:
-        header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
-    key = MASK * (n // 4 + 1)
-    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(key[:n], "big")).to_bytes(n, "big")
-    return header + MASK + masked
 
 
 class EchoClient(asyncio.Protocol):
@@ -113,7 +99,7 @@ class EchoClient(asyncio.Protocol):
 
     def stop(self) -> None:
         self.running = False
-        self.transport.write(client_frame(0x8, struct.pack("!H", 1000)))
+        self.transport.write(CLOSE_FRAME)
 
     def data_received(self, data: bytes) -> None:
         if not self.upgraded.done():
@@ -176,13 +162,6 @@ class EchoClient(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process has used so far."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
 @dataclass(frozen=True)
 class Sample:
     """One measurement: echoes per second, server CPU per echo, and how busy each side was."""
@@ -196,7 +175,7 @@ class Sample:
 async def measure(port: int, pid: int, case: Case, warmup: float, duration: float) -> Sample:
     """Echo rate and CPU use over ``duration`` seconds, after ``warmup`` seconds of the same load."""
     loop = asyncio.get_running_loop()
-    frame = client_frame(case.opcode, b"x" * case.size)
+    frame = client_frame(b"x" * case.size, case.opcode)
     clients = []
     for _ in range(case.connections):
         _, client = await loop.create_connection(lambda: EchoClient(port, frame, case.depth), HOST, port)
@@ -235,37 +214,6 @@ def raise_priority() -> None:
         os.nice(PRIORITY_BOOST)
     except PermissionError:
         pass
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
-async def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with status {process.returncode}")
-        try:
-            _, writer = await asyncio.open_connection(HOST, port)
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-        else:
-            writer.close()
-            return
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def report(results: dict[tuple[str, str], list[Sample]], servers: list[str], cases: list[str]) -> None:
@@ -331,7 +279,7 @@ async def main() -> None:
             port = free_port()
             process = start_server(server, port, args.server_cpu)
             try:
-                await wait_for_port(port, process)
+                await wait_for_port(HOST, port, process)
                 for case in cases:
                     sample = await measure(port, process.pid, cases_by_name[case], args.warmup, args.duration)
                     results[case, server].append(sample)

@@ -18,7 +18,6 @@ Printed, side by side from one run:
 import argparse
 import asyncio
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _load import Result, free_port, measure, wait_for_port  # noqa: E402
+from _load import Result, free_port, measure, stop_server, wait_for_port  # noqa: E402
 
 # -- the three apps (imported by the uvicorn subprocess as echo_overhead:<name>) ---------------------
 
@@ -126,15 +125,6 @@ def start_server(target: str, port: int, ws: str, cpu: int) -> subprocess.Popen:
                "--port", str(port), "--ws", ws, "--lifespan", "off", "--log-level", "warning",
                "--no-access-log", "--ws-ping-interval", "0", "--ws-per-message-deflate", "false"]
     return subprocess.Popen(["taskset", "-c", str(cpu)] + command)
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 async def one(name: str, args: argparse.Namespace) -> Result:
