@@ -16,9 +16,8 @@ import orjson
 
 from bolt.api import HANDLER_RETURNED, RAISE_SERVER_EXCEPTIONS
 from bolt.datastructures import Headers
+from bolt.security.pipeline import ORIGIN_OVERRIDE
 
-# Scope key through which a test overrides the origin policy (read by bolt.security).
-ORIGIN_OVERRIDE = "bolt.test_origins"
 DEFAULT_TIMEOUT = 5.0
 _APP_DONE = {"type": "bolt.testing.app_done"}
 
