@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import zlib
 
-from bolt.accel import Utf8Validator, mask
+from bolt.accel import Utf8Validator, mask, mask_join, scan_frames
 
 from .deflate import DeflateOptions, InflateTooLarge, PerMessageDeflate, negotiate
 from .frames import (
@@ -56,6 +56,9 @@ __all__ = [
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # uvicorn's ws_max_size default
 DEFAULT_MAX_FRAGMENTS = 1 << 17
+# A pending frame at least this long is unmasked straight out of its pieces; a shorter one is
+# cheaper to join and parse together with whatever follows it.
+_MASK_JOIN_MIN = 4096
 
 
 class ConnectionState(enum.Enum):
@@ -237,9 +240,12 @@ class ServerConnection:
                     if self._pending_key is None or self._validate_chunk(data, events):
                         self._chunks_len = size
                     return events
-                data = b"".join(chunks)
                 self._chunks = []
                 self._chunks_len = 0
+                if self._need >= _MASK_JOIN_MIN:
+                    data = self._complete_frame(chunks, size, events)
+                else:  # a small frame, or a piece that ended inside a frame header
+                    data = b"".join(chunks)
             if data:
                 consumed = self._parse(data, events)
                 if consumed < len(data) and self.state is not ConnectionState.CLOSED:
@@ -256,6 +262,30 @@ class ServerConnection:
             if len(self._buf) > self.max_request_size + self.max_size:
                 self._reject_pipelined(events)
         return events
+
+    def _complete_frame(self, chunks: list[bytes], size: int, events: list) -> bytes:
+        """Deliver the pending frame, now complete in ``chunks``; return the bytes after it.
+
+        Its header was checked when it began, so its payload is unmasked straight out of the
+        pieces: one copy instead of joining them and then unmasking.
+        """
+        first = chunks[0]
+        b0 = first[0]
+        b1 = first[1] & 0x7F
+        hlen = 6 if b1 < 126 else 8 if b1 == 126 else 14
+        last = chunks[-1]
+        cut = len(last) - (size - self._need)  # where the frame ends in the newest read
+        parts = [memoryview(first)[hlen:], *chunks[1:-1], memoryview(last)[:cut]]
+        payload = mask_join(parts, bytes(first[hlen - 4 : hlen]))
+        self._need = 0
+        self._pending_key = None
+        try:
+            if self._frame(b0, b0 & 0x0F, payload, events):
+                return b""
+        except _Fail as exc:
+            self._fail(exc.code, exc.reason, events)
+            return b""
+        return last[cut:]
 
     def _validate_chunk(self, data: bytes, events: list) -> bool:
         """Fail fast on bad UTF-8 in the newest piece of a pending text frame."""
@@ -317,6 +347,14 @@ class ServerConnection:
         end = len(buf)
         self._need = 0  # bytes that complete the pending frame, when its header is known
         self._pending_key = None
+        if self.state is ConnectionState.OPEN and not self._msg_opcode and not self._utf8_active:
+            # Whole simple messages at the start of the read are decoded in one call (text
+            # validated); the loop takes over at the first other frame and judges it.
+            found, pos = scan_frames(buf, 0, self.max_size)
+            if found:
+                events.extend(found)
+                if pos == end:
+                    return end  # the common batch: nothing else in this read
         try:
             with memoryview(buf) as view:
                 while end - pos >= 2:
@@ -369,25 +407,31 @@ class ServerConnection:
                         break
                     payload = mask(view[start:stop], bytes(buf[start - 4 : start])) if length else b""
                     pos = stop
-                    if opcode == OP_TEXT and b0 & 0xC0 == 0x80 and not self._utf8_active:
-                        # The hot path: a whole, uncompressed text message in one frame.
-                        try:
-                            text = payload.decode("utf-8")
-                        except UnicodeDecodeError:
-                            raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
-                        if self.state is ConnectionState.OPEN:
-                            events.append(text)
-                    elif opcode == OP_BINARY and b0 & 0xC0 == 0x80:
-                        if self.state is ConnectionState.OPEN:
-                            events.append(payload)
-                    elif opcode < 8:
-                        self._data_frame(b0, opcode, payload, events)
-                    elif self._control_frame(opcode, payload, events):
+                    if self._frame(b0, opcode, payload, events):
                         return pos  # closed: ignore whatever follows
         except _Fail as exc:
             self._fail(exc.code, exc.reason, events)
             return end
         return pos
+
+    def _frame(self, b0: int, opcode: int, payload: bytes, events: list) -> bool:
+        """Handle one complete frame whose header was checked; return True once closed."""
+        if opcode == OP_TEXT and b0 & 0xC0 == 0x80 and not self._utf8_active:
+            # A whole, uncompressed text message in one frame.
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+            if self.state is ConnectionState.OPEN:
+                events.append(text)
+        elif opcode == OP_BINARY and b0 & 0xC0 == 0x80:
+            if self.state is ConnectionState.OPEN:
+                events.append(payload)
+        elif opcode < 8:
+            self._data_frame(b0, opcode, payload, events)
+        else:
+            return self._control_frame(opcode, payload, events)
+        return False
 
     def _check_data_header(self, b0: int, opcode: int) -> None:
         rsv = b0 & 0x70

@@ -295,3 +295,35 @@ def test_message_parts_match_the_single_frame(message: str | bytes) -> None:
 def test_size_limit_applies_to_single_small_frames(size: int) -> None:
     conn = open_connection(max_size=10 if size == 20 else 1000)
     failed_with(conn, conn.receive_data(client_frame(BINARY, b"x" * size)), 1009)
+
+
+@pytest.mark.parametrize("opcode", [TEXT, BINARY])
+def test_frame_completed_over_reads_then_more_frames_in_the_last_read(opcode: int) -> None:
+    payload = "ünïcode ".encode() * 20000
+    big = client_frame(opcode, payload)
+    tail = client_frame(TEXT, b"next") + client_frame(PING, b"p") + client_frame(BINARY, b"after") + big[:10]
+    conn = open_connection()
+    events = []
+    for i in range(0, len(big) - 5, 40000):
+        events += conn.receive_data(big[i : min(i + 40000, len(big) - 5)])
+    assert events == []
+    events = conn.receive_data(big[-5:] + tail)
+    assert events[0] == (payload.decode() if opcode == TEXT else payload)
+    assert events[1] == "next" and isinstance(events[2], Ping) and events[3] == b"after"
+    assert len(events) == 4
+    assert conn.receive_data(big[10:]) == [events[0]]
+
+
+def test_bad_utf8_at_the_end_of_a_frame_completed_over_reads_is_1007() -> None:
+    frame = client_frame(TEXT, b"a" * 100000 + b"\xe2\x82")  # truncated final character
+    conn = open_connection()
+    assert conn.receive_data(frame[:60000]) == []
+    failed_with(conn, conn.receive_data(frame[60000:] + client_frame(TEXT, b"ignored")), 1007)
+
+
+def test_batch_of_messages_resumes_after_a_control_frame() -> None:
+    data = client_frame(TEXT, b"a") + client_frame(PING, b"") + client_frame(BINARY, b"b") + client_frame(TEXT, b"c")
+    conn = open_connection()
+    events = conn.receive_data(data + client_frame(TEXT, b"\xff"))
+    assert events[0] == "a" and isinstance(events[1], Ping) and events[2:4] == [b"b", "c"]
+    failed_with(conn, events, 1007)
