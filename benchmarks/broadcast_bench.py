@@ -2,12 +2,16 @@
 
 Compared side by side in one run, all on stock uvicorn (websockets-sansio) unless noted:
 
-  starlette   the hand-written loop from FastAPI's docs: `for ws in connections: await ws.send_text(msg)`
-  channels    Django Channels' `group_send` with the InMemoryChannelLayer
-  bolt        `await api.hub.broadcast(room, msg)` (memory backend)
-  bolt+proto  the same app under bolt's own WebSocket protocol, when bolt.protocol provides one
-  redis x2    bolt with the Redis backend, two worker processes, the connections split between them
-              (the broadcast is published by one worker and reaches the other through Redis)
+  bare             a plain ASGI app awaiting each connection's `send`: the most any ASGI framework
+                   can do on this server, since every message goes through the server's send
+  starlette        the hand-written loop from FastAPI's docs: `for ws in connections: await ws.send_text(msg)`
+  channels         Django Channels' `group_send` with the InMemoryChannelLayer
+  bolt             `await api.hub.broadcast(room, msg)` (memory backend)
+  starlette+proto  the Starlette loop under bolt's own WebSocket protocol (`bolt run`'s default)
+  bolt+proto       bolt under its own protocol, where a broadcast's frame is encoded once and
+                   written to every socket as is (the `bolt.frames` extension)
+  redis x2         bolt with the Redis backend, two worker processes, the connections split between them
+                   (the broadcast is published by one worker and reaches the other through Redis)
 
 The servers run pinned to core 0 (`taskset -c 0`), the client to core 1. The client is raw non-blocking
 sockets on one epoll loop that only counts bytes, so the server is what gets measured. A control
@@ -45,6 +49,28 @@ ROOM = "bench"
 
 
 # -- the servers (each imported in its own uvicorn process) ------------------------------------------
+
+def make_bare() -> Any:
+    sends: list[Any] = []
+    message = {"type": "websocket.send", "text": PAYLOAD}
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        member = scope["path"] == "/ws"
+        if member:
+            sends.append(send)
+        while (await receive())["type"] != "websocket.disconnect":
+            if not member:
+                for each in sends:
+                    await each(message)
+        if member:
+            sends.remove(send)
+
+    return app
+
 
 def make_starlette() -> Any:
     from starlette.applications import Starlette
@@ -128,11 +154,14 @@ def make_bolt() -> Any:
     return api
 
 
+BOLT_PROTOCOL = "bolt.protocol.uvicorn:WebSocketProtocol"
 SERVERS = {  # name: (factory, --ws implementation, worker processes)
+    "bare": ("make_bare", "websockets-sansio", 1),
     "starlette": ("make_starlette", "websockets-sansio", 1),
     "channels": ("make_channels", "websockets-sansio", 1),
     "bolt": ("make_bolt", "websockets-sansio", 1),
-    "bolt+proto": ("make_bolt", "bolt.protocol.uvicorn:WebSocketProtocol", 1),
+    "starlette+proto": ("make_starlette", BOLT_PROTOCOL, 1),
+    "bolt+proto": ("make_bolt", BOLT_PROTOCOL, 1),
     "redis x2": ("make_bolt", "websockets-sansio", 2),
 }
 
@@ -340,7 +369,7 @@ def main() -> None:
         os.execv(sys.executable, [sys.executable, *sys.argv])
     names = [n for n in args.only.split(",") if n] or [
         n for n in SERVERS
-        if (n != "bolt+proto" or _has_bolt_protocol()) and (n != "redis x2" or shutil.which("redis-server"))]
+        if (not n.endswith("+proto") or _has_bolt_protocol()) and (n != "redis x2" or shutil.which("redis-server"))]
     os.sched_setaffinity(0, {1})  # the client on core 1, the servers on core 0
     args.connections = args.connections or (100 if args.stalled else 1000)
     results = run(names, args.connections, args.messages, args.warmup, args.stalled)
@@ -348,10 +377,10 @@ def main() -> None:
         for r in results:
             verdict = ("every round reached every reader" if r["stuck_after"] is None else
                        f"stuck: round {r['stuck_after'] + 1} never reached the {args.connections} readers")
-            print(f"{r['server']:<11} {verdict} ({r['rounds']} rounds completed)")
+            print(f"{r['server']:<15} {verdict} ({r['rounds']} rounds completed)")
         return
     for r in results:
-        print(f"{r['server']:<11} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
+        print(f"{r['server']:<15} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
               f"  p99 {r['p99_ms']:7.2f} ms  ({r['messages']} messages)", flush=True)
     by_name = {r["server"]: r for r in results}
     print()

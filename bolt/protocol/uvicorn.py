@@ -266,7 +266,12 @@ class WebSocketProtocol(asyncio.Protocol):
             "headers": request.headers,
             "subprotocols": request.subprotocols,
             "state": self.app_state.copy(),
-            "extensions": {"websocket.http.response": {}},
+            "extensions": {
+                "websocket.http.response": {},
+                # Pre-encoded frames for fan-out (see write_frame); "send" lets an app check that
+                # the send it was given is this protocol's own, with no middleware in between.
+                "bolt.frames": {"write": self.write_frame, "send": self.send},
+            },
         }
         self._queue.append({"type": "websocket.connect"})
         task = self.loop.create_task(self._run_asgi())
@@ -391,6 +396,19 @@ class WebSocketProtocol(asyncio.Protocol):
             raise RuntimeError(f"Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'.")
         else:
             raise ClientDisconnected()  # the peer closed or broke the protocol
+
+    def write_frame(self, frame: bytes) -> bool:
+        """Write one complete, pre-encoded data frame, if the connection can take it as it is now.
+
+        The ``bolt.frames`` extension: a broadcast encodes its frame once and hands the same
+        bytes to every recipient, skipping the per-recipient ASGI message and encode. Returns
+        False, having written nothing, when the message must go through :meth:`send` instead:
+        the connection is not open, compresses its messages, or its transport is paused.
+        """
+        if self._open and not self._write_paused and self.conn.extension is None:
+            self.transport.write(frame)
+            return True
+        return False
 
     async def _send_handshake(self, message: dict[str, Any]) -> None:
         kind = message["type"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from bolt.realtime.backends.base import Backend
 from bolt.realtime.history import HistoryPolicy
-from bolt.realtime.messages import BYTES, Message, gap
+from bolt.realtime.messages import BYTES, Message, encode_message, gap
 from bolt.realtime.names import CONNECTION_PREFIX, check_room, check_target, connection_room, is_reserved, user_room
 from bolt.realtime.outbox import Outbox, OutboxSettings
 from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent, PresenceSubscription
@@ -34,7 +34,8 @@ class Connection:
         self.id = id
         self.user_id = user_id
         self.websocket = websocket
-        self.outbox = Outbox(websocket._send, outbox_settings, lambda why: on_slow(self, why))
+        self.outbox = Outbox(websocket._send, outbox_settings, lambda why: on_slow(self, why),
+                             _frame_writer(websocket))
         self.rooms: set[str] = set()
         self.task = asyncio.current_task()
         self.evicted = False
@@ -419,11 +420,12 @@ class Hub:
             asgi = message.envelope(room)
         else:
             asgi = message.plain()
+        frame = encode_message(asgi)
         held = self._replaying.get(room)
         replayed = self._replayed.get(room)
         if exclude is None and held is None and replayed is None:
             for outbox in members.values():
-                outbox.put(asgi)
+                outbox.put(asgi, frame)
             return len(members)
         skip = _ids(exclude)
         count = 0
@@ -439,7 +441,7 @@ class Hub:
                 del replayed[connection_id]
                 if not replayed:
                     del self._replayed[room]
-            outbox.put(asgi)
+            outbox.put(asgi, frame)
             count += 1
         return count
 
@@ -504,6 +506,14 @@ class Hub:
         report["dropped"] = sum(c.outbox.dropped for c in self._connections.values())
         report["queued"] = sum(len(c.outbox) for c in self._connections.values())
         return report
+
+
+def _frame_writer(websocket: Any) -> Callable[[bytes], bool] | None:
+    """The server's pre-encoded frame writer for this connection, if it has one and nothing wraps its send."""
+    frames = (websocket.scope.get("extensions") or {}).get("bolt.frames")
+    if frames is None or frames.get("send") != websocket._send:
+        return None  # a middleware between the server and the app must see every message
+    return frames.get("write")
 
 
 def _ids(exclude: Any) -> set[str]:

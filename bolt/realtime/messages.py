@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from bolt.protocol.frames import OP_BINARY, OP_TEXT, encode_frame
+
 TEXT = "t"    # a str, sent as a text message
 JSON = "j"    # anything else, encoded once as JSON text
 BYTES = "b"   # bytes, sent as a binary message
@@ -57,6 +59,14 @@ class Message:
         data = self.data if self.kind == JSON else orjson.dumps(self.data).decode()
         head = orjson.dumps(room).decode()
         return {"type": "websocket.send", "text": f'{{"room":{head},"id":{self.seq},"data":{data}}}'}
+
+
+def encode_message(message: dict[str, Any]) -> bytes:
+    """An ASGI send message as one uncompressed server frame, for servers that take pre-encoded frames."""
+    data = message.get("bytes")
+    if data is not None:
+        return encode_frame(OP_BINARY, data)
+    return encode_frame(OP_TEXT, message["text"].encode())
 
 
 def gap(room: str, after: int | None, before: int | None) -> dict[str, Any]:

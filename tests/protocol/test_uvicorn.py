@@ -413,3 +413,77 @@ async def test_app_sees_the_protocol_error_code() -> None:
                 break
             await asyncio.sleep(0.02)
     assert seen[0]["type"] == "websocket.disconnect" and seen[0]["code"] == 1007
+
+
+async def test_frames_extension_writes_preencoded_frames_while_open() -> None:
+    from bolt.protocol.frames import OP_BINARY, OP_TEXT, encode_frame
+
+    results: list[bool] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        frames = scope["extensions"]["bolt.frames"]
+        assert frames["send"] == send  # the app can tell that nothing wraps the server's send
+        await receive()
+        results.append(frames["write"](encode_frame(OP_TEXT, b"early")))  # before accept: refused
+        await send({"type": "websocket.accept"})
+        results.append(frames["write"](encode_frame(OP_TEXT, "héllo".encode())))
+        results.append(frames["write"](encode_frame(OP_BINARY, b"\x00" * 70_000)))
+        await send({"type": "websocket.send", "text": "after"})  # one stream with the ASGI sends
+        await receive()
+        await send({"type": "websocket.close", "code": 1000})
+        results.append(frames["write"](encode_frame(OP_TEXT, b"late")))  # after our close: refused
+
+    async with asyncio.timeout(10), serve(app, ws_per_message_deflate=False) as srv:
+        async with websockets.connect(srv.url + "/") as ws:
+            assert await ws.recv() == "héllo"
+            assert await ws.recv() == b"\x00" * 70_000
+            assert await ws.recv() == "after"
+            await ws.send("done")
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+    assert results == [False, True, True, False]
+
+
+async def test_frames_extension_refuses_when_deflate_is_negotiated() -> None:
+    from bolt.protocol.frames import OP_TEXT, encode_frame
+
+    results: list[bool] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        results.append(scope["extensions"]["bolt.frames"]["write"](encode_frame(OP_TEXT, b"raw")))
+        await send({"type": "websocket.send", "text": "compressed " * 100})
+
+    async with asyncio.timeout(10), serve(app) as srv, websockets.connect(srv.url + "/") as ws:
+        assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
+        assert await ws.recv() == "compressed " * 100  # the refused frame never reached the wire
+    assert results == [False]
+
+
+async def test_frames_extension_refuses_while_the_transport_is_paused() -> None:
+    from bolt.protocol.frames import OP_TEXT, encode_frame
+
+    results: list[bool] = []
+    paused = asyncio.Event()
+    resumed = asyncio.Event()
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        write = scope["extensions"]["bolt.frames"]["write"]
+        await receive()
+        await send({"type": "websocket.accept"})
+        await paused.wait()
+        results.append(write(encode_frame(OP_TEXT, b"while paused")))
+        await resumed.wait()
+        results.append(write(encode_frame(OP_TEXT, b"resumed")))
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        async with websockets.connect(srv.url + "/", compression=None) as ws:
+            (conn,) = srv.connections
+            conn.pause_writing()  # as the transport does above its high-water mark
+            paused.set()
+            await asyncio.sleep(0.05)
+            conn.resume_writing()
+            resumed.set()
+            assert await ws.recv() == "resumed"
+    assert results == [False, True]
