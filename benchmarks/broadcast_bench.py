@@ -16,8 +16,9 @@ Compared side by side in one run, all on stock uvicorn (websockets-sansio) unles
 The servers run pinned to core 0 (`taskset -c 0`), the client to core 1. The client is raw non-blocking
 sockets on one epoll loop that only counts bytes, so the server is what gets measured. A control
 connection sends "go"; the server broadcasts; the round ends when every connection has the whole frame.
-All servers run at once and take turns round by round, so a busy moment on the machine hits them all
-alike (Channels, being slow, takes one round in ten).
+All servers run at once and take turns, ten rounds each (--block), so a busy moment on the machine
+hits them all alike while each server's turn runs with its own data in the CPU caches, as it would
+alone in production (Channels, being slow, takes one round in ten).
 
     python benchmarks/broadcast_bench.py [--connections 1000] [--messages 200] [--only bolt,starlette]
 
@@ -324,18 +325,20 @@ GO = _masked(b"go")
 
 
 def run(names: list[str], connections: int, messages: int, warmup: int,
-        stalled: bool = False) -> list[dict[str, Any]]:
-    """Start every server, then interleave their rounds so all of them see the same machine load."""
+        stalled: bool = False, block: int = 10) -> list[dict[str, Any]]:
+    """Start every server, then interleave their turns so all of them see the same machine load."""
     targets = [Target(name, connections, stalled) for name in names]
     try:
         for target in targets:
             target.start()
         time.sleep(1.0)  # let every handler reach its join
-        for round_ in range(warmup + messages):
-            order = targets[round_ % len(targets):] + targets[:round_ % len(targets)]
+        for turn, first in enumerate(range(0, warmup + messages, block)):
+            order = targets[turn % len(targets):] + targets[:turn % len(targets)]
             for target in order:
-                # Channels is ~20x slower: one round in ten keeps the run bounded.
-                if target.stuck_after is None and (target.name != "channels" or round_ % 10 == 0):
+                for round_ in range(first, min(first + block, warmup + messages)):
+                    # Channels is ~20x slower: one round in ten keeps the run bounded.
+                    if target.stuck_after is not None or (target.name == "channels" and round_ % 10):
+                        continue
                     try:
                         target.round(record=round_ >= warmup)
                     except TimeoutError:
@@ -361,6 +364,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=None, help="1000 (100 with --stalled)")
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--block", type=int, default=10, help="rounds per server per turn")
     parser.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SERVERS))
     parser.add_argument("--stalled", action="store_true", help="add a client that never reads (4 KiB messages)")
     args = parser.parse_args()
@@ -372,7 +376,7 @@ def main() -> None:
         if (not n.endswith("+proto") or _has_bolt_protocol()) and (n != "redis x2" or shutil.which("redis-server"))]
     os.sched_setaffinity(0, {1})  # the client on core 1, the servers on core 0
     args.connections = args.connections or (100 if args.stalled else 1000)
-    results = run(names, args.connections, args.messages, args.warmup, args.stalled)
+    results = run(names, args.connections, args.messages, args.warmup, args.stalled, args.block)
     if args.stalled:
         for r in results:
             verdict = ("every round reached every reader" if r["stuck_after"] is None else
