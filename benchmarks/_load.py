@@ -2,7 +2,8 @@
 
 Raw asyncio protocols, one per connection: the masked client frame is built once and written
 again for every message; replies are counted by reading frame headers only (no unmasking, no
-UTF-8 decoding: server frames are unmasked). Each connection keeps `depth` messages in flight.
+UTF-8 decoding, no buffering of payloads: server frames are unmasked). Each connection keeps
+`depth` messages in flight. Shared by the echo benchmarks, with the helpers to run their servers.
 """
 from __future__ import annotations
 
@@ -36,9 +37,15 @@ CLOSE_FRAME = client_frame(struct.pack("!H", 1000), opcode=0x8)
 
 
 class EchoLoad(asyncio.Protocol):
-    """One connection: handshake, then keep `depth` copies of `frame` in flight and count replies."""
+    """One connection: handshake, then keep `depth` copies of `frame` in flight and count replies.
+
+    Replies are counted from their headers alone; payload bytes are skipped as they arrive, never
+    buffered, so a 1 MiB echo costs the client no copy. A header split across reads is kept until
+    it is complete.
+    """
 
     def __init__(self, host: str, port: int, path: str, frame: bytes, depth: int) -> None:
+        loop = asyncio.get_running_loop()
         key = base64.b64encode(os.urandom(16)).decode()
         self.request = (f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -47,65 +54,77 @@ class EchoLoad(asyncio.Protocol):
         self.depth = depth
         self.received = 0
         self.running = True
-        self.upgraded = asyncio.get_running_loop().create_future()
-        self.closed = asyncio.get_running_loop().create_future()
-        self._buffer = bytearray()
-        self._handshake_done = False
+        self.upgraded = loop.create_future()
+        self.closed = loop.create_future()
         self.transport: asyncio.Transport | None = None
+        self._response = bytearray()  # the 101 response, until complete
+        self._header = bytearray()  # a reply header split across reads
+        self._skip = 0  # payload bytes of the current reply still to arrive
+        self._data_reply = False  # the current reply is an echo (not a control frame)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transport.write(self.request)
 
     def start(self) -> None:
         self.transport.write(self.frame * self.depth)
 
+    def stop(self) -> None:
+        self.running = False
+        self.transport.write(CLOSE_FRAME)
+
     def data_received(self, data: bytes) -> None:
-        buf = self._buffer
-        buf += data
-        if not self._handshake_done:
-            end = buf.find(b"\r\n\r\n")
+        if not self.upgraded.done():
+            self._response += data
+            end = self._response.find(b"\r\n\r\n")
             if end < 0:
                 return
-            status = bytes(buf[:end]).split(b"\r\n", 1)[0]
-            del buf[:end + 4]
-            self._handshake_done = True
+            status = bytes(self._response[:end]).split(b"\r\n", 1)[0]
             if b" 101 " not in status:
                 self.upgraded.set_exception(ConnectionError(status.decode("latin-1")))
                 return
             self.upgraded.set_result(None)
-        replies = 0
-        pos = 0
-        size = len(buf)
-        while size - pos >= 2:
-            opcode = buf[pos] & 0x0F
-            length = buf[pos + 1] & 0x7F
-            start = pos + 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length = int.from_bytes(buf[pos + 2:pos + 4], "big")
-                start = pos + 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length = int.from_bytes(buf[pos + 2:pos + 10], "big")
-                start = pos + 10
-            if size - start < length:
-                break
-            pos = start + length
-            if opcode in (0x1, 0x2):
-                replies += 1
-            elif opcode == 0x8:
-                self.running = False
-        del buf[:pos]
+            data = bytes(self._response[end + 4 :])
+        replies = self._count(data)
         if replies:
             self.received += replies
             if self.running:
                 self.transport.write(self.frame * replies)
+
+    def _count(self, data: bytes) -> int:
+        """Replies completed by `data`; only headers are looked at."""
+        replies = 0
+        pos, end = 0, len(data)
+        while pos < end:
+            if self._skip:
+                taken = min(self._skip, end - pos)
+                self._skip -= taken
+                pos += taken
+                if self._skip:
+                    break
+                replies += self._data_reply
+                continue
+            header = self._header
+            before = len(header)
+            header += data[pos : pos + 10]  # server frames are unmasked: at most 10 header bytes
+            size = 2 if len(header) < 2 else 2 + {126: 2, 127: 8}.get(header[1] & 0x7F, 0)
+            if len(header) < size:
+                break
+            pos += size - before
+            opcode, length = header[0] & 0x0F, header[1] & 0x7F
+            if length == 126:
+                length = int.from_bytes(header[2:4], "big")
+            elif length == 127:
+                length = int.from_bytes(header[2:10], "big")
+            header.clear()
+            self._data_reply = opcode in (0x1, 0x2)
+            if opcode == 0x8:
+                self.running = False
+            self._skip = length
+            if not length:
+                replies += self._data_reply
+        return replies
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.running = False
@@ -132,34 +151,36 @@ class Result:
 
 
 async def measure(host: str, port: int, path: str, *, payload: bytes, connections: int, depth: int,
-                  warmup: float, duration: float, server_pid: int | None = None) -> Result:
+                  warmup: float, duration: float, server_pid: int | None = None,
+                  opcode: int = 0x1) -> Result:
     """Echo `payload` over `connections` for `warmup` + `duration` seconds; measure the last `duration`."""
     loop = asyncio.get_running_loop()
-    frame = client_frame(payload)
+    frame = client_frame(payload, opcode)
     clients: list[EchoLoad] = []
-    for _ in range(connections):
-        _transport, client = await loop.create_connection(
-            lambda: EchoLoad(host, port, path, frame, depth), host, port)
-        clients.append(client)
-    await asyncio.wait_for(asyncio.gather(*(c.upgraded for c in clients)), 10)
-    for c in clients:
-        c.start()
-    await asyncio.sleep(warmup)
-    before = sum(c.received for c in clients)
-    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
-    own_before = cpu_seconds(os.getpid())
-    started = time.perf_counter()
-    await asyncio.sleep(duration)
-    count = sum(c.received for c in clients) - before
-    elapsed = time.perf_counter() - started
-    server_cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
-    own_cpu = cpu_seconds(os.getpid()) - own_before
-    for c in clients:
-        c.running = False
-        c.transport.write(CLOSE_FRAME)
-    await asyncio.wait([c.closed for c in clients], timeout=2)
-    for c in clients:
-        c.transport.abort()
+    try:
+        for _ in range(connections):
+            _transport, client = await loop.create_connection(
+                lambda: EchoLoad(host, port, path, frame, depth), host, port)
+            clients.append(client)
+        await asyncio.wait_for(asyncio.gather(*(c.upgraded for c in clients)), 10)
+        for c in clients:
+            c.start()
+        await asyncio.sleep(warmup)
+        before = sum(c.received for c in clients)
+        cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+        own_before = cpu_seconds(os.getpid())
+        started = time.perf_counter()
+        await asyncio.sleep(duration)
+        count = sum(c.received for c in clients) - before
+        elapsed = time.perf_counter() - started
+        server_cpu = cpu_seconds(server_pid) - cpu_before if server_pid else 0.0
+        own_cpu = cpu_seconds(os.getpid()) - own_before
+        for c in clients:
+            c.stop()
+        await asyncio.wait([c.closed for c in clients], timeout=2)
+    finally:
+        for c in clients:
+            c.transport.abort()
     return Result(count / elapsed, server_cpu * 1e6 / count if count else 0.0,
                   server_cpu / elapsed, own_cpu / elapsed)
 

@@ -16,9 +16,10 @@ Compared side by side in one run, all on stock uvicorn (websockets-sansio) unles
 The servers run pinned to core 0 (`taskset -c 0`), the client to core 1. The client is raw non-blocking
 sockets on one epoll loop that only counts bytes, so the server is what gets measured. A control
 connection sends "go"; the server broadcasts; the round ends when every connection has the whole frame.
-All servers run at once and take turns, ten rounds each (--block), so a busy moment on the machine
-hits them all alike while each server's turn runs with its own data in the CPU caches, as it would
-alone in production (Channels, being slow, takes one round in ten).
+All servers run at once and take turns in a shuffled order, ten rounds each (--block), so a busy
+moment on the machine hits them all alike while each server's turn runs with its own data in the
+CPU caches, as it would alone in production (Channels, being slow, takes one round in ten). A turn
+starts once the previous server has gone idle.
 
     python benchmarks/broadcast_bench.py [--connections 1000] [--messages 200] [--only bolt,starlette]
 
@@ -32,6 +33,7 @@ Each server is also importable on its own: `uvicorn --factory benchmarks.broadca
 import argparse
 import base64
 import os
+import random
 import select
 import shutil
 import socket
@@ -223,6 +225,16 @@ def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
+def _cpu_ticks(pids: list[int]) -> int:
+    """User + system CPU clock ticks the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -270,6 +282,18 @@ class Target:
         for sock in self.sockets:
             sock.setblocking(False)
             self.epoll.register(sock.fileno(), select.EPOLLIN | select.EPOLLET)
+
+    def settle(self, timeout: float = 2.0) -> None:
+        """Wait until this server's processes have stopped using CPU, so the next server's turn has the core."""
+        pids = [process.pid for process in self.processes]
+        deadline = time.monotonic() + timeout
+        used = _cpu_ticks(pids)
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            now = _cpu_ticks(pids)
+            if now == used:
+                return
+            used = now
 
     def round(self, record: bool) -> None:
         """Broadcast one message and wait until it has reached every connection's socket."""
@@ -332,8 +356,10 @@ def run(names: list[str], connections: int, messages: int, warmup: int,
         for target in targets:
             target.start()
         time.sleep(1.0)  # let every handler reach its join
-        for turn, first in enumerate(range(0, warmup + messages, block)):
-            order = targets[turn % len(targets):] + targets[:turn % len(targets)]
+        shuffle = random.Random(0).shuffle  # a new order each turn: no server always follows the same one
+        order = list(targets)
+        for first in range(0, warmup + messages, block):
+            shuffle(order)
             for target in order:
                 for round_ in range(first, min(first + block, warmup + messages)):
                     # Channels is ~20x slower: one round in ten keeps the run bounded.
@@ -345,6 +371,7 @@ def run(names: list[str], connections: int, messages: int, warmup: int,
                         if not stalled:
                             raise
                         target.stuck_after = target.rounds  # the next round never reached everyone
+                target.settle()  # what it still does after its last round (Channels has plenty) is not the next one's
         return [target.result() for target in targets]
     finally:
         for target in targets:

@@ -22,19 +22,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
-import socket
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, replace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from _load import CLOSE_FRAME, client_frame, cpu_seconds, free_port, stop_server, wait_for_port  # noqa: E402
+from _load import Result, free_port, measure, stop_server, wait_for_port  # noqa: E402
 
 HOST = "127.0.0.1"
 PRIORITY_BOOST = -10  # nice increment for the servers and the client
@@ -68,138 +65,6 @@ SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {
 }
 
 
-class EchoClient(asyncio.Protocol):
-    """One connection: upgrade, keep ``depth`` frames in flight, count the echoes."""
-
-    def __init__(self, port: int, frame: bytes, depth: int) -> None:
-        loop = asyncio.get_running_loop()
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.request = (f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nUpgrade: websocket\r\n"
-                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                        "Sec-WebSocket-Version: 13\r\n\r\n").encode()
-        self.frame = frame
-        self.depth = depth
-        self.received = 0
-        self.running = True
-        self.upgraded = loop.create_future()
-        self.closed = loop.create_future()
-        self.transport: asyncio.Transport | None = None
-        self._response = bytearray()  # the 101 response, until complete
-        self._header = bytearray()  # a reply header split across reads
-        self._skip = 0  # payload bytes of the current reply still to arrive
-        self._data_reply = False  # the current reply is an echo (not a control frame)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.transport.write(self.request)
-
-    def start(self) -> None:
-        self.transport.write(self.frame * self.depth)
-
-    def stop(self) -> None:
-        self.running = False
-        self.transport.write(CLOSE_FRAME)
-
-    def data_received(self, data: bytes) -> None:
-        if not self.upgraded.done():
-            self._response += data
-            end = self._response.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            status = bytes(self._response[:end]).split(b"\r\n", 1)[0]
-            if b" 101 " not in status:
-                self.upgraded.set_exception(ConnectionError(status.decode("latin-1")))
-                return
-            self.upgraded.set_result(None)
-            data = bytes(self._response[end + 4 :])
-        echoes = self._count(data)
-        if echoes:
-            self.received += echoes
-            if self.running:
-                self.transport.write(self.frame * echoes)
-
-    def _count(self, data: bytes) -> int:
-        """Replies completed by ``data``; only headers are looked at."""
-        echoes = 0
-        pos, end = 0, len(data)
-        while pos < end:
-            if self._skip:
-                taken = min(self._skip, end - pos)
-                self._skip -= taken
-                pos += taken
-                if self._skip:
-                    break
-                echoes += self._data_reply
-                continue
-            header = self._header
-            before = len(header)
-            header += data[pos : pos + 10]  # server frames are unmasked: at most 10 header bytes
-            size = 2 if len(header) < 2 else 2 + {126: 2, 127: 8}.get(header[1] & 0x7F, 0)
-            if len(header) < size:
-                pos = end
-                break
-            pos += size - before
-            opcode, length = header[0] & 0x0F, header[1] & 0x7F
-            if length == 126:
-                length = int.from_bytes(header[2:4], "big")
-            elif length == 127:
-                length = int.from_bytes(header[2:10], "big")
-            header.clear()
-            self._data_reply = opcode in (0x1, 0x2)
-            if opcode == 0x8:
-                self.running = False
-            self._skip = length
-            if not length:
-                echoes += self._data_reply
-        return echoes
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.running = False
-        if not self.upgraded.done():
-            self.upgraded.set_exception(exc or ConnectionError("closed during the handshake"))
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One measurement: echoes per second, server CPU per echo, and how busy each side was."""
-
-    rate: float
-    server_us: float
-    server_busy: float
-    client_busy: float
-
-
-async def measure(port: int, pid: int, case: Case, warmup: float, duration: float) -> Sample:
-    """Echo rate and CPU use over ``duration`` seconds, after ``warmup`` seconds of the same load."""
-    loop = asyncio.get_running_loop()
-    frame = client_frame(b"x" * case.size, case.opcode)
-    clients = []
-    for _ in range(case.connections):
-        _, client = await loop.create_connection(lambda: EchoClient(port, frame, case.depth), HOST, port)
-        clients.append(client)
-    try:
-        await asyncio.wait_for(asyncio.gather(*(c.upgraded for c in clients)), 10)
-        for client in clients:
-            client.start()
-        await asyncio.sleep(warmup)
-        count0, cpu0, t0 = sum(c.received for c in clients), cpu_seconds(pid), time.perf_counter()
-        own0 = time.process_time()
-        await asyncio.sleep(duration)
-        count1, cpu1, t1 = sum(c.received for c in clients), cpu_seconds(pid), time.perf_counter()
-        own1 = time.process_time()
-        for client in clients:
-            client.stop()
-        await asyncio.wait([c.closed for c in clients], timeout=2)
-    finally:
-        for client in clients:
-            client.transport.abort()
-    echoes, elapsed = max(count1 - count0, 1), t1 - t0
-    return Sample(echoes / elapsed, (cpu1 - cpu0) / echoes * 1e6, (cpu1 - cpu0) / elapsed, (own1 - own0) / elapsed)
-
-
 def start_server(name: str, port: int, cpu: int) -> subprocess.Popen:
     command, extra_env = SERVERS[name]
     command = [*command, "--port", str(port)] if command[1:3] == ["-m", "uvicorn"] else [*command, str(port)]
@@ -216,7 +81,7 @@ def raise_priority() -> None:
         pass
 
 
-def report(results: dict[tuple[str, str], list[Sample]], servers: list[str], cases: list[str]) -> None:
+def report(results: dict[tuple[str, str], list[Result]], servers: list[str], cases: list[str]) -> None:
     """The table: measured rate, and CPU-bound capacity (1 / server CPU per message).
 
     On a machine shared with other work the server may not get its core to itself; the rate then
@@ -273,7 +138,7 @@ async def main() -> None:
         cases_by_name = {name: CASES[name] for name in cases}
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
           " (other work on the machine skews the figures)")
-    results: dict[tuple[str, str], list[Sample]] = {(c, s): [] for c in cases for s in servers}
+    results: dict[tuple[str, str], list[Result]] = {(c, s): [] for c in cases for s in servers}
     for round_ in range(1, args.rounds + 1):
         for server in servers:
             port = free_port()
@@ -281,11 +146,14 @@ async def main() -> None:
             try:
                 await wait_for_port(HOST, port, process)
                 for case in cases:
-                    sample = await measure(port, process.pid, cases_by_name[case], args.warmup, args.duration)
+                    shape = cases_by_name[case]
+                    sample = await measure(HOST, port, "/", payload=b"x" * shape.size, opcode=shape.opcode,
+                                           connections=shape.connections, depth=shape.depth, warmup=args.warmup,
+                                           duration=args.duration, server_pid=process.pid)
                     results[case, server].append(sample)
                     print(f"round {round_}: {server:<12} {CASES[case].name:<14} {sample.rate:>10,.0f} msg/s"
                           f" {sample.server_us:>8.1f} us server CPU/msg, busy: server"
-                          f" {sample.server_busy:4.0%} client {sample.client_busy:4.0%}", flush=True)
+                          f" {sample.server_load:4.0%} client {sample.client_load:4.0%}", flush=True)
             finally:
                 stop_server(process)
     report(results, servers, cases)
