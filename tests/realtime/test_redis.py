@@ -223,6 +223,47 @@ async def test_joins_during_an_outage_are_quick_and_presence_catches_up(redis_se
 
 
 @pytest.mark.asyncio
+async def test_joins_and_leaves_during_an_outage_are_announced_when_redis_is_back(redis_server: RedisServer) -> None:
+    one, two = worker(redis_server.url), worker(redis_server.url)  # default TTL: no heartbeat during the test
+    try:
+        async with one.hub.on_presence("lobby") as events:
+            a = WebSocketTestClient(two, "/chat/lobby")
+            await a.__aenter__()
+            assert await a.receive_text() == "joined"
+            assert (await asyncio.wait_for(events.get(), 2)).type == "join"
+            a_id = two.hub.local_members("lobby")[0]
+
+            backend = two.hub.backend
+            catch_up, gate = backend._catch_up, asyncio.Event()
+
+            async def gated(restarted: bool) -> None:  # two announces only once one hears again
+                await gate.wait()
+                await catch_up(restarted)
+
+            backend._catch_up = gated  # type: ignore[method-assign]
+            redis_server.stop()  # it comes back empty: a's entry is gone, and no sweep can announce a's leave
+            await eventually(lambda: not one.hub.health()["ok"] and not two.hub.health()["ok"])
+            async with WebSocketTestClient(two, "/chat/lobby") as b:
+                assert await b.receive_text() == "joined"
+                b_id = [m for m in two.hub.local_members("lobby") if m != a_id][0]
+                async with WebSocketTestClient(two, "/chat/lobby") as c:  # joins and leaves: never announced
+                    assert await c.receive_text() == "joined"
+                await a.__aexit__(None, None, None)
+                redis_server.start()
+                await eventually(lambda: one.hub.health()["ok"] and two.hub.health()["ok"], timeout=10)
+                gate.set()
+                seen = {(event.type, event.member.connection_id)
+                        for event in [await asyncio.wait_for(events.get(), 5) for _ in range(2)]}
+                assert seen == {("join", b_id), ("leave", a_id)}
+                await eventually(lambda: _count_is(one, "lobby", 1), timeout=2)  # not after a heartbeat
+                assert [m.connection_id for m in await one.hub.members("lobby")] == [b_id]
+                with pytest.raises(TimeoutError):  # c's join and leave cancelled out; nothing was sent twice
+                    await asyncio.wait_for(events.get(), 0.3)
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
 async def test_a_redis_that_stops_answering_is_detected(redis_server: RedisServer) -> None:
     import signal
 

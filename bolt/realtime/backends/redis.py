@@ -8,7 +8,8 @@ died vanish within the TTL and a surviving process announces their leave.
 
 Delivery is at most once: Redis pub/sub keeps nothing for a subscriber that is away. When the
 subscriber loses Redis it reconnects with backoff, subscribes again and sends a gap signal to the
-rooms it serves; until then `hub.health()` reports it deaf.
+rooms it serves; until then `hub.health()` reports it deaf. Joins and leaves made while Redis was
+away are written and announced once it is back, including to a Redis that restarted empty.
 """
 from __future__ import annotations
 
@@ -93,6 +94,9 @@ class RedisBackend(Backend):
         self._deaf_since: float | None = None
         self._last_error: str | None = None
         self._reconnects = 0
+        # Presence changes made while Redis was away, by (room, connection id): announced on reconnect.
+        self._missed: dict[tuple[str, str], tuple[str, Member]] = {}
+        self._run_id: str | None = None  # the Redis server's; a new one means it restarted empty
 
     # -- keys ---------------------------------------------------------------------------------------
 
@@ -230,14 +234,19 @@ class RedisBackend(Backend):
                 rooms = list(self._rooms)
                 if rooms:
                     await pubsub.subscribe(*(self._channel(room) for room in rooms))
-                if self._deaf_since is not None and not first:
+                run_id = (await self._sub_redis.info("server")).get("run_id")
+                restarted, self._run_id = self._run_id is not None and run_id != self._run_id, run_id
+                was_deaf = self._deaf_since is not None and not first
+                if was_deaf:
                     await self._drop_idle_connections()
                     logger.warning("redis subscriber reconnected after %.1f s; signalling a gap to %d rooms",
-                                   time.time() - self._deaf_since, len(rooms))
+                                   time.time() - self._deaf_since, len(rooms))  # type: ignore[operator]
                     self._reconnects += 1
                     for room in rooms:
                         self.hub.signal_gap(room)  # type: ignore[union-attr]
                 self._deaf_since = None
+                if was_deaf or restarted:
+                    await self._catch_up(restarted)
                 first = False
                 backoff = 0.05
                 self._listening.set()
@@ -306,28 +315,78 @@ class RedisBackend(Backend):
     def _announce(self, pipe: Any, room: str, kind: str, member: Member) -> None:
         pipe.publish(self._channel(room), self._header(PRESENCE) + orjson.dumps([kind, *member.to_list()]))
 
+    def _note_missed(self, room: str, kind: str, member: Member) -> None:
+        key = (room, member.connection_id)
+        earlier = self._missed.pop(key, None)
+        if earlier is None or earlier[0] == kind:
+            self._missed[key] = (kind, member)
+        # else a join and a leave within one outage: nobody else saw either, so neither is announced
+
+    async def _catch_up(self, restarted: bool) -> None:
+        """Redis is back: write and announce the presence changes made while it was away, then beat.
+
+        A leave is announced when this process removes the member's entry, or when Redis restarted
+        empty (the entry is gone, and no sweep will ever announce it); otherwise the entry expired
+        during the outage and the process whose sweep removed it has announced the leave.
+        """
+        assert self._redis is not None
+        for key, change in list(self._missed.items()):
+            if self._missed.get(key) is not change:
+                continue  # superseded by a change made since
+            kind, member = change
+            room = key[0]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                if kind == JOIN:
+                    self._add_entry(pipe, room, member)
+                    self._announce(pipe, room, JOIN, member)
+                    await pipe.execute()
+                elif await self._redis.zrem(self._presence_key(room), orjson.dumps(member.to_list())) or restarted:
+                    self._announce(pipe, room, LEAVE, member)
+                    await pipe.execute()
+            if self._missed.get(key) is change:
+                del self._missed[key]
+        await self._beat()  # the other members of this process, refreshed (or put back in an emptied Redis) now
+
+    def _add_entry(self, pipe: Any, room: str, member: Member) -> None:
+        key, ttl_ms = self._presence_key(room), int(self.presence_ttl * 1000)
+        pipe.zadd(key, {orjson.dumps(member.to_list()): _now_ms() + ttl_ms})
+        pipe.pexpire(key, 2 * ttl_ms)
+
     async def add_member(self, room: str, member: Member) -> None:
         await super().add_member(room, member)
         assert self._redis is not None
         if self._deaf_since is not None:
-            return  # Redis is away: no accept waits on it; the heartbeat adds the member once it is back
-        key, ttl_ms = self._presence_key(room), int(self.presence_ttl * 1000)
-        with _unavailable(f"add presence in room {room!r}"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(key, {orjson.dumps(member.to_list()): _now_ms() + ttl_ms})
-                pipe.pexpire(key, 2 * ttl_ms)
-                self._announce(pipe, room, JOIN, member)
-                await pipe.execute()
+            # Redis is away: no accept waits on it; the member is written and announced once it is back.
+            self._note_missed(room, JOIN, member)
+            return
+        self._missed.pop((room, member.connection_id), None)
+        try:
+            with _unavailable(f"add presence in room {room!r}"):
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    self._add_entry(pipe, room, member)
+                    self._announce(pipe, room, JOIN, member)
+                    await pipe.execute()
+        except BackendUnavailable:
+            self._note_missed(room, JOIN, member)
+            raise
 
     async def remove_member(self, room: str, member: Member) -> None:
         await super().remove_member(room, member)
-        if self._redis is None or self._deaf_since is not None:
-            return  # Redis is away: the member's entry expires with its TTL and a sweep announces the leave
-        with _unavailable(f"remove presence in room {room!r}"):
-            if await self._redis.zrem(self._presence_key(room), orjson.dumps(member.to_list())):
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    self._announce(pipe, room, LEAVE, member)
-                    await pipe.execute()
+        if self._redis is None:
+            return
+        if self._deaf_since is not None:
+            self._note_missed(room, LEAVE, member)  # removed and announced once Redis is back
+            return
+        self._missed.pop((room, member.connection_id), None)
+        try:
+            with _unavailable(f"remove presence in room {room!r}"):
+                if await self._redis.zrem(self._presence_key(room), orjson.dumps(member.to_list())):
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        self._announce(pipe, room, LEAVE, member)
+                        await pipe.execute()
+        except BackendUnavailable:
+            self._note_missed(room, LEAVE, member)
+            raise
 
     async def members(self, room: str) -> list[Member]:
         assert self._redis is not None
@@ -345,7 +404,10 @@ class RedisBackend(Backend):
         while True:
             await asyncio.sleep(self.presence_ttl / 3)
             try:
-                await self._beat()
+                if self._missed and self._deaf_since is None:
+                    await self._catch_up(False)  # changes whose Redis call failed with no outage seen
+                else:
+                    await self._beat()
             except (RedisError, OSError) as exc:
                 logger.warning("redis presence heartbeat failed: %s", exc)
                 self._last_error = f"{type(exc).__name__}: {exc}"
