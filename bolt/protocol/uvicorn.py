@@ -82,6 +82,15 @@ class WebSocketProtocol(asyncio.Protocol):
     connection open: subclass to change them.
     """
 
+    # Slots keep each connection small and the per-message attribute reads cheap.
+    __slots__ = (
+        "config", "app", "loop", "logger", "root_path", "app_state", "connections", "tasks", "default_headers",
+        "conn", "transport", "scope", "_trailing", "_queue", "_waiter", "_max_queue", "_read_paused",
+        "_disconnect", "_disconnect_delivered", "_write_paused", "_drain_waiter", "_open", "_app_closed", "_lost",
+        "_response", "_ping_interval", "_ping_timeout", "_ping_timer", "_pong_timer", "_ping_payload",
+        "_close_timer", "_remote_close",
+    )
+
     close_timeout = 10.0  # for the peer's close frame after we sent ours
     shutdown_close_timeout = 3.0  # the same while the server is stopping
     handshake_timeout = 10.0  # for the upgrade request to arrive in full
