@@ -23,6 +23,7 @@ from .connection import (
 )
 from .deflate import DeflateOptions
 from .frames import CloseCode
+from .shared import SharedMessage
 
 if TYPE_CHECKING:
     from .uvicorn import WebSocketProtocol
@@ -39,6 +40,7 @@ __all__ = [
     "Pong",
     "Request",
     "ServerConnection",
+    "SharedMessage",
     "WebSocketProtocol",
 ]
 

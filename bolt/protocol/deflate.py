@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["DeflateOptions", "PerMessageDeflate", "negotiate"]
+__all__ = ["DeflateOptions", "PerMessageDeflate", "deflate_message", "negotiate"]
 
 _TAIL = b"\x00\x00\xff\xff"  # the empty stored block every message ends with (RFC 7692 7.2.1)
 
@@ -116,17 +116,25 @@ class PerMessageDeflate:
         self._used_since_idle = False
         self.min_size = min_size
 
+    @property
+    def shared_key(self) -> tuple[int, int, int] | None:
+        """What this connection's compressed messages depend on, when that is only the settings.
+
+        With a fresh compressor per message, every connection with the same key compresses a
+        message to the same bytes (see :mod:`bolt.protocol.shared`); None when the compressor
+        keeps its context between messages.
+        """
+        return (self._deflate_bits, self._level, self._mem_level) if self._server_reset else None
+
     def compress(self, data: bytes) -> bytes:
         """Compress one whole message; the result goes out with RSV1 set."""
+        self._used_since_idle = True
         c = self._compressor
         if c is None:
-            c = zlib.compressobj(self._level, zlib.DEFLATED, -self._deflate_bits, self._mem_level)
-        out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
-        self._compressor = None if self._server_reset else c
-        self._used_since_idle = True
-        if out.endswith(_TAIL):
-            out = out[:-4]
-        return out or b"\x00"
+            if self._server_reset:
+                return deflate_message(data, self._deflate_bits, self._level, self._mem_level)
+            c = self._compressor = zlib.compressobj(self._level, zlib.DEFLATED, -self._deflate_bits, self._mem_level)
+        return _finish(c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))
 
     def inflate(self, data: bytes, budget: int) -> bytes:
         """Inflate the next piece of a message, producing at most ``budget`` bytes."""
@@ -159,6 +167,19 @@ class PerMessageDeflate:
         if not self._used_since_idle:
             self._compressor = None
         self._used_since_idle = False
+
+
+def deflate_message(data: bytes, window_bits: int, level: int, mem_level: int) -> bytes:
+    """One message compressed by a fresh compressor, as its frame's payload (RFC 7692 section 7.2.1)."""
+    c = zlib.compressobj(level, zlib.DEFLATED, -window_bits, mem_level)
+    return _finish(c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))
+
+
+def _finish(out: bytes) -> bytes:
+    # Drop the empty stored block every flush ends with; an empty message is a single 0x00 byte.
+    if out.endswith(_TAIL):
+        out = out[:-4]
+    return out or b"\x00"
 
 
 def _window_bits(value: str | None) -> int | None:

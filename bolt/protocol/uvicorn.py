@@ -41,6 +41,7 @@ from .connection import (
 )
 from .deflate import DeflateOptions
 from .frames import CloseCode
+from .shared import SharedMessage
 
 __all__ = ["WebSocketProtocol"]
 
@@ -277,9 +278,9 @@ class WebSocketProtocol(asyncio.Protocol):
             "state": self.app_state.copy(),
             "extensions": {
                 "websocket.http.response": {},
-                # Pre-encoded frames for fan-out (see write_frame); "send" lets an app check that
+                # Messages encoded once for many connections (see write_shared); "send" lets an app check that
                 # the send it was given is this protocol's own, with no middleware in between.
-                "bolt.frames": {"write": self.write_frame, "send": self.send},
+                "bolt.frames": {"write": self.write_shared, "send": self.send},
             },
         }
         self._queue.append({"type": "websocket.connect"})
@@ -406,17 +407,20 @@ class WebSocketProtocol(asyncio.Protocol):
         else:
             raise ClientDisconnected()  # the peer closed or broke the protocol
 
-    def write_frame(self, frame: bytes) -> bool:
-        """Write one complete, pre-encoded data frame, if the connection can take it as it is now.
+    def write_shared(self, message: SharedMessage) -> bool:
+        """Write a message shared with other connections, in the encoding this one needs, if it can now.
 
-        The ``bolt.frames`` extension: a broadcast encodes its frame once and hands the same
-        bytes to every recipient, skipping the per-recipient ASGI message and encode. Returns
-        False, having written nothing, when the message must go through :meth:`send` instead:
-        the connection is not open, compresses its messages, or its transport is paused.
+        The ``bolt.frames`` extension: a broadcast builds each wire encoding of its message once
+        (see :mod:`bolt.protocol.shared`) and hands the same bytes to every recipient, skipping
+        the per-recipient ASGI message and encode. Returns False, having written nothing, when
+        the message must go through :meth:`send` instead: the connection is not open, its
+        transport is paused, or it compresses with a context kept from earlier messages.
         """
-        if self._open and not self._write_paused and self.conn.extension is None:
-            self.transport.write(frame)
-            return True
+        if self._open and not self._write_paused:
+            frame = message.frame_for(self.conn.extension)
+            if frame is not None:
+                self.transport.write(frame)
+                return True
         return False
 
     async def _send_handshake(self, message: dict[str, Any]) -> None:

@@ -9,9 +9,10 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from bolt.protocol.shared import SharedMessage
 from bolt.realtime.backends.base import Backend
 from bolt.realtime.history import HistoryPolicy
-from bolt.realtime.messages import BYTES, Message, encode_message, gap
+from bolt.realtime.messages import BYTES, Message, gap, shared
 from bolt.realtime.names import CONNECTION_PREFIX, check_room, check_target, connection_room, is_reserved, user_room
 from bolt.realtime.outbox import Outbox, OutboxSettings
 from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent, PresenceSubscription
@@ -420,12 +421,12 @@ class Hub:
             asgi = message.envelope(room)
         else:
             asgi = message.plain()
-        frame = encode_message(asgi)
+        frames = shared(asgi)
         held = self._replaying.get(room)
         replayed = self._replayed.get(room)
         if exclude is None and held is None and replayed is None:
             for outbox in members.values():
-                outbox.put(asgi, frame)
+                outbox.put(asgi, frames)
             return len(members)
         skip = _ids(exclude)
         count = 0
@@ -441,7 +442,7 @@ class Hub:
                 del replayed[connection_id]
                 if not replayed:
                     del self._replayed[room]
-            outbox.put(asgi, frame)
+            outbox.put(asgi, frames)
             count += 1
         return count
 
@@ -508,8 +509,8 @@ class Hub:
         return report
 
 
-def _frame_writer(websocket: Any) -> Callable[[bytes], bool] | None:
-    """The server's pre-encoded frame writer for this connection, if it has one and nothing wraps its send."""
+def _frame_writer(websocket: Any) -> Callable[[SharedMessage], bool] | None:
+    """The server's writer of shared messages for this connection, if it has one and nothing wraps its send."""
     frames = (websocket.scope.get("extensions") or {}).get("bolt.frames")
     if frames is None or frames.get("send") != websocket._send:
         return None  # a middleware between the server and the app must see every message

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from bolt.protocol.frames import OP_BINARY, OP_TEXT, encode_frame
+from bolt.protocol.shared import SharedMessage
 
 TEXT = "t"    # a str, sent as a text message
 JSON = "j"    # anything else, encoded once as JSON text
@@ -61,12 +61,10 @@ class Message:
         return {"type": "websocket.send", "text": f'{{"room":{head},"id":{self.seq},"data":{data}}}'}
 
 
-def encode_message(message: dict[str, Any]) -> bytes:
-    """An ASGI send message as one uncompressed server frame, for servers that take pre-encoded frames."""
+def shared(message: dict[str, Any]) -> SharedMessage:
+    """An ASGI send message as a SharedMessage, for servers that write one encoding to many connections."""
     data = message.get("bytes")
-    if data is not None:
-        return encode_frame(OP_BINARY, data)
-    return encode_frame(OP_TEXT, message["text"].encode())
+    return SharedMessage.binary(data) if data is not None else SharedMessage.text(message["text"])
 
 
 def gap(room: str, after: int | None, before: int | None) -> dict[str, Any]:

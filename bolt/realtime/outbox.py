@@ -2,7 +2,7 @@
 
 A broadcast never waits for a socket: it appends the (shared, pre-built) ASGI message to every
 recipient's outbox and moves on. Under bolt's own protocol an idle outbox writes the broadcast's
-frame, encoded once for everyone, straight to the transport (the `bolt.frames` extension). Each outbox has one sender task that writes to its socket. When a
+frame, encoded once for all connections alike, straight to the transport (the `bolt.frames` extension). Each outbox has one sender task that writes to its socket. When a
 client reads too slowly the queue fills and the policy decides: drop the oldest message, drop the
 newest, or close the connection with 1013 (Try Again Later). A send that stays blocked longer than
 the send timeout means the client has stopped reading altogether; it is closed the same way.
@@ -14,6 +14,8 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
+
+from bolt.protocol.shared import SharedMessage
 
 logger = logging.getLogger("bolt.realtime")
 
@@ -95,9 +97,9 @@ class Outbox:
                  "dropped")
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], settings: OutboxSettings,
-                 on_slow: Callable[[str], None], write: Callable[[bytes], bool] | None = None) -> None:
+                 on_slow: Callable[[str], None], write: Callable[[SharedMessage], bool] | None = None) -> None:
         self._send = send
-        self._write = write  # the server's frame writer, when it offers one for this connection
+        self._write = write  # the server's writer of shared messages, when it offers one for this connection
         self._queue: deque[dict[str, Any]] = deque()
         self._size = settings.size
         self._policy = settings.policy
@@ -111,15 +113,15 @@ class Outbox:
         """Messages waiting (not counting one being written)."""
         return len(self._queue)
 
-    def put(self, message: dict[str, Any], frame: bytes | None = None) -> None:
+    def put(self, message: dict[str, Any], shared: SharedMessage | None = None) -> None:
         """Send or queue one ASGI send message; never blocks. Applies the policy when the queue is full.
 
-        `frame` is the same message as an encoded frame, written directly when the server takes it.
+        `shared` is the same message encoded for many connections, written directly when the server takes it.
         """
         if self.closed:
             return
         if self._task is None:  # idle: write now (inlined: this is the fan-out's per-recipient cost)
-            if frame is not None and self._write is not None and self._write(frame):
+            if shared is not None and self._write is not None and self._write(shared):
                 return
             coro = self._send(message)
             try:

@@ -10,7 +10,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bolt.protocol import WebSocketProtocol
+from bolt.protocol import SharedMessage, WebSocketProtocol
 
 from .helpers import client_frame, request_bytes
 from .server import raw_connect, read_frame, serve
@@ -415,23 +415,21 @@ async def test_app_sees_the_protocol_error_code() -> None:
     assert seen[0]["type"] == "websocket.disconnect" and seen[0]["code"] == 1007
 
 
-async def test_frames_extension_writes_preencoded_frames_while_open() -> None:
-    from bolt.protocol.frames import OP_BINARY, OP_TEXT, encode_frame
-
+async def test_frames_extension_writes_shared_messages_while_open() -> None:
     results: list[bool] = []
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
         frames = scope["extensions"]["bolt.frames"]
         assert frames["send"] == send  # the app can tell that nothing wraps the server's send
         await receive()
-        results.append(frames["write"](encode_frame(OP_TEXT, b"early")))  # before accept: refused
+        results.append(frames["write"](SharedMessage.text("early")))  # before accept: refused
         await send({"type": "websocket.accept"})
-        results.append(frames["write"](encode_frame(OP_TEXT, "héllo".encode())))
-        results.append(frames["write"](encode_frame(OP_BINARY, b"\x00" * 70_000)))
+        results.append(frames["write"](SharedMessage.text("héllo")))
+        results.append(frames["write"](SharedMessage.binary(b"\x00" * 70_000)))
         await send({"type": "websocket.send", "text": "after"})  # one stream with the ASGI sends
         await receive()
         await send({"type": "websocket.close", "code": 1000})
-        results.append(frames["write"](encode_frame(OP_TEXT, b"late")))  # after our close: refused
+        results.append(frames["write"](SharedMessage.text("late")))  # after our close: refused
 
     async with asyncio.timeout(10), serve(app, ws_per_message_deflate=False) as srv:
         async with websockets.connect(srv.url + "/") as ws:
@@ -444,26 +442,32 @@ async def test_frames_extension_writes_preencoded_frames_while_open() -> None:
     assert results == [False, True, True, False]
 
 
-async def test_frames_extension_refuses_when_deflate_is_negotiated() -> None:
-    from bolt.protocol.frames import OP_TEXT, encode_frame
-
+async def test_frames_extension_compresses_once_for_all_deflate_connections() -> None:
+    message = SharedMessage.text("squeeze me " * 500)
     results: list[bool] = []
+    both = asyncio.Event()
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "websocket.accept"})
-        results.append(scope["extensions"]["bolt.frames"]["write"](encode_frame(OP_TEXT, b"raw")))
-        await send({"type": "websocket.send", "text": "compressed " * 100})
+        results.append(scope["extensions"]["bolt.frames"]["write"](message))
+        if len(results) == 2:
+            both.set()
+        await both.wait()
+        await send({"type": "websocket.send", "text": "and its own"})  # the connection's own encoder after it
 
-    async with asyncio.timeout(10), serve(app) as srv, websockets.connect(srv.url + "/") as ws:
-        assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
-        assert await ws.recv() == "compressed " * 100  # the refused frame never reached the wire
-    assert results == [False]
+    async with asyncio.timeout(10), serve(app) as srv:
+        async with websockets.connect(srv.url + "/") as one, websockets.connect(srv.url + "/") as two:
+            for ws in (one, two):
+                assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
+                assert await ws.recv() == "squeeze me " * 500
+                assert await ws.recv() == "and its own"
+    assert results == [True, True]
+    (frame,) = message._deflated.values()  # one compression served both connections
+    assert len(frame) < 100
 
 
 async def test_frames_extension_refuses_while_the_transport_is_paused() -> None:
-    from bolt.protocol.frames import OP_TEXT, encode_frame
-
     results: list[bool] = []
     paused = asyncio.Event()
     resumed = asyncio.Event()
@@ -473,9 +477,9 @@ async def test_frames_extension_refuses_while_the_transport_is_paused() -> None:
         await receive()
         await send({"type": "websocket.accept"})
         await paused.wait()
-        results.append(write(encode_frame(OP_TEXT, b"while paused")))
+        results.append(write(SharedMessage.text("while paused")))
         await resumed.wait()
-        results.append(write(encode_frame(OP_TEXT, b"resumed")))
+        results.append(write(SharedMessage.text("resumed")))
 
     async with asyncio.timeout(10), serve(app) as srv:
         async with websockets.connect(srv.url + "/", compression=None) as ws:

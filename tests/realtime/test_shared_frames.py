@@ -1,4 +1,4 @@
-"""Broadcast under bolt's own protocol: one frame, encoded once, written to every recipient's socket."""
+"""Broadcast under bolt's own protocol: each wire encoding built once and written to every recipient that needs it."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +9,7 @@ import pytest
 import websockets
 
 from bolt import BoltAPI, WebSocket
-from bolt.protocol import WebSocketProtocol
+from bolt.protocol import SharedMessage, WebSocketProtocol
 from uvicorn_server import BOLT_PROTOCOL, serve
 
 pytestmark = pytest.mark.asyncio
@@ -41,17 +41,17 @@ def fanout_api(**options: Any) -> BoltAPI:
 
 @pytest.fixture
 def written(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bytes]]:
-    """Every frame that went through the bolt.frames writer: (protocol id, the frame object)."""
+    """Every frame the bolt.frames writer put on the wire: (protocol id, the frame object)."""
     frames: list[tuple[int, bytes]] = []
-    original = WebSocketProtocol.write_frame
+    original = WebSocketProtocol.write_shared
 
-    def write_frame(self: WebSocketProtocol, frame: bytes) -> bool:
-        done = original(self, frame)
+    def write_shared(self: WebSocketProtocol, message: SharedMessage) -> bool:
+        done = original(self, message)
         if done:
-            frames.append((id(self), frame))
+            frames.append((id(self), message.frame_for(self.conn.extension)))  # type: ignore[arg-type]
         return done
 
-    monkeypatch.setattr(WebSocketProtocol, "write_frame", write_frame)
+    monkeypatch.setattr(WebSocketProtocol, "write_shared", write_shared)
     return frames
 
 
@@ -87,19 +87,24 @@ async def test_every_kind_of_broadcast_goes_out_as_one_shared_frame(written: lis
         assert len({protocol for protocol, _ in batch}) == count
 
 
-async def test_compressed_connections_get_their_own_encoding(written: list[tuple[int, bytes]]) -> None:
+async def test_compressed_connections_share_one_compressed_frame(written: list[tuple[int, bytes]]) -> None:
     async with asyncio.timeout(20), serve(fanout_api(), ws=BOLT_PROTOCOL) as base:
         plain = await websockets.connect(f"ws://{base}/member/r", compression=None)
-        deflated = await websockets.connect(f"ws://{base}/member/r")
-        assert "permessage-deflate" in deflated.response.headers["sec-websocket-extensions"]
-        for ws in (plain, deflated):
+        deflated = [await websockets.connect(f"ws://{base}/member/r") for _ in range(3)]
+        for ws in deflated:
+            assert "permessage-deflate" in ws.response.headers["sec-websocket-extensions"]
+        for ws in (plain, *deflated):
             assert await ws.recv() == "joined"
         async with websockets.connect(f"ws://{base}/control") as control:
             await _order(control, "r", "text", "squeeze " * 200)
-        for ws in (plain, deflated):
+        for ws in (plain, *deflated):
             assert await ws.recv() == "squeeze " * 200
             await ws.close()
-    assert len(written) == 1  # only the uncompressed connection took the shared frame
+    assert len(written) == 4
+    frames = {id(frame): frame for _, frame in written}
+    assert len(frames) == 2  # one plain frame, one compressed frame shared by the three others
+    compressed, plain = sorted(len(frame) for frame in frames.values())
+    assert compressed < 100 and plain == 4 + 1600
 
 
 async def test_a_middleware_that_wraps_send_sees_every_broadcast(written: list[tuple[int, bytes]]) -> None:
