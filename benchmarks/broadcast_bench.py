@@ -23,6 +23,9 @@ starts once the previous server has gone idle.
 
     python benchmarks/broadcast_bench.py [--connections 1000] [--messages 200] [--only bolt,starlette]
 
+With --deflate the members offer permessage-deflate the way browsers do, so every server compresses
+what it sends them (uvicorn's default is to accept the offer).
+
 With --stalled, each server also gets one client that never reads, and 60 kB messages so the buffers
 between it and the server (up to 4 MiB of kernel send buffer here) fill within a hundred rounds; 100
 connections by default. A server whose broadcast waits on that client stops completing rounds.
@@ -47,7 +50,6 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PAYLOAD = "x" * int(os.environ.get("BOLT_BENCH_PAYLOAD", "100"))
-FRAME = (2 if len(PAYLOAD) < 126 else 4) + len(PAYLOAD)  # a server frame: unmasked, short header
 ROOM = "bench"
 
 
@@ -177,7 +179,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _handshake(port: int, path: str, receive_buffer: int | None = None) -> socket.socket:
+# What browsers offer; servers that accept it compress every message to these clients.
+DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+
+
+def _handshake(port: int, path: str, receive_buffer: int | None = None, deflate: bool = False) -> socket.socket:
     sock = socket.socket()
     if receive_buffer is not None:  # set before connecting, so the TCP window starts small
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -185,7 +191,8 @@ def _handshake(port: int, path: str, receive_buffer: int | None = None) -> socke
     sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                  f"{DEFLATE_OFFER if deflate else ''}\r\n").encode())
     response = b""
     while b"\r\n\r\n" not in response:
         chunk = sock.recv(4096)
@@ -225,6 +232,19 @@ def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
+def _frame_size(data: bytes) -> int:
+    """The size of the server frame `data` starts with (2 while even its length is unknown)."""
+    if len(data) < 2:
+        return 2
+    n = data[1] & 0x7F
+    if n < 126:
+        return 2 + n
+    extra = 2 if n == 126 else 8
+    if len(data) < 2 + extra:
+        return 2 + extra
+    return 2 + extra + int.from_bytes(data[2:2 + extra], "big")
+
+
 def _cpu_ticks(pids: list[int]) -> int:
     """User + system CPU clock ticks the processes have used so far (Linux /proc)."""
     total = 0
@@ -246,10 +266,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 class Target:
     """One server under test (one or two worker processes) with its member sockets and control socket."""
 
-    def __init__(self, name: str, connections: int, stalled: bool = False) -> None:
+    def __init__(self, name: str, connections: int, stalled: bool = False, deflate: bool = False) -> None:
         self.name = name
         self.connections = connections
         self.stalled = stalled
+        self.deflate = deflate
         self.stuck_after: int | None = None
         self.processes: list[subprocess.Popen[bytes]] = []
         self.sockets: list[socket.socket] = []
@@ -273,7 +294,7 @@ class Target:
             ports.append(port)
         # The stalled client joins first, so a loop over members in join order meets it first.
         self.stalled_socket = _handshake(ports[0], "/ws", receive_buffer=4096) if self.stalled else None
-        self.sockets = [_handshake(ports[i % workers], "/ws") for i in range(self.connections)]
+        self.sockets = [_handshake(ports[i % workers], "/ws", deflate=self.deflate) for i in range(self.connections)]
         self.control = _handshake(ports[0], "/control")
         # Edge-triggered: one event when a frame lands in a socket's receive buffer, and no read needed
         # to see it. The client then costs a few epoll calls per round instead of a recv per connection,
@@ -317,16 +338,17 @@ class Target:
         self._drain()
 
     def _drain(self) -> None:
-        frame = FRAME
         for sock in self.sockets:
             data = b""
-            while len(data) < frame:  # a whole frame, as the round promised
+            while len(data) < _frame_size(data):  # a whole frame, as the round promised
                 try:
                     data += sock.recv(65536)
                 except BlockingIOError:
                     select.select([sock], [], [], 5.0)
-            if len(data) != frame:
-                raise RuntimeError(f"{self.name}: expected one {frame}-byte frame, got {len(data)} bytes")
+            if len(data) != _frame_size(data):
+                raise RuntimeError(f"{self.name}: expected one frame, got {len(data)} bytes: {data[:16]!r}")
+            if self.deflate == (data[0] & 0x40 == 0) and len(PAYLOAD) > 16:
+                raise RuntimeError(f"{self.name}: compression {'expected' if self.deflate else 'unexpected'}")
 
     def result(self) -> dict[str, Any]:
         latencies = sorted(self.latencies) or [float("inf")]
@@ -349,9 +371,9 @@ GO = _masked(b"go")
 
 
 def run(names: list[str], connections: int, messages: int, warmup: int,
-        stalled: bool = False, block: int = 10) -> list[dict[str, Any]]:
+        stalled: bool = False, block: int = 10, deflate: bool = False) -> list[dict[str, Any]]:
     """Start every server, then interleave their turns so all of them see the same machine load."""
-    targets = [Target(name, connections, stalled) for name in names]
+    targets = [Target(name, connections, stalled, deflate) for name in names]
     try:
         for target in targets:
             target.start()
@@ -392,6 +414,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--block", type=int, default=10, help="rounds per server per turn")
+    parser.add_argument("--deflate", action="store_true",
+                        help="members offer permessage-deflate, as browsers do (servers then compress)")
     parser.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SERVERS))
     parser.add_argument("--stalled", action="store_true", help="add a client that never reads (4 KiB messages)")
     args = parser.parse_args()
@@ -403,7 +427,7 @@ def main() -> None:
         if (not n.endswith("+proto") or _has_bolt_protocol()) and (n != "redis x2" or shutil.which("redis-server"))]
     os.sched_setaffinity(0, {1})  # the client on core 1, the servers on core 0
     args.connections = args.connections or (100 if args.stalled else 1000)
-    results = run(names, args.connections, args.messages, args.warmup, args.stalled, args.block)
+    results = run(names, args.connections, args.messages, args.warmup, args.stalled, args.block, args.deflate)
     if args.stalled:
         for r in results:
             verdict = ("every round reached every reader" if r["stuck_after"] is None else
