@@ -17,23 +17,31 @@ __all__ = ["SharedMessage"]
 
 
 class SharedMessage:
-    """A text or binary message to be written, as is, to many connections."""
+    """A text (str) or binary (bytes) message to be written, as is, to many connections.
 
-    __slots__ = ("opcode", "payload", "_plain", "_deflated")
+    Nothing is encoded until a connection asks for a frame, so a message no connection takes
+    (every recipient on another server, say) costs nothing.
+    """
 
-    def __init__(self, payload: bytes, text: bool) -> None:
-        self.opcode = OP_TEXT if text else OP_BINARY
-        self.payload = payload  # UTF-8 for text
+    __slots__ = ("data", "_payload", "_plain", "_deflated")
+
+    def __init__(self, data: str | bytes) -> None:
+        self.data = data
+        self._payload = data if isinstance(data, bytes) else None
         self._plain: bytes | None = None
         self._deflated: dict[tuple[int, int, int], bytes] = {}
 
-    @classmethod
-    def text(cls, text: str) -> SharedMessage:
-        return cls(text.encode("utf-8"), True)
+    @property
+    def payload(self) -> bytes:
+        """The message's bytes (UTF-8 for text)."""
+        payload = self._payload
+        if payload is None:
+            payload = self._payload = self.data.encode("utf-8")  # type: ignore[union-attr]
+        return payload
 
-    @classmethod
-    def binary(cls, data: bytes) -> SharedMessage:
-        return cls(data, False)
+    @property
+    def opcode(self) -> int:
+        return OP_BINARY if isinstance(self.data, bytes) else OP_TEXT
 
     def frame_for(self, extension: PerMessageDeflate | None) -> bytes | None:
         """The whole frame for a connection with this negotiated extension, or None if it needs its own."""

@@ -36,7 +36,7 @@ class Connection:
         self.user_id = user_id
         self.websocket = websocket
         self.outbox = Outbox(websocket._send, outbox_settings, lambda why: on_slow(self, why),
-                             _frame_writer(websocket))
+                             _shared_writer(websocket))
         self.rooms: set[str] = set()
         self.task = asyncio.current_task()
         self.evicted = False
@@ -509,7 +509,7 @@ class Hub:
         return report
 
 
-def _frame_writer(websocket: Any) -> Callable[[SharedMessage], bool] | None:
+def _shared_writer(websocket: Any) -> Callable[[SharedMessage], bool] | None:
     """The server's writer of shared messages for this connection, if it has one and nothing wraps its send."""
     frames = (websocket.scope.get("extensions") or {}).get("bolt.frames")
     if frames is None or frames.get("send") != websocket._send:

@@ -64,7 +64,7 @@ class Message:
 def shared(message: dict[str, Any]) -> SharedMessage:
     """An ASGI send message as a SharedMessage, for servers that write one encoding to many connections."""
     data = message.get("bytes")
-    return SharedMessage.binary(data) if data is not None else SharedMessage.text(message["text"])
+    return SharedMessage(data if data is not None else message["text"])
 
 
 def gap(room: str, after: int | None, before: int | None) -> dict[str, Any]:

@@ -422,14 +422,14 @@ async def test_frames_extension_writes_shared_messages_while_open() -> None:
         frames = scope["extensions"]["bolt.frames"]
         assert frames["send"] == send  # the app can tell that nothing wraps the server's send
         await receive()
-        results.append(frames["write"](SharedMessage.text("early")))  # before accept: refused
+        results.append(frames["write"](SharedMessage("early")))  # before accept: refused
         await send({"type": "websocket.accept"})
-        results.append(frames["write"](SharedMessage.text("héllo")))
-        results.append(frames["write"](SharedMessage.binary(b"\x00" * 70_000)))
+        results.append(frames["write"](SharedMessage("héllo")))
+        results.append(frames["write"](SharedMessage(b"\x00" * 70_000)))
         await send({"type": "websocket.send", "text": "after"})  # one stream with the ASGI sends
         await receive()
         await send({"type": "websocket.close", "code": 1000})
-        results.append(frames["write"](SharedMessage.text("late")))  # after our close: refused
+        results.append(frames["write"](SharedMessage("late")))  # after our close: refused
 
     async with asyncio.timeout(10), serve(app, ws_per_message_deflate=False) as srv:
         async with websockets.connect(srv.url + "/") as ws:
@@ -443,7 +443,7 @@ async def test_frames_extension_writes_shared_messages_while_open() -> None:
 
 
 async def test_frames_extension_compresses_once_for_all_deflate_connections() -> None:
-    message = SharedMessage.text("squeeze me " * 500)
+    message = SharedMessage("squeeze me " * 500)
     results: list[bool] = []
     both = asyncio.Event()
 
@@ -477,9 +477,9 @@ async def test_frames_extension_refuses_while_the_transport_is_paused() -> None:
         await receive()
         await send({"type": "websocket.accept"})
         await paused.wait()
-        results.append(write(SharedMessage.text("while paused")))
+        results.append(write(SharedMessage("while paused")))
         await resumed.wait()
-        results.append(write(SharedMessage.text("resumed")))
+        results.append(write(SharedMessage("resumed")))
 
     async with asyncio.timeout(10), serve(app) as srv:
         async with websockets.connect(srv.url + "/", compression=None) as ws:
