@@ -12,6 +12,7 @@ Compared side by side in one run, all on stock uvicorn (websockets-sansio) unles
                    written to every socket as is (the `bolt.frames` extension)
   redis x2         bolt with the Redis backend, two worker processes, the connections split between them
                    (the broadcast is published by one worker and reaches the other through Redis)
+  redis x2+proto   the same under bolt's own protocol
 
 The servers run pinned to core 0 (`taskset -c 0`), the client to core 1. The client is raw non-blocking
 sockets on one epoll loop that only counts bytes, so the server is what gets measured. A control
@@ -168,6 +169,7 @@ SERVERS = {  # name: (factory, --ws implementation, worker processes)
     "starlette+proto": ("make_starlette", BOLT_PROTOCOL, 1),
     "bolt+proto": ("make_bolt", BOLT_PROTOCOL, 1),
     "redis x2": ("make_bolt", "websockets-sansio", 2),
+    "redis x2+proto": ("make_bolt", BOLT_PROTOCOL, 2),
 }
 
 
@@ -424,7 +426,7 @@ def main() -> None:
         os.execv(sys.executable, [sys.executable, *sys.argv])
     names = [n for n in args.only.split(",") if n] or [
         n for n in SERVERS
-        if (not n.endswith("+proto") or _has_bolt_protocol()) and (n != "redis x2" or shutil.which("redis-server"))]
+        if (not n.endswith("+proto") or _has_bolt_protocol()) and (not n.startswith("redis") or shutil.which("redis-server"))]
     os.sched_setaffinity(0, {1})  # the client on core 1, the servers on core 0
     args.connections = args.connections or (100 if args.stalled else 1000)
     results = run(names, args.connections, args.messages, args.warmup, args.stalled, args.block, args.deflate)
@@ -432,10 +434,10 @@ def main() -> None:
         for r in results:
             verdict = ("every round reached every reader" if r["stuck_after"] is None else
                        f"stuck: round {r['stuck_after'] + 1} never reached the {args.connections} readers")
-            print(f"{r['server']:<15} {verdict} ({r['rounds']} rounds completed)")
+            print(f"{r['server']:<16} {verdict} ({r['rounds']} rounds completed)")
         return
     for r in results:
-        print(f"{r['server']:<15} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
+        print(f"{r['server']:<16} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
               f"  p99 {r['p99_ms']:7.2f} ms  ({r['messages']} messages)", flush=True)
     by_name = {r["server"]: r for r in results}
     print()
