@@ -12,7 +12,7 @@ from bolt import BoltAPI, WebSocket
 from bolt.realtime import PublishError
 from bolt.testing import WebSocketTestClient
 
-from .conftest import RedisServer
+from .conftest import RedisServer, redis_binary_or_skip
 
 pytestmark = pytest.mark.redis
 
@@ -261,6 +261,23 @@ async def test_joins_and_leaves_during_an_outage_are_announced_when_redis_is_bac
                     await asyncio.wait_for(events.get(), 0.3)
     finally:
         await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_a_redis_that_refuses_info_still_serves() -> None:
+    server = RedisServer(redis_binary_or_skip(), "--rename-command", "INFO", "")  # as some managed Redis do
+    server.start()
+    api = worker(server.url)
+    try:
+        async with WebSocketTestClient(api, "/chat/lobby") as a:
+            assert await a.receive_text() == "joined"
+            assert api.hub.health()["ok"]
+            await api.hub.broadcast("lobby", "hello")
+            assert await a.receive_text() == "hello"
+            assert await api.hub.count("lobby") == 1
+    finally:
+        await stop(api)
+        server.stop()
 
 
 @pytest.mark.asyncio

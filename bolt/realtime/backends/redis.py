@@ -25,7 +25,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from bolt.realtime.backends.base import Backend, BackendUnavailable, PublishError
 from bolt.realtime.history import HistoryPolicy, Replay
@@ -220,6 +220,14 @@ class RedisBackend(Backend):
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
 
+    async def _server_run_id(self) -> str | None:
+        """The Redis server's run id, new at every start; None where INFO is not allowed (some managed Redis)."""
+        assert self._sub_redis is not None
+        try:
+            return (await self._sub_redis.info("server")).get("run_id")
+        except ResponseError:
+            return None
+
     async def _listen(self) -> None:
         """Hold one subscriber connection; when it breaks, reconnect with backoff and signal the gap."""
         assert self._sub_redis is not None
@@ -234,8 +242,9 @@ class RedisBackend(Backend):
                 rooms = list(self._rooms)
                 if rooms:
                     await pubsub.subscribe(*(self._channel(room) for room in rooms))
-                run_id = (await self._sub_redis.info("server")).get("run_id")
-                restarted, self._run_id = self._run_id is not None and run_id != self._run_id, run_id
+                run_id = await self._server_run_id()
+                restarted = None not in (run_id, self._run_id) and run_id != self._run_id
+                self._run_id = run_id
                 was_deaf = self._deaf_since is not None and not first
                 if was_deaf:
                     await self._drop_idle_connections()
