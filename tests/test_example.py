@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
+from ports import free_port, wait_for_port
 
 from bolt import cli
 
@@ -26,25 +25,6 @@ def run_smoke(*args: str) -> None:
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "members leave on disconnect" in result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}: {process.stderr.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"no server on port {port} after {timeout} s")
 
 
 def serve_example(command: list[str]) -> subprocess.Popen:
@@ -78,7 +58,7 @@ def test_example_through_a_real_server(launcher):
                    "--log-level", "warning"]
     process = serve_example(command)
     try:
-        wait_for_port(port, process)
+        wait_for_port(port, timeout=20, process=process)
         run_smoke(f"http://127.0.0.1:{port}")
     finally:
         stop(process)

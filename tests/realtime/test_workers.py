@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ports import free_port, wait_for_port
 from websockets.asyncio.client import ClientConnection, connect
 
-from .conftest import RedisServer, free_port, wait_for_port
+from .conftest import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
