@@ -185,20 +185,19 @@ async def measure(host: str, port: int, path: str, *, payload: bytes, connection
                   server_cpu / elapsed, own_cpu / elapsed)
 
 
-async def wait_for_port(host: str, port: int, process: Any = None, timeout: float = 15) -> None:
+def wait_for_port(host: str, port: int, process: Any = None, timeout: float = 15) -> None:
     """Wait until a server listens on `port`; fail early if its `process` (a Popen) has exited."""
     deadline = time.monotonic() + timeout
     while True:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the server exited with status {process.returncode}")
         try:
-            _reader, writer = await asyncio.open_connection(host, port)
+            socket.create_connection((host, port), timeout=0.5).close()
         except OSError:
             if time.monotonic() > deadline:
                 raise
-            await asyncio.sleep(0.05)
+            time.sleep(0.05)
         else:
-            writer.close()
             return
 
 

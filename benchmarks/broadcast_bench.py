@@ -42,7 +42,6 @@ import select
 import shutil
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import time
@@ -50,6 +49,10 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+from _load import client_frame, cpu_seconds, free_port, stop_server, wait_for_port  # noqa: E402
+
 PAYLOAD = "x" * int(os.environ.get("BOLT_BENCH_PAYLOAD", "100"))
 ROOM = "bench"
 
@@ -175,12 +178,6 @@ SERVERS = {  # name: (factory, --ws implementation, worker processes)
 
 # -- the client --------------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # What browsers offer; servers that accept it compress every message to these clients.
 DEFLATE_OFFER = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
 
@@ -207,30 +204,11 @@ def _handshake(port: int, path: str, receive_buffer: int | None = None, deflate:
     return sock
 
 
-def _masked(text: bytes) -> bytes:
-    """A client text frame (masked, as RFC 6455 requires)."""
-    mask = os.urandom(4)
-    return struct.pack("!BB", 0x81, 0x80 | len(text)) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(text))
-
-
-def _wait_for_server(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("server exited during startup")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("server did not start")
-
-
 def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(["taskset", "-c", "0", "redis-server", "--port", str(port), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    _wait_for_server(port, process)
+    wait_for_port("127.0.0.1", port, process, timeout=30)
     return process, f"redis://127.0.0.1:{port}/0"
 
 
@@ -245,24 +223,6 @@ def _frame_size(data: bytes) -> int:
     if len(data) < 2 + extra:
         return 2 + extra
     return 2 + extra + int.from_bytes(data[2:2 + extra], "big")
-
-
-def _cpu_ticks(pids: list[int]) -> int:
-    """User + system CPU clock ticks the processes have used so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 class Target:
@@ -287,12 +247,12 @@ class Target:
             self.processes.append(redis_process)
         ports = []
         for _ in range(workers):  # every worker on core 0, like the single-process servers
-            port = _free_port()
+            port = free_port()
             self.processes.append(subprocess.Popen(
                 ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "--factory",
                  f"benchmarks.broadcast_bench:{factory}", "--host", "127.0.0.1", "--port", str(port),
                  "--ws", ws_impl, "--ws-ping-interval", "0", "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env))
-            _wait_for_server(port, self.processes[-1])
+            wait_for_port("127.0.0.1", port, self.processes[-1], timeout=30)
             ports.append(port)
         # The stalled client joins first, so a loop over members in join order meets it first.
         self.stalled_socket = _handshake(ports[0], "/ws", receive_buffer=4096) if self.stalled else None
@@ -310,10 +270,10 @@ class Target:
         """Wait until this server's processes have stopped using CPU, so the next server's turn has the core."""
         pids = [process.pid for process in self.processes]
         deadline = time.monotonic() + timeout
-        used = _cpu_ticks(pids)
+        used = sum(cpu_seconds(pid) for pid in pids)
         while time.monotonic() < deadline:
             time.sleep(0.05)
-            now = _cpu_ticks(pids)
+            now = sum(cpu_seconds(pid) for pid in pids)
             if now == used:
                 return
             used = now
@@ -366,10 +326,10 @@ class Target:
         for sock in self.sockets + ([self.stalled_socket] if self.stalled_socket else []):
             sock.close()
         for process in reversed(self.processes):
-            _stop(process)
+            stop_server(process)
 
 
-GO = _masked(b"go")
+GO = client_frame(b"go")
 
 
 def run(names: list[str], connections: int, messages: int, warmup: int,

@@ -144,7 +144,7 @@ async def main() -> None:
             port = free_port()
             process = start_server(server, port, args.server_cpu)
             try:
-                await wait_for_port(HOST, port, process)
+                wait_for_port(HOST, port, process)
                 for case in cases:
                     shape = cases_by_name[case]
                     sample = await measure(HOST, port, "/", payload=b"x" * shape.size, opcode=shape.opcode,

@@ -131,7 +131,7 @@ async def one(name: str, args: argparse.Namespace) -> Result:
     port = free_port()
     server = start_server(APPS[name], port, args.ws, args.server_cpu)
     try:
-        await wait_for_port("127.0.0.1", port, server)
+        wait_for_port("127.0.0.1", port, server)
         return await measure("127.0.0.1", port, "/ws/echo", payload=b"x" * args.size,
                              connections=args.connections, depth=args.depth,
                              warmup=args.warmup, duration=args.duration, server_pid=server.pid)

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import base64
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,9 @@ import time
 import jwt
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from _load import cpu_seconds, free_port, stop_server, wait_for_port  # noqa: E402
 
 from bolt import BoltAPI, WebSocket, WebSocketDisconnect  # noqa: E402
 from bolt.auth import IsAuthenticated, JWTAuthentication  # noqa: E402
@@ -127,17 +129,7 @@ async def one_handshake(port: int, path: str) -> None:
         writer.close()
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux /proc), or None elsewhere."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def server_rate(port: int, path: str, seconds: float, concurrency: int, pid: int) -> tuple[float, float | None]:
+async def server_rate(port: int, path: str, seconds: float, concurrency: int, pid: int) -> tuple[float, float]:
     """Handshakes per second with `concurrency` clients, each doing complete handshakes in a loop, and
     the server's CPU microseconds per handshake (steadier than the rate on a busy machine)."""
     deadline = time.perf_counter() + seconds
@@ -154,28 +146,8 @@ async def server_rate(port: int, path: str, seconds: float, concurrency: int, pi
     elapsed = time.perf_counter() - start
     cpu_after = cpu_seconds(pid)
     total = sum(counts)
-    cpu = None if cpu_before is None or cpu_after is None else 1e6 * (cpu_after - cpu_before) / total
+    cpu = 1e6 * (cpu_after - cpu_before) / total
     return total / elapsed, cpu
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("uvicorn exited before it started")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError("uvicorn did not start in time")
 
 
 def serve(port: int, ws: str) -> None:
@@ -196,19 +168,14 @@ async def main(args: argparse.Namespace) -> None:
     port = free_port()
     process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--ws", args.ws])
     try:
-        await wait_for_port(port, process)
+        wait_for_port("127.0.0.1", port, process)
         for _ in range(args.rounds):
             for name, path in ROUTES.items():
                 rate, cpu = await server_rate(port, path, args.seconds, args.concurrency, process.pid)
                 results[name]["uvicorn"] = max(results[name].get("uvicorn", 0.0), rate)
-                if cpu is not None:
-                    results[name]["cpu"] = min(results[name].get("cpu", float("inf")), cpu)
+                results[name]["cpu"] = min(results[name].get("cpu", float("inf")), cpu)
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_server(process)
 
     print(f"\nbest of {args.rounds} rounds of {args.seconds:g} s "
           f"(uvicorn ws={args.ws}, {args.concurrency} concurrent clients)\n")

@@ -17,7 +17,6 @@ import asyncio
 import base64
 import os
 import resource
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,10 @@ import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _load import free_port, stop_server, wait_for_port  # noqa: E402
+
 IMPLS = {"bolt": "bolt.protocol:WebSocketProtocol", "websockets-sansio": "websockets-sansio", "wsproto": "wsproto"}
 MESSAGE = b'{"type": "chat", "room": "lobby", "text": "hello, is anybody out there?", "seq": 1}'
 
@@ -42,12 +45,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError("no VmRSS")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def frame(payload: bytes, rsv1: bool) -> bytes:
@@ -91,12 +88,7 @@ async def measure(impl: str, deflate: bool, n: int, settle: float, ping_interval
     server = subprocess.Popen(cmd, cwd=ROOT)
     keep: list = []
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
+        wait_for_port("127.0.0.1", port, server)
         await asyncio.sleep(0.5)
         before = rss_kib(server.pid)
         sem = asyncio.Semaphore(200)
@@ -123,11 +115,7 @@ async def measure(impl: str, deflate: bool, n: int, settle: float, ping_interval
     finally:
         for _, writer, _ in keep:
             writer.transport.abort()
-        server.terminate()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 async def main() -> None:
