@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import logging
 from collections.abc import Callable, Sequence
@@ -11,7 +12,9 @@ import anyio
 import orjson
 
 from bolt.exceptions import HTTPException
+from bolt.middleware import RATE_LIMIT_ATTR
 from bolt.params import Binder, BindError
+from bolt.realtime.endpoint import DEFAULT_MAX_ROOMS, Policy, RealtimeEndpoint
 from bolt.realtime.hub import Hub
 from bolt.realtime.outbox import OutboxSettings
 from bolt.requests import DEFAULT_MAX_BODY, Request
@@ -86,15 +89,53 @@ class BoltAPI:
         def decorator(endpoint: Handler) -> Handler:
             if not inspect.iscoroutinefunction(endpoint):
                 raise TypeError(f"WebSocket handler {endpoint.__qualname__} must be an async function")
-            route = Route(path, endpoint, "websocket", options=dict(options, auth=auth, guards=guards))
-            if {"send_queue", "slow_consumer", "send_timeout"} & options.keys():
-                route.options["outbox"] = self.hub.outbox_settings.replace(
-                    options.get("send_queue"), options.get("slow_consumer"), options.get("send_timeout", False))
-            self.router.add(route)
-            route.binder = Binder(route, WebSocket)
+            self._add_websocket(path, endpoint, auth, guards, options)
             return endpoint
 
         return decorator
+
+    def realtime(self, path: str, *, auth: Sequence[Any] | None = None, guards: Sequence[Any] | None = None,
+                 can_join: Policy = None, can_publish: Policy = None, on_publish: Handler | None = None,
+                 model: Any = None, max_rooms: int = DEFAULT_MAX_ROOMS,
+                 rate_limit: Callable[[Handler], Handler] | None = None, **options: Any) -> RealtimeEndpoint:
+        """Serve the room protocol (docs/realtime-protocol.md) at `path`: the endpoint bolt.js connects to.
+
+        `can_join(websocket, room)` and `can_publish(websocket, room, data)` (sync or async) allow a
+        room only by returning True; left out, nobody may join or publish (pass True to allow all).
+        `on_publish(websocket, room, data)` may store or replace a message before it is broadcast,
+        `model` checks published data, `max_rooms` bounds the rooms of one connection, and
+        `rate_limit=rate_limit(...)` limits handshakes and messages (an over-limit message is answered
+        `rate_limited` with `on_message_limit="drop"`). Other options are those of `websocket()`.
+        """
+        endpoint = RealtimeEndpoint(self.hub, can_join=can_join, can_publish=can_publish, on_publish=on_publish,
+                                    model=model, max_rooms=max_rooms)
+
+        async def realtime(websocket: WebSocket) -> None:
+            await endpoint(websocket)
+
+        realtime.__qualname__ = f"realtime({path!r})"
+        if rate_limit is not None:
+            rate_limit(realtime)
+            spec = getattr(realtime, RATE_LIMIT_ATTR, None)
+            if spec is not None and spec.messages is not None:
+                # The endpoint answers over-limit messages itself instead of the pipeline dropping them.
+                endpoint.message_limit = (spec.messages, spec.on_message_limit)
+                setattr(realtime, RATE_LIMIT_ATTR, dataclasses.replace(spec, messages=None))
+        route = self._add_websocket(path, realtime, auth, guards, options, envelopes=True)
+        if route.param_names:
+            raise ValueError(f"a realtime path takes no parameters: {path!r}")
+        return endpoint
+
+    def _add_websocket(self, path: str, endpoint: Handler, auth: Sequence[Any] | None,
+                       guards: Sequence[Any] | None, options: dict[str, Any], envelopes: bool = False) -> Route:
+        route = Route(path, endpoint, "websocket", options=dict(options, auth=auth, guards=guards))
+        if envelopes or {"send_queue", "slow_consumer", "send_timeout"} & options.keys():
+            route.options["outbox"] = self.hub.outbox_settings.replace(
+                options.get("send_queue"), options.get("slow_consumer"), options.get("send_timeout", False),
+                envelopes=envelopes)
+        self.router.add(route)
+        route.binder = Binder(route, WebSocket)
+        return route
 
     def route(self, path: str, methods: Sequence[str], *, auth: Sequence[Any] | None = None,
               guards: Sequence[Any] | None = None, status_code: int = 200,

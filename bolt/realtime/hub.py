@@ -68,6 +68,8 @@ class Hub:
         self._connections: dict[str, Connection] = {}
         # room -> {connection id: outbox}: the fan-out loop touches nothing else.
         self._rooms: dict[str, dict[str, Outbox]] = {}
+        # room -> how many of its members here want envelopes even without history (room-protocol clients)
+        self._enveloped: dict[str, int] = {}
         # room -> {connection id: messages held back while that connection replays history}
         self._replaying: dict[str, dict[str, list[Message]]] = {}
         # room -> {connection id: last id its replay sent}, until a newer live message reaches it
@@ -135,6 +137,7 @@ class Hub:
             connection.outbox.closed = True
         self._connections.clear()
         self._rooms.clear()
+        self._enveloped.clear()
         self._replaying.clear()
         self._replayed.clear()
         self._refs.clear()
@@ -310,6 +313,8 @@ class Hub:
         backend = await self._backend()
         connection.rooms.add(room)
         self._rooms.setdefault(room, {})[connection.id] = connection.outbox
+        if connection.outbox.envelopes:
+            self._enveloped[room] = self._enveloped.get(room, 0) + 1
         await self._retain(room)
         if not room.startswith(CONNECTION_PREFIX):  # a connection's own room has no presence to track
             member = connection.member
@@ -324,10 +329,15 @@ class Hub:
             if not replayed:
                 del self._replayed[room]
         members = self._rooms.get(room)
-        if members is not None:
-            members.pop(connection.id, None)
+        if members is not None and members.pop(connection.id, None) is not None:
             if not members:
                 del self._rooms[room]
+            if connection.outbox.envelopes:
+                left = self._enveloped[room] - 1
+                if left:
+                    self._enveloped[room] = left
+                else:
+                    del self._enveloped[room]
         if not room.startswith(CONNECTION_PREFIX):
             member = connection.member
             if self.backend is not None:
@@ -358,6 +368,16 @@ class Hub:
             await operation
         except ConnectionError as exc:
             logger.warning("pubsub backend: %s failed: %s", what, exc)
+
+    def post(self, websocket: Any, text: str) -> None:
+        """Queue a text message for one accepted connection of this process, in order with its broadcasts.
+
+        Never waits: it goes through the connection's outbox and its slow-consumer policy. A
+        connection that has ended gets nothing.
+        """
+        connection = websocket.scope.get(SCOPE_KEY)
+        if connection is not None:
+            connection.outbox.put({"type": "websocket.send", "text": text})
 
     def local_members(self, room: str) -> list[str]:
         """Ids of this process's connections in `room`."""
@@ -424,14 +444,26 @@ class Hub:
         frames = shared(asgi)
         held = self._replaying.get(room)
         replayed = self._replayed.get(room)
-        if exclude is None and held is None and replayed is None:
+        wrapped = self._enveloped.get(room) and message.seq is None
+        if exclude is None and held is None and replayed is None and not wrapped:
             for outbox in members.values():
                 outbox.put(asgi, frames)
             return len(members)
         skip = _ids(exclude)
+        envelope = envelope_frames = None
+        if wrapped:
+            # Room-protocol clients need the room's name on every message: they get the envelope
+            # (JSON only; bytes do not reach them), everyone else the plain message.
+            envelope = message.envelope(room) if message.kind != BYTES else None
+            envelope_frames = shared(envelope) if envelope is not None else None
         count = 0
         for connection_id, outbox in list(members.items()):
             if connection_id in skip:
+                continue
+            if wrapped and outbox.envelopes:
+                if envelope is not None:
+                    outbox.put(envelope, envelope_frames)
+                    count += 1
                 continue
             if held is not None and connection_id in held:
                 held[connection_id].append(message)
@@ -449,9 +481,10 @@ class Hub:
     def signal_gap(self, room: str) -> None:
         """This process may have missed broadcasts to `room` (its backend was unreachable): tell its members."""
         last = self._last_seq.get(room)
-        if self.history_policy(room) is not None:
-            asgi = gap(room, last, None)
-            for outbox in self._rooms.get(room, {}).values():
+        history = self.history_policy(room) is not None
+        asgi = gap(room, last, None)
+        for outbox in self._rooms.get(room, {}).values():
+            if history or outbox.envelopes:  # plain clients of a plain room have no gap message to read
                 outbox.put(asgi)
         for callback in self._gap_callbacks:
             try:

@@ -4,6 +4,7 @@ Plain rooms send exactly what was broadcast: a str as a text message, bytes as a
 anything else as JSON text. Rooms with history send JSON envelopes so a client can resume:
 
     {"room": "lobby", "id": 17, "data": <the message>}       a message; ids grow by one per broadcast
+    {"room": "lobby", "data": <the message>}                 a room without history, to a room-protocol client
     {"room": "lobby", "gap": {"after": 5, "before": 12}}     messages after 5 and before 12 are lost
                                                              ("before" is null when not known)
 """
@@ -55,9 +56,11 @@ class Message:
         return {"type": "websocket.send", "text": self.data}
 
     def envelope(self, room: str) -> dict[str, Any]:
-        """The ASGI send message for a room with history: the message wrapped with its room and id."""
+        """The message wrapped with its room, and its id in rooms with history (not for bytes)."""
         data = self.data if self.kind == JSON else orjson.dumps(self.data).decode()
         head = orjson.dumps(room).decode()
+        if self.seq is None:
+            return {"type": "websocket.send", "text": f'{{"room":{head},"data":{data}}}'}
         return {"type": "websocket.send", "text": f'{{"room":{head},"id":{self.seq},"data":{data}}}'}
 
 

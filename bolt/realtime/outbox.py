@@ -26,11 +26,16 @@ POLICIES = (DROP_OLDEST, DROP_NEWEST, CLOSE)
 
 
 class OutboxSettings:
-    """How many messages may wait for one connection, what happens beyond that, and how long one send may take."""
+    """How many messages may wait for one connection, what happens beyond that, and how long one send may take.
 
-    __slots__ = ("size", "policy", "timeout")
+    `envelopes` marks connections that speak the room protocol: every message reaches them wrapped
+    as `{"room", "data"}`, also from rooms without history (which send plain messages to others).
+    """
 
-    def __init__(self, size: int = 256, policy: str = DROP_OLDEST, timeout: float | None = 10.0) -> None:
+    __slots__ = ("size", "policy", "timeout", "envelopes")
+
+    def __init__(self, size: int = 256, policy: str = DROP_OLDEST, timeout: float | None = 10.0,
+                 envelopes: bool = False) -> None:
         if size < 1:
             raise ValueError("send_queue must be at least 1")
         if policy not in POLICIES:
@@ -40,15 +45,18 @@ class OutboxSettings:
         self.size = size
         self.policy = policy
         self.timeout = timeout
+        self.envelopes = envelopes
 
     def replace(self, size: int | None = None, policy: str | None = None,
-                timeout: float | None | bool = False) -> OutboxSettings:
+                timeout: float | None | bool = False, envelopes: bool | None = None) -> OutboxSettings:
         """A copy with the given fields changed (`timeout=False` keeps the current one)."""
         return OutboxSettings(self.size if size is None else size, self.policy if policy is None else policy,
-                              self.timeout if timeout is False else timeout)  # type: ignore[arg-type]
+                              self.timeout if timeout is False else timeout,  # type: ignore[arg-type]
+                              self.envelopes if envelopes is None else envelopes)
 
     def __repr__(self) -> str:
-        return f"OutboxSettings(size={self.size}, policy={self.policy!r}, timeout={self.timeout})"
+        return (f"OutboxSettings(size={self.size}, policy={self.policy!r}, timeout={self.timeout}, "
+                f"envelopes={self.envelopes})")
 
 
 class _Rest:
@@ -94,7 +102,7 @@ class Outbox:
     """
 
     __slots__ = ("_send", "_write", "_queue", "_size", "_policy", "_timeout", "_on_slow", "_task", "closed",
-                 "dropped")
+                 "dropped", "envelopes")
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], settings: OutboxSettings,
                  on_slow: Callable[[str], None], write: Callable[[SharedMessage], bool] | None = None) -> None:
@@ -108,6 +116,7 @@ class Outbox:
         self._task: asyncio.Task[None] | None = None
         self.closed = False
         self.dropped = 0
+        self.envelopes = settings.envelopes
 
     def __len__(self) -> int:
         """Messages waiting (not counting one being written)."""

@@ -88,6 +88,12 @@ class PresenceSubscription:
             await self._waiter
         return self._events.popleft()
 
+    def drain(self) -> list[PresenceEvent]:
+        """The events already waiting, without waiting for more."""
+        events = list(self._events)
+        self._events.clear()
+        return events
+
     def __aiter__(self) -> PresenceSubscription:
         return self
 

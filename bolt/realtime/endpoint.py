@@ -1,0 +1,355 @@
+"""The room protocol (docs/realtime-protocol.md): many rooms over one WebSocket, served by `api.realtime(...)`.
+
+A client joins rooms (resuming with `since`), leaves them, publishes to them and pings; every
+message it sends may carry a `ref` that the server's reply echoes. Everything the server sends
+goes through the connection's outbox, so replies, presence and room messages arrive in the order
+they were produced. Who may join and publish is the endpoint's policy; the default refuses both.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from bolt.realtime.backends.base import PublishError
+from bolt.realtime.hub import Hub
+from bolt.realtime.names import InvalidRoomName, check_room
+from bolt.realtime.presence import JOIN, Member, PresenceEvent, PresenceSubscription
+from bolt.security.ratelimit import TokenBucket
+from bolt.validation import ValidationError, validate
+from bolt.websocket import CloseCode, WebSocket, WebSocketClose
+
+logger = logging.getLogger("bolt.realtime")
+
+VERSION = 1
+DEFAULT_MAX_ROOMS = 32
+MAX_REF_LENGTH = 64
+MESSAGE_RATE_EXCEEDED = "Message rate exceeded"
+
+# A policy: True (everyone), None (no one) or a callable returning True, sync or async.
+Policy = bool | Callable[..., Any] | None
+
+
+class ProtocolError(Exception):
+    """A client message the endpoint refuses: answered with `code` and `reason`, the socket stays open."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class RealtimeEndpoint:
+    """The handler behind `api.realtime(path, ...)`: one instance per route, one `Session` per connection.
+
+    `can_join(websocket, room)` and `can_publish(websocket, room, data)` decide per room (sync or
+    async; only a return value of True allows). Left out, nobody may join or publish: a room name is
+    chosen by the client, so an endpoint that allowed every name would let anyone listen to any room.
+    Pass True to allow every room. `on_publish(websocket, room, data)` may persist or transform a
+    message before it is broadcast: its return value replaces `data` unless it is None. `model`
+    checks published data as `receive_json(model)` does.
+    """
+
+    def __init__(self, hub: Hub, *, can_join: Policy = None, can_publish: Policy = None,
+                 on_publish: Callable[..., Any] | None = None, model: Any = None,
+                 max_rooms: int = DEFAULT_MAX_ROOMS) -> None:
+        if max_rooms < 1:
+            raise ValueError("max_rooms must be at least 1")
+        for name, policy in (("can_join", can_join), ("can_publish", can_publish)):
+            if not (policy is None or isinstance(policy, bool) or callable(policy)):
+                raise TypeError(f"{name} must be True, False, None or a callable, not {policy!r}")
+        if on_publish is not None and not callable(on_publish):
+            raise TypeError("on_publish must be callable")
+        self.hub = hub
+        self.can_join = can_join
+        self.can_publish = can_publish
+        self.on_publish = on_publish
+        self.model = model
+        self.max_rooms = max_rooms
+        self.message_limit: tuple[tuple[float, int], str] | None = None  # set by the api from the route's limit
+        self._relays: dict[str, PresenceRelay] = {}
+
+    async def __call__(self, websocket: WebSocket) -> None:
+        await websocket.accept()
+        session = Session(self, websocket)
+        self.hub.post(websocket, orjson.dumps({
+            "type": "hello", "version": VERSION, "connection": self.hub.connection_id(websocket),
+            "user": getattr(websocket.auth, "user_id", None), "max_rooms": self.max_rooms}).decode())
+        try:
+            await session.run()
+        finally:
+            session.end()
+
+    def relay(self, room: str) -> PresenceRelay:
+        """This process's presence relay for `room`, started on first use."""
+        relay = self._relays.get(room)
+        if relay is None or relay.loop is not asyncio.get_running_loop():
+            relay = self._relays[room] = PresenceRelay(self, room)
+        return relay
+
+    def relay_done(self, relay: PresenceRelay) -> None:
+        if self._relays.get(relay.room) is relay:
+            del self._relays[relay.room]
+
+
+class Session:
+    """One connection's side of the protocol: its rooms and the dispatch of its messages."""
+
+    def __init__(self, endpoint: RealtimeEndpoint, websocket: WebSocket) -> None:
+        self.endpoint = endpoint
+        self.hub = endpoint.hub
+        self.websocket = websocket
+        self.rooms: set[str] = set()
+        self.watching: dict[str, PresenceRelay] = {}
+        limit = endpoint.message_limit
+        self.bucket = TokenBucket(*limit[0]) if limit is not None else None
+        self.close_over_limit = limit is not None and limit[1] == "close"
+        self.handlers = {"join": self.join, "leave": self.leave, "publish": self.publish, "ping": self.ping}
+
+    async def run(self) -> None:
+        receive = self.websocket.receive
+        while True:
+            message = await receive()  # raises WebSocketDisconnect when the client goes
+            text = message.get("text")
+            if text is None:
+                self.error(None, "bad_json", "binary frames are not part of the protocol: send JSON text")
+                continue
+            await self.handle(text)
+
+    async def handle(self, text: str) -> None:
+        try:
+            request = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            self.error(None, "bad_json", f"not valid JSON: {exc}")
+            return
+        if not isinstance(request, dict):
+            self.error(None, "bad_json", "a message must be a JSON object")
+            return
+        ref = request.get("ref")
+        if not _valid_ref(ref):
+            self.error(None, "bad_message", f"ref must be a string of at most {MAX_REF_LENGTH} characters or an integer")
+            return
+        if self.bucket is not None and not self.bucket.take():
+            if self.close_over_limit:
+                raise WebSocketClose(CloseCode.POLICY_VIOLATION, MESSAGE_RATE_EXCEEDED)
+            self.error(ref, "rate_limited", MESSAGE_RATE_EXCEEDED)
+            return
+        kind = request.get("type")
+        handler = self.handlers.get(kind) if isinstance(kind, str) else None
+        try:
+            if handler is None:
+                raise ProtocolError("unknown_type", f"unknown message type {kind!r}: use join, leave, publish or ping"
+                                    if kind is not None else "a message needs a type")
+            extra = await handler(request)
+        except ProtocolError as exc:
+            self.error(ref, exc.code, exc.reason)
+            return
+        if ref is not None:
+            reply: dict[str, Any] = {"type": "reply", "ref": ref, "ok": True}
+            if extra:
+                reply.update(extra)
+            self.post(reply)
+
+    # -- messages ---------------------------------------------------------------------------------
+
+    async def join(self, request: dict[str, Any]) -> None:
+        room = _room(request)
+        since = request.get("since")
+        if since is not None and (type(since) is not int or since < 0):
+            raise ProtocolError("bad_message", "since must be a non-negative integer")
+        presence = request.get("presence", False)
+        if not isinstance(presence, bool):
+            raise ProtocolError("bad_message", "presence must be true or false")
+        if room in self.rooms:
+            return
+        if len(self.rooms) >= self.endpoint.max_rooms:
+            raise ProtocolError("too_many_rooms", f"a connection may be in at most {self.endpoint.max_rooms} rooms")
+        if not await self.allowed(self.endpoint.can_join, "can_join", room):
+            raise ProtocolError("forbidden", f"not allowed to join {room!r}")
+        if since is not None and self.hub.history_policy(room) is None:
+            raise ProtocolError("no_history", f"room {room!r} keeps no history to resume from")
+        relay = self.endpoint.relay(room) if presence else None
+        if relay is not None:
+            relay.watch(self)  # before joining: the changes that follow the member list must not be missed
+        try:
+            await self.hub.join(self.websocket, room, since)
+        except BaseException:
+            if relay is not None:
+                relay.unwatch(self)
+            raise
+        self.rooms.add(room)
+        if relay is not None:
+            self.watching[room] = relay
+            await relay.send_members(self)
+
+    async def leave(self, request: dict[str, Any]) -> None:
+        room = _room(request)
+        if room not in self.rooms:
+            return
+        self.rooms.discard(room)
+        relay = self.watching.pop(room, None)
+        if relay is not None:
+            relay.unwatch(self)
+        await self.hub.leave(self.websocket, room)
+
+    async def publish(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        room = _room(request)
+        if "data" not in request:
+            raise ProtocolError("bad_message", "a publish needs data")
+        if room not in self.rooms:
+            raise ProtocolError("not_joined", f"join {room!r} before publishing to it")
+        data = request["data"]
+        endpoint = self.endpoint
+        if endpoint.model is not None:
+            try:
+                data = validate(data, endpoint.model)
+            except ValidationError as exc:
+                raise ProtocolError("invalid_data", str(exc)) from None
+        if not await self.allowed(endpoint.can_publish, "can_publish", room, data):
+            raise ProtocolError("forbidden", f"not allowed to publish to {room!r}")
+        if endpoint.on_publish is not None:
+            result = await self.call(endpoint.on_publish, "on_publish", room, data)
+            if result is not None:
+                data = result
+        try:
+            seq = await self.hub.broadcast(room, data)
+        except PublishError as exc:
+            raise ProtocolError("unavailable", f"the message could not be published: {exc}") from None
+        except TypeError:
+            logger.exception("on_publish for %r returned a value that cannot be sent", room)
+            raise ProtocolError("internal", "the server could not send this message") from None
+        return {"id": seq} if seq is not None else None
+
+    async def ping(self, request: dict[str, Any]) -> None:
+        if request.get("ref") is None:
+            self.post({"type": "reply", "ok": True})
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    async def allowed(self, policy: Policy, name: str, *args: Any) -> bool:
+        if policy is None or isinstance(policy, bool):
+            return policy is True
+        return await self.call(policy, name, *args) is True
+
+    async def call(self, function: Callable[..., Any], name: str, *args: Any) -> Any:
+        """Run the endpoint's own code; its failure is logged and answered, never sent as a traceback."""
+        try:
+            result = function(self.websocket, *args)
+            if inspect.isawaitable(result):
+                result = await result
+        except ProtocolError:
+            raise
+        except Exception:
+            logger.exception("%s of the realtime endpoint %s raised", name, self.websocket.path)
+            raise ProtocolError("internal", f"{name} failed on the server") from None
+        return result
+
+    def post(self, message: dict[str, Any]) -> None:
+        self.hub.post(self.websocket, orjson.dumps(message).decode())
+
+    def error(self, ref: Any, code: str, reason: str) -> None:
+        error = {"code": code, "reason": reason}
+        if ref is None:
+            self.post({"type": "error", "error": error})
+        else:
+            self.post({"type": "reply", "ref": ref, "ok": False, "error": error})
+
+    def end(self) -> None:
+        for relay in self.watching.values():
+            relay.unwatch(self)
+        self.watching.clear()
+
+
+class PresenceRelay:
+    """One room's presence for this process's protocol clients that asked for it.
+
+    One subscription and one task per room (not per client) turn join and leave events into
+    `presence` messages. A client that is still waiting for its member list has the changes
+    buffered, and gets them right after the list: some may already be in it, which is harmless.
+    """
+
+    def __init__(self, endpoint: RealtimeEndpoint, room: str) -> None:
+        self.endpoint = endpoint
+        self.room = room
+        self.loop = asyncio.get_running_loop()
+        self.watchers: dict[Session, list[str] | None] = {}
+        self.subscription: PresenceSubscription = endpoint.hub.on_presence(room)
+        self.task = self.loop.create_task(self.run())
+
+    def watch(self, session: Session) -> None:
+        self.watchers[session] = []  # changes wait here until its member list has been sent
+
+    def unwatch(self, session: Session) -> None:
+        self.watchers.pop(session, None)
+        if not self.watchers:
+            self.endpoint.relay_done(self)
+            self.task.cancel()
+
+    async def send_members(self, session: Session) -> None:
+        """Send `session` the full member list, then the changes held back meanwhile."""
+        members = await self.endpoint.hub.members(self.room)
+        held = self.watchers.get(session)
+        if held is None:
+            return  # it left meanwhile
+        session.post({"type": "presence", "room": self.room, "members": [_member(m) for m in members]})
+        self.watchers[session] = None
+        for text in held:
+            session.hub.post(session.websocket, text)
+
+    async def run(self) -> None:
+        subscription = self.subscription
+        dropped = 0
+        try:
+            async with subscription:
+                while True:
+                    events = [await subscription.get()]
+                    events.extend(subscription.drain())
+                    if subscription.dropped != dropped:
+                        dropped = subscription.dropped  # changes were lost: everyone gets a fresh list
+                        for session in list(self.watchers):
+                            if self.watchers.get(session) is None:
+                                self.watchers[session] = []
+                                await self.send_members(session)
+                        continue
+                    self.dispatch(events)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            logger.exception("presence relay for %r failed", self.room)
+
+    def dispatch(self, events: list[PresenceEvent]) -> None:
+        joins = [_member(e.member) for e in events if e.type == JOIN]
+        leaves = [_member(e.member) for e in events if e.type != JOIN]
+        text = orjson.dumps({"type": "presence", "room": self.room, "join": joins, "leave": leaves}).decode()
+        hub = self.endpoint.hub
+        for session, held in self.watchers.items():
+            if held is None:
+                hub.post(session.websocket, text)
+            else:
+                held.append(text)
+
+
+def _member(member: Member) -> dict[str, Any]:
+    return {"connection": member.connection_id, "user": member.user_id}
+
+
+def _room(request: dict[str, Any]) -> str:
+    room = request.get("room")
+    if room is None:
+        raise ProtocolError("bad_message", f"a {request['type']} needs a room")
+    if not isinstance(room, str):
+        raise ProtocolError("bad_message", "room must be a string")
+    try:
+        return check_room(room)
+    except InvalidRoomName as exc:
+        raise ProtocolError("invalid_room", str(exc)) from None
+
+
+def _valid_ref(ref: Any) -> bool:
+    if ref is None or (type(ref) is int):
+        return True
+    return isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH

@@ -1,0 +1,388 @@
+"""The room protocol of `api.realtime(...)`, in-process with WebSocketTestClient: every message type,
+every error, authorization, limits, presence and resume (docs/realtime-protocol.md)."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import orjson
+import pytest
+
+from bolt import BoltAPI, WebSocket
+from bolt.middleware import rate_limit
+from bolt.auth import APIKeyAuthentication
+from bolt.realtime import PublishError
+from bolt.testing import ConnectionClosed, WebSocketTestClient
+
+pytestmark = pytest.mark.asyncio
+
+KEYS = {"key-alice": "alice", "key-bob": "bob", "key-eve": "eve"}
+
+
+def room_api(**options: Any) -> BoltAPI:
+    api = BoltAPI()
+    api.hub.keep_history("feed:", size=5)
+    defaults: dict[str, Any] = {"auth": [APIKeyAuthentication(KEYS)], "can_join": True, "can_publish": True}
+    api.realtime("/rt", **{**defaults, **options})
+    return api
+
+
+class Peer:
+    """A protocol client over the test client: sends requests, reads replies in order."""
+
+    def __init__(self, api: BoltAPI, user: str = "alice", path: str = "/rt") -> None:
+        self.ws = WebSocketTestClient(api, path, headers={"x-api-key": f"key-{user}"})
+        self.refs = 0
+        self.hello: dict[str, Any] = {}
+
+    async def __aenter__(self) -> Peer:
+        await self.ws.__aenter__()
+        self.hello = await self.next()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.ws.__aexit__(*exc)
+
+    async def next(self) -> Any:
+        return orjson.loads(await self.ws.receive_text())
+
+    async def send(self, **message: Any) -> None:
+        await self.ws.send_text(orjson.dumps(message).decode())
+
+    async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Send a request with a fresh ref and return its reply (other messages before it are kept)."""
+        self.refs += 1
+        await self.send(type=kind, ref=self.refs, **fields)
+        return await self.reply(self.refs)
+
+    async def reply(self, ref: Any) -> dict[str, Any]:
+        self.seen: list[Any] = []
+        while True:
+            message = await self.next()
+            if message.get("type") == "reply" and message.get("ref") == ref:
+                return message
+            self.seen.append(message)
+
+
+async def test_hello_names_the_connection_and_the_limits() -> None:
+    api = room_api(max_rooms=3)
+    async with Peer(api) as alice:
+        assert alice.hello["type"] == "hello" and alice.hello["version"] == 1
+        assert alice.hello["user"] == "alice" and alice.hello["max_rooms"] == 3
+        assert alice.hello["connection"] == api.hub.local_members(f"~c:{alice.hello['connection']}")[0]
+
+
+async def test_join_publish_and_receive_in_a_plain_room() -> None:
+    api = room_api()
+    async with Peer(api, "alice") as alice, Peer(api, "bob") as bob:
+        assert await alice.request("join", room="lobby") == {"type": "reply", "ref": 1, "ok": True}
+        assert (await bob.request("join", room="lobby"))["ok"]
+        assert await bob.request("publish", room="lobby", data={"text": "hi"}) == {
+            "type": "reply", "ref": 2, "ok": True}
+        # The sender gets its own message too, before its reply.
+        assert bob.seen == [{"room": "lobby", "data": {"text": "hi"}}]
+        assert await alice.next() == {"room": "lobby", "data": {"text": "hi"}}
+
+
+async def test_rooms_with_history_carry_ids_and_resume_with_since() -> None:
+    api = room_api()
+    async with Peer(api, "alice") as alice:
+        await alice.request("join", room="feed:a")
+        ids = [(await alice.request("publish", room="feed:a", data=n))["id"] for n in range(3)]
+        assert ids == [1, 2, 3]
+    async with Peer(api, "bob") as bob:
+        reply = await bob.request("join", room="feed:a", since=1)
+        assert reply["ok"]
+        # The replay is queued before the reply: when it arrives the client is caught up.
+        assert bob.seen == [{"room": "feed:a", "id": 2, "data": 1}, {"room": "feed:a", "id": 3, "data": 2}]
+
+
+async def test_a_resume_beyond_the_history_reports_a_gap_first() -> None:
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.request("join", room="feed:b")
+        for n in range(8):  # the room keeps the last 5
+            await alice.request("publish", room="feed:b", data=n)
+    async with Peer(api, "bob") as bob:
+        await bob.request("join", room="feed:b", since=1)
+        assert bob.seen[0] == {"room": "feed:b", "gap": {"after": 1, "before": 4}}
+        assert [m["id"] for m in bob.seen[1:]] == [4, 5, 6, 7, 8]
+
+
+async def test_server_broadcasts_reach_protocol_clients_as_envelopes_and_plain_clients_unchanged() -> None:
+    api = room_api()
+
+    @api.websocket("/plain")
+    async def plain(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.join("lobby")
+        await websocket.send_text("joined")
+        await websocket.receive_text()
+
+    async with Peer(api) as alice, WebSocketTestClient(api, "/plain") as other:
+        await alice.request("join", room="lobby")
+        assert await other.receive_text() == "joined"
+        await api.hub.broadcast("lobby", "text")
+        await api.hub.broadcast("lobby", b"bytes")  # not for protocol clients
+        await api.hub.broadcast("lobby", [1, 2])
+        assert await alice.next() == {"room": "lobby", "data": "text"}
+        assert await alice.next() == {"room": "lobby", "data": [1, 2]}
+        assert [await other.receive_text(), await other.receive_bytes(), await other.receive_text()] == [
+            "text", b"bytes", "[1,2]"]
+
+
+async def test_direct_messages_arrive_from_the_user_room() -> None:
+    api = room_api()
+    async with Peer(api, "alice") as alice:
+        await api.hub.send_to_user("alice", {"note": 1})
+        assert await alice.next() == {"room": "~u:alice", "data": {"note": 1}}
+
+
+async def test_leave_stops_delivery_and_leaving_twice_succeeds() -> None:
+    api = room_api()
+    async with Peer(api, "alice") as alice, Peer(api, "bob") as bob:
+        await alice.request("join", room="lobby")
+        await bob.request("join", room="lobby")
+        assert (await alice.request("leave", room="lobby"))["ok"]
+        assert (await alice.request("leave", room="lobby"))["ok"]
+        await bob.request("publish", room="lobby", data="x")
+        assert (await alice.request("ping"))["ok"] and alice.seen == []
+
+
+async def test_ping_is_always_answered() -> None:
+    api = room_api()
+    async with Peer(api) as alice:
+        assert await alice.request("ping") == {"type": "reply", "ref": 1, "ok": True}
+        await alice.send(type="ping")
+        assert await alice.next() == {"type": "reply", "ok": True}
+        await alice.send(type="ping", ref="a-string-ref")
+        assert await alice.next() == {"type": "reply", "ref": "a-string-ref", "ok": True}
+
+
+@pytest.mark.parametrize("frame, code", [
+    ("not json", "bad_json"),
+    ("[1, 2]", "bad_json"),
+    ('{"room": "x"}', "unknown_type"),
+    ('{"type": "subscribe", "room": "x"}', "unknown_type"),
+    ('{"type": "join"}', "bad_message"),
+    ('{"type": "join", "room": 5}', "bad_message"),
+    ('{"type": "join", "room": "a b"}', "invalid_room"),
+    ('{"type": "join", "room": "~u:bob"}', "invalid_room"),
+    ('{"type": "join", "room": "x", "since": -1}', "bad_message"),
+    ('{"type": "join", "room": "x", "since": "3"}', "bad_message"),
+    ('{"type": "join", "room": "x", "since": true}', "bad_message"),
+    ('{"type": "join", "room": "x", "presence": "yes"}', "bad_message"),
+    ('{"type": "join", "room": "plain", "since": 3}', "no_history"),
+    ('{"type": "publish", "room": "x", "data": 1}', "not_joined"),
+    ('{"type": "publish", "room": "x"}', "bad_message"),
+    ('{"type": "join", "room": "x", "ref": {"a": 1}}', "bad_message"),
+    ('{"type": "join", "room": "x", "ref": "%s"}' % ("r" * 65), "bad_message"),
+])
+async def test_malformed_messages_get_an_error_and_the_socket_stays_open(frame: str, code: str) -> None:
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.ws.send_text(frame)
+        message = await alice.next()
+        assert message["type"] == "error" and message["error"]["code"] == code, message
+        assert message["error"]["reason"]
+        assert (await alice.request("ping"))["ok"]
+
+
+async def test_errors_with_a_ref_are_replies() -> None:
+    api = room_api()
+    async with Peer(api) as alice:
+        reply = await alice.request("publish", room="nowhere", data=1)
+        assert reply["ok"] is False and reply["error"]["code"] == "not_joined"
+
+
+async def test_binary_frames_are_answered_with_an_error() -> None:
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.ws.send_bytes(b'{"type": "ping"}')
+        assert (await alice.next())["error"]["code"] == "bad_json"
+
+
+async def test_the_default_policy_refuses_every_join_and_publish() -> None:
+    api = BoltAPI()
+    api.realtime("/rt")
+    async with Peer(api) as anyone:
+        reply = await anyone.request("join", room="lobby")
+        assert reply["error"]["code"] == "forbidden"
+        assert api.hub.local_members("lobby") == []
+
+    api = BoltAPI()
+    api.realtime("/rt", can_join=True)
+    async with Peer(api) as anyone:
+        await anyone.request("join", room="lobby")
+        assert (await anyone.request("publish", room="lobby", data=1))["error"]["code"] == "forbidden"
+
+
+async def test_can_join_and_can_publish_decide_per_room_sync_or_async() -> None:
+    async def can_join(websocket: Any, room: str) -> bool:
+        await asyncio.sleep(0)
+        return room.startswith("team:") or websocket.auth.user_id == "alice"
+
+    def can_publish(websocket: Any, room: str, data: Any) -> bool:
+        return websocket.auth.user_id != "eve" and data != "spam"
+
+    api = room_api(can_join=can_join, can_publish=can_publish)
+    async with Peer(api, "eve") as eve, Peer(api, "alice") as alice:
+        assert (await eve.request("join", room="staff"))["error"] == {
+            "code": "forbidden", "reason": "not allowed to join 'staff'"}
+        assert (await alice.request("join", room="staff"))["ok"]
+        assert (await eve.request("join", room="team:x"))["ok"]
+        assert (await eve.request("publish", room="team:x", data="hi"))["error"]["code"] == "forbidden"
+        await alice.request("join", room="team:x")
+        assert (await alice.request("publish", room="team:x", data="spam"))["error"]["code"] == "forbidden"
+        assert (await alice.request("publish", room="team:x", data="hi"))["ok"]
+
+
+async def test_a_truthy_value_that_is_not_true_does_not_allow() -> None:
+    api = room_api(can_join=lambda websocket, room: "yes")
+    async with Peer(api) as alice:
+        assert (await alice.request("join", room="lobby"))["error"]["code"] == "forbidden"
+
+
+async def test_policy_code_that_raises_is_an_internal_error_not_a_traceback(caplog: Any) -> None:
+    def can_join(websocket: Any, room: str) -> bool:
+        raise RuntimeError("database password is hunter2")
+
+    api = room_api(can_join=can_join)
+    async with Peer(api) as alice:
+        reply = await alice.request("join", room="lobby")
+        assert reply["error"] == {"code": "internal", "reason": "can_join failed on the server"}
+        assert "hunter2" not in str(reply)
+        assert (await alice.request("ping"))["ok"]
+    assert "hunter2" in caplog.text
+
+
+async def test_on_publish_transforms_and_none_keeps_the_data() -> None:
+    stored: list[Any] = []
+
+    async def on_publish(websocket: Any, room: str, data: Any) -> Any:
+        stored.append((room, data))
+        if isinstance(data, dict):
+            return {**data, "from": websocket.auth.user_id}
+        return None
+
+    api = room_api(on_publish=on_publish)
+    async with Peer(api) as alice:
+        await alice.request("join", room="lobby")
+        await alice.request("publish", room="lobby", data={"text": "hi"})
+        assert alice.seen == [{"room": "lobby", "data": {"text": "hi", "from": "alice"}}]
+        await alice.request("publish", room="lobby", data=7)
+        assert alice.seen == [{"room": "lobby", "data": 7}]
+    assert stored == [("lobby", {"text": "hi"}), ("lobby", 7)]
+
+
+@dataclasses.dataclass
+class Chat:
+    text: str
+    urgent: bool = False
+
+
+async def test_a_model_checks_published_data() -> None:
+    api = room_api(model=Chat)
+    async with Peer(api) as alice:
+        await alice.request("join", room="lobby")
+        reply = await alice.request("publish", room="lobby", data={"text": 5})
+        assert reply["error"]["code"] == "invalid_data" and "text" in reply["error"]["reason"]
+        await alice.request("publish", room="lobby", data={"text": "ok"})
+        assert alice.seen == [{"room": "lobby", "data": {"text": "ok", "urgent": False}}]
+
+
+async def test_more_rooms_than_max_rooms_are_refused() -> None:
+    api = room_api(max_rooms=2)
+    async with Peer(api) as alice:
+        assert (await alice.request("join", room="a"))["ok"]
+        assert (await alice.request("join", room="b"))["ok"]
+        assert (await alice.request("join", room="a"))["ok"]  # already in: nothing changes
+        assert (await alice.request("join", room="c"))["error"]["code"] == "too_many_rooms"
+        await alice.request("leave", room="a")
+        assert (await alice.request("join", room="c"))["ok"]
+
+
+async def test_presence_lists_members_then_sends_changes() -> None:
+    api = room_api()
+    async with Peer(api, "alice") as alice:
+        await alice.request("join", room="lobby", presence=True)
+        members = alice.seen[0]  # the list comes before the reply
+        me = {"connection": alice.hello["connection"], "user": "alice"}
+        assert members == {"type": "presence", "room": "lobby", "members": [me]}
+        async with Peer(api, "bob") as bob:
+            await bob.request("join", room="lobby")
+            bob_member = {"connection": bob.hello["connection"], "user": "bob"}
+            change = await _presence_change(alice)
+            assert change == {"type": "presence", "room": "lobby", "join": [bob_member], "leave": []}
+        change = await _presence_change(alice)
+        assert change == {"type": "presence", "room": "lobby", "join": [], "leave": [bob_member]}
+
+
+async def _presence_change(peer: Peer) -> dict[str, Any]:
+    """The next presence change that is not the peer's own join (which may arrive after its list)."""
+    while True:
+        message = await peer.next()
+        if message.get("type") == "presence" and "members" not in message:
+            if message["join"] and message["join"][0]["connection"] == peer.hello["connection"]:
+                continue
+            return message
+
+
+async def test_clients_without_presence_get_no_presence_messages() -> None:
+    api = room_api()
+    async with Peer(api, "alice") as alice:
+        await alice.request("join", room="lobby")
+        async with Peer(api, "bob") as bob:
+            await bob.request("join", room="lobby", presence=True)
+        assert (await alice.request("ping"))["ok"] and alice.seen == []
+
+
+async def test_message_rate_limit_answers_rate_limited_in_drop_mode() -> None:
+    api = room_api(rate_limit=rate_limit(messages=(0.001, 3), on_message_limit="drop"))
+    async with Peer(api) as alice:
+        for _ in range(3):
+            assert (await alice.request("ping"))["ok"]
+        reply = await alice.request("ping")
+        assert reply["error"] == {"code": "rate_limited", "reason": "Message rate exceeded"}
+
+
+async def test_message_rate_limit_closes_with_1008_by_default() -> None:
+    api = room_api(rate_limit=rate_limit(messages=(0.001, 2)))
+    async with Peer(api) as alice:
+        await alice.request("ping")
+        await alice.request("ping")
+        await alice.send(type="ping", ref=3)
+        with pytest.raises(ConnectionClosed) as closed:
+            await alice.next()
+        assert closed.value.code == 1008
+
+
+async def test_a_publish_the_backend_refuses_is_answered_unavailable() -> None:
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.request("join", room="lobby")
+        backend = api.hub.backend
+
+        async def refuse(*args: Any) -> None:
+            raise PublishError("redis is away")
+
+        backend.publish = refuse  # type: ignore[method-assign]
+        reply = await alice.request("publish", room="lobby", data=1)
+        assert reply["error"]["code"] == "unavailable" and "redis is away" in reply["error"]["reason"]
+
+
+async def test_authentication_and_guards_of_the_route_apply_to_the_handshake() -> None:
+    api = room_api()
+    with pytest.raises(PermissionError):
+        async with WebSocketTestClient(api, "/rt", headers={"x-api-key": "wrong"}):
+            pass
+
+
+async def test_realtime_paths_take_no_parameters_and_policies_are_checked() -> None:
+    with pytest.raises(ValueError, match="no parameters"):
+        BoltAPI().realtime("/rt/{room}")
+    with pytest.raises(TypeError, match="can_join"):
+        BoltAPI().realtime("/rt", can_join="everyone")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_rooms"):
+        BoltAPI().realtime("/rt", max_rooms=0)
