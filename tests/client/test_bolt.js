@@ -550,3 +550,15 @@ test("publishing after close rejects with closed; join after close throws", asyn
   }
   assert(threw, "join after close throws a closed BoltError");
 });
+
+// -- direct messages -------------------------------------------------------------------------
+
+test("messages to ~c:<connection> and ~u:<user> reach onDirect", async () => {
+  const direct = [];
+  const { fakes } = setup({ onDirect: (data, meta) => direct.push([data, meta.room]) });
+  fakes.last.accept({ connection: "c9", user: "alice" });
+  fakes.last.push({ room: "~c:c9", data: "to this tab" });
+  fakes.last.push({ room: "~u:alice", data: { n: 1 } });
+  fakes.last.push({ room: "not-joined", data: "ignored" });
+  equal(direct, [["to this tab", "~c:c9"], [{ n: 1 }, "~u:alice"]]);
+});

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 from ports import free_port, wait_for_port
 
+pytestmark = pytest.mark.browser
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")

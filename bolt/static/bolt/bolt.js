@@ -56,6 +56,7 @@ const DEFAULTS = Object.freeze({
   retries: Infinity,
   reconnectOn: defaultReconnectOn,
   onError: undefined,
+  onDirect: undefined,
   WebSocket: undefined,
   random: undefined,
   timers: undefined,
@@ -478,8 +479,15 @@ export class Connection {
         return room && room._onPresence(msg);
       }
       case undefined: {
-        const room = typeof msg.room === "string" ? this._rooms.get(msg.room) : undefined;
-        if (!room) return; // a room just left, or not ours
+        if (typeof msg.room !== "string") return;
+        const room = this._rooms.get(msg.room);
+        if (!room) {
+          // "~c:<connection>" and "~u:<user>": what the server sent to this connection or its user.
+          if (msg.room.startsWith("~") && "data" in msg && this._opts.onDirect) {
+            this._call(this._opts.onDirect, msg.data, { room: msg.room, id: Number.isInteger(msg.id) ? msg.id : null });
+          }
+          return; // otherwise a room just left, or not ours
+        }
         if (msg.gap && typeof msg.gap === "object") return room._onGap(msg.gap);
         if ("data" in msg) return room._onMessage(msg);
         return;
