@@ -8,7 +8,7 @@ from django_settings import configure_django
 configure_django()
 
 from django.contrib.staticfiles import finders  # noqa: E402
-from django.template import Context, Template  # noqa: E402
+from django.template import Context, Engine  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
 BOLT_JS = Path(__file__).resolve().parent.parent.parent / "bolt" / "static" / "bolt" / "bolt.js"
@@ -21,7 +21,8 @@ def test_staticfiles_finds_boltjs_in_the_bolt_app() -> None:
         with override_settings(INSTALLED_APPS=apps, STATIC_URL="/static/"):
             found = finders.find("bolt/bolt.js")
             assert found is not None and Path(found).resolve() == BOLT_JS.resolve()
-            html = Template("{% load static %}<script type=module src=\"{% static 'bolt/bolt.js' %}\">").render(Context())
+            engine = Engine(libraries={"static": "django.templatetags.static"})
+            html = engine.from_string("{% load static %}<script type=module src=\"{% static 'bolt/bolt.js' %}\">").render(Context())
             assert html == '<script type=module src="/static/bolt/bolt.js">'
     finally:
         finders.get_finder.cache_clear()
