@@ -76,7 +76,11 @@ wheel_check() {
     else
         [[ $has_ext == no ]] || fail "$(basename "$wheel") lacks bolt/_accel"
     fi
-    echo "ok: $(basename "$wheel") (extension: $has_ext)"
+    [[ $listing == *bolt/static/bolt/bolt.js* ]] || fail "$(basename "$wheel") lacks bolt/static/bolt/bolt.js"
+    local sdist_listing
+    sdist_listing=$(tar tzf "$out"/*.tar.gz)
+    [[ $sdist_listing == */bolt/static/bolt/bolt.js* ]] || fail "the sdist lacks bolt/static/bolt/bolt.js"
+    echo "ok: $(basename "$wheel") (extension: $has_ext, with bolt.js; sdist with bolt.js)"
 }
 
 say "(a) no cargo on PATH: pure-Python install"

@@ -11,9 +11,13 @@ VENV="${VENV:-$ROOT/.venv-test}"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "system packages (redis-server for the pub/sub tests)"
-if ! command -v redis-server >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+step "system packages (redis-server for the pub/sub tests, chromium and chromedriver for bolt.js's tests)"
+missing_packages=()
+command -v redis-server >/dev/null 2>&1 || missing_packages+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing_packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing_packages+=(chromium-driver)
+if [ ${#missing_packages[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing_packages[@]}" >/dev/null
 fi
 
 step "venv with bolt and its test dependencies (builds the Rust accelerator: cargo is on PATH)"
@@ -24,7 +28,7 @@ PY="$VENV/bin/python"
 "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
 "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
 "$PY" -c "import bolt.accel as a, sys; sys.exit(0 if a.ENABLED else 'the accelerator did not build')"
-export PYTHON="$PY" BOLT_REQUIRE_REDIS=1
+export PYTHON="$PY" BOLT_REQUIRE_REDIS=1 BOLT_REQUIRE_BROWSER=1
 
 step "test suite, accelerated build (a missing extension fails the accel tests instead of skipping them)"
 BOLT_REQUIRE_ACCEL=1 "$PY" -m pytest -q -p no:cacheprovider

@@ -1,0 +1,684 @@
+/**
+ * bolt.js: the browser client of bolt's room protocol, version 1 (docs/realtime-protocol.md).
+ *
+ * One dependency-free ES module, no build step. Usage and every option: docs/client.md.
+ *
+ *     import { connect } from "/static/bolt/bolt.js";
+ *     const conn = connect("/ws/rt");
+ *     const room = conn.join("lobby", { onMessage: (data) => console.log(data) });
+ *     await room.publish({ text: "hi" });
+ *
+ * @module bolt
+ */
+
+/** The room protocol version this client speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** Close codes after which the client reconnects by default: the server went away or asked to retry. */
+export const RECONNECT_CODES = Object.freeze([1001, 1005, 1006, 1011, 1012, 1013, 1014]);
+
+/**
+ * The default `reconnectOn` policy: reconnect on the codes in RECONNECT_CODES, give up on every other
+ * code (1000, 1008 policy violation, 4000-4999 application codes, ...).
+ * @param {number} code
+ * @returns {boolean}
+ */
+export function defaultReconnectOn(code) {
+  return RECONNECT_CODES.includes(code);
+}
+
+/**
+ * The error every rejected promise and every `onError` report carries: `code` is one of the
+ * protocol's error codes ("forbidden", "not_joined", ...) or one of the client's own
+ * ("timeout", "queue_full", "disconnected", "closed", "left", "invalid_data", "bad_json").
+ */
+export class BoltError extends Error {
+  /**
+   * @param {string} code
+   * @param {string} reason
+   */
+  constructor(code, reason) {
+    super(reason ? `${code}: ${reason}` : code);
+    this.name = "BoltError";
+    this.code = code;
+    this.reason = reason || "";
+  }
+}
+
+const DEFAULTS = Object.freeze({
+  params: undefined,
+  protocols: undefined,
+  pingInterval: 25000,
+  pingTimeout: 10000,
+  connectTimeout: 10000,
+  replyTimeout: 10000,
+  queueSize: 100,
+  retries: Infinity,
+  reconnectOn: defaultReconnectOn,
+  onError: undefined,
+  onDirect: undefined,
+  WebSocket: undefined,
+  random: undefined,
+  timers: undefined,
+});
+
+const BACKOFF_DEFAULTS = Object.freeze({ initial: 500, max: 30000, factor: 2, resetAfter: 5000 });
+
+const REAL_TIMERS = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id),
+};
+
+/**
+ * Open a connection to a room endpoint (`api.realtime(path)` on the server). It connects at once
+ * and keeps itself connected until `close()` or a close code that says not to retry.
+ *
+ * @param {string} url  "/ws/rt" (resolved against the page, ws: or wss: after http: or https:), or "wss://host/ws/rt"
+ * @param {object} [options]  see docs/client.md for every option and its default
+ * @returns {Connection}
+ */
+export function connect(url, options = {}) {
+  return new Connection(url, options);
+}
+
+/**
+ * The WebSocket URL for `url` with `params` as query parameters.
+ * @param {string} url
+ * @param {Record<string, any>} [params]
+ * @returns {string}
+ */
+export function resolveUrl(url, params) {
+  const base = typeof location !== "undefined" ? location.href : undefined;
+  const resolved = new URL(url, base);
+  if (resolved.protocol === "http:") resolved.protocol = "ws:";
+  else if (resolved.protocol === "https:") resolved.protocol = "wss:";
+  for (const [key, value] of Object.entries(params || {})) {
+    if (value !== undefined && value !== null) resolved.searchParams.set(key, String(value));
+  }
+  return resolved.href;
+}
+
+/** A connection: one WebSocket at a time, replaced after each loss, carrying every joined room. */
+export class Connection {
+  constructor(url, options) {
+    const opts = { ...DEFAULTS, ...options };
+    this.url = url;
+    /** "connecting" | "open" | "reconnecting" | "closed" */
+    this.state = "connecting";
+    /** This connection's id in presence (from the server's hello), null until open. */
+    this.id = null;
+    /** The authenticated user id the server reported, or null. */
+    this.user = null;
+    /** How many rooms the server lets this connection join at once, null until open. */
+    this.maxRooms = null;
+    /** The last close of the socket: {code, reason, wasClean}, or null. */
+    this.closeEvent = null;
+    /** Why the connection is closed for good, once state is "closed". */
+    this.reason = null;
+
+    this._opts = opts;
+    this._backoff = { ...BACKOFF_DEFAULTS, ...(options.backoff || {}) };
+    this._WebSocket = opts.WebSocket || globalThis.WebSocket;
+    this._random = opts.random || Math.random;
+    this._timers = opts.timers || REAL_TIMERS;
+    this._rooms = new Map(); // name -> Room
+    this._pending = new Map(); // ref -> {resolve, reject, timer}
+    this._queue = []; // publishes waiting for their room to be joined on an open socket
+    this._listeners = new Set();
+    this._nextRef = 1;
+    this._attempt = 0; // consecutive attempts since the last stable connection
+    this._ws = null;
+    this._ready = false; // the current socket has said hello
+    this._heard = false; // something arrived since the last ping
+    this._timer = { retry: null, connect: null, ping: null, stable: null };
+    this._onOnline = () => {
+      // The browser says the network is back: try now rather than at the end of the backoff.
+      if (this.state === "reconnecting" && typeof this._timer.retry !== "string" && this._timer.retry !== null) this._dial();
+    };
+    if (typeof window !== "undefined" && window.addEventListener) window.addEventListener("online", this._onOnline);
+    this._dial();
+  }
+
+  /**
+   * Call `fn(state, detail)` on every state change, and again for each new attempt while
+   * "reconnecting". `detail` has `code` and `reason` (of the close that caused it), and while
+   * reconnecting `attempt` and `delay` (ms until the attempt).
+   * @param {(state: string, detail: object) => void} fn
+   * @returns {() => void} a function that unsubscribes
+   */
+  onState(fn) {
+    this._listeners.add(fn);
+    return () => this._listeners.delete(fn);
+  }
+
+  /**
+   * Join a room. Returns at once; the join is sent when the connection is open, and again with
+   * `since` after every reconnect.
+   * @param {string} name
+   * @param {{onMessage?: Function, onGap?: Function, onPresence?: Function, onError?: Function,
+   *          presence?: boolean, since?: number}} [handlers]
+   * @returns {Room}
+   */
+  join(name, handlers = {}) {
+    if (this.state === "closed") throw new BoltError("closed", this.reason || "the connection is closed");
+    if (typeof name !== "string") throw new TypeError("a room name is a string");
+    if (this._rooms.has(name)) throw new Error(`already in room ${JSON.stringify(name)}: leave() it first`);
+    const room = new Room(this, name, handlers);
+    this._rooms.set(name, room);
+    if (this._ready) room._sendJoin();
+    return room;
+  }
+
+  /** The rooms this connection is in (or joining), by name. */
+  get rooms() {
+    return new Map(this._rooms);
+  }
+
+  /**
+   * Close for good: no reconnect. Unsent publishes and publishes awaiting a reply reject with
+   * code "closed".
+   * @param {number} [code=1000]
+   * @param {string} [reason]
+   */
+  close(code = 1000, reason = "closed by the client") {
+    if (this.state === "closed") return;
+    const ws = this._ws;
+    this._detach();
+    if (ws) {
+      try {
+        ws.close(code, reason);
+      } catch (err) {
+        ws.close();
+      }
+    }
+    this.closeEvent = { code, reason, wasClean: true };
+    this._shutdown(reason, { code, reason });
+  }
+
+  // -- the socket's life ------------------------------------------------------------------
+
+  _dial() {
+    this._clear("retry");
+    if (this.state === "closed") return;
+    let params = this._opts.params;
+    try {
+      if (typeof params === "function") params = params();
+    } catch (err) {
+      this._report(err);
+      this._lost({ code: 1006, reason: "params() failed", wasClean: false }, true);
+      return;
+    }
+    if (params && typeof params.then === "function") {
+      // An async params() (e.g. fetching a fresh token): dial once it settles.
+      this._timer.retry = "params";
+      params.then(
+        (value) => this._timer.retry === "params" && this._open(value),
+        (err) => {
+          if (this._timer.retry !== "params") return;
+          this._timer.retry = null;
+          this._report(err);
+          this._lost({ code: 1006, reason: "params() failed", wasClean: false }, true);
+        },
+      );
+      return;
+    }
+    this._open(params);
+  }
+
+  _open(params) {
+    this._timer.retry = null;
+    if (this.state === "closed") return;
+    let ws;
+    try {
+      ws = this._opts.protocols === undefined
+        ? new this._WebSocket(resolveUrl(this.url, params))
+        : new this._WebSocket(resolveUrl(this.url, params), this._opts.protocols);
+    } catch (err) {
+      // A malformed URL or protocol list: retrying cannot help.
+      this._report(err);
+      this._shutdown(`cannot open a WebSocket: ${err.message}`, { code: null, reason: err.message });
+      return;
+    }
+    this._ws = ws;
+    this._ready = false;
+    ws.onmessage = (event) => this._ws === ws && this._receive(event.data);
+    ws.onclose = (event) =>
+      this._ws === ws && this._lost({ code: event.code, reason: event.reason, wasClean: event.wasClean });
+    ws.onerror = () => {}; // a close event follows every error; it decides what happens
+    if (this._opts.connectTimeout) {
+      this._timer.connect = this._timers.setTimeout(() => {
+        this._timer.connect = null;
+        this._abandon(ws, `no hello within ${this._opts.connectTimeout} ms`);
+      }, this._opts.connectTimeout);
+    }
+  }
+
+  _hello(msg) {
+    if (this._ready) return;
+    this._clear("connect");
+    this._ready = true;
+    this.id = msg.connection ?? null;
+    this.user = msg.user ?? null;
+    this.maxRooms = msg.max_rooms ?? null;
+    const ws = this._ws;
+    this._timer.stable = this._timers.setTimeout(() => {
+      this._timer.stable = null;
+      if (this._ws === ws) this._attempt = 0; // it stayed up: the next loss starts the backoff over
+    }, this._backoff.resetAfter);
+    this._schedulePing();
+    // Rejoin before announcing "open", so a join() made by a state listener is not sent twice.
+    for (const room of this._rooms.values()) room._sendJoin();
+    this._setState("open", {});
+  }
+
+  /** Give up on a socket the browser still thinks is alive; reconnect as after a network loss. */
+  _abandon(ws, reason) {
+    if (this._ws !== ws) return;
+    this._detach();
+    try {
+      ws.close(4000, reason.slice(0, 120));
+    } catch (err) {
+      /* already closing */
+    }
+    this._lost({ code: 1006, reason, wasClean: false }, true);
+  }
+
+  _detach() {
+    const ws = this._ws;
+    if (ws) ws.onmessage = ws.onclose = ws.onerror = null;
+    this._ws = null;
+    this._ready = false;
+    for (const name of ["connect", "ping", "stable"]) this._clear(name);
+  }
+
+  _lost(event, always = false) {
+    this._detach();
+    this.closeEvent = event;
+    this._failPending("disconnected", "the connection was lost before a reply: the message may or may not have been delivered");
+    for (const room of this._rooms.values()) {
+      room._joined = false;
+      room.state = "joining";
+    }
+    if (this.state === "closed") return;
+    let retry = always;
+    if (!retry) {
+      try {
+        retry = this._opts.reconnectOn(event.code, event.reason);
+      } catch (err) {
+        this._report(err);
+      }
+    }
+    if (!retry) {
+      this._shutdown(`closed by the server (${event.code}${event.reason ? " " + event.reason : ""})`, event);
+    } else if (this._attempt >= this._opts.retries) {
+      this._shutdown(`gave up after ${this._attempt} attempts`, event);
+    } else {
+      const { initial, max, factor } = this._backoff;
+      const ceiling = Math.min(max, initial * factor ** this._attempt);
+      const delay = Math.floor(this._random() * ceiling); // "full jitter": anywhere in [0, ceiling)
+      this._attempt += 1;
+      this._timer.retry = this._timers.setTimeout(() => this._dial(), delay);
+      this._setState("reconnecting", { code: event.code, reason: event.reason, attempt: this._attempt, delay });
+    }
+  }
+
+  _shutdown(reason, event) {
+    this._detach();
+    this._clear("retry");
+    this.reason = reason;
+    if (typeof window !== "undefined" && window.removeEventListener) window.removeEventListener("online", this._onOnline);
+    this._failPending("closed", reason);
+    const queued = this._queue.splice(0);
+    for (const item of queued) item.reject(new BoltError("closed", reason));
+    for (const room of this._rooms.values()) room._close(reason);
+    this._setState("closed", { code: event.code, reason });
+  }
+
+  _setState(state, detail) {
+    this.state = state;
+    for (const fn of [...this._listeners]) this._call(fn, state, detail);
+  }
+
+  _clear(name) {
+    const id = this._timer[name];
+    if (id !== null && id !== "params") this._timers.clearTimeout(id);
+    this._timer[name] = null;
+  }
+
+  // -- ping -------------------------------------------------------------------------------
+
+  _schedulePing(delay = this._opts.pingInterval) {
+    if (!this._opts.pingInterval) return;
+    this._timer.ping = this._timers.setTimeout(() => this._ping(), delay);
+  }
+
+  _ping() {
+    const ws = this._ws;
+    this._heard = false;
+    this._request({ type: "ping" }, 0).catch(() => {});
+    this._timer.ping = this._timers.setTimeout(() => {
+      this._timer.ping = null;
+      // Any frame since the ping proves the socket alive, not only the ping's own reply.
+      if (!this._heard) this._abandon(ws, `no reply to ping within ${this._opts.pingTimeout} ms`);
+      else this._schedulePing(Math.max(0, this._opts.pingInterval - this._opts.pingTimeout));
+    }, this._opts.pingTimeout);
+  }
+
+  // -- requests and replies ---------------------------------------------------------------
+
+  /** Send `msg` with a fresh ref; the promise settles with its reply (or rejects after `timeout` ms, 0 = never). */
+  _request(msg, timeout) {
+    const ref = this._nextRef++;
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, timer: null };
+      if (timeout) {
+        entry.timer = this._timers.setTimeout(() => {
+          this._pending.delete(ref);
+          reject(new BoltError("timeout", `no reply within ${timeout} ms`));
+        }, timeout);
+      }
+      this._pending.set(ref, entry);
+      try {
+        this._ws.send(JSON.stringify({ ...msg, ref }));
+      } catch (err) {
+        this._settle(ref, null, new BoltError("disconnected", String(err && err.message)));
+      }
+    });
+  }
+
+  _settle(ref, reply, error) {
+    const entry = this._pending.get(ref);
+    if (!entry) return; // timed out already, or not ours
+    this._pending.delete(ref);
+    if (entry.timer !== null) this._timers.clearTimeout(entry.timer);
+    if (error) entry.reject(error);
+    else entry.resolve(reply);
+  }
+
+  _failPending(code, reason) {
+    const refs = [...this._pending.keys()];
+    for (const ref of refs) this._settle(ref, null, new BoltError(code, reason));
+  }
+
+  _onReply(msg) {
+    if (msg.ok === true) return this._settle(msg.ref, msg, null);
+    const error = msg.error && typeof msg.error === "object" ? msg.error : {};
+    this._settle(msg.ref, null, new BoltError(String(error.code || "error"), String(error.reason || "")));
+  }
+
+  // -- publishes --------------------------------------------------------------------------
+
+  _publish(room, data) {
+    if (this.state === "closed") return Promise.reject(new BoltError("closed", this.reason || "the connection is closed"));
+    let json;
+    try {
+      json = JSON.stringify(data);
+    } catch (err) {
+      return Promise.reject(new BoltError("invalid_data", String(err.message)));
+    }
+    if (json === undefined) return Promise.reject(new BoltError("invalid_data", "data must be a JSON value"));
+    const ahead = this._queue.some((item) => item.room === room);
+    if (this._ready && room._joined && !ahead) return this._sendPublish(room, data);
+    if (this._queue.length >= this._opts.queueSize) {
+      return Promise.reject(new BoltError("queue_full", `${this._queue.length} publishes already wait for the connection`));
+    }
+    return new Promise((resolve, reject) => this._queue.push({ room, data, resolve, reject }));
+  }
+
+  _sendPublish(room, data) {
+    return this._request({ type: "publish", room: room.name, data }, this._opts.replyTimeout);
+  }
+
+  /** Send every queued publish whose room is joined now, in the order they were made. */
+  _flush() {
+    if (!this._ready) return;
+    const waiting = [];
+    for (const item of this._queue.splice(0)) {
+      if (item.room._joined && !waiting.some((other) => other.room === item.room)) {
+        this._sendPublish(item.room, item.data).then(item.resolve, item.reject);
+      } else {
+        waiting.push(item);
+      }
+    }
+    this._queue.push(...waiting);
+  }
+
+  _dropQueued(room, error) {
+    const keep = [];
+    for (const item of this._queue.splice(0)) {
+      if (item.room === room) item.reject(error);
+      else keep.push(item);
+    }
+    this._queue.push(...keep);
+  }
+
+  // -- incoming ---------------------------------------------------------------------------
+
+  _receive(text) {
+    this._heard = true;
+    if (typeof text !== "string") return; // the protocol is JSON text only
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch (err) {
+      this._report(new BoltError("bad_json", "the server sent a frame that is not JSON"));
+      return;
+    }
+    if (!msg || typeof msg !== "object" || Array.isArray(msg)) return;
+    switch (msg.type) {
+      case "hello":
+        return this._hello(msg);
+      case "reply":
+        return this._onReply(msg);
+      case "error": {
+        const error = msg.error && typeof msg.error === "object" ? msg.error : {};
+        return this._report(new BoltError(String(error.code || "error"), String(error.reason || "")));
+      }
+      case "presence": {
+        const room = this._rooms.get(msg.room);
+        return room && room._onPresence(msg);
+      }
+      case undefined: {
+        if (typeof msg.room !== "string") return;
+        const room = this._rooms.get(msg.room);
+        if (!room) {
+          // "~c:<connection>" and "~u:<user>": what the server sent to this connection or its user.
+          if (msg.room.startsWith("~") && "data" in msg && this._opts.onDirect) {
+            this._call(this._opts.onDirect, msg.data, { room: msg.room, id: Number.isInteger(msg.id) ? msg.id : null });
+          }
+          return; // otherwise a room just left, or not ours
+        }
+        if (msg.gap && typeof msg.gap === "object") return room._onGap(msg.gap);
+        if ("data" in msg) return room._onMessage(msg);
+        return;
+      }
+      default:
+        return; // a message type of a later protocol version
+    }
+  }
+
+  // -- errors -----------------------------------------------------------------------------
+
+  /** Run a user callback; what it throws is reported, never raised into the client. */
+  _call(fn, ...args) {
+    try {
+      fn(...args);
+    } catch (err) {
+      this._report(err);
+    }
+  }
+
+  _report(err) {
+    const handler = this._opts.onError;
+    if (handler) {
+      try {
+        handler(err);
+        return;
+      } catch (inner) {
+        console.error("bolt.js: onError threw", inner);
+      }
+    }
+    console.error("bolt.js:", err);
+  }
+}
+
+/** A room joined through a Connection. */
+export class Room {
+  constructor(connection, name, handlers) {
+    /** The room's name. */
+    this.name = name;
+    /** The Connection it belongs to. */
+    this.connection = connection;
+    /** The id of the last message delivered (what the next join sends as `since`), or null. */
+    this.lastId = Number.isInteger(handlers.since) ? handlers.since : null;
+    /** Who is in the room: [{connection, user}], kept up to date when presence was asked for. */
+    this.members = [];
+    /** "joining" | "joined" | "left" | "refused" | "closed" */
+    this.state = "joining";
+
+    this._handlers = handlers;
+    this._presence = Boolean(handlers.presence || handlers.onPresence);
+    this._members = new Map();
+    this._joined = false; // the current socket has acknowledged the join
+    this._everJoined = false;
+    this._readyResolve = null;
+    this._readyReject = null;
+    /** Resolves once the first join is acknowledged; rejects (BoltError) if it is refused. */
+    this.ready = new Promise((resolve, reject) => {
+      this._readyResolve = resolve;
+      this._readyReject = reject;
+    });
+    this.ready.catch(() => {}); // a refusal is also reported to onError; an unobserved one is not an unhandled rejection
+  }
+
+  /**
+   * Publish `data` (any JSON value) to the room, the sender included. Resolves with the server's
+   * reply ({type: "reply", ref, ok: true, id?}); rejects with a BoltError whose `code` is the
+   * server's error code, or "timeout", "queue_full", "disconnected", "closed", "left", "invalid_data".
+   * @param {any} data
+   * @returns {Promise<object>}
+   */
+  publish(data) {
+    if (this.state === "left" || this.state === "refused") {
+      return Promise.reject(new BoltError(this.state === "left" ? "left" : "not_joined", `room ${this.name} was ${this.state}`));
+    }
+    return this.connection._publish(this, data);
+  }
+
+  /**
+   * Leave the room. Publishes still waiting in the queue reject with code "left". Resolves once the
+   * server has confirmed, or at once when not connected (the server forgets the room with the socket).
+   * @returns {Promise<void>}
+   */
+  leave() {
+    if (this.state === "left" || this.state === "closed" || this.state === "refused") return Promise.resolve();
+    const conn = this.connection;
+    this._forget("left", new BoltError("left", `left room ${this.name}`));
+    if (!conn._ready) return Promise.resolve();
+    return conn._request({ type: "leave", room: this.name }, conn._opts.replyTimeout).then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
+  _forget(state, error) {
+    const conn = this.connection;
+    this.state = state;
+    this._joined = false;
+    if (conn._rooms.get(this.name) === this) conn._rooms.delete(this.name);
+    conn._dropQueued(this, error);
+    this._members.clear();
+    this.members = [];
+  }
+
+  _close(reason) {
+    this._joined = false;
+    this.state = "closed";
+    this._members.clear();
+    this.members = [];
+    this._readyReject(new BoltError("closed", reason));
+  }
+
+  _sendJoin() {
+    const conn = this.connection;
+    const msg = { type: "join", room: this.name };
+    if (this.lastId !== null) msg.since = this.lastId;
+    if (this._presence) msg.presence = true;
+    if (this._everJoined && this.lastId === null) {
+      // Nothing to resume from (no id seen yet, or a room without history): what was published
+      // while away cannot be replayed, so say so before any new message arrives.
+      this._emit("onGap", { after: null, before: null });
+    }
+    conn._request(msg, 0).then(
+      () => {
+        if (conn._rooms.get(this.name) !== this) return;
+        this._joined = true;
+        this._everJoined = true;
+        this.state = "joined";
+        this._readyResolve(this);
+        conn._flush();
+      },
+      (err) => {
+        if (err.code === "disconnected" || err.code === "closed" || conn._rooms.get(this.name) !== this) return;
+        // The server refused the room (forbidden, too_many_rooms, invalid_room, no_history, ...).
+        this._forget("refused", err);
+        this._readyReject(err);
+        if (this._handlers.onError) conn._call(this._handlers.onError, err);
+        else conn._report(err);
+      },
+    );
+  }
+
+  _onMessage(msg) {
+    const id = Number.isInteger(msg.id) ? msg.id : null;
+    if (id !== null) {
+      if (this.lastId !== null && id <= this.lastId) return; // already delivered (replay overlap)
+      this.lastId = id;
+    }
+    this._emit("onMessage", msg.data, { room: this.name, id });
+  }
+
+  _onGap(gap) {
+    const after = Number.isInteger(gap.after) ? gap.after : null;
+    const before = Number.isInteger(gap.before) ? gap.before : null;
+    if (before === null) {
+      // The server does not know where the loss ends; the room's ids may even have started again
+      // (its history was lost), so the next id that arrives becomes the new baseline.
+      this.lastId = null;
+    } else if (this.lastId === null || before - 1 > this.lastId) {
+      this.lastId = before - 1; // ids up to before - 1 are gone: do not ask for them again
+    }
+    this._emit("onGap", { after, before });
+  }
+
+  _onPresence(msg) {
+    const valid = (m) => m && typeof m === "object" && typeof m.connection === "string";
+    const previous = this._members;
+    const joined = [];
+    const left = [];
+    if (Array.isArray(msg.members)) {
+      // A full list (after every join, so also after a reconnect) replaces what we had.
+      const next = new Map(msg.members.filter(valid).map((m) => [m.connection, m]));
+      for (const [id, m] of next) if (!previous.has(id)) joined.push(m);
+      for (const [id, m] of previous) if (!next.has(id)) left.push(m);
+      this._members = next;
+    } else {
+      for (const m of Array.isArray(msg.join) ? msg.join.filter(valid) : []) {
+        if (!previous.has(m.connection)) joined.push(m);
+        previous.set(m.connection, m);
+      }
+      for (const m of Array.isArray(msg.leave) ? msg.leave.filter(valid) : []) {
+        if (previous.has(m.connection)) left.push(previous.get(m.connection));
+        previous.delete(m.connection);
+      }
+      if (!joined.length && !left.length) return; // an overlap with the full list: nothing changed
+    }
+    this.members = [...this._members.values()];
+    this._emit("onPresence", this.members, { joined, left });
+  }
+
+  _emit(name, ...args) {
+    const fn = this._handlers[name];
+    if (fn) this.connection._call(fn, ...args);
+  }
+}

@@ -1,0 +1,41 @@
+"""A real bolt server for bolt.js's live test: `api.realtime("/ws/rt")` and, on the same origin, the
+test pages and bolt.js itself. Run with uvicorn: `uvicorn live_app:app` (tests/client on sys.path).
+
+Rooms starting with "h:" keep a history; "staff" is refused to everyone.
+"""
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from bolt import BoltAPI
+
+HERE = Path(__file__).resolve().parent
+ROOTS = {"/client/": HERE, "/static/": HERE.parent.parent / "bolt" / "static"}
+
+api = BoltAPI()
+api.hub.keep_history("h:", size=100)
+api.realtime("/ws/rt", can_join=lambda websocket, room: room != "staff", can_publish=True)
+
+
+def static_file(path: str) -> Path | None:
+    for prefix, root in ROOTS.items():
+        if path.startswith(prefix):
+            candidate = (root / path[len(prefix):]).resolve()
+            if candidate.is_file() and candidate.is_relative_to(root.resolve()):
+                return candidate
+    return None
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return await api(scope, receive, send)
+    found = static_file(scope["path"])
+    if found is None:
+        body, status, kind = b"not found", 404, "text/plain"
+    else:
+        body, status = found.read_bytes(), 200
+        kind = "text/javascript" if found.suffix == ".js" else (mimetypes.guess_type(found.name)[0] or "text/plain")
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", kind.encode()), (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,564 @@
+// Unit tests of bolt.js against a fake WebSocket and a fake clock (see fakes.js).
+import { connect, resolveUrl, BoltError, RECONNECT_CODES } from "../static/bolt/bolt.js";
+import { test, assert, equal, rejects } from "./harness.js";
+import { FakeClock, fakeSockets, settle } from "./fakes.js";
+
+/** A connection on fakes: returns {conn, sockets, clock, errors, states}. */
+function setup(options = {}) {
+  const fakes = fakeSockets();
+  const clock = new FakeClock();
+  const errors = [];
+  const states = [];
+  const conn = connect("/ws/rt", {
+    WebSocket: fakes.FakeWebSocket,
+    timers: clock,
+    random: () => 0.5,
+    onError: (err) => errors.push(err),
+    ...options,
+  });
+  conn.onState((state, detail) => states.push({ state, ...detail }));
+  return { conn, fakes, clock, errors, states };
+}
+
+/** Open the current socket and acknowledge every join. */
+async function openAndJoin(fakes) {
+  fakes.last.accept();
+  await settle();
+  fakes.last.replyAll("join");
+  await settle();
+}
+
+// -- URLs and params ------------------------------------------------------------------------
+
+test("a relative URL resolves against the page, ws: for http:", () => {
+  const url = new URL(resolveUrl("/ws/rt"));
+  equal(url.protocol, location.protocol === "https:" ? "wss:" : "ws:");
+  equal(url.host, location.host);
+  equal(url.pathname, "/ws/rt");
+});
+
+test("https: becomes wss:, and params become query parameters", () => {
+  equal(resolveUrl("https://example.com/ws/rt", { token: "a b&c", skip: null }), "wss://example.com/ws/rt?token=a+b%26c");
+  equal(resolveUrl("ws://example.com/x?v=1", { token: "t" }), "ws://example.com/x?v=1&token=t");
+});
+
+test("params and protocols reach the WebSocket; a params function is called on every attempt", async () => {
+  let calls = 0;
+  const { fakes, clock } = setup({ params: () => ({ token: `t${++calls}` }), protocols: ["bolt.v1"] });
+  equal(new URL(fakes.last.url).searchParams.get("token"), "t1");
+  equal(fakes.last.protocols, ["bolt.v1"]);
+  fakes.last.drop(1006);
+  await clock.advance(1000);
+  equal(fakes.sockets.length, 2);
+  equal(new URL(fakes.last.url).searchParams.get("token"), "t2");
+});
+
+test("an async params function is awaited before dialing", async () => {
+  const { fakes } = setup({ params: async () => ({ token: "late" }) });
+  equal(fakes.sockets.length, 0);
+  await settle();
+  equal(fakes.sockets.length, 1);
+  equal(new URL(fakes.last.url).searchParams.get("token"), "late");
+});
+
+// -- states ---------------------------------------------------------------------------------
+
+test("states: connecting, then open after the server's hello; id and user come from it", async () => {
+  const { conn, fakes, states } = setup();
+  equal(conn.state, "connecting");
+  fakes.last.accept({ connection: "abc.1", user: "alice", max_rooms: 5 });
+  equal(conn.state, "open");
+  equal([conn.id, conn.user, conn.maxRooms], ["abc.1", "alice", 5]);
+  equal(states.map((s) => s.state), ["open"]);
+});
+
+test("onState returns an unsubscribe function", async () => {
+  const { conn, fakes } = setup();
+  const seen = [];
+  const off = conn.onState((s) => seen.push(s));
+  off();
+  fakes.last.accept();
+  equal(seen, []);
+});
+
+test("close() gives up for good: state closed, reason set, no reconnect", async () => {
+  const { conn, fakes, clock, states } = setup();
+  fakes.last.accept();
+  conn.close();
+  equal(conn.state, "closed");
+  equal(conn.reason, "closed by the client");
+  equal(fakes.last.closedWith.code, 1000);
+  await clock.advance(60000);
+  equal(fakes.sockets.length, 1);
+  equal(states.map((s) => s.state), ["open", "closed"]);
+});
+
+// -- reconnect and backoff ------------------------------------------------------------------
+
+for (const code of RECONNECT_CODES) {
+  test(`close code ${code} reconnects`, async () => {
+    const { conn, fakes, clock } = setup();
+    fakes.last.accept();
+    fakes.last.drop(code);
+    equal(conn.state, "reconnecting");
+    await clock.advance(1000);
+    equal(fakes.sockets.length, 2);
+  });
+}
+
+for (const code of [1000, 1008, 4000, 4403, 4999]) {
+  test(`close code ${code} gives up, with the code and reason surfaced`, async () => {
+    const { conn, fakes, clock, states } = setup();
+    fakes.last.accept();
+    fakes.last.drop(code, "go away");
+    equal(conn.state, "closed");
+    equal(conn.closeEvent.code, code);
+    equal(conn.closeEvent.reason, "go away");
+    assert(conn.reason.includes(String(code)), conn.reason);
+    const last = states[states.length - 1];
+    equal([last.state, last.code], ["closed", code]);
+    await clock.advance(60000);
+    equal(fakes.sockets.length, 1);
+  });
+}
+
+test("reconnectOn overrides which codes reconnect", async () => {
+  const { conn, fakes, clock } = setup({ reconnectOn: (code) => code === 4001 });
+  fakes.last.accept();
+  fakes.last.drop(4001);
+  equal(conn.state, "reconnecting");
+  await clock.advance(1000);
+  fakes.last.accept();
+  fakes.last.drop(1012);
+  equal(conn.state, "closed");
+});
+
+test("full-jitter exponential backoff: delay = random() * min(max, initial * factor^attempt)", async () => {
+  const randoms = [1 - 1e-9, 1 - 1e-9, 1 - 1e-9, 1 - 1e-9, 0.5];
+  const { fakes, clock, states } = setup({ random: () => randoms.shift(), backoff: { initial: 100, max: 500, factor: 2 } });
+  for (let i = 0; i < 5; i++) {
+    fakes.last.drop(1006);
+    await clock.advance(states[states.length - 1].delay);
+  }
+  equal(states.map((s) => s.delay), [99, 199, 399, 499, 250]);
+  equal(states.map((s) => s.attempt), [1, 2, 3, 4, 5]);
+  equal(states.every((s) => s.state === "reconnecting"), true);
+  equal(fakes.sockets.length, 6);
+});
+
+test("the backoff starts over once a connection has stayed open for resetAfter ms", async () => {
+  const { fakes, clock, states } = setup({ random: () => 1 - 1e-9, backoff: { initial: 100, max: 10000, factor: 2, resetAfter: 1000 } });
+  fakes.last.drop(1006);
+  await clock.advance(100);
+  fakes.last.drop(1006);
+  await clock.advance(200);
+  fakes.last.accept();
+  await clock.advance(999);
+  fakes.last.drop(1006); // open, but not for long enough: the backoff goes on growing
+  equal(states[states.length - 1].delay, 399);
+  await clock.advance(400);
+  fakes.last.accept();
+  await clock.advance(1000);
+  fakes.last.drop(1006);
+  equal(states[states.length - 1].delay, 99);
+});
+
+test("retries bounds the consecutive attempts, then gives up", async () => {
+  const { conn, fakes, clock } = setup({ retries: 2 });
+  for (let i = 0; i < 3; i++) {
+    fakes.last.drop(1006);
+    await clock.advance(30000);
+  }
+  equal(fakes.sockets.length, 3);
+  equal(conn.state, "closed");
+  equal(conn.reason, "gave up after 2 attempts");
+});
+
+test("a socket that never says hello is abandoned after connectTimeout and retried", async () => {
+  const { conn, fakes, clock } = setup({ connectTimeout: 2000 });
+  await clock.advance(1999);
+  equal(conn.state, "connecting");
+  await clock.advance(1);
+  equal(conn.state, "reconnecting");
+  assert(fakes.sockets[0].closedWith !== null, "the stale socket is closed");
+  await clock.advance(1000);
+  equal(fakes.sockets.length, 2);
+});
+
+// -- ping -----------------------------------------------------------------------------------
+
+test("ping every pingInterval; no frame within pingTimeout means dead: reconnect", async () => {
+  const { conn, fakes, clock } = setup({ pingInterval: 1000, pingTimeout: 300 });
+  fakes.last.accept();
+  await clock.advance(1000);
+  equal(fakes.last.of("ping").length, 1);
+  fakes.last.replyAll("ping");
+  await clock.advance(300);
+  equal(conn.state, "open", "a ping reply keeps it open");
+  await clock.advance(700);
+  equal(fakes.last.of("ping").length, 2, "the next ping one interval after the previous");
+  await clock.advance(300);
+  equal(conn.state, "reconnecting");
+  equal(conn.closeEvent.code, 1006);
+  assert(conn.closeEvent.reason.includes("ping"), conn.closeEvent.reason);
+  equal(fakes.sockets[0].closedWith.code, 4000);
+});
+
+test("any frame after a ping proves the socket alive", async () => {
+  const { conn, fakes, clock } = setup({ pingInterval: 1000, pingTimeout: 300 });
+  fakes.last.accept();
+  await clock.advance(1000);
+  fakes.last.push({ type: "something-new" });
+  await clock.advance(300);
+  equal(conn.state, "open");
+});
+
+test("frames from an abandoned socket are ignored", async () => {
+  const { conn, fakes, clock } = setup({ pingInterval: 1000, pingTimeout: 300 });
+  const got = [];
+  conn.join("r", { onMessage: (d) => got.push(d) });
+  await openAndJoin(fakes);
+  await clock.advance(1300);
+  const old = fakes.sockets[0];
+  equal(old.onmessage, null);
+  equal(conn.state, "reconnecting");
+});
+
+// -- rooms, replies, refs --------------------------------------------------------------------
+
+test("join sends room and ref; ready resolves on the reply; messages reach onMessage", async () => {
+  const { conn, fakes } = setup();
+  const got = [];
+  const room = conn.join("lobby", { onMessage: (data, meta) => got.push([data, meta.id]) });
+  fakes.last.accept();
+  const join = fakes.last.of("join")[0];
+  equal([join.room, typeof join.ref, "since" in join, "presence" in join], ["lobby", "number", false, false]);
+  fakes.last.replyAll("join");
+  await room.ready;
+  equal(room.state, "joined");
+  fakes.last.push({ room: "lobby", id: 1, data: { text: "hi" } });
+  fakes.last.push({ room: "lobby", data: "no id" });
+  fakes.last.push({ room: "other", id: 1, data: "not ours" });
+  equal(got, [[{ text: "hi" }, 1], ["no id", null]]);
+});
+
+test("replies are matched by ref, whatever their order", async () => {
+  const { conn, fakes } = setup();
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  const a = room.publish("a");
+  const b = room.publish("b");
+  const [pa, pb] = fakes.last.of("publish");
+  equal([pa.data, pb.data, pa.room], ["a", "b", "r"]);
+  assert(pa.ref !== pb.ref, "distinct refs");
+  fakes.last.push({ type: "reply", ref: pb.ref, ok: true, id: 8 });
+  fakes.last.push({ type: "reply", ref: 99999, ok: true });
+  fakes.last.push({ type: "reply", ref: pa.ref, ok: false, error: { code: "forbidden", reason: "no" } });
+  equal((await b).id, 8);
+  const err = await rejects(a, "forbidden");
+  assert(err instanceof BoltError, "a BoltError");
+  equal(err.reason, "no");
+});
+
+test("a publish with no reply rejects with timeout after replyTimeout", async () => {
+  const { conn, fakes, clock } = setup({ replyTimeout: 500 });
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  const p = room.publish(1);
+  let settled = false;
+  p.catch(() => {}).finally(() => (settled = true));
+  await clock.advance(499);
+  equal(settled, false);
+  await clock.advance(1);
+  await rejects(p, "timeout");
+  fakes.last.replyAll("publish"); // a late reply is ignored
+});
+
+test("a refused join rejects ready, reaches onError, and drops the room", async () => {
+  const { conn, fakes } = setup();
+  const roomErrors = [];
+  const room = conn.join("staff", { onError: (e) => roomErrors.push(e.code) });
+  const queued = room.publish("x");
+  fakes.last.accept();
+  const join = fakes.last.of("join")[0];
+  fakes.last.push({ type: "reply", ref: join.ref, ok: false, error: { code: "forbidden", reason: "not allowed" } });
+  await rejects(room.ready, "forbidden");
+  await rejects(queued, "forbidden");
+  equal(roomErrors, ["forbidden"]);
+  equal(room.state, "refused");
+  equal(conn.rooms.has("staff"), false);
+  await rejects(room.publish("y"), "not_joined");
+  conn.join("staff"); // may be tried again
+});
+
+test("joining the same room twice throws", () => {
+  const { conn } = setup();
+  conn.join("r");
+  let threw = false;
+  try {
+    conn.join("r");
+  } catch (err) {
+    threw = true;
+  }
+  assert(threw, "second join throws");
+});
+
+test("leave sends leave, drops queued publishes with code left, ignores later messages", async () => {
+  const { conn, fakes } = setup();
+  const got = [];
+  const room = conn.join("r", { onMessage: (d) => got.push(d) });
+  const queued = room.publish("never");
+  await settle();
+  const left = room.leave();
+  await rejects(queued, "left");
+  await left; // not open: resolves at once
+  fakes.last.accept();
+  equal(fakes.last.of("join").length, 0, "a left room is not joined");
+  const room2 = conn.join("s", { onMessage: (d) => got.push(d) });
+  fakes.last.replyAll("join");
+  await settle();
+  const leaving = room2.leave();
+  equal(fakes.last.of("leave")[0].room, "s");
+  fakes.last.replyAll("leave");
+  await leaving;
+  fakes.last.push({ room: "s", id: 1, data: "late" });
+  equal(got, []);
+  await rejects(room2.publish(1), "left");
+});
+
+test("server errors without a ref, malformed frames, binary frames and unknown types reach onError or are ignored", async () => {
+  const { conn, fakes, errors } = setup();
+  const got = [];
+  conn.join("r", { onMessage: (d) => got.push(d) });
+  await openAndJoin(fakes);
+  fakes.last.push({ type: "error", error: { code: "bad_message", reason: "a join needs a room" } });
+  fakes.last.push("not json{");
+  fakes.last.push("[1,2]");
+  fakes.last.onmessage({ data: new ArrayBuffer(3) });
+  fakes.last.push({ type: "from-the-future", room: "r", data: 1 });
+  fakes.last.push({ room: "r", id: 1, data: "ok", extra: { v2: true } });
+  equal(errors.map((e) => e.code), ["bad_message", "bad_json"]);
+  equal(got, ["ok"]);
+  equal(conn.state, "open");
+});
+
+test("an exception in a user callback is reported, and the client goes on", async () => {
+  const { conn, fakes, errors } = setup();
+  const got = [];
+  conn.join("r", { onMessage: (d) => { got.push(d); throw new Error("app bug"); } });
+  conn.onState(() => { throw new Error("listener bug"); });
+  await openAndJoin(fakes);
+  fakes.last.push({ room: "r", id: 1, data: 1 });
+  fakes.last.push({ room: "r", id: 2, data: 2 });
+  equal(got, [1, 2]);
+  equal(errors.map((e) => e.message), ["listener bug", "app bug", "app bug"]);
+});
+
+test("data that is not JSON rejects with invalid_data", async () => {
+  const { conn, fakes } = setup();
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  await rejects(room.publish(undefined), "invalid_data");
+  const circular = {};
+  circular.self = circular;
+  await rejects(room.publish(circular), "invalid_data");
+  equal(fakes.last.of("publish").length, 0);
+});
+
+// -- resume ---------------------------------------------------------------------------------
+
+test("after a reconnect every room is rejoined with since = last id; replayed duplicates are dropped", async () => {
+  const { conn, fakes, clock } = setup();
+  const got = { a: [], b: [] };
+  conn.join("a", { onMessage: (d, m) => got.a.push(m.id) });
+  conn.join("b", { onMessage: (d, m) => got.b.push(m.id) });
+  await openAndJoin(fakes);
+  for (const id of [1, 2, 3]) fakes.last.push({ room: "a", id, data: id });
+  fakes.last.push({ room: "b", id: 10, data: 10 });
+  fakes.last.drop(1012);
+  await clock.advance(1000);
+  fakes.last.accept();
+  const joins = fakes.last.of("join");
+  equal(joins.map((j) => [j.room, j.since]), [["a", 3], ["b", 10]]);
+  // The replay may overlap what was delivered (and live traffic may race it): each id arrives once.
+  for (const id of [2, 3, 4, 5]) fakes.last.push({ room: "a", id, data: id });
+  fakes.last.replyAll("join");
+  for (const id of [5, 6]) fakes.last.push({ room: "a", id, data: id });
+  fakes.last.push({ room: "b", id: 10, data: 10 });
+  fakes.last.push({ room: "b", id: 11, data: 11 });
+  equal(got.a, [1, 2, 3, 4, 5, 6]);
+  equal(got.b, [10, 11]);
+});
+
+test("a join may start from a given since", async () => {
+  const { conn, fakes } = setup();
+  const room = conn.join("a", { since: 41 });
+  fakes.last.accept();
+  equal(fakes.last.of("join")[0].since, 41);
+  equal(room.lastId, 41);
+});
+
+test("a gap reaches onGap; the next join does not ask for what is gone", async () => {
+  const { conn, fakes, clock } = setup();
+  const gaps = [];
+  const got = [];
+  conn.join("a", { since: 5, onGap: (g) => gaps.push(g), onMessage: (d, m) => got.push(m.id) });
+  await openAndJoin(fakes);
+  fakes.last.push({ room: "a", gap: { after: 5, before: 12 } });
+  fakes.last.push({ room: "a", id: 12, data: 12 });
+  equal(gaps, [{ after: 5, before: 12 }]);
+  equal(got, [12]);
+  fakes.last.push({ room: "a", gap: { after: 12, before: 20 } });
+  fakes.last.drop(1006);
+  await clock.advance(1000);
+  fakes.last.accept();
+  equal(fakes.last.of("join")[0].since, 19);
+});
+
+test("a gap with before null forgets the last id: ids that started again are delivered", async () => {
+  const { conn, fakes, clock } = setup();
+  const gaps = [];
+  const got = [];
+  conn.join("a", { onGap: (g) => gaps.push(g), onMessage: (d, m) => got.push(m.id) });
+  await openAndJoin(fakes);
+  fakes.last.push({ room: "a", id: 30, data: 0 });
+  fakes.last.drop(1012);
+  await clock.advance(1000);
+  fakes.last.accept();
+  equal(fakes.last.of("join")[0].since, 30);
+  fakes.last.push({ room: "a", gap: { after: 30, before: null } }); // the room's history was lost
+  fakes.last.replyAll("join");
+  fakes.last.push({ room: "a", id: 1, data: 1 });
+  fakes.last.push({ room: "a", id: 2, data: 2 });
+  fakes.last.push({ room: "a", id: 2, data: 2 });
+  equal(gaps, [{ after: 30, before: null }]);
+  equal(got, [30, 1, 2]);
+});
+
+test("rejoining a room with no id to resume from reports a gap with after and before null", async () => {
+  const { conn, fakes, clock } = setup();
+  const gaps = [];
+  conn.join("plain", { onGap: (g) => gaps.push(g) });
+  await openAndJoin(fakes);
+  fakes.last.push({ room: "plain", data: "no ids here" });
+  fakes.last.drop(1006);
+  await clock.advance(1000);
+  fakes.last.accept();
+  equal("since" in fakes.last.of("join")[0], false);
+  equal(gaps, [{ after: null, before: null }]);
+});
+
+// -- presence -------------------------------------------------------------------------------
+
+test("presence: asked for with onPresence; full list, then diffs applied by connection", async () => {
+  const { conn, fakes } = setup();
+  const calls = [];
+  const room = conn.join("r", { onPresence: (members, change) => calls.push([members.map((m) => m.connection), change.joined.length, change.left.length]) });
+  fakes.last.accept();
+  equal(fakes.last.of("join")[0].presence, true);
+  const alice = { connection: "c1", user: "alice" };
+  const bob = { connection: "c2", user: "bob" };
+  fakes.last.push({ type: "presence", room: "r", members: [alice] });
+  fakes.last.push({ type: "presence", room: "r", join: [alice], leave: [] }); // overlap: no change
+  fakes.last.push({ type: "presence", room: "r", join: [bob], leave: [] });
+  fakes.last.push({ type: "presence", room: "r", join: [], leave: [{ connection: "zz", user: "x" }] });
+  equal(room.members, [alice, bob]);
+  fakes.last.push({ type: "presence", room: "r", join: [], leave: [alice] });
+  equal(room.members, [bob]);
+  equal(calls, [[["c1"], 1, 0], [["c1", "c2"], 1, 0], [["c2"], 0, 1]]);
+});
+
+test("presence after a reconnect: the new full list replaces the old one", async () => {
+  const { conn, fakes, clock } = setup();
+  const room = conn.join("r", { onPresence: () => {} });
+  await openAndJoin(fakes);
+  fakes.last.push({ type: "presence", room: "r", members: [{ connection: "c1", user: "a" }, { connection: "x", user: "b" }] });
+  fakes.last.drop(1006);
+  await clock.advance(1000);
+  fakes.last.accept();
+  equal(fakes.last.of("join")[0].presence, true);
+  fakes.last.push({ type: "presence", room: "r", members: [{ connection: "c2", user: "a" }] });
+  equal(room.members, [{ connection: "c2", user: "a" }]);
+});
+
+test("no presence requested without onPresence", async () => {
+  const { conn, fakes } = setup();
+  conn.join("r");
+  fakes.last.accept();
+  equal("presence" in fakes.last.of("join")[0], false);
+});
+
+// -- the publish queue ----------------------------------------------------------------------
+
+test("publishes made while not open wait, and are sent once, in order, after the room is rejoined", async () => {
+  const { conn, fakes, clock } = setup();
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  fakes.last.drop(1006);
+  const results = [room.publish(1), room.publish(2)];
+  await clock.advance(1000);
+  fakes.last.accept();
+  results.push(room.publish(3)); // open, but the rejoin is not acknowledged yet
+  equal(fakes.last.of("publish").length, 0, "nothing before the join reply");
+  fakes.last.replyAll("join");
+  await settle();
+  equal(fakes.last.of("publish").map((p) => p.data), [1, 2, 3]);
+  fakes.last.replyAll("publish", { id: 7 });
+  for (const r of results) equal((await r).ok, true);
+  fakes.last.drop(1006);
+  await clock.advance(1000);
+  fakes.last.accept();
+  fakes.last.replyAll("join");
+  await settle();
+  equal(fakes.last.of("publish").length, 0, "sent once: not again after the next reconnect");
+});
+
+test("the queue holds queueSize publishes; the next one rejects with queue_full", async () => {
+  const { conn } = setup({ queueSize: 2 });
+  const room = conn.join("r");
+  const a = room.publish(1);
+  const b = room.publish(2);
+  await rejects(room.publish(3), "queue_full");
+  conn.close();
+  await rejects(a, "closed");
+  await rejects(b, "closed");
+});
+
+test("a publish in flight when the connection drops rejects with disconnected, and is not resent", async () => {
+  const { conn, fakes, clock } = setup();
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  const p = room.publish("x");
+  fakes.last.drop(1006);
+  await rejects(p, "disconnected");
+  await clock.advance(1000);
+  await openAndJoin(fakes);
+  equal(fakes.last.of("publish").length, 0);
+});
+
+test("publishing after close rejects with closed; join after close throws", async () => {
+  const { conn } = setup();
+  const room = conn.join("r");
+  conn.close();
+  await rejects(room.publish(1), "closed");
+  await rejects(room.ready, "closed");
+  let threw = false;
+  try {
+    conn.join("s");
+  } catch (err) {
+    threw = err.code === "closed";
+  }
+  assert(threw, "join after close throws a closed BoltError");
+});
+
+// -- direct messages -------------------------------------------------------------------------
+
+test("messages to ~c:<connection> and ~u:<user> reach onDirect", async () => {
+  const direct = [];
+  const { fakes } = setup({ onDirect: (data, meta) => direct.push([data, meta.room]) });
+  fakes.last.accept({ connection: "c9", user: "alice" });
+  fakes.last.push({ room: "~c:c9", data: "to this tab" });
+  fakes.last.push({ room: "~u:alice", data: { n: 1 } });
+  fakes.last.push({ room: "not-joined", data: "ignored" });
+  equal(direct, [["to this tab", "~c:c9"], [{ n: 1 }, "~u:alice"]]);
+});
