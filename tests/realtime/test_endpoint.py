@@ -386,3 +386,19 @@ async def test_realtime_paths_take_no_parameters_and_policies_are_checked() -> N
         BoltAPI().realtime("/rt", can_join="everyone")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_rooms"):
         BoltAPI().realtime("/rt", max_rooms=0)
+
+
+async def test_policies_and_on_publish_refuse_with_their_own_code_by_protocol_error() -> None:
+    from bolt.realtime import ProtocolError
+
+    def on_publish(websocket: Any, room: str, data: Any) -> Any:
+        if data == "":
+            raise ProtocolError("invalid_data", "a message needs some text")
+        return data
+
+    api = room_api(on_publish=on_publish)
+    async with Peer(api) as alice:
+        await alice.request("join", room="lobby")
+        assert (await alice.request("publish", room="lobby", data=""))["error"] == {
+            "code": "invalid_data", "reason": "a message needs some text"}
+        assert alice.seen == []
