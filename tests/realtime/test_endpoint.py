@@ -402,3 +402,22 @@ async def test_policies_and_on_publish_refuse_with_their_own_code_by_protocol_er
         assert (await alice.request("publish", room="lobby", data=""))["error"] == {
             "code": "invalid_data", "reason": "a message needs some text"}
         assert alice.seen == []
+
+
+async def test_a_join_whose_history_cannot_be_read_is_answered_unavailable_and_not_joined() -> None:
+    from bolt.realtime import BackendUnavailable
+
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.request("ping")
+        backend = api.hub.backend
+
+        async def away(*args: Any) -> None:
+            raise BackendUnavailable("redis is away")
+
+        original, backend.replay = backend.replay, away  # type: ignore[method-assign]
+        reply = await alice.request("join", room="feed:x", since=3)
+        assert reply["error"]["code"] == "unavailable"
+        assert api.hub.local_members("feed:x") == []
+        backend.replay = original  # type: ignore[method-assign]
+        assert (await alice.request("join", room="feed:x", since=0))["ok"]
