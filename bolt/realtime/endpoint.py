@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from bolt.accel import json_object_spans
 from bolt.realtime.backends.base import BackendUnavailable, PublishError
 from bolt.realtime.hub import Hub
 from bolt.realtime.names import InvalidRoomName, check_room
@@ -28,6 +29,8 @@ logger = logging.getLogger("bolt.realtime")
 VERSION = 1
 DEFAULT_MAX_ROOMS = 32
 MAX_REF_LENGTH = 64
+# How deeply a client message may nest: the message object is level 1, a published value level 2.
+MAX_DEPTH = 32
 MESSAGE_RATE_EXCEEDED = "Message rate exceeded"
 
 # A policy: True (everyone), None (no one) or a callable returning True, sync or async.
@@ -74,6 +77,9 @@ class RealtimeEndpoint:
         self.on_publish = on_publish
         self.model = model
         self.max_rooms = max_rooms
+        # With nothing to look at the data, a publish is relayed as the client wrote it: its
+        # text is checked and spliced into the envelope, never decoded and encoded again.
+        self.relays = model is None and on_publish is None and not callable(can_publish)
         self.message_limit: tuple[tuple[float, int], str] | None = None  # set by the api from the route's limit
         self._relays: dict[str, PresenceRelay] = {}
 
@@ -126,13 +132,18 @@ class Session:
 
     async def handle(self, text: str) -> None:
         try:
-            request = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            self.error(None, "bad_json", f"not valid JSON: {exc}")
+            spans = json_object_spans(text, MAX_DEPTH)
+        except ValueError as exc:
+            self.error(None, "bad_json", f"a message is one JSON object, nested at most {MAX_DEPTH} deep: {exc}")
             return
-        if not isinstance(request, dict):
-            self.error(None, "bad_json", "a message must be a JSON object")
-            return
+        # The members' text is known to be valid JSON: each small field is decoded on its own,
+        # and data only when the endpoint looks at it.
+        request: dict[str, Any] = {}
+        for key, (start, end) in spans.items():
+            if key == "data" and self.endpoint.relays:
+                request[key] = orjson.Fragment(text[start:end])
+            else:
+                request[key] = orjson.loads(text[start:end])
         ref = request.get("ref")
         if not _valid_ref(ref):
             self.error(None, "bad_message", f"ref must be a string of at most {MAX_REF_LENGTH} characters or an integer")

@@ -421,3 +421,48 @@ async def test_a_join_whose_history_cannot_be_read_is_answered_unavailable_and_n
         assert api.hub.local_members("feed:x") == []
         backend.replay = original  # type: ignore[method-assign]
         assert (await alice.request("join", room="feed:x", since=0))["ok"]
+
+
+async def test_a_relayed_publish_keeps_the_clients_json_text_as_written() -> None:
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.request("join", room="feed:raw")
+        data = '{ "n": 1e2, "s": "\\u00e9", "list": [1, 2] }'
+        await alice.ws.send_text('{"type": "publish", "room": "feed:raw", "ref": 9, "data": %s}' % data)
+        envelope = await alice.ws.receive_text()
+        assert envelope == '{"room":"feed:raw","id":1,"data":%s}' % data
+        assert orjson.loads(await alice.ws.receive_text()) == {"type": "reply", "ref": 9, "ok": True, "id": 1}
+
+
+async def test_an_endpoint_that_reads_data_gets_it_decoded() -> None:
+    seen: list[Any] = []
+    api = room_api(can_publish=lambda websocket, room, data: seen.append(data) is None)
+    async with Peer(api) as alice:
+        await alice.request("join", room="lobby")
+        await alice.ws.send_text('{"type": "publish", "room": "lobby", "data": {"n": 1e2}}')
+        assert await alice.next() == {"room": "lobby", "data": {"n": 100.0}}
+    assert seen == [{"n": 100.0}]
+
+
+@pytest.mark.parametrize("depth, accepted", [(31, True), (32, False)])
+async def test_messages_nest_at_most_32_deep(depth: int, accepted: bool) -> None:
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.request("join", room="lobby")
+        # The message object is level 1, so data of `depth` levels makes depth + 1.
+        data = "[" * depth + "]" * depth
+        await alice.ws.send_text('{"type": "publish", "room": "lobby", "data": %s}' % data)
+        message = await alice.next()
+        if accepted:
+            assert message == {"room": "lobby", "data": orjson.loads(data)}
+        else:
+            assert message["type"] == "error" and message["error"]["code"] == "bad_json"
+
+
+@pytest.mark.parametrize("frame", ['{"type": "ping",}', '{"type": "ping"} x', "{'type': 'ping'}",
+                                   '{"type": "ping", "n": NaN}', '{"type": "ping", "n": 01}'])
+async def test_frames_that_are_not_strict_json_are_refused(frame: str) -> None:
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.ws.send_text(frame)
+        assert (await alice.next())["error"]["code"] == "bad_json"
