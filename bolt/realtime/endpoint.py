@@ -131,10 +131,17 @@ class Session:
             await self.handle(text)
 
     async def handle(self, text: str) -> None:
+        # The limit counts every message, well-formed or not.
+        over_limit = self.bucket is not None and not self.bucket.take()
+        if over_limit and self.close_over_limit:
+            raise WebSocketClose(CloseCode.POLICY_VIOLATION, MESSAGE_RATE_EXCEEDED)
         try:
             spans = json_object_spans(text, MAX_DEPTH)
         except ValueError as exc:
-            self.error(None, "bad_json", f"a message is one JSON object, nested at most {MAX_DEPTH} deep: {exc}")
+            if over_limit:
+                self.error(None, "rate_limited", MESSAGE_RATE_EXCEEDED)
+            else:
+                self.error(None, "bad_json", f"a message is one JSON object, nested at most {MAX_DEPTH} deep: {exc}")
             return
         # The members' text is known to be valid JSON: each small field is decoded on its own,
         # and data only when the endpoint looks at it.
@@ -148,9 +155,7 @@ class Session:
         if not _valid_ref(ref):
             self.error(None, "bad_message", f"ref must be a string of at most {MAX_REF_LENGTH} characters or an integer")
             return
-        if self.bucket is not None and not self.bucket.take():
-            if self.close_over_limit:
-                raise WebSocketClose(CloseCode.POLICY_VIOLATION, MESSAGE_RATE_EXCEEDED)
+        if over_limit:
             self.error(ref, "rate_limited", MESSAGE_RATE_EXCEEDED)
             return
         kind = request.get("type")

@@ -466,3 +466,16 @@ async def test_frames_that_are_not_strict_json_are_refused(frame: str) -> None:
     async with Peer(api) as alice:
         await alice.ws.send_text(frame)
         assert (await alice.next())["error"]["code"] == "bad_json"
+
+
+async def test_malformed_messages_count_against_the_message_rate_limit() -> None:
+    api = room_api(rate_limit=rate_limit(messages=(0.001, 2)))
+    async with Peer(api) as alice:
+        await alice.ws.send_text("garbage")
+        await alice.ws.send_text("garbage")
+        assert (await alice.next())["error"]["code"] == "bad_json"
+        assert (await alice.next())["error"]["code"] == "bad_json"
+        await alice.ws.send_text("garbage")
+        with pytest.raises(ConnectionClosed) as closed:
+            await alice.next()
+        assert closed.value.code == 1008
