@@ -15,7 +15,9 @@ Compared side by side in one run, all on stock uvicorn (websockets-sansio) unles
   redis x2+proto   the same under bolt's own protocol
   realtime(+proto) the room protocol of `api.realtime`: members join with a `join` message, and each
                    round is a client's `publish` that the endpoint parses, checks and broadcasts as an
-                   envelope `{"room", "data"}` (on stock uvicorn, and under bolt's protocol)
+                   envelope `{"room", "data"}` (on stock uvicorn, and under bolt's protocol); the
+                   data is relayed as the client wrote it, or with "decoded", decoded for a
+                   `can_publish` policy and encoded again
 
 The servers run pinned to core 0 (`taskset -c 0`), the client to core 1. The client is raw non-blocking
 sockets on one epoll loop that only counts bytes, so the server is what gets measured. A control
@@ -166,13 +168,18 @@ def make_bolt() -> Any:
     return api
 
 
-def make_realtime() -> Any:
+def make_realtime(can_publish: Any = True) -> Any:
     from bolt import BoltAPI
 
     api = BoltAPI()
-    api.realtime("/ws", can_join=True, can_publish=True)
-    api.realtime("/control", can_join=True, can_publish=True)
+    api.realtime("/ws", can_join=True, can_publish=can_publish)
+    api.realtime("/control", can_join=True, can_publish=can_publish)
     return api
+
+
+def make_realtime_decoded() -> Any:
+    """A policy that reads the data: every publish is decoded, then encoded again for the envelope."""
+    return make_realtime(can_publish=lambda websocket, room, data: True)
 
 
 BOLT_PROTOCOL = "bolt.protocol.uvicorn:WebSocketProtocol"
@@ -187,6 +194,7 @@ SERVERS = {  # name: (factory, --ws implementation, worker processes)
     "redis x2+proto": ("make_bolt", BOLT_PROTOCOL, 2),
     "realtime": ("make_realtime", "websockets-sansio", 1),
     "realtime+proto": ("make_realtime", BOLT_PROTOCOL, 1),
+    "realtime decoded+proto": ("make_realtime_decoded", BOLT_PROTOCOL, 1),
 }
 
 
@@ -277,7 +285,7 @@ class Target:
         self.sockets = [_handshake(ports[i % workers], "/ws", deflate=self.deflate) for i in range(self.connections)]
         self.control = _handshake(ports[0], "/control")
         self.go = GO
-        if factory == "make_realtime":
+        if factory.startswith("make_realtime"):
             self._join_rooms()
         # Edge-triggered: one event when a frame lands in a socket's receive buffer, and no read needed
         # to see it. The client then costs a few epoll calls per round instead of a recv per connection,
