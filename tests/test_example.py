@@ -1,8 +1,9 @@
 """The runnable example (examples/chat) works: in-process, under uvicorn, and under `bolt run`.
 
 The example configures Django from its own settings module, which a process can do only once, so
-each check runs it in a child process: `examples/chat/smoke.py` drives the Django page, /ws/echo and
-a three-client room chat, in-process (bolt.testing) or against a server (the `websockets` client).
+each check runs it in a child process with a database of its own: `examples/chat/smoke.py` logs two
+users in and has them chat through the room protocol, in-process (bolt.testing) or against a server
+(the `websockets` client).
 """
 from __future__ import annotations
 
@@ -20,15 +21,27 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "chat")
 
 
-def run_smoke(*args: str) -> None:
-    result = subprocess.run([sys.executable, "smoke.py", *args], cwd=EXAMPLE, capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "members leave on disconnect" in result.stdout
+PASSWORD = "example-test-password"
 
 
-def serve_example(command: list[str]) -> subprocess.Popen:
+def example_env(database: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return dict(env, CHAT_DATABASE=database, SMOKE_PASSWORD=PASSWORD)
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=EXAMPLE, env=env, check=True, capture_output=True,
+                   timeout=60)
+
+
+def run_smoke(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run([sys.executable, "smoke.py", *args], cwd=EXAMPLE, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no login, no socket" in result.stdout
+
+
+def serve_example(command: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=EXAMPLE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
 
@@ -42,13 +55,16 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def test_example_in_process():
-    run_smoke()
+def test_example_in_process(tmp_path):
+    run_smoke(example_env(str(tmp_path / "db.sqlite3")))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["uvicorn", "bolt run"])
-def test_example_through_a_real_server(launcher):
+def test_example_through_a_real_server(launcher, tmp_path):
+    env = example_env(str(tmp_path / "db.sqlite3"))
+    manage(env, "migrate", "--noinput")
+    manage(env, "demo_users", "--password", PASSWORD)
     port = free_port()
     if launcher == "uvicorn":
         command = [sys.executable, "-m", "uvicorn", "chat_site.asgi:application", "--host", "127.0.0.1",
@@ -56,10 +72,10 @@ def test_example_through_a_real_server(launcher):
     else:
         command = [sys.executable, "-m", "bolt.cli", "run", "chat_site.asgi:application", "--port", str(port),
                    "--log-level", "warning"]
-    process = serve_example(command)
+    process = serve_example(command, env)
     try:
         wait_for_port(port, timeout=20, process=process)
-        run_smoke(f"http://127.0.0.1:{port}")
+        run_smoke(env, f"http://127.0.0.1:{port}")
     finally:
         stop(process)
 

@@ -1,5 +1,6 @@
 """Real-time messaging for bolt: the hub, rooms, broadcast, presence, resume and pub/sub backends."""
 from bolt.realtime.backends import Backend, BackendUnavailable, MemoryBackend, PublishError
+from bolt.realtime.endpoint import ProtocolError, RealtimeEndpoint
 from bolt.realtime.history import HistoryPolicy
 from bolt.realtime.hub import Hub
 from bolt.realtime.names import InvalidRoomName
@@ -9,5 +10,5 @@ from bolt.realtime.presence import Member, PresenceEvent, PresenceSubscription
 __all__ = [
     "Backend", "BackendUnavailable", "CLOSE", "DROP_NEWEST", "DROP_OLDEST", "HistoryPolicy", "Hub",
     "InvalidRoomName", "Member", "MemoryBackend", "OutboxSettings", "PresenceEvent", "PresenceSubscription",
-    "PublishError",
+    "ProtocolError", "PublishError", "RealtimeEndpoint",
 ]

@@ -35,7 +35,10 @@ Policy = bool | Callable[..., Any] | None
 
 
 class ProtocolError(Exception):
-    """A client message the endpoint refuses: answered with `code` and `reason`, the socket stays open."""
+    """A client message the endpoint refuses: answered with `code` and `reason`, the socket stays open.
+
+    `can_join`, `can_publish` and `on_publish` may raise it to refuse with a code and reason of their own.
+    """
 
     def __init__(self, code: str, reason: str) -> None:
         super().__init__(reason)
@@ -50,8 +53,9 @@ class RealtimeEndpoint:
     async; only a return value of True allows). Left out, nobody may join or publish: a room name is
     chosen by the client, so an endpoint that allowed every name would let anyone listen to any room.
     Pass True to allow every room. `on_publish(websocket, room, data)` may persist or transform a
-    message before it is broadcast: its return value replaces `data` unless it is None. `model`
-    checks published data as `receive_json(model)` does.
+    message before it is broadcast: its return value replaces `data` unless it is None. Any of the
+    three may raise ProtocolError to refuse with a code and reason of its own. `model` checks
+    published data as `receive_json(model)` does.
     """
 
     def __init__(self, hub: Hub, *, can_join: Policy = None, can_publish: Policy = None,

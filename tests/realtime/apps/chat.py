@@ -19,6 +19,8 @@ api = BoltAPI(
     send_timeout=float(os.environ.get("BOLT_TEST_SEND_TIMEOUT", "10")),
 )
 api.hub.keep_history("h:", size=100)
+# The room protocol on the same hub: every room open to everyone.
+api.realtime("/rt", can_join=True, can_publish=True)
 
 
 @api.websocket("/chat/{room}")
