@@ -168,6 +168,7 @@ def test_boltjs_against_a_real_server_across_a_restart(browser: object, bolt_ser
     assert first["members"] == [first["me"]], first
     assert first["ids"] == [1, 2, 3] and first["texts"] == ["m1", "m2", "m3"], first
     assert first["replyIds"] == [1, 2, 3], first
+    assert first["both"] == sorted([first["me"], first["other"]]), first
 
     bolt_server.stop()
     browser.execute_async_script("window.live.waitFor('reconnecting').then(arguments[0])")
