@@ -6,12 +6,16 @@ The differential tests in ``tests/accel/`` hold both to the same vectors.
 
 from __future__ import annotations
 
+import math
+import re
 from codecs import utf_8_decode
+from json.decoder import scanstring
 
 Buffer = bytes | bytearray | memoryview
 
 __all__ = [
     "Utf8Validator",
+    "json_object_spans",
     "mask",
     "mask_into",
     "mask_join",
@@ -195,3 +199,167 @@ def scan_frames(data: Buffer, pos: int = 0, max_size: int = 2**63) -> tuple[list
                 messages.append(payload)
             pos = stop
     return messages, pos
+
+
+# JSON scanning for json_object_spans: one regex match per token (whitespace before it included),
+# a small state machine for the grammar. Possessive quantifiers keep a failing string linear.
+_WS = re.compile(r"[ \t\n\r]*")
+_TOKEN = re.compile(
+    r"""[ \t\n\r]*+(?:
+        (?P<string>"(?:[^"\\\x00-\x1f]++|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*+")
+      | (?P<number>-?(?:0|[1-9][0-9]*+)(?:\.[0-9]++)?(?:[eE][-+]?[0-9]++)?)
+      | (?P<literal>true|false|null)
+      | (?P<punct>[][{}:,])
+    )""",
+    re.VERBOSE,
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_END = "unexpected end of input"
+
+# What the scanner expects next.
+_VALUE, _VALUE_OR_CLOSE, _KEY, _KEY_OR_CLOSE, _COLON, _AFTER_VALUE = range(6)
+
+
+class _Invalid(Exception):
+    def __init__(self, pos: int, reason: str) -> None:
+        self.pos, self.reason = pos, reason
+
+
+def _failure(state: int, closer: str, text: str, pos: int) -> _Invalid:
+    """The error for text at ``pos`` that is no token, or not one that ``state`` accepts."""
+    if pos == len(text):
+        return _Invalid(pos, _END)
+    char = text[pos]
+    if state in (_VALUE, _VALUE_OR_CLOSE):
+        reason = {'"': "invalid string", "-": "invalid number"}.get(char, "expected a value")
+    elif state in (_KEY, _KEY_OR_CLOSE):
+        reason = "invalid string" if char == '"' else "expected a key"
+    elif state == _COLON:
+        reason = "expected ':'"
+    else:
+        reason = f"expected ',' or '{closer}'"
+    return _Invalid(pos, reason)
+
+
+def _string(text: str, start: int, end: int) -> str | None:
+    """The decoded string token ``text[start:end]``; None for a lone surrogate escape, which
+    orjson.loads refuses (the stdlib decoder keeps it as a lone surrogate, which shows it)."""
+    if text.find("\\", start, end) < 0:
+        return text[start + 1 : end - 1]
+    value = scanstring(text, start + 1)[0]
+    return None if "\\u" in text[start:end] and _SURROGATE.search(value) else value
+
+
+def _spans(text: str, max_depth: int) -> dict[str, tuple[int, int]]:
+    """json_object_spans for a str without surrogates, raising _Invalid."""
+    pos = _WS.match(text).end()
+    if pos == len(text) or text[pos] != "{":
+        raise _Invalid(pos, _END if pos == len(text) else "the top level is not an object")
+    if max_depth < 1:
+        raise _Invalid(pos, "nesting deeper than max_depth")
+    spans: dict[str, tuple[int, int]] = {}
+    closers = ["}"]  # of the open containers; closers[0] is the top-level object's
+    key, value_start = "", 0  # the top-level member being read
+    state = _KEY_OR_CLOSE
+    pos += 1
+    match = _TOKEN.match
+    while True:
+        token = match(text, pos)
+        if token is None:
+            raise _failure(state, closers[-1], text, _WS.match(text, pos).end())
+        kind = token.lastgroup
+        start, pos = token.span(kind)
+        char = text[start]
+        complete = False  # whether a value ends at pos
+        if state == _VALUE or state == _VALUE_OR_CLOSE:
+            if len(closers) == 1:
+                value_start = start
+            if kind == "punct":
+                if char == "{" or char == "[":
+                    if len(closers) >= max_depth:
+                        raise _Invalid(start, "nesting deeper than max_depth")
+                    closers.append("}" if char == "{" else "]")
+                    state = _KEY_OR_CLOSE if char == "{" else _VALUE_OR_CLOSE
+                    continue
+                if char != "]" or state != _VALUE_OR_CLOSE:
+                    raise _Invalid(start, "expected a value")
+                closers.pop()
+            elif kind == "string":
+                if _string(text, start, pos) is None:
+                    raise _Invalid(start, "invalid string")
+            elif kind == "number" and (pos - start > 308 or "e" in token[kind] or "E" in token[kind]):
+                # orjson refuses a number that is infinite as a double; only these can be.
+                if math.isinf(float(token[kind])):
+                    raise _Invalid(start, "number out of range")
+            complete = True
+        elif state == _KEY or state == _KEY_OR_CLOSE:
+            if kind == "string":
+                name = _string(text, start, pos)
+                if name is None:
+                    raise _Invalid(start, "invalid string")
+                if len(closers) == 1:
+                    key = name
+                state = _COLON
+            elif char == "}" and state == _KEY_OR_CLOSE:
+                closers.pop()
+                complete = True
+            else:
+                raise _Invalid(start, "expected a key")
+        elif state == _COLON:
+            if char != ":" or kind != "punct":
+                raise _Invalid(start, "expected ':'")
+            state = _VALUE
+        elif char == "," and kind == "punct":
+            state = _KEY if closers[-1] == "}" else _VALUE
+        elif char == closers[-1] and kind == "punct":
+            closers.pop()
+            complete = True
+        else:
+            raise _Invalid(start, f"expected ',' or '{closers[-1]}'")
+        if complete:
+            if not closers:  # the top-level object closed
+                pos = _WS.match(text, pos).end()
+                if pos != len(text):
+                    raise _Invalid(pos, "unexpected content after the object")
+                return spans
+            if len(closers) == 1:  # what ended was a top-level member's value
+                spans[key] = (value_start, pos)
+            state = _AFTER_VALUE
+
+
+def _byte_offsets(text: str, positions: list[int]) -> dict[int, int]:
+    """UTF-8 byte offset of each code point index in ``positions`` (sorted), in one pass."""
+    offsets, index, byte = {}, 0, 0
+    for pos in positions:
+        byte += len(text[index:pos].encode("utf-8"))
+        index = pos
+        offsets[pos] = byte
+    return offsets
+
+
+def json_object_spans(text: str | Buffer, max_depth: int) -> dict[str, tuple[int, int]]:
+    """Validate that ``text`` (str, or UTF-8 bytes) is exactly one strict JSON object nested at
+    most ``max_depth`` deep, and return each top-level key -> (start, end) of its value's source
+    text, in the input's own units (code points for str, bytes otherwise). ValueError if invalid.
+    """
+    try:
+        if isinstance(text, str):
+            surrogate = _SURROGATE.search(text)
+            if surrogate:
+                raise _Invalid(surrogate.start(), "str contains a surrogate")
+            return _spans(text, max_depth)
+        try:
+            decoded = utf_8_decode(text, "strict", True)[0]
+        except UnicodeDecodeError as exc:
+            raise _Invalid(exc.start, "invalid UTF-8") from None
+        if len(decoded) == len(text):  # ASCII: code point indices are byte offsets
+            return _spans(decoded, max_depth)
+        try:
+            spans = _spans(decoded, max_depth)
+        except _Invalid as exc:
+            exc.pos = _byte_offsets(decoded, [exc.pos])[exc.pos]
+            raise
+        offsets = _byte_offsets(decoded, sorted({p for span in spans.values() for p in span}))
+        return {key: (offsets[start], offsets[end]) for key, (start, end) in spans.items()}
+    except _Invalid as exc:
+        raise ValueError(f"invalid JSON at {exc.pos}: {exc.reason}") from None

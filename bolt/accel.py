@@ -13,6 +13,7 @@ from types import ModuleType
 __all__ = [
     "ENABLED",
     "Utf8Validator",
+    "json_object_spans",
     "mask",
     "mask_into",
     "mask_join",
@@ -38,6 +39,7 @@ def _choose() -> tuple[ModuleType, bool]:
 
 _impl, ENABLED = _choose()
 
+json_object_spans = _impl.json_object_spans
 mask = _impl.mask
 mask_into = _impl.mask_into
 mask_join = _impl.mask_join

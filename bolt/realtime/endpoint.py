@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from bolt.realtime.backends.base import PublishError
+from bolt.realtime.backends.base import BackendUnavailable, PublishError
 from bolt.realtime.hub import Hub
 from bolt.realtime.names import InvalidRoomName, check_room
 from bolt.realtime.presence import JOIN, Member, PresenceEvent, PresenceSubscription
@@ -181,10 +181,14 @@ class Session:
             relay.watch(self)  # before joining: the changes that follow the member list must not be missed
         try:
             await self.hub.join(self.websocket, room, since)
-        except BaseException:
+        except BaseException as exc:
             if relay is not None:
                 relay.unwatch(self)
-            raise
+            if not isinstance(exc, BackendUnavailable):
+                raise
+            # The history could not be read: out again, so that the client's retry replays it.
+            await self.hub.leave(self.websocket, room)
+            raise ProtocolError("unavailable", f"the room's history could not be read: {exc}") from None
         self.rooms.add(room)
         if relay is not None:
             self.watching[room] = relay
@@ -295,7 +299,12 @@ class PresenceRelay:
 
     async def send_members(self, session: Session) -> None:
         """Send `session` the full member list, then the changes held back meanwhile."""
-        members = await self.endpoint.hub.members(self.room)
+        try:
+            members = await self.endpoint.hub.members(self.room)
+        except BackendUnavailable as exc:
+            # Without the backend only changes can be told; the list follows the next overflow or join.
+            logger.warning("presence list of %r unavailable: %s", self.room, exc)
+            members = []
         held = self.watchers.get(session)
         if held is None:
             return  # it left meanwhile

@@ -6,9 +6,10 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyList, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
 
 mod frames;
+mod json;
 mod masking;
 mod utf8;
 
@@ -230,6 +231,101 @@ fn scan_frames<'py>(
     Ok((messages, end))
 }
 
+fn invalid_json(pos: usize, reason: &str) -> PyErr {
+    PyValueError::new_err(format!("invalid JSON at {pos}: {reason}"))
+}
+
+/// Turns byte offsets into the input's units: code points for a non-ASCII `str`, counted
+/// incrementally (offsets arrive in increasing order, so a document costs one counting pass).
+struct Units<'a> {
+    text: &'a [u8],
+    count_code_points: bool,
+    byte: usize,
+    index: usize,
+}
+
+impl Units<'_> {
+    fn at(&mut self, byte: usize) -> usize {
+        if !self.count_code_points {
+            return byte;
+        }
+        // A code point starts at every byte that is not a continuation byte (10xxxxxx).
+        let starts = self.text[self.byte..byte]
+            .iter()
+            .filter(|&&b| (b as i8) >= -64)
+            .count();
+        self.index += starts;
+        self.byte = byte;
+        self.index
+    }
+}
+
+fn object_spans_dict<'py>(
+    py: Python<'py>,
+    text: &str,
+    max_depth: usize,
+    count_code_points: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let spans = PyDict::new(py);
+    let mut units = Units {
+        text: text.as_bytes(),
+        count_code_points,
+        byte: 0,
+        index: 0,
+    };
+    let mut key = String::new(); // escapes resolved, reused across keys
+    let mut failure = None;
+    let result = json::object_spans(text, max_depth, |member| {
+        let name = if member.escaped {
+            json::unescape(member.key, &mut key);
+            key.as_str()
+        } else {
+            member.key
+        };
+        let span = (units.at(member.start), units.at(member.end));
+        if let Err(err) = spans.set_item(name, span) {
+            failure.get_or_insert(err);
+        }
+    });
+    if let Some(err) = failure {
+        return Err(err);
+    }
+    result.map_err(|e| invalid_json(units.at(e.pos), e.reason))?;
+    Ok(spans)
+}
+
+/// Validate that `text` (str, or UTF-8 bytes) is exactly one strict JSON object nested at most
+/// `max_depth` deep, and return each top-level key -> (start, end) of its value's source text,
+/// in the input's own units (code points for str, bytes otherwise). ValueError if invalid.
+#[pyfunction]
+fn json_object_spans<'py>(
+    py: Python<'py>,
+    text: &Bound<'py, PyAny>,
+    max_depth: isize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let max_depth = usize::try_from(max_depth).unwrap_or(0);
+    if let Ok(string) = text.cast::<PyString>() {
+        let utf8 = string.to_str().map_err(|err| {
+            // A str with a lone surrogate has no UTF-8 form; the codec error says where it is.
+            let at = err
+                .value(py)
+                .getattr("start")
+                .and_then(|start| start.extract::<usize>());
+            invalid_json(at.unwrap_or(0), "str contains a surrogate")
+        })?;
+        // Offsets of an ASCII str are its byte offsets; only other strs need counting.
+        let ascii = string.len()? == utf8.len();
+        return object_spans_dict(py, utf8, max_depth, !ascii);
+    }
+    with_bytes(text, |data, _| match simdutf8::basic::from_utf8(data) {
+        Ok(utf8) => object_spans_dict(py, utf8, max_depth, false),
+        Err(_) => {
+            let at = utf8::check(data).err().map_or(0, |err| err.valid_up_to());
+            Err(invalid_json(at, "invalid UTF-8"))
+        }
+    })?
+}
+
 #[pymodule]
 fn _accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mask, m)?)?;
@@ -238,6 +334,7 @@ fn _accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
     m.add_function(wrap_pyfunction!(utf8_error_offset, m)?)?;
     m.add_function(wrap_pyfunction!(scan_frames, m)?)?;
+    m.add_function(wrap_pyfunction!(json_object_spans, m)?)?;
     m.add_class::<Utf8Validator>()?;
     Ok(())
 }

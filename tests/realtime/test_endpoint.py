@@ -386,3 +386,38 @@ async def test_realtime_paths_take_no_parameters_and_policies_are_checked() -> N
         BoltAPI().realtime("/rt", can_join="everyone")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_rooms"):
         BoltAPI().realtime("/rt", max_rooms=0)
+
+
+async def test_policies_and_on_publish_refuse_with_their_own_code_by_protocol_error() -> None:
+    from bolt.realtime import ProtocolError
+
+    def on_publish(websocket: Any, room: str, data: Any) -> Any:
+        if data == "":
+            raise ProtocolError("invalid_data", "a message needs some text")
+        return data
+
+    api = room_api(on_publish=on_publish)
+    async with Peer(api) as alice:
+        await alice.request("join", room="lobby")
+        assert (await alice.request("publish", room="lobby", data=""))["error"] == {
+            "code": "invalid_data", "reason": "a message needs some text"}
+        assert alice.seen == []
+
+
+async def test_a_join_whose_history_cannot_be_read_is_answered_unavailable_and_not_joined() -> None:
+    from bolt.realtime import BackendUnavailable
+
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.request("ping")
+        backend = api.hub.backend
+
+        async def away(*args: Any) -> None:
+            raise BackendUnavailable("redis is away")
+
+        original, backend.replay = backend.replay, away  # type: ignore[method-assign]
+        reply = await alice.request("join", room="feed:x", since=3)
+        assert reply["error"]["code"] == "unavailable"
+        assert api.hub.local_members("feed:x") == []
+        backend.replay = original  # type: ignore[method-assign]
+        assert (await alice.request("join", room="feed:x", since=0))["ok"]

@@ -77,3 +77,24 @@ async def test_room_protocol_across_workers(redis_server: RedisServer, ws: str) 
     finally:
         one.stop()
         two.stop()
+
+
+async def test_a_publish_while_redis_is_down_is_answered_unavailable(redis_server: RedisServer) -> None:
+    worker = Worker(redis_server.url, "bolt.protocol.uvicorn:WebSocketProtocol")
+    try:
+        alice = await Client.open(worker)
+        assert (await alice.request("join", room="h:outage"))[0]["ok"]
+        redis_server.stop()
+        reply, before = await alice.request("publish", room="h:outage", data="lost")
+        assert reply["ok"] is False and reply["error"]["code"] == "unavailable", reply
+        assert [m for m in before if "data" in m] == []  # nobody got it, the sender neither
+        redis_server.start()
+        for _ in range(100):  # the worker reconnects by itself
+            reply, _ = await alice.request("publish", room="h:outage", data="kept")
+            if reply["ok"]:
+                break
+            await asyncio.sleep(0.1)
+        assert reply["ok"], reply
+        await alice.ws.close()
+    finally:
+        worker.stop()
