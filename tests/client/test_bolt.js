@@ -562,3 +562,86 @@ test("messages to ~c:<connection> and ~u:<user> reach onDirect", async () => {
   fakes.last.push({ room: "not-joined", data: "ignored" });
   equal(direct, [["to this tab", "~c:c9"], [{ n: 1 }, "~u:alice"]]);
 });
+
+// -- more edges ------------------------------------------------------------------------------
+
+test("the browser's online event cuts the backoff wait short", async () => {
+  const { conn, fakes } = setup({ backoff: { initial: 60000, max: 60000 } });
+  fakes.last.accept();
+  fakes.last.drop(1006);
+  equal(fakes.sockets.length, 1);
+  window.dispatchEvent(new Event("online"));
+  equal(fakes.sockets.length, 2);
+  conn.close();
+  window.dispatchEvent(new Event("online"));
+  equal(fakes.sockets.length, 2, "not after close");
+});
+
+test("close() while reconnecting cancels the pending attempt", async () => {
+  const { conn, fakes, clock } = setup();
+  fakes.last.drop(1006);
+  conn.close();
+  await clock.advance(60000);
+  equal(fakes.sockets.length, 1);
+  equal(clock.pending(), [], "no timer left behind");
+});
+
+test("a refused join without a room onError goes to the connection's onError", async () => {
+  const { conn, fakes, errors } = setup();
+  conn.join("staff");
+  fakes.last.accept();
+  const ref = fakes.last.of("join")[0].ref;
+  fakes.last.push({ type: "reply", ref, ok: false, error: { code: "too_many_rooms", reason: "at most 1" } });
+  await settle();
+  equal(errors.map((e) => [e.code, e.reason]), [["too_many_rooms", "at most 1"]]);
+});
+
+test("a join made by an onState listener on open is sent once", async () => {
+  const { conn, fakes } = setup();
+  conn.onState((state) => state === "open" && !conn.rooms.has("late") && conn.join("late"));
+  conn.join("early");
+  fakes.last.accept();
+  equal(fakes.last.of("join").map((j) => j.room), ["early", "late"]);
+});
+
+test("queued publishes of a room wait for that room only", async () => {
+  const { conn, fakes } = setup();
+  const a = conn.join("a");
+  const b = conn.join("b");
+  const pa = a.publish("to a");
+  const pb = b.publish("to b");
+  fakes.last.accept();
+  const [ja] = fakes.last.of("join");
+  fakes.last.push({ type: "reply", ref: ja.ref, ok: true }); // only a is acknowledged
+  await settle();
+  equal(fakes.last.of("publish").map((p) => p.room), ["a"]);
+  fakes.last.replyAll("join");
+  await settle();
+  equal(fakes.last.of("publish").map((p) => p.room), ["a", "b"]);
+  fakes.last.replyAll("publish");
+  await pa;
+  await pb;
+});
+
+test("a pending publish and an open socket both end on close()", async () => {
+  const { conn, fakes } = setup();
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  const p = room.publish(1);
+  conn.close(4001, "bye");
+  await rejects(p, "closed");
+  equal(fakes.last.closedWith, { code: 4001, reason: "bye" });
+  equal(conn.closeEvent, { code: 4001, reason: "bye", wasClean: true });
+  equal(room.state, "closed");
+});
+
+test("a params function that throws is reported and retried", async () => {
+  let fail = true;
+  const { conn, fakes, clock, errors } = setup({ params: () => { if (fail) throw new Error("no token"); return { token: "t" }; } });
+  equal(fakes.sockets.length, 0);
+  equal(conn.state, "reconnecting");
+  equal(errors.map((e) => e.message), ["no token"]);
+  fail = false;
+  await clock.advance(1000);
+  equal(fakes.sockets.length, 1);
+});

@@ -143,7 +143,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server() -> Iterator[LiveServer]:
+def bolt_server() -> Iterator[LiveServer]:
     try:
         from bolt import BoltAPI
     except ImportError as exc:  # pragma: no cover
@@ -158,8 +158,8 @@ def live_server() -> Iterator[LiveServer]:
         server.stop()
 
 
-def test_boltjs_against_a_real_server_across_a_restart(browser: object, live_server: LiveServer) -> None:
-    base = f"http://127.0.0.1:{live_server.port}"
+def test_boltjs_against_a_real_server_across_a_restart(browser: object, bolt_server: LiveServer) -> None:
+    base = f"http://127.0.0.1:{bolt_server.port}"
     browser.get(f"{base}/client/live.html")
     browser.execute_async_script("window.live.start().then(arguments[0], (e) => arguments[0](String(e)))")
     first = browser.execute_async_script("window.live.phase1().then(arguments[0], (e) => arguments[0]({error: String(e.stack || e)}))")
@@ -168,12 +168,13 @@ def test_boltjs_against_a_real_server_across_a_restart(browser: object, live_ser
     assert first["members"] == [first["me"]], first
     assert first["ids"] == [1, 2, 3] and first["texts"] == ["m1", "m2", "m3"], first
     assert first["replyIds"] == [1, 2, 3], first
+    assert first["both"] == sorted([first["me"], first["other"]]), first
 
-    live_server.stop()
+    bolt_server.stop()
     browser.execute_async_script("window.live.waitFor('reconnecting').then(arguments[0])")
     queued = browser.execute_script("return window.live.publishWhileDown()")  # waits in the queue
     assert queued == 1
-    live_server.start()  # a fresh memory backend: the room's history and ids start again
+    bolt_server.start()  # a fresh memory backend: the room's history and ids start again
     second = browser.execute_async_script("window.live.phase2().then(arguments[0], (e) => arguments[0]({error: String(e.stack || e)}))")
     assert "error" not in second, second["error"]
     assert second["states"][-1] == "open", second
