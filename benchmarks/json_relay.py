@@ -41,7 +41,9 @@ def publish(data: object) -> str:
 
 
 def _posts(count: int, text: str) -> list[dict[str, object]]:
-    return [{"user": f"user{i}", "text": text, "ts": 1733097600 + i, "tags": ["a", "b"]} for i in range(count)]
+    return [
+        {"user": f"user{i}", "text": text, "ts": 1733097600 + i, "tags": ["a", "b"]} for i in range(count)
+    ]
 
 
 def _nested(depth: int) -> object:
@@ -54,7 +56,7 @@ def _nested(depth: int) -> object:
 FRAMES = {
     "chat ~100 B": publish({"text": "hello everyone, how is it going?", "user": "alice", "ts": 1733097600}),
     "1 KiB": publish(_posts(8, "a message of moderate length, about seventy bytes, ascii only.")),
-    "1 KiB non-ASCII": publish(_posts(8, "ünïcödé tëxt with € and 😀, to make code points count here.")),
+    "1 KiB non-ASCII": publish(_posts(8, "ünïcödé tëxt with € and 😀, so code points need counting.")),
     "16 KiB": publish(_posts(128, "a message of moderate length, about seventy bytes, ascii only.")),
     "nested (depth 25)": publish(_nested(12)),
 }
@@ -88,7 +90,9 @@ WAYS: dict[str, Callable[[str], bytes]] = {
 }
 
 
-def ops_per_second(funcs: dict[str, Callable[[], object]], budget: float, rounds: int = 7) -> dict[str, float]:
+def ops_per_second(
+    funcs: dict[str, Callable[[], object]], budget: float, rounds: int = 7
+) -> dict[str, float]:
     """Best rate of each function over ``rounds`` runs of about ``budget`` seconds. The runs of
     the different functions alternate, so a change in the machine's load hits them alike."""
     timers = {name: timeit.Timer(func) for name, func in funcs.items()}
