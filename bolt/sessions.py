@@ -37,6 +37,8 @@ CONTROL_ROOM = CONTROL_PREFIX + "sessions"
 
 # hub -> the event loop on which it listens to the control room (a new loop means listening again)
 _watching: weakref.WeakKeyDictionary[Hub, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
+# Events being handled: the loop keeps only weak references to tasks.
+_handling: set[asyncio.Task[None]] = set()
 
 
 async def watch(hub: Hub) -> None:
@@ -46,10 +48,15 @@ async def watch(hub: Hub) -> None:
         return
     _watching[hub] = loop
     try:
-        await hub.listen(CONTROL_ROOM, lambda text: loop.create_task(_session_event(hub, text)))
+        await hub.listen(CONTROL_ROOM, lambda text: _handle(loop.create_task(_session_event(hub, text))))
     except BaseException:
         _watching.pop(hub, None)
         raise
+
+
+def _handle(task: asyncio.Task[None]) -> None:
+    _handling.add(task)
+    task.add_done_callback(_handling.discard)
 
 
 async def _session_event(hub: Hub, text: str) -> None:
