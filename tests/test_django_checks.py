@@ -44,8 +44,13 @@ def test_asgi_application_that_does_not_mount_bolt() -> None:
         assert "bolt.W003" in bolt_check_ids()
     with override_settings(ASGI_APPLICATION="no_such_module.application"):
         assert "bolt.E002" in bolt_check_ids()
-    with override_settings(ASGI_APPLICATION="test_django_db.api"):
+    with override_settings(ASGI_APPLICATION="test_django_db.api", CORS_ALLOWED_ORIGINS=["https://app.example"]):
         assert bolt_check_ids() == set()
+
+
+def test_the_mounted_apis_session_routes_count_as_cookie_authentication() -> None:
+    with override_settings(ASGI_APPLICATION="test_django_db.api"):  # a route with SessionAuthentication()
+        assert bolt_check_ids() == {"bolt.W001"}
 
 
 def test_staticfiles_before_bolt() -> None:
