@@ -61,6 +61,7 @@ class AuthContext:
     backend: str | None = None
     source: str | None = None
     django_user: Any = None  # the Django user, when the backend loaded one
+    session_key: str | None = None  # the Django session a WebSocket ends with (bolt.sessions)
 
     @property
     def is_authenticated(self) -> bool:
@@ -270,7 +271,15 @@ class SessionAuthentication(BaseAuthentication):
 
     The browser attaches this cookie to any page's WebSocket, so the pipeline only accepts it from
     origins that are the same origin or explicitly allowed: never from one admitted by `*`.
+
+    A WebSocket authenticated this way is closed with 4001 "session ended" when its session ends in
+    any worker: logout, session deletion, a password change that invalidates the session, the user
+    deactivated (see bolt.sessions; "bolt" must be in INSTALLED_APPS). `close_on_session_end=False`
+    lets a route's sockets outlive their session.
     """
+
+    def __init__(self, *, close_on_session_end: bool = True) -> None:
+        self.close_on_session_end = close_on_session_end
 
     async def authenticate(self, conn: Any) -> AuthContext | None:
         settings = django_settings()
@@ -279,14 +288,16 @@ class SessionAuthentication(BaseAuthentication):
         session_key = conn.cookies.get(settings.SESSION_COOKIE_NAME)
         if not session_key:
             return None
-        from importlib import import_module
-
-        from django.contrib.auth import aget_user
-
-        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-        user = await aget_user(_SessionCarrier(store))
+        user = await session_user(session_key)
         if not user.is_authenticated:
             return None  # an expired or foreign session is simply no session
+        bound = self.close_on_session_end and conn.scope["type"] == "websocket"
+        if bound:
+            from bolt.sessions import watch
+
+            hub = getattr(conn.scope.get("app"), "hub", None)
+            if hub is not None:
+                await watch(hub)
         return AuthContext(
             user_id=str(user.pk),
             is_staff=bool(user.is_staff),
@@ -295,7 +306,20 @@ class SessionAuthentication(BaseAuthentication):
             backend="session",
             source="cookie",
             django_user=user,
+            session_key=session_key if bound else None,
         )
+
+
+async def session_user(session_key: str) -> Any:
+    """The user of a Django session, as Django's `aget_user` finds it (it checks the session's password
+    hash and that the user is still active); AnonymousUser when the session is gone or no longer valid."""
+    from importlib import import_module
+
+    from django.contrib.auth import aget_user
+
+    settings = django_settings()
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    return await aget_user(_SessionCarrier(store))
 
 
 class _SessionCarrier:

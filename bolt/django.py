@@ -128,3 +128,35 @@ class _LifespanApp:
         # Never answered: the app does not support the lifespan protocol (Django's handler raises ValueError).
         logger.debug("%r does not support the ASGI lifespan; only bolt's hooks run", self.app, exc_info=exc)
         return None
+
+
+def find_api(app: Any, depth: int = 8) -> Any:
+    """The BoltAPI inside an ASGI app: the app itself, or reached through the `api`, `app` or `application`
+    attributes of the wrappers around it (bolt's mount, Django's static files handler, ...); else None."""
+    from bolt.api import BoltAPI
+
+    for _ in range(depth):
+        if isinstance(app, BoltAPI):
+            return app
+        if isinstance(app, BoltMount):
+            return app.api
+        app = getattr(app, "app", None) or getattr(app, "application", None)
+        if app is None:
+            return None
+    return None
+
+
+def asgi_application() -> Any:
+    """The ASGI application named by the ASGI_APPLICATION setting; None when that setting is unset.
+
+    Raises ImportError with the setting's value when the name does not import.
+    """
+    path = setting("ASGI_APPLICATION")
+    if not path:
+        return None
+    from django.utils.module_loading import import_string
+
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImportError(f"ASGI_APPLICATION = {path!r} could not be imported: {exc}") from exc

@@ -25,6 +25,7 @@ def configure_django() -> None:
         SECRET_KEY="bolt-tests-only-not-secret",
         ALLOWED_HOSTS=["*"],
         INSTALLED_APPS=[
+            "bolt",
             "django.contrib.auth",
             "django.contrib.contenttypes",
             "django.contrib.sessions",

@@ -6,6 +6,7 @@ import inspect
 import itertools
 import logging
 import secrets
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,8 @@ logger = logging.getLogger("bolt.realtime")
 SCOPE_KEY = "bolt.hub.connection"
 # How long closing a slow consumer may take before its handler is cancelled instead.
 _EVICT_TIMEOUT = 5.0
+# Every hub of this process, so code outside the server (bolt.realtime.publish) can find the running one.
+_HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
 
 
 class Connection:
@@ -80,6 +83,7 @@ class Hub:
         self._history_cache: dict[str, HistoryPolicy | None] = {}
         self._last_seq: dict[str, int] = {}
         self._gap_callbacks: list[Callable[[str, int | None], Any]] = []
+        _HUBS.add(self)
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -528,6 +532,50 @@ class Hub:
         """A presence event from another process (called by the backend)."""
         self._emit(event)
 
+    # -- code outside the connections (bolt.realtime.publish, bolt.sessions) ---------------------------
+
+    @staticmethod
+    def running() -> list[Hub]:
+        """The hubs of this process that are serving: started, on an event loop that is still running."""
+        return [hub for hub in list(_HUBS) if hub.loop is not None]
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The running event loop this hub serves connections on; None when it is not started."""
+        loop = self._loop
+        if loop is None or self.backend is None or loop.is_closed() or not loop.is_running():
+            return None
+        return loop
+
+    def publisher(self, backend: str | Backend) -> Hub:
+        """A hub with this one's history rules and its own `backend`, to publish from a process that
+        serves no connections: its broadcasts get the same ids and history as this hub's."""
+        hub = Hub(backend, self.outbox_settings, self.presence_ttl)
+        hub._history_rules = list(self._history_rules)
+        return hub
+
+    def local_connections(self) -> list[Any]:
+        """This process's accepted WebSockets."""
+        return [connection.websocket for connection in list(self._connections.values())]
+
+    async def listen(self, room: str, callback: Callable[[str], Any]) -> Callable[[], Any]:
+        """Call `callback(text)` with every text broadcast to `room` from any process, until the returned
+        coroutine function is awaited. For bolt's own control rooms; clients never see these messages."""
+        check_target(room)
+        await self._backend()
+        key = f"listener.{next(self._ids)}"
+        self._rooms.setdefault(room, {})[key] = _Listener(callback)  # type: ignore[assignment]
+        await self._retain(room)
+
+        async def stop() -> None:
+            members = self._rooms.get(room)
+            if members is not None and members.pop(key, None) is not None:
+                if not members:
+                    del self._rooms[room]
+                await self._release(room)
+
+        return stop
+
     # -- health -----------------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
@@ -540,6 +588,23 @@ class Hub:
         report["dropped"] = sum(c.outbox.dropped for c in self._connections.values())
         report["queued"] = sum(len(c.outbox) for c in self._connections.values())
         return report
+
+
+class _Listener:
+    """Stands in a room's members like an outbox, handing each delivered message to a callback."""
+
+    __slots__ = ("callback",)
+
+    def __init__(self, callback: Callable[[str], Any]) -> None:
+        self.callback = callback
+
+    def put(self, message: dict[str, Any], shared: Any = None) -> None:
+        if "text" not in message:
+            return
+        try:
+            self.callback(message["text"])
+        except Exception:
+            logger.exception("hub listener failed")
 
 
 def _shared_writer(websocket: Any) -> Callable[[SharedMessage], bool] | None:

@@ -10,6 +10,8 @@ _ROOM_RE = re.compile(r"[A-Za-z0-9_.:@/+=-]{1,%d}" % MAX_ROOM_LENGTH)
 # so no client can join another connection's or another user's private room.
 CONNECTION_PREFIX = "~c:"
 USER_PREFIX = "~u:"
+# bolt's own control rooms (bolt.sessions): never a client's.
+CONTROL_PREFIX = "~b:"
 
 
 class InvalidRoomName(ValueError):
@@ -27,7 +29,7 @@ def check_room(room: str) -> str:
 def check_target(room: str) -> str:
     """Like check_room, but also accept the reserved connection and user rooms (broadcast targets)."""
     if isinstance(room, str) and room.startswith("~"):
-        if room.startswith((CONNECTION_PREFIX, USER_PREFIX)) and 3 < len(room) <= MAX_ROOM_LENGTH + 3 \
+        if room.startswith((CONNECTION_PREFIX, USER_PREFIX, CONTROL_PREFIX)) and 3 < len(room) <= MAX_ROOM_LENGTH + 3 \
                 and room.isprintable():
             return room
         raise InvalidRoomName(f"invalid reserved room name {room!r}")

@@ -1,0 +1,124 @@
+"""bolt's system checks (`manage.py check`), registered by the app's ready() under the "bolt" tag.
+
+bolt.W001  cookie or session authentication with no origin policy
+bolt.W002  the memory backend with more than one worker configured (WEB_CONCURRENCY)
+bolt.W003  ASGI_APPLICATION does not mount a BoltAPI (runserver would answer bolt's routes with 404)
+bolt.W004  staticfiles comes before bolt in INSTALLED_APPS (its runserver wins over bolt's)
+bolt.E001  BOLT_PUBSUB is not a URL bolt can use
+bolt.E002  ASGI_APPLICATION does not import
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from bolt.django import asgi_application, find_api
+
+_COOKIE_AUTH = ("bolt.auth.SessionAuthentication",)
+
+
+def register() -> None:
+    for check in (check_origin_policy, check_pubsub, check_asgi_application, check_app_order):
+        checks.register(check, "bolt")
+
+
+def _origin_policy_configured(api: Any) -> bool:
+    return bool(getattr(settings, "CORS_ALLOWED_ORIGINS", None) or getattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES", None)
+                or (api is not None and api.cors_allowed_origins))
+
+
+def _uses_cookie_auth(api: Any) -> bool:
+    """Whether the default authentication or any route's reads a cookie (sessions, or a JWT cookie)."""
+    from bolt.auth import JWTAuthentication, SessionAuthentication
+
+    entries: list[Any] = list(getattr(settings, "BOLT_AUTHENTICATION_CLASSES", ()) or ())
+    if api is not None:
+        entries += api.auth or []
+        for route in api.router.routes:
+            entries += route.options.get("auth") or []
+    for entry in entries:
+        if isinstance(entry, str) and entry in _COOKIE_AUTH:
+            return True
+        if isinstance(entry, SessionAuthentication) or (isinstance(entry, JWTAuthentication) and entry.cookie):
+            return True
+    return False
+
+
+def _mounted_api() -> Any:
+    try:
+        return find_api(asgi_application())
+    except Exception:
+        return None  # reported by check_asgi_application
+
+
+def check_origin_policy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    api = _mounted_api()
+    if not _uses_cookie_auth(api) or _origin_policy_configured(api):
+        return []
+    return [checks.Warning(
+        "bolt routes authenticate by cookie but no origin is allowed besides the server's own.",
+        hint="Pages served from another origin (a dev server on another port, 'localhost' vs '127.0.0.1') will "
+             "be refused. List them in CORS_ALLOWED_ORIGINS, or BoltAPI(cors_allowed_origins=[...]), so the "
+             "policy is explicit.",
+        id="bolt.W001")]
+
+
+def check_pubsub(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    url = getattr(settings, "BOLT_PUBSUB", None) or "memory"
+    if not isinstance(url, str):
+        return []  # a Backend instance
+    if url == "memory":
+        workers = os.environ.get("WEB_CONCURRENCY", "1")
+        if workers.isdigit() and int(workers) > 1:
+            return [checks.Warning(
+                f"BOLT_PUBSUB is the memory backend but WEB_CONCURRENCY={workers} workers are configured: "
+                "a broadcast reaches only the clients of the worker that sent it.",
+                hint='Set BOLT_PUBSUB = "redis://..." so every worker delivers every broadcast.',
+                id="bolt.W002")]
+        return []
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return [checks.Error(f"BOLT_PUBSUB = {url!r} is not a backend bolt knows.",
+                             hint='Use "memory" or a redis:// (rediss://, unix://) URL.', id="bolt.E001")]
+    try:
+        from redis.connection import parse_url
+
+        parse_url(url)
+    except ImportError:
+        return [checks.Error("BOLT_PUBSUB names Redis but the redis package is not installed.",
+                             hint="pip install 'bolt[redis]'", id="bolt.E001")]
+    except ValueError as exc:
+        return [checks.Error(f"BOLT_PUBSUB = {url!r} does not parse: {exc}", id="bolt.E001")]
+    return []
+
+
+def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    if not getattr(settings, "ASGI_APPLICATION", None):
+        return []  # runserver says what to set when it is needed
+    try:
+        app = asgi_application()
+    except Exception as exc:
+        return [checks.Error(str(exc) if isinstance(exc, ImportError) else
+                             f"ASGI_APPLICATION = {settings.ASGI_APPLICATION!r} failed to import: {exc!r}",
+                             id="bolt.E002")]
+    if find_api(app) is None:
+        return [checks.Warning(
+            f"ASGI_APPLICATION = {settings.ASGI_APPLICATION!r} does not mount a bolt api: its WebSocket and "
+            "HTTP routes would be answered by Django (404).",
+            hint="End asgi.py with `application = mount(api, django_app)` (bolt.django.mount).",
+            id="bolt.W003")]
+    return []
+
+
+def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    installed = list(settings.INSTALLED_APPS)
+    names = [entry.rsplit(".apps.", 1)[0] for entry in installed]
+    if "bolt" in names and "django.contrib.staticfiles" in names and \
+            names.index("django.contrib.staticfiles") < names.index("bolt"):
+        return [checks.Warning(
+            "django.contrib.staticfiles comes before bolt in INSTALLED_APPS, so `runserver` is staticfiles' "
+            "(WSGI, no WebSockets), not bolt's.",
+            hint='Put "bolt" before "django.contrib.staticfiles".', id="bolt.W004")]
+    return []

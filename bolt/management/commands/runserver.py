@@ -1,0 +1,150 @@
+"""`manage.py runserver` serving the project's ASGI application with uvicorn and bolt's WebSocket protocol.
+
+It replaces Django's (and staticfiles') runserver when "bolt" comes before "django.contrib.staticfiles"
+in INSTALLED_APPS. The options are Django's: an address and port, --noreload, --ipv6, and, as with
+staticfiles, --nostatic and --insecure. The autoreloader is Django's own.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.management.base import CommandError
+from django.core.management.commands.runserver import Command as DjangoRunserver
+from django.db import connections
+
+from bolt.cli import websocket_protocol
+from bolt.django import asgi_application
+
+logger = logging.getLogger("django.server")
+
+
+class Command(DjangoRunserver):
+    help = "Starts a development web server serving ASGI_APPLICATION (bolt's routes and Django) with uvicorn."
+
+    def add_arguments(self, parser: Any) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--nostatic", action="store_false", dest="use_static_handler",
+                            help="Do not serve static files (staticfiles), even with DEBUG on.")
+        parser.add_argument("--insecure", action="store_true", dest="insecure_serving",
+                            help="Serve static files even with DEBUG off.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not getattr(settings, "ASGI_APPLICATION", None):
+            raise CommandError(
+                "bolt's runserver serves the ASGI application named by the ASGI_APPLICATION setting, which is "
+                "not set. Add to your settings, for a project called mysite:\n"
+                '    ASGI_APPLICATION = "mysite.asgi.application"\n'
+                "where mysite/asgi.py ends with `application = mount(api, django_app)` (see docs/django.md).")
+        super().handle(*args, **options)
+
+    def get_handler(self, *args: Any, **options: Any) -> Any:
+        """The ASGI application to serve: ASGI_APPLICATION, with static files in development."""
+        try:
+            app = asgi_application()
+        except ImportError as exc:
+            raise CommandError(str(exc)) from exc
+        use_static = options.get("use_static_handler", True)
+        if apps.is_installed("django.contrib.staticfiles") and use_static and (
+                settings.DEBUG or options.get("insecure_serving")):
+            from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+
+            app = ASGIStaticFilesHandler(app)
+        return AccessLog(app)
+
+    def inner_run(self, *args: Any, **options: Any) -> None:
+        from django.utils import autoreload
+
+        autoreload.raise_last_exception()
+        if not options["skip_checks"]:
+            self.stdout.write("Performing system checks...\n\n")
+            check_kwargs = super().get_check_kwargs(options)
+            check_kwargs["display_num_errors"] = True
+            self.check(**check_kwargs)
+        self.check_migrations()
+        for conn in connections.all(initialized_only=True):
+            conn.close()
+        handler = self.get_handler(*args, **options)
+        import uvicorn
+
+        # log_config=None leaves Django's logging alone; the access lines come from AccessLog.
+        config = uvicorn.Config(handler, host=self.addr, port=int(self.port), ws=websocket_protocol(),
+                                lifespan="auto", log_config=None, access_log=False, log_level="warning")
+        server = uvicorn.Server(config)
+        self.on_bind(self.port)
+        try:
+            server.run()
+        except OSError as exc:
+            messages = {errno.EACCES: "You don't have permission to access that port.",
+                        errno.EADDRINUSE: "That port is already in use.",
+                        errno.EADDRNOTAVAIL: "That IP address can't be assigned to."}
+            self.stderr.write(f"Error: {messages.get(exc.errno, exc)}")
+            os._exit(1)  # sys.exit would not end the process from the reloader's thread
+        except KeyboardInterrupt:
+            sys.exit(0)
+        if not server.started:  # uvicorn logs why (the port is taken, the lifespan failed) and returns
+            os._exit(1)
+
+
+class AccessLog:
+    """Logs each request and WebSocket handshake as Django's development server does (logger "django.server").
+
+    A WebSocket line has status 101 when the app accepted it, and the refusal's status (or 403) otherwise.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("root_path", "") + scope["path"]
+        if scope.get("query_string"):
+            path += "?" + scope["query_string"].decode("latin-1")
+        logged = False
+
+        def log(status: int, size: str = "") -> None:
+            nonlocal logged
+            logged = True
+            if kind == "http":
+                line = f'"{scope["method"]} {path} HTTP/{scope.get("http_version", "1.1")}" {status} {size}'
+            else:
+                line = f'"WEBSOCKET {path}" {status}'
+            level = logging.WARNING if 400 <= status < 500 else logging.ERROR if status >= 500 else logging.INFO
+            logger.log(level, line.rstrip(), extra={"status_code": status})
+
+        status = 0
+        size = 0
+
+        async def logging_send(message: dict[str, Any]) -> None:
+            nonlocal status, size
+            event = message["type"]
+            if event in ("http.response.start", "websocket.http.response.start"):
+                status = message["status"]
+            elif event == "http.response.body":
+                size += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    log(status, str(size))
+            elif event == "websocket.accept":
+                log(101)
+            elif event == "websocket.close" and not logged:
+                log(403)  # closed before accept: the server refuses the handshake with 403
+            elif event == "websocket.http.response.body" and not message.get("more_body"):
+                log(status)
+            await send(message)
+
+        started = time.monotonic()
+        try:
+            await self.app(scope, receive, logging_send)
+        finally:
+            if kind == "websocket" and logged and status == 0:
+                logger.info('"WEBSOCKET %s" closed after %.1f s', path, time.monotonic() - started,
+                            extra={"status_code": 101})

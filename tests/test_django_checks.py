@@ -1,0 +1,59 @@
+"""bolt's system checks, run as `manage.py check` runs them (django.core.checks with the "bolt" tag)."""
+from __future__ import annotations
+
+import pytest
+from django_settings import configure_django
+
+configure_django()
+
+from django.core import checks  # noqa: E402
+from django.test import override_settings  # noqa: E402
+
+
+def bolt_check_ids() -> set[str]:
+    return {message.id for message in checks.run_checks(tags=["bolt"])}
+
+
+def test_a_clean_configuration_passes() -> None:
+    assert bolt_check_ids() == set()
+
+
+def test_cookie_authentication_without_an_origin_policy() -> None:
+    with override_settings(BOLT_AUTHENTICATION_CLASSES=["bolt.auth.SessionAuthentication"]):
+        assert "bolt.W001" in bolt_check_ids()
+    with override_settings(BOLT_AUTHENTICATION_CLASSES=["bolt.auth.SessionAuthentication"],
+                           CORS_ALLOWED_ORIGINS=["https://app.example"]):
+        assert "bolt.W001" not in bolt_check_ids()
+
+
+def test_memory_backend_with_several_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEB_CONCURRENCY", "4")
+    assert "bolt.W002" in bolt_check_ids()
+    with override_settings(BOLT_PUBSUB="redis://127.0.0.1:6379/0"):
+        assert "bolt.W002" not in bolt_check_ids()
+
+
+@pytest.mark.parametrize("url", ["redis://host:notaport/0", "amqp://broker"])
+def test_a_pubsub_url_that_does_not_parse(url: str) -> None:
+    with override_settings(BOLT_PUBSUB=url):
+        assert "bolt.E001" in bolt_check_ids()
+
+
+def test_asgi_application_that_does_not_mount_bolt() -> None:
+    with override_settings(ASGI_APPLICATION="django_urls.hello"):
+        assert "bolt.W003" in bolt_check_ids()
+    with override_settings(ASGI_APPLICATION="no_such_module.application"):
+        assert "bolt.E002" in bolt_check_ids()
+    with override_settings(ASGI_APPLICATION="test_django_db.api", CORS_ALLOWED_ORIGINS=["https://app.example"]):
+        assert bolt_check_ids() == set()
+
+
+def test_the_mounted_apis_session_routes_count_as_cookie_authentication() -> None:
+    with override_settings(ASGI_APPLICATION="test_django_db.api"):  # a route with SessionAuthentication()
+        assert bolt_check_ids() == {"bolt.W001"}
+
+
+def test_staticfiles_before_bolt() -> None:
+    with override_settings(INSTALLED_APPS=["django.contrib.staticfiles", "bolt", "django.contrib.auth",
+                                           "django.contrib.contenttypes", "django.contrib.sessions"]):
+        assert "bolt.W004" in bolt_check_ids()

@@ -1,0 +1,66 @@
+"""bolt routes that use the ORM, tested under pytest-django: the recipe docs/testing.md describes.
+
+`@pytest.mark.django_db(transaction=True)`: the handler's async ORM calls run in Django's sync
+thread, on another database connection than the test's, so the rows a test creates must be
+committed for the handler to see them (plain `django_db` wraps the test in a transaction that
+connection cannot see, which is what makes such tests hang or fail). Django's own test `Client`
+logs users in, and its session cookie opens the socket.
+"""
+from __future__ import annotations
+
+import pytest
+from django_settings import configure_django
+
+configure_django()
+
+from asgiref.sync import sync_to_async  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.test import AsyncClient  # noqa: E402
+
+from bolt import BoltAPI  # noqa: E402
+from bolt.auth import IsAuthenticated, SessionAuthentication  # noqa: E402
+from bolt.sessions import SESSION_ENDED  # noqa: E402
+from bolt.testing import ConnectionClosed, WebSocketDenied, WebSocketTestClient  # noqa: E402
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+api = BoltAPI()
+
+
+@api.websocket("/ws/users", auth=[SessionAuthentication()], guards=[IsAuthenticated()])
+async def users(websocket):
+    await websocket.accept()
+    await websocket.send_json({"me": websocket.user.username, "users": await User.objects.acount()})
+    async for name in websocket.iter_text():
+        await User.objects.acreate(username=name)
+        await websocket.send_json({"users": await User.objects.acount()})
+
+
+async def logged_in(username: str) -> tuple[AsyncClient, dict[str, str]]:
+    user = await User.objects.acreate(username=username)
+    client = AsyncClient()
+    await client.aforce_login(user)
+    return client, {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
+
+
+async def test_a_route_reads_and_writes_the_database() -> None:
+    _, cookies = await logged_in("ann")
+    async with WebSocketTestClient(api, "/ws/users", cookies=cookies) as ws:
+        assert await ws.receive_json() == {"me": "ann", "users": 1}
+        await ws.send_text("bob")
+        assert await ws.receive_json() == {"users": 2}
+    assert await sync_to_async(User.objects.filter(username="bob").exists)()
+
+
+async def test_logout_closes_the_socket_and_refuses_the_session() -> None:
+    client, cookies = await logged_in("cat")
+    async with WebSocketTestClient(api, "/ws/users", cookies=cookies) as ws:
+        await ws.receive_json()
+        await client.alogout()
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.receive_json(timeout=1)
+        assert (closed.value.code, closed.value.reason) == (SESSION_ENDED, "session ended")
+    with pytest.raises(WebSocketDenied):
+        async with WebSocketTestClient(api, "/ws/users", cookies=cookies):
+            pass
