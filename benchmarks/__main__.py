@@ -277,6 +277,7 @@ def plot(figure: Figure, rows: list[dict[str, Any]], out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
     rows = [row for row in rows if figure.keep(row) and row.get(figure.value) is not None]
     if not rows:
@@ -293,6 +294,8 @@ def plot(figure: Figure, rows: list[dict[str, Any]], out: Path) -> None:
         ax.set_title(facet, fontsize=9)
         ax.set_xlabel(figure.unit)
         ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}" if max(values) >= 100 else "{x:,.3g}"))
         for y, value in enumerate(values):
             ax.text(value, y, f" {value:,.3g}" if value < 100 else f" {value:,.0f}", va="center", fontsize=7)
         ax.margins(x=0.25)
@@ -330,6 +333,21 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def draw(result: dict[str, Any], out: Path) -> None:
+    """Every figure whose benchmark has rows in `result`, as a PNG in `out`."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("plots skipped: matplotlib is not installed (pip install -e '.[bench]')", file=sys.stderr)
+        return
+    for figure in FIGURES:
+        rows = [row for run in result["runs"] if run["benchmark"] == figure.benchmark for row in run.get("rows", [])]
+        try:
+            plot(figure, rows, out)
+        except Exception as exc:  # one figure's trouble leaves the results and the other figures
+            print(f"plot {figure.file} failed: {exc!r}", file=sys.stderr)
+
+
 # -- the command -------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,6 +361,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("BOLT_BENCH_CACHE", str(Path.home() / ".cache" / "bolt-bench")))
     parser.add_argument("--python", help="run every peer in this interpreter instead of per-peer venvs")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (peers, commands) and write nothing")
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw the plots and results.md from the results.json in --out")
     args = parser.parse_args(argv)
     only = {name for name in args.only.split(",") if name}
     unknown = only - {run.script for run in RUNS}
@@ -367,6 +387,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     out = Path(args.out)
+    if args.replot:
+        result = json.loads((out / "results.json").read_text())
+        (out / "results.md").write_text(markdown(result))
+        draw(result, out)
+        return 0
     raw = out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -398,18 +423,7 @@ def main(argv: list[str] | None = None) -> int:
 
     (out / "results.json").write_text(json.dumps(result, indent=2))
     (out / "results.md").write_text(markdown(result))
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print("plots skipped: matplotlib is not installed (pip install -e '.[bench]')", file=sys.stderr)
-    else:
-        for figure in FIGURES:
-            rows = [row for run in result["runs"] if run["benchmark"] == figure.benchmark
-                    for row in run.get("rows", [])]
-            try:
-                plot(figure, rows, out)
-            except Exception as exc:  # one figure's trouble leaves the results and the other figures
-                print(f"plot {figure.file} failed: {exc!r}", file=sys.stderr)
+    draw(result, out)
     shutil.rmtree(raw, ignore_errors=True)
     failed = [run for run in result["runs"] if run["status"] not in ("ok",) and not run["status"].startswith("skipped")]
     print(f"results in {out}: {len(result['runs']) - len(failed)} of {len(result['runs'])} runs ok or skipped"
