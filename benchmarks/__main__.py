@@ -256,7 +256,7 @@ def _on_off(row: dict[str, Any]) -> str:
 
 
 def _run(row: dict[str, Any]) -> str:
-    return f"{row['run']}'s run"
+    return f"the {row['run']} run"
 
 
 FIGURES = [  # panels by run where a peer's run has bolt beside it: compare within a panel
