@@ -25,10 +25,11 @@ ephemeral port range (about 28,000 ports) towards one server port. For each serv
              many of the oldest close (reset, as a dropped network does): the rate of handshakes
              actually completed, their latency p50/p99, and how many failed
 
-then, once every server has had that turn, again with deflate on (the clients offer permessage-deflate
-as browsers do): memory idle, and after one broadcast has used every connection's compressor. Every phase has a deadline; a server
-that cannot open N connections in time, or loses them, is reported as failing there and the run
-moves on. Keepalive pings are off (this client does not answer them).
+then, once every server has had that turn, again with deflate on (the clients offer
+permessage-deflate as browsers do): memory idle, and after one broadcast has used every connection's
+compressor. Every phase has a deadline; a server that cannot open N connections in time, or loses
+them, is reported as failing there and the run moves on. Keepalive pings are off (this client does
+not answer them).
 
 Linux only. It raises the soft RLIMIT_NOFILE to the hard limit; run as root it also raises
 net.core.somaxconn when it is below the listen backlog, and says so.
