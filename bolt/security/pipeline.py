@@ -17,7 +17,15 @@ from bolt.security import cors
 from bolt.security.config import WATCHED_SETTINGS, setting, watch_settings
 from bolt.security.denial import Denial
 from bolt.security.origin import Admission, OriginPolicy
-from bolt.security.ratelimit import DEFAULT_MAX_KEYS, BucketTable, TokenBucket, retry_after_seconds
+from bolt.security.ratelimit import (
+    DEFAULT_IPV6_PREFIX,
+    DEFAULT_MAX_KEYS,
+    BucketTable,
+    TokenBucket,
+    address_key,
+    check_ipv6_prefix,
+    retry_after_seconds,
+)
 from bolt.websocket import CloseCode, WebSocketClose
 
 logger = logging.getLogger("bolt.security")
@@ -65,9 +73,10 @@ class RoutePolicy:
     """One route's compiled security: what to run, precomputed so the hot path only branches."""
 
     __slots__ = ("backends", "guards", "limit", "limit_after_auth", "key_of", "bucket_id", "messages",
-                 "message_mode", "challenge", "trivial")
+                 "message_mode", "challenge", "trivial", "ipv6_prefix")
 
-    def __init__(self, route: Any, backends: Sequence[Any], guards: Sequence[Any], limit: RateLimit | None) -> None:
+    def __init__(self, route: Any, backends: Sequence[Any], guards: Sequence[Any], limit: RateLimit | None,
+                 ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> None:
         self.backends = tuple(backends)
         self.guards = tuple(guards)
         self.limit = limit if limit is not None and limit.rps is not None else None
@@ -78,6 +87,7 @@ class RoutePolicy:
         self.bucket_id = id(route)
         self.challenge = next((b.challenge for b in self.backends if getattr(b, "challenge", None)), None)
         self.trivial = not (self.backends or self.guards or self.limit or self.messages)
+        self.ipv6_prefix = ipv6_prefix
 
 
 def _key_function(key: Any) -> Callable[[Any], Any]:
@@ -168,7 +178,8 @@ class SecurityPipeline:
         for guard in guards:
             if not callable(guard):
                 raise TypeError(f"guard {guard!r} is not callable")
-        policy = RoutePolicy(route, auth, guards, getattr(route.endpoint, RATE_LIMIT_ATTR, None))
+        prefix = check_ipv6_prefix(setting("BOLT_RATE_LIMIT_IPV6_PREFIX", DEFAULT_IPV6_PREFIX))
+        policy = RoutePolicy(route, auth, guards, getattr(route.endpoint, RATE_LIMIT_ATTR, None), prefix)
         route.security = policy
         return policy
 
@@ -266,7 +277,7 @@ class SecurityPipeline:
             key = ("user", auth.user_id)
         if key is None:
             client = conn.scope.get("client")
-            key = ("ip", client[0] if client else None)
+            key = ("ip", address_key(client[0], policy.ipv6_prefix) if client else None)
         # No await from here to the return: reading and spending the token is one step.
         wait = self.buckets.take((policy.bucket_id, key), limit.rps, limit.burst)
         if wait == 0.0:
