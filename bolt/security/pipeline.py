@@ -197,7 +197,7 @@ class SecurityPipeline:
         if origin is not None:
             admission = self.origin_policy(scope).admit(origin, scope)
             if admission is None:
-                return self._deny(route, scope, Denial(403, ORIGIN_NOT_ALLOWED), f"origin {origin[:200]!r}")
+                return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED), f"origin {origin[:200]!r}")
             if admission is not Admission.SAME_ORIGIN:
                 scope[CORS_SCOPE_KEY] = (origin, admission)
 
@@ -211,10 +211,10 @@ class SecurityPipeline:
             try:
                 auth = await self._authenticate(policy, conn)
             except AuthenticationFailed as exc:
-                return self._deny(route, scope, self._unauthorized(policy, exc.detail), exc.detail)
+                return self.deny(route.path, scope, self._unauthorized(policy, exc.detail), exc.detail)
             if auth.source == "cookie" and admission is Admission.WILDCARD:
                 self._warn_wildcard_cookie(route)
-                return self._deny(route, scope, Denial(403, ORIGIN_NOT_ALLOWED),
+                return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED),
                                   f"cookie credentials from origin {origin[:200]!r} admitted only by '*'")
             scope[AUTH_SCOPE_KEY] = auth
 
@@ -226,9 +226,9 @@ class SecurityPipeline:
         for guard in policy.guards:
             if not await run_guard(guard, conn):
                 if not auth.is_authenticated:
-                    return self._deny(route, scope, self._unauthorized(policy, AUTH_REQUIRED),
+                    return self.deny(route.path, scope, self._unauthorized(policy, AUTH_REQUIRED),
                                       f"{_name(guard)} without credentials")
-                return self._deny(route, scope, Denial(403, PERMISSION_DENIED),
+                return self.deny(route.path, scope, Denial(403, PERMISSION_DENIED),
                                   f"{_name(guard)} for user {auth.user_id}")
 
         if policy.messages is not None:
@@ -284,7 +284,7 @@ class SecurityPipeline:
             return None
         seconds = retry_after_seconds(wait)
         denial = Denial(429, RATE_LIMITED, {"Retry-After": str(seconds)}, {"retry_after": seconds})
-        return self._deny(route, conn.scope, denial, "rate limit")
+        return self.deny(route.path, conn.scope, denial, "rate limit")
 
     @staticmethod
     def _unauthorized(policy: RoutePolicy, detail: str) -> Denial:
@@ -299,10 +299,11 @@ class SecurityPipeline:
                            route.path)
 
     @staticmethod
-    def _deny(route: Any, scope: dict[str, Any], denial: Denial, reason: str) -> Denial:
+    def deny(path: str, scope: dict[str, Any], denial: Denial, reason: str) -> Denial:
+        """Log one refusal (one line, WARNING for origins, else INFO) and return `denial`."""
         # The reason names the check, never the credential itself.
         level = logging.WARNING if denial.detail == ORIGIN_NOT_ALLOWED else logging.INFO
-        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], route.path, _client(scope),
+        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], path, _client(scope),
                    denial.status_code, denial.detail, reason)
         return denial
 
