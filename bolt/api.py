@@ -64,8 +64,13 @@ class BoltAPI:
         slow_consumer: str = "drop_oldest",
         send_timeout: float | None = 10.0,
         presence_ttl: float = 30.0,
+        allow_missing_origin: bool | None = None,
     ) -> None:
         """`pubsub` is "memory", a redis:// URL or a Backend; None reads Django's BOLT_PUBSUB (default "memory").
+
+        `allow_missing_origin=True` lets WebSocket handshakes that authenticate by cookie (or session)
+        through without an Origin header (refused with 403 "Origin required" by default); None reads
+        Django's BOLT_ALLOW_MISSING_ORIGIN. A route may say so too: `@api.websocket(path, allow_missing_origin=True)`.
 
         `send_queue`, `slow_consumer` ("drop_oldest", "drop_newest" or "close") and `send_timeout` bound
         what a broadcast may queue for one client; a route can override them in `@api.websocket(...)`.
@@ -75,6 +80,7 @@ class BoltAPI:
         self.auth = list(auth) if auth is not None else None
         self.guards = list(guards) if guards is not None else None
         self.max_body_size = max_body_size
+        self.allow_missing_origin = allow_missing_origin
         self._startup = list(on_startup)
         self._shutdown = list(on_shutdown)
         self.security = SecurityPipeline(self)

@@ -19,6 +19,8 @@ from bolt.datastructures import Headers
 from bolt.security.pipeline import ORIGIN_OVERRIDE
 
 DEFAULT_TIMEOUT = 5.0
+#: The Origin a WebSocketTestClient sends with cookies when the test gives none: the test server's own.
+TEST_ORIGIN = "http://testserver"
 _APP_DONE = {"type": "bolt.testing.app_done"}
 
 
@@ -62,11 +64,22 @@ def _cookie_header(cookies: Mapping[str, str] | None) -> list[tuple[bytes, bytes
     return [(b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1"))]
 
 
+def _with_origin(headers: list[tuple[bytes, bytes]], origin: str | None) -> list[tuple[bytes, bytes]]:
+    """A handshake carrying cookies gets the Origin a browser would send (`origin`), unless the test
+    gives one in its headers: cookie credentials without an Origin are refused."""
+    names = {name for name, _ in headers}
+    if origin is not None and b"cookie" in names and b"origin" not in names:
+        headers.append((b"origin", origin.encode("latin-1")))
+    return headers
+
+
 class WebSocketTestClient:
     """Open a WebSocket to `api` at `path` in-process: `async with WebSocketTestClient(api, "/ws") as ws:`.
 
     Every receive waits at most `timeout` seconds (default 5) and then raises TimeoutError, so a test
-    never hangs. A refused handshake raises `WebSocketDenied` (a PermissionError) for 401/403/429 and
+    never hangs. With cookies (and no Origin header of the test's own) it sends `Origin: <origin>`, by
+    default `http://testserver`, the same origin, as a browser would; `origin=None` sends none.
+    A refused handshake raises `WebSocketDenied` (a PermissionError) for 401/403/429 and
     `HandshakeRejected` for other statuses. An exception the handler did not handle is re-raised here.
     """
 
@@ -84,6 +97,7 @@ class WebSocketTestClient:
         client: tuple[str, int] = ("testclient", 50000),
         timeout: float = DEFAULT_TIMEOUT,
         raise_server_exceptions: bool = True,
+        origin: str | None = TEST_ORIGIN,
     ) -> None:
         path, _, inline_query = path.partition("?")
         if not isinstance(query_string, str):
@@ -101,7 +115,8 @@ class WebSocketTestClient:
             "path": path,
             "raw_path": path.encode("utf-8", "surrogateescape"),
             "query_string": (query_string or inline_query).encode(),
-            "headers": [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies),
+            "headers": _with_origin([(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies),
+                                    origin),
             "subprotocols": list(subprotocols or ()),
             "state": {},
             "extensions": {"websocket.http.response": {}},

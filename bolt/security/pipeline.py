@@ -37,6 +37,7 @@ AUTH_SCOPE_KEY = "auth"
 CORS_SCOPE_KEY = "bolt.cors_origin"
 
 ORIGIN_NOT_ALLOWED = "Origin not allowed"
+ORIGIN_REQUIRED = "Origin required"
 RATE_LIMITED = "Rate limit exceeded"
 AUTH_REQUIRED = "Authentication required"
 PERMISSION_DENIED = "Permission denied"
@@ -73,10 +74,10 @@ class RoutePolicy:
     """One route's compiled security: what to run, precomputed so the hot path only branches."""
 
     __slots__ = ("backends", "guards", "limit", "limit_after_auth", "key_of", "bucket_id", "messages",
-                 "message_mode", "challenge", "trivial", "ipv6_prefix")
+                 "message_mode", "challenge", "trivial", "ipv6_prefix", "allow_missing_origin")
 
     def __init__(self, route: Any, backends: Sequence[Any], guards: Sequence[Any], limit: RateLimit | None,
-                 ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> None:
+                 ipv6_prefix: int = DEFAULT_IPV6_PREFIX, allow_missing_origin: bool = False) -> None:
         self.backends = tuple(backends)
         self.guards = tuple(guards)
         self.limit = limit if limit is not None and limit.rps is not None else None
@@ -88,6 +89,8 @@ class RoutePolicy:
         self.challenge = next((b.challenge for b in self.backends if getattr(b, "challenge", None)), None)
         self.trivial = not (self.backends or self.guards or self.limit or self.messages)
         self.ipv6_prefix = ipv6_prefix
+        # Only WebSocket handshakes need an Origin: browsers omit it on same-origin HTTP GETs.
+        self.allow_missing_origin = allow_missing_origin or route.kind != "websocket"
 
 
 def _key_function(key: Any) -> Callable[[Any], Any]:
@@ -179,7 +182,13 @@ class SecurityPipeline:
             if not callable(guard):
                 raise TypeError(f"guard {guard!r} is not callable")
         prefix = check_ipv6_prefix(setting("BOLT_RATE_LIMIT_IPV6_PREFIX", DEFAULT_IPV6_PREFIX))
-        policy = RoutePolicy(route, auth, guards, getattr(route.endpoint, RATE_LIMIT_ATTR, None), prefix)
+        allow_missing_origin = route.options.get("allow_missing_origin")
+        if allow_missing_origin is None:
+            allow_missing_origin = self.api.allow_missing_origin
+        if allow_missing_origin is None:
+            allow_missing_origin = setting("BOLT_ALLOW_MISSING_ORIGIN", False)
+        policy = RoutePolicy(route, auth, guards, getattr(route.endpoint, RATE_LIMIT_ATTR, None), prefix,
+                             bool(allow_missing_origin))
         route.security = policy
         return policy
 
@@ -216,6 +225,11 @@ class SecurityPipeline:
                 self._warn_wildcard_cookie(route)
                 return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED),
                                   f"cookie credentials from origin {origin[:200]!r} admitted only by '*'")
+            if auth.source == "cookie" and origin is None and not policy.allow_missing_origin:
+                # Browsers always send Origin on a WebSocket; without one, the cross-site check
+                # cannot be made, and a proxy that strips it must not silently switch it off.
+                return self.deny(route.path, scope, Denial(403, ORIGIN_REQUIRED),
+                                 "cookie credentials without an Origin header")
             scope[AUTH_SCOPE_KEY] = auth
 
         if policy.limit_after_auth:
@@ -300,9 +314,9 @@ class SecurityPipeline:
 
     @staticmethod
     def deny(path: str, scope: dict[str, Any], denial: Denial, reason: str) -> Denial:
-        """Log one refusal (one line, WARNING for origins, else INFO) and return `denial`."""
+        """Log one refusal (one line, WARNING for origin refusals, else INFO) and return `denial`."""
         # The reason names the check, never the credential itself.
-        level = logging.WARNING if denial.detail == ORIGIN_NOT_ALLOWED else logging.INFO
+        level = logging.WARNING if denial.detail in (ORIGIN_NOT_ALLOWED, ORIGIN_REQUIRED) else logging.INFO
         logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], path, _client(scope),
                    denial.status_code, denial.detail, reason)
         return denial

@@ -173,3 +173,25 @@ async def test_ipv6_clients_behind_a_trusted_proxy_share_their_64s_bucket():
     assert (results.count(101), results.count(429)) == (3, 97)
     assert other == 101
     assert (mapped, plain) == ([101] * 3, 429)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_cookie_credentials_without_origin_are_refused_through_uvicorn(ws):
+    # The attack: a proxy that strips Origin turned the cross-site check off for cookie credentials.
+    api = BoltAPI()
+
+    @api.websocket("/ws", auth=[JWTAuthentication(secret=SECRET, cookie="jwt")])
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text(websocket.auth.source)
+
+    cookie = {"Cookie": f"jwt={make_token()}"}
+    async with serve(api, ws=ws) as base:
+        url = f"ws://{base}/ws"
+        assert (await refusal(url, additional_headers=cookie))[:2] == (403, b'{"detail":"Origin required"}')
+        async with asyncio.timeout(5):
+            async with connect(url, additional_headers=cookie, origin=f"http://{base}") as client:
+                assert await client.recv() == "cookie"
+            async with connect(url, additional_headers=bearer(make_token())) as client:  # a header token needs none
+                assert await client.recv() == "header"
