@@ -21,6 +21,7 @@ from bolt.requests import DEFAULT_MAX_BODY, Request
 from bolt.responses import JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, Router
 from bolt.security import Denial, SecurityPipeline
+from bolt.security.expiry import forget as forget_deadline
 from bolt.websocket import (
     CloseCode,
     InvalidJSONMessage,
@@ -290,6 +291,7 @@ class BoltAPI:
                 websocket.scope[HANDLER_RETURNED] = True
             await self._end_websocket(websocket, CloseCode.NORMAL, "")
         finally:
+            forget_deadline(websocket)
             await self.hub.disconnect(websocket)
 
     async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:

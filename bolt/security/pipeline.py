@@ -12,9 +12,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bolt.auth import ANONYMOUS, AuthContext, AuthenticationFailed, run_guard
+from bolt.connection import HTTPConnection
 from bolt.middleware import RATE_LIMIT_ATTR, RateLimit
 from bolt.security import cors
 from bolt.security.config import WATCHED_SETTINGS, setting, watch_settings
+from bolt.security import expiry
 from bolt.security.denial import Denial
 from bolt.security.origin import Admission, OriginPolicy
 from bolt.security.ratelimit import (
@@ -26,13 +28,15 @@ from bolt.security.ratelimit import (
     check_ipv6_prefix,
     retry_after_seconds,
 )
-from bolt.websocket import CloseCode, WebSocketClose
+from bolt.websocket import CloseCode, WebSocketClose, WebSocketState
 
 logger = logging.getLogger("bolt.security")
 
 # Scope key the test client sets to override the origin policy (bolt.testing.ORIGIN_OVERRIDE).
 ORIGIN_OVERRIDE = "bolt.test_origins"
 AUTH_SCOPE_KEY = "auth"
+# The route's compiled policy, kept in the scope of an authenticated connection for refresh().
+POLICY_SCOPE_KEY = "bolt.security.policy"
 # Set by the pipeline when a cross-origin request was admitted: the origin to answer CORS for.
 CORS_SCOPE_KEY = "bolt.cors_origin"
 
@@ -231,6 +235,7 @@ class SecurityPipeline:
                 return self.deny(route.path, scope, Denial(403, ORIGIN_REQUIRED),
                                  "cookie credentials without an Origin header")
             scope[AUTH_SCOPE_KEY] = auth
+            scope[POLICY_SCOPE_KEY] = policy
 
         if policy.limit_after_auth:
             denial = await self._take(policy, conn, route, auth)
@@ -248,6 +253,53 @@ class SecurityPipeline:
         if policy.messages is not None:
             _limit_messages(conn, route, policy.messages, policy.message_mode)
         return None
+
+    async def refresh(self, websocket: Any, token: str) -> AuthContext:
+        """New credentials for an open WebSocket: see `bolt.security.refresh_credentials`."""
+        try:
+            context = await self._refresh(websocket, token)
+        except AuthenticationFailed as exc:
+            logger.info("refused credentials refresh on websocket %s from %s: %s", websocket.path,
+                        _client(websocket.scope), exc.detail)
+            raise
+        logger.info("refreshed credentials on websocket %s from %s for user %s", websocket.path,
+                    _client(websocket.scope), context.user_id)
+        return context
+
+    async def _refresh(self, websocket: Any, token: str) -> AuthContext:
+        policy: RoutePolicy | None = websocket.scope.get(POLICY_SCOPE_KEY)
+        current = websocket.auth
+        if policy is None or not current.is_authenticated:
+            raise AuthenticationFailed("This connection was opened without credentials")
+        if not isinstance(token, str) or not token:
+            raise AuthenticationFailed("Invalid token")
+        context: AuthContext | None = None
+        failure: AuthenticationFailed | None = None
+        for backend in policy.backends:
+            try:
+                context = await backend.authenticate_token(websocket, token)
+            except AuthenticationFailed as exc:
+                failure = failure or exc
+                continue
+            if context is not None:
+                break
+        if context is None:
+            raise failure or AuthenticationFailed("This route's authentication takes no token")
+        if context.user_id != current.user_id or context.backend != current.backend:
+            # One socket is one identity: its rooms, presence and user room were chosen for it.
+            raise AuthenticationFailed("Token is for another user")
+        probe = HTTPConnection(dict(websocket.scope, **{AUTH_SCOPE_KEY: context}), websocket.path_params)
+        for guard in policy.guards:
+            if not await run_guard(guard, probe):
+                raise AuthenticationFailed(PERMISSION_DENIED)
+        if websocket.application_state is not WebSocketState.CONNECTED:
+            raise AuthenticationFailed("The connection has ended")
+        websocket.scope[AUTH_SCOPE_KEY] = context
+        if context.expires_at is None:
+            expiry.forget(websocket)
+        else:
+            expiry.watch(websocket, context.expires_at)
+        return context
 
     # -- CORS for HTTP routes ---------------------------------------------------------------------
 
