@@ -195,3 +195,70 @@ async def test_cookie_credentials_without_origin_are_refused_through_uvicorn(ws)
                 assert await client.recv() == "cookie"
             async with connect(url, additional_headers=bearer(make_token())) as client:  # a header token needs none
                 assert await client.recv() == "header"
+
+
+def expiring(seconds: int, sub: str = "42") -> tuple[str, int]:
+    import time
+
+    import jwt
+
+    exp = int(time.time()) + seconds
+    return jwt.encode({"sub": sub, "exp": str(exp)}, SECRET, algorithm="HS256"), exp  # a string exp, as pyjwt allows
+
+
+def realtime_api() -> BoltAPI:
+    api = BoltAPI()
+    api.realtime("/rt", auth=[JWTAuthentication(secret=SECRET)], can_join=True, can_publish=True)
+    return api
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_an_expired_token_closes_its_open_socket_with_4401_through_uvicorn(ws):
+    # The attack: a token past its exp (a string exp, even) kept its open socket working forever.
+    import json
+    import time
+
+    token, exp = expiring(2)
+    async with serve(realtime_api(), ws=ws) as base:
+        async with asyncio.timeout(10):
+            async with connect(f"ws://{base}/rt", additional_headers=bearer(token)) as client:
+                assert json.loads(await client.recv())["type"] == "hello"
+                with pytest.raises(ConnectionClosedError) as exc:
+                    while True:
+                        await client.recv()
+                closed_at = time.time()
+            # The same token cannot open a new socket either: the cache says expired too.
+            assert (await refusal(f"ws://{base}/rt", additional_headers=bearer(token)))[:2] == \
+                (401, b'{"detail":"Token expired"}')
+    assert (exc.value.rcvd.code, exc.value.rcvd.reason) == (4401, "Credentials expired")
+    assert closed_at >= exp
+    print(f"closed {closed_at - exp:.3f} s after exp")  # the figure of the closing note
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_an_in_band_refresh_keeps_the_socket_open_through_uvicorn(ws):
+    import json
+    import time
+
+    token, exp = expiring(1)
+    fresh, fresh_exp = expiring(3)
+    async with serve(realtime_api(), ws=ws) as base:
+        async with asyncio.timeout(10):
+            async with connect(f"ws://{base}/rt", additional_headers=bearer(token)) as client:
+                assert json.loads(await client.recv())["type"] == "hello"
+                await client.send(json.dumps({"type": "auth", "token": expiring(60, sub="7")[0], "ref": 1}))
+                assert json.loads(await client.recv())["error"] == {"code": "unauthorized",
+                                                                    "reason": "Token is for another user"}
+                await client.send(json.dumps({"type": "auth", "token": fresh, "ref": 2}))
+                assert json.loads(await client.recv()) == {"type": "reply", "ref": 2, "ok": True,
+                                                           "expires_at": fresh_exp}
+                await asyncio.sleep(max(0.0, exp + 1 - time.time()))  # past the first token's exp
+                await client.send(json.dumps({"type": "ping", "ref": 3}))
+                assert json.loads(await client.recv())["ref"] == 3
+                with pytest.raises(ConnectionClosedError) as exc:
+                    while True:
+                        await client.recv()
+                assert time.time() >= fresh_exp
+    assert exc.value.rcvd.code == 4401
