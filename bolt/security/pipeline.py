@@ -17,7 +17,15 @@ from bolt.security import cors
 from bolt.security.config import WATCHED_SETTINGS, setting, watch_settings
 from bolt.security.denial import Denial
 from bolt.security.origin import Admission, OriginPolicy
-from bolt.security.ratelimit import DEFAULT_MAX_KEYS, BucketTable, TokenBucket, retry_after_seconds
+from bolt.security.ratelimit import (
+    DEFAULT_IPV6_PREFIX,
+    DEFAULT_MAX_KEYS,
+    BucketTable,
+    TokenBucket,
+    address_key,
+    check_ipv6_prefix,
+    retry_after_seconds,
+)
 from bolt.websocket import CloseCode, WebSocketClose
 
 logger = logging.getLogger("bolt.security")
@@ -65,9 +73,10 @@ class RoutePolicy:
     """One route's compiled security: what to run, precomputed so the hot path only branches."""
 
     __slots__ = ("backends", "guards", "limit", "limit_after_auth", "key_of", "bucket_id", "messages",
-                 "message_mode", "challenge", "trivial")
+                 "message_mode", "challenge", "trivial", "ipv6_prefix")
 
-    def __init__(self, route: Any, backends: Sequence[Any], guards: Sequence[Any], limit: RateLimit | None) -> None:
+    def __init__(self, route: Any, backends: Sequence[Any], guards: Sequence[Any], limit: RateLimit | None,
+                 ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> None:
         self.backends = tuple(backends)
         self.guards = tuple(guards)
         self.limit = limit if limit is not None and limit.rps is not None else None
@@ -78,6 +87,7 @@ class RoutePolicy:
         self.bucket_id = id(route)
         self.challenge = next((b.challenge for b in self.backends if getattr(b, "challenge", None)), None)
         self.trivial = not (self.backends or self.guards or self.limit or self.messages)
+        self.ipv6_prefix = ipv6_prefix
 
 
 def _key_function(key: Any) -> Callable[[Any], Any]:
@@ -168,7 +178,8 @@ class SecurityPipeline:
         for guard in guards:
             if not callable(guard):
                 raise TypeError(f"guard {guard!r} is not callable")
-        policy = RoutePolicy(route, auth, guards, getattr(route.endpoint, RATE_LIMIT_ATTR, None))
+        prefix = check_ipv6_prefix(setting("BOLT_RATE_LIMIT_IPV6_PREFIX", DEFAULT_IPV6_PREFIX))
+        policy = RoutePolicy(route, auth, guards, getattr(route.endpoint, RATE_LIMIT_ATTR, None), prefix)
         route.security = policy
         return policy
 
@@ -186,7 +197,7 @@ class SecurityPipeline:
         if origin is not None:
             admission = self.origin_policy(scope).admit(origin, scope)
             if admission is None:
-                return self._deny(route, scope, Denial(403, ORIGIN_NOT_ALLOWED), f"origin {origin[:200]!r}")
+                return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED), f"origin {origin[:200]!r}")
             if admission is not Admission.SAME_ORIGIN:
                 scope[CORS_SCOPE_KEY] = (origin, admission)
 
@@ -200,10 +211,10 @@ class SecurityPipeline:
             try:
                 auth = await self._authenticate(policy, conn)
             except AuthenticationFailed as exc:
-                return self._deny(route, scope, self._unauthorized(policy, exc.detail), exc.detail)
+                return self.deny(route.path, scope, self._unauthorized(policy, exc.detail), exc.detail)
             if auth.source == "cookie" and admission is Admission.WILDCARD:
                 self._warn_wildcard_cookie(route)
-                return self._deny(route, scope, Denial(403, ORIGIN_NOT_ALLOWED),
+                return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED),
                                   f"cookie credentials from origin {origin[:200]!r} admitted only by '*'")
             scope[AUTH_SCOPE_KEY] = auth
 
@@ -215,9 +226,9 @@ class SecurityPipeline:
         for guard in policy.guards:
             if not await run_guard(guard, conn):
                 if not auth.is_authenticated:
-                    return self._deny(route, scope, self._unauthorized(policy, AUTH_REQUIRED),
+                    return self.deny(route.path, scope, self._unauthorized(policy, AUTH_REQUIRED),
                                       f"{_name(guard)} without credentials")
-                return self._deny(route, scope, Denial(403, PERMISSION_DENIED),
+                return self.deny(route.path, scope, Denial(403, PERMISSION_DENIED),
                                   f"{_name(guard)} for user {auth.user_id}")
 
         if policy.messages is not None:
@@ -266,14 +277,14 @@ class SecurityPipeline:
             key = ("user", auth.user_id)
         if key is None:
             client = conn.scope.get("client")
-            key = ("ip", client[0] if client else None)
+            key = ("ip", address_key(client[0], policy.ipv6_prefix) if client else None)
         # No await from here to the return: reading and spending the token is one step.
         wait = self.buckets.take((policy.bucket_id, key), limit.rps, limit.burst)
         if wait == 0.0:
             return None
         seconds = retry_after_seconds(wait)
         denial = Denial(429, RATE_LIMITED, {"Retry-After": str(seconds)}, {"retry_after": seconds})
-        return self._deny(route, conn.scope, denial, "rate limit")
+        return self.deny(route.path, conn.scope, denial, "rate limit")
 
     @staticmethod
     def _unauthorized(policy: RoutePolicy, detail: str) -> Denial:
@@ -288,10 +299,11 @@ class SecurityPipeline:
                            route.path)
 
     @staticmethod
-    def _deny(route: Any, scope: dict[str, Any], denial: Denial, reason: str) -> Denial:
+    def deny(path: str, scope: dict[str, Any], denial: Denial, reason: str) -> Denial:
+        """Log one refusal (one line, WARNING for origins, else INFO) and return `denial`."""
         # The reason names the check, never the credential itself.
         level = logging.WARNING if denial.detail == ORIGIN_NOT_ALLOWED else logging.INFO
-        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], route.path, _client(scope),
+        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], path, _client(scope),
                    denial.status_code, denial.detail, reason)
         return denial
 

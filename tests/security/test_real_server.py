@@ -142,3 +142,34 @@ async def test_http_refusals_and_cors_through_uvicorn():
             response = await client.options("/data", headers={"Origin": "https://evil.example",
                                                               "Access-Control-Request-Method": "GET"})
             assert response.status_code == 403
+
+
+@pytest.mark.asyncio
+async def test_ipv6_clients_behind_a_trusted_proxy_share_their_64s_bucket():
+    # The attack: 100 addresses of one /64 (what one IPv6 host is given) each got a fresh bucket.
+    api = BoltAPI()
+
+    @api.websocket("/ws")
+    @rate_limit(rps=0.001, burst=3)
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text("in")
+
+    async def attempt(url: str, client: str) -> int:
+        try:
+            async with connect(url, open_timeout=5, additional_headers={"X-Forwarded-For": client}) as ws:
+                await ws.recv()
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    async with serve(api, proxy_headers=True, forwarded_allow_ips="*") as base:
+        url = f"ws://{base}/ws"
+        async with asyncio.timeout(30):
+            results = [await attempt(url, f"2001:db8:7:7::{i:x}") for i in range(1, 101)]
+            other = await attempt(url, "2001:db8:7:8::1")
+            mapped = [await attempt(url, "::ffff:198.51.100.1") for _ in range(3)]
+            plain = await attempt(url, "198.51.100.1")
+    assert (results.count(101), results.count(429)) == (3, 97)
+    assert other == 101
+    assert (mapped, plain) == ([101] * 3, 429)
