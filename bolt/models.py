@@ -202,7 +202,7 @@ def _enc_hook(value: Any) -> Any:
 
 
 def json_default(value: Any) -> Any:
-    """orjson's `default=`: Structs and pydantic models in undeclared JSON (responses, send_json, broadcasts)."""
+    """orjson's `default=`: Structs and pydantic models in other JSON (responses, send_json, broadcasts)."""
     if isinstance(value, msgspec.Struct):
         return msgspec.to_builtins(value)
     if _is_pydantic_type(type(value)):
