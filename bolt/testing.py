@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import anyio.from_thread
@@ -19,6 +19,7 @@ from bolt.datastructures import Headers
 from bolt.security.pipeline import ORIGIN_OVERRIDE
 
 DEFAULT_TIMEOUT = 5.0
+T = TypeVar("T")
 _APP_DONE = {"type": "bolt.testing.app_done"}
 
 
@@ -289,27 +290,23 @@ class WebSocketTestClient:
         data = message.get("text")
         return orjson.loads(data if data is not None else message["bytes"])
 
-    async def iter_text(self, timeout: float | None = None) -> AsyncIterator[str]:
+    def iter_text(self, timeout: float | None = None) -> AsyncIterator[str]:
         """Text messages until the server closes (the close ends the loop; a timeout raises)."""
-        try:
-            while True:
-                yield await self.receive_text(timeout)
-        except ConnectionClosed:
-            return
+        return self._until_closed(self.receive_text, timeout)
 
-    async def iter_bytes(self, timeout: float | None = None) -> AsyncIterator[bytes]:
+    def iter_bytes(self, timeout: float | None = None) -> AsyncIterator[bytes]:
         """Binary messages until the server closes (the close ends the loop; a timeout raises)."""
-        try:
-            while True:
-                yield await self.receive_bytes(timeout)
-        except ConnectionClosed:
-            return
+        return self._until_closed(self.receive_bytes, timeout)
 
-    async def iter_json(self, timeout: float | None = None) -> AsyncIterator[Any]:
+    def iter_json(self, timeout: float | None = None) -> AsyncIterator[Any]:
         """JSON messages until the server closes (the close ends the loop; a timeout raises)."""
+        return self._until_closed(self.receive_json, timeout)
+
+    @staticmethod
+    async def _until_closed(receive: Callable[[float | None], Awaitable[T]], timeout: float | None) -> AsyncIterator[T]:
         try:
             while True:
-                yield await self.receive_json(timeout)
+                yield await receive(timeout)
         except ConnectionClosed:
             return
 
