@@ -92,18 +92,20 @@ class Deadlines:
                 self._cancelled -= 1
                 continue
             entry[2] = None
-            task = asyncio.get_running_loop().create_task(_expire(websocket))
+            task = asyncio.get_running_loop().create_task(_expire(websocket, entry))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         if heap:
             self._arm(heap[0][0])
 
 
-async def _expire(websocket: Any) -> None:
+async def _expire(websocket: Any, entry: list[Any]) -> None:
+    if websocket.scope.get(SCOPE_KEY) is not entry:
+        return  # refreshed (or ended) between the timer and this task
+    websocket.scope.pop(SCOPE_KEY)
     client = websocket.client
     logger.info("closing websocket %s from %s: credentials of user %s expired", websocket.path,
                 f"{client[0]}:{client[1]}" if client else "unknown", websocket.auth.user_id)
-    websocket.scope.pop(SCOPE_KEY, None)
     try:
         await websocket.end(CREDENTIALS_EXPIRED, CREDENTIALS_EXPIRED_REASON)
     except Exception:  # already gone

@@ -207,3 +207,34 @@ async def test_the_room_protocol_closes_with_4401_without_a_refresh():
         assert (await next_message(ws))["type"] == "hello"
         closed = await closed_by_server(ws)
     assert (closed.code, closed.reason) == (4401, "Credentials expired")
+
+
+class FakeSocket:
+    """What the deadlines touch of a WebSocket: its scope, its auth, its client, end()."""
+
+    path = "/ws"
+    client = ("203.0.113.1", 1)
+
+    def __init__(self) -> None:
+        self.scope: dict[str, Any] = {}
+        self.ended: list[tuple[int, str]] = []
+        self.auth = type("Auth", (), {"user_id": "42"})()
+
+    async def end(self, code: int, reason: str) -> None:
+        self.ended.append((code, reason))
+
+
+async def test_a_refresh_between_the_timer_and_the_close_wins():
+    from bolt.security.expiry import watch
+
+    socket = FakeSocket()
+    watch(socket, time.time() - 1)
+    deadlines()._fire()  # the timer's callback: the close task is created but has not run yet
+    watch(socket, time.time() + 3600)  # what refresh_credentials does meanwhile
+    await asyncio.sleep(0.01)
+    assert socket.ended == []
+    assert len(deadlines()) == 1
+    watch(socket, time.time() - 1)
+    await asyncio.sleep(0.05)
+    assert socket.ended == [(4401, "Credentials expired")]
+    assert len(deadlines()) == 0
