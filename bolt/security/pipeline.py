@@ -14,9 +14,8 @@ from typing import Any
 from bolt.auth import ANONYMOUS, AuthContext, AuthenticationFailed, run_guard
 from bolt.connection import HTTPConnection
 from bolt.middleware import RATE_LIMIT_ATTR, RateLimit
-from bolt.security import cors
+from bolt.security import cors, expiry
 from bolt.security.config import WATCHED_SETTINGS, setting, watch_settings
-from bolt.security import expiry
 from bolt.security.denial import Denial
 from bolt.security.origin import Admission, OriginPolicy
 from bolt.security.ratelimit import (
@@ -222,7 +221,7 @@ class SecurityPipeline:
         auth = ANONYMOUS
         if policy.backends:
             try:
-                auth = await self._authenticate(policy, conn)
+                auth = await self._authenticate(policy, lambda backend: backend.authenticate(conn)) or ANONYMOUS
             except AuthenticationFailed as exc:
                 return self.deny(route.path, scope, self._unauthorized(policy, exc.detail), exc.detail)
             if auth.source == "cookie" and admission is Admission.WILDCARD:
@@ -273,18 +272,15 @@ class SecurityPipeline:
             raise AuthenticationFailed("This connection was opened without credentials")
         if not isinstance(token, str) or not token:
             raise AuthenticationFailed("Invalid token")
-        context: AuthContext | None = None
-        failure: AuthenticationFailed | None = None
-        for backend in policy.backends:
-            try:
-                context = await backend.authenticate_token(websocket, token)
-            except AuthenticationFailed as exc:
-                failure = failure or exc
-                continue
-            if context is not None:
-                break
+
+        async def attempt(backend: Any) -> AuthContext | None:
+            # A duck-typed backend without authenticate_token takes no token, as BaseAuthentication's default.
+            method = getattr(backend, "authenticate_token", None)
+            return await method(websocket, token) if method is not None else None
+
+        context = await self._authenticate(policy, attempt)
         if context is None:
-            raise failure or AuthenticationFailed("This route's authentication takes no token")
+            raise AuthenticationFailed("This route's authentication takes no token")
         if context.user_id != current.user_id or context.backend != current.backend:
             # One socket is one identity: its rooms, presence and user room were chosen for it.
             raise AuthenticationFailed("Token is for another user")
@@ -318,12 +314,14 @@ class SecurityPipeline:
         """Add the CORS headers for a cross-origin request the pipeline admitted."""
         cors.add_cors_headers(scope, response, scope.get(CORS_SCOPE_KEY))
 
-    async def _authenticate(self, policy: RoutePolicy, conn: Any) -> AuthContext:
-        """The first backend that succeeds wins; bad credentials refuse only if none succeeds."""
+    @staticmethod
+    async def _authenticate(policy: RoutePolicy, attempt: Callable[[Any], Any]) -> AuthContext | None:
+        """`await attempt(backend)` for each backend in turn: the first context wins; bad credentials
+        (AuthenticationFailed) refuse only if no backend succeeds; None when none had any to check."""
         failure: AuthenticationFailed | None = None
         for backend in policy.backends:
             try:
-                context = await backend.authenticate(conn)
+                context = await attempt(backend)
             except AuthenticationFailed as exc:
                 failure = failure or exc
                 continue
@@ -331,7 +329,7 @@ class SecurityPipeline:
                 return context
         if failure is not None:
             raise failure
-        return ANONYMOUS
+        return None
 
     async def _take(self, policy: RoutePolicy, conn: Any, route: Any, auth: AuthContext) -> Denial | None:
         limit = policy.limit
