@@ -102,7 +102,8 @@ def memory(n: int) -> None:
     print(f"memory of {n} idle JWT sockets (tracemalloc, in-process)")
     print(f"{'mode':<20}{'traced':>12}{'per socket':>14}{'over no exp':>14}")
     for mode, kib in results.items():
-        print(f"{mode:<20}{kib:>9.0f} KiB{kib * 1024 / (n - 1):>10.0f} B{(kib - base) * 1024 / (n - 1):>12.0f} B")
+        per_socket, extra = kib * 1024 / (n - 1), (kib - base) * 1024 / (n - 1)
+        print(f"{mode:<20}{kib:>9.0f} KiB{per_socket:>10.0f} B{extra:>12.0f} B")
 
 
 async def latency(n: int, lead: int) -> None:
@@ -110,9 +111,9 @@ async def latency(n: int, lead: int) -> None:
     from websockets.exceptions import ConnectionClosed
 
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "benchmarks.expiry_bench:app", "--port", str(port),
-                               "--ws", "bolt.protocol:WebSocketProtocol", "--log-level", "warning",
-                               "--lifespan", "off"], cwd=ROOT)
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "benchmarks.expiry_bench:app",
+                               "--port", str(port), "--ws", "bolt.protocol:WebSocketProtocol",
+                               "--log-level", "warning", "--lifespan", "off"], cwd=ROOT)
     try:
         wait_for_port("127.0.0.1", port, server)
         exp = int(time.time()) + lead
@@ -141,7 +142,8 @@ async def latency(n: int, lead: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", nargs="?", choices=("memory", "latency", "both"), default="both")
     parser.add_argument("-n", "--sockets", type=int, default=2000)
     parser.add_argument("--lead", type=int, default=15, help="seconds from the start until the tokens expire")

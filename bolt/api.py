@@ -71,7 +71,8 @@ class BoltAPI:
 
         `allow_missing_origin=True` lets WebSocket handshakes that authenticate by cookie (or session)
         through without an Origin header (refused with 403 "Origin required" by default); None reads
-        Django's BOLT_ALLOW_MISSING_ORIGIN. A route may say so too: `@api.websocket(path, allow_missing_origin=True)`.
+        Django's BOLT_ALLOW_MISSING_ORIGIN. A route may say so too:
+        `@api.websocket(path, allow_missing_origin=True)`.
 
         `send_queue`, `slow_consumer` ("drop_oldest", "drop_newest" or "close") and `send_timeout` bound
         what a broadcast may queue for one client; a route can override them in `@api.websocket(...)`.

@@ -131,8 +131,8 @@ class WebSocketTestClient:
             "path": path,
             "raw_path": path.encode("utf-8", "surrogateescape"),
             "query_string": (query_string or inline_query).encode(),
-            "headers": _with_origin([(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies),
-                                    origin),
+            "headers": _with_origin(
+                [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies), origin),
             "subprotocols": list(subprotocols or ()),
             "state": {},
             "extensions": {"websocket.http.response": {}},

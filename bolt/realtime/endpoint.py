@@ -159,8 +159,8 @@ class Session:
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         try:
             if handler is None:
-                raise ProtocolError("unknown_type", f"unknown message type {kind!r}: use join, leave, publish, ping or auth"
-                                    if kind is not None else "a message needs a type")
+                raise ProtocolError("unknown_type", f"unknown message type {kind!r}: use join, leave, publish, ping "
+                                    "or auth" if kind is not None else "a message needs a type")
             extra = await handler(request)
         except ProtocolError as exc:
             self.error(ref, exc.code, exc.reason)

@@ -221,7 +221,8 @@ class SecurityPipeline:
         auth = ANONYMOUS
         if policy.backends:
             try:
-                auth = await self._authenticate(policy, lambda backend: backend.authenticate(conn)) or ANONYMOUS
+                found = await self._authenticate(policy, lambda backend: backend.authenticate(conn))
+                auth = found or ANONYMOUS
             except AuthenticationFailed as exc:
                 return self.deny(route.path, scope, self._unauthorized(policy, exc.detail), exc.detail)
             if auth.source == "cookie" and admission is Admission.WILDCARD:
