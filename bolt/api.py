@@ -11,8 +11,11 @@ from typing import Any
 import anyio
 import orjson
 
+from bolt.apidocs import DocsRoutes
+from bolt.asyncapi import asyncapi_document, message_types
 from bolt.exceptions import HTTPException
 from bolt.middleware import RATE_LIMIT_ATTR
+from bolt.openapi import openapi_document
 from bolt.params import Binder, BindError
 from bolt.realtime.endpoint import DEFAULT_MAX_ROOMS, Policy, RealtimeEndpoint
 from bolt.realtime.hub import Hub
@@ -64,8 +67,18 @@ class BoltAPI:
         slow_consumer: str = "drop_oldest",
         send_timeout: float | None = 10.0,
         presence_ttl: float = 30.0,
+        title: str = "bolt API",
+        version: str = "0.1.0",
+        description: str | None = None,
+        openapi_url: str | None = "/openapi.json",
+        asyncapi_url: str | None = "/asyncapi.json",
+        docs_url: str | None = "/docs",
     ) -> None:
         """`pubsub` is "memory", a redis:// URL or a Backend; None reads Django's BOLT_PUBSUB (default "memory").
+
+        `title`, `version` and `description` describe the api in its OpenAPI document (served at
+        `openapi_url`), its AsyncAPI document (`asyncapi_url`) and the docs page (`docs_url`);
+        None switches one off (docs/http.md).
 
         `send_queue`, `slow_consumer` ("drop_oldest", "drop_newest" or "close") and `send_timeout` bound
         what a broadcast may queue for one client; a route can override them in `@api.websocket(...)`.
@@ -79,12 +92,21 @@ class BoltAPI:
         self._shutdown = list(on_shutdown)
         self.security = SecurityPipeline(self)
         self.hub = Hub(pubsub, OutboxSettings(send_queue, slow_consumer, send_timeout), presence_ttl)
+        self.title = title
+        self.version = version
+        self.description = description
+        DocsRoutes(self, openapi_url, asyncapi_url, docs_url).register()
 
     # -- registration ----------------------------------------------------------------------------
 
     def websocket(self, path: str, *, auth: Sequence[Any] | None = None, guards: Sequence[Any] | None = None,
-                  **options: Any) -> Callable[[Handler], Handler]:
-        """Register an async WebSocket handler at `path`; `auth` and `guards` override the api defaults."""
+                  receives: Any = None, sends: Any = None, **options: Any) -> Callable[[Handler], Handler]:
+        """Register an async WebSocket handler at `path`; `auth` and `guards` override the api defaults.
+
+        `receives` and `sends` (a model, or a list of them) declare the messages the handler reads
+        and writes, for the AsyncAPI document; they change nothing at run time.
+        """
+        options = dict(options, receives=message_types(receives, "receives"), sends=message_types(sends, "sends"))
 
         def decorator(endpoint: Handler) -> Handler:
             if not inspect.iscoroutinefunction(endpoint):
@@ -124,6 +146,7 @@ class BoltAPI:
         route = self._add_websocket(path, realtime, auth, guards, options, envelopes=True)
         if route.param_names:
             raise ValueError(f"a realtime path takes no parameters: {path!r}")
+        route.options["realtime"] = endpoint  # the AsyncAPI document describes its room protocol
         return endpoint
 
     def _add_websocket(self, path: str, endpoint: Handler, auth: Sequence[Any] | None,
@@ -175,6 +198,14 @@ class BoltAPI:
 
     def options(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self.route(path, ["OPTIONS"], **kwargs)
+
+    def openapi(self, *, root_path: str = "") -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the HTTP routes, as served at `openapi_url`."""
+        return openapi_document(self, root_path=root_path)
+
+    def asyncapi(self, *, host: str | None = None, scheme: str | None = None, root_path: str = "") -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the WebSocket routes; `host` adds a server entry."""
+        return asyncapi_document(self, host=host, scheme=scheme, root_path=root_path)
 
     def on_startup(self, func: Callable[[], Any]) -> Callable[[], Any]:
         """Run `func` (sync or async) when the server starts."""
