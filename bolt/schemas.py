@@ -1,9 +1,8 @@
 """JSON Schemas of Python types, with named models collected once as shared components.
 
-Used by the OpenAPI and AsyncAPI documents. msgspec describes its Structs, dataclasses, TypedDicts
-and plain types; pydantic describes its own models (and any type that holds one). Each library
-names a model after its class, and the schema of a model is written once, under that name, and
-referred to everywhere else.
+Used by the OpenAPI and AsyncAPI documents. Each model is described by its own library
+(bolt.models: msgspec for Structs, dataclasses, TypedDicts and plain types, pydantic for its
+models), named after its class, written once under that name and referred to everywhere else.
 """
 from __future__ import annotations
 
@@ -12,15 +11,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any, Union, get_args, get_origin
 
-import msgspec
-
-
-def _pydantic_base() -> type | None:
-    try:
-        from pydantic import BaseModel
-    except ImportError:
-        return None
-    return BaseModel
+from bolt.models import schema_components
 
 
 def strip_annotated(annotation: Any) -> Any:
@@ -40,14 +31,6 @@ def strip_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _uses_pydantic(annotation: Any, base: type | None) -> bool:
-    if base is None:
-        return False
-    if isinstance(annotation, type) and issubclass(annotation, base):
-        return True
-    return any(_uses_pydantic(arg, base) for arg in get_args(annotation))
-
-
 class SchemaSet:
     """The schemas of the types a document mentions, and the components they refer to.
 
@@ -59,37 +42,18 @@ class SchemaSet:
         self.components: dict[str, dict[str, Any]] = {}
 
     def schemas(self, annotations: Sequence[Any]) -> list[dict[str, Any]]:
-        """The JSON Schema of each annotation, in order; models they name go to `components`."""
-        base = _pydantic_base()
-        plain = [strip_annotated(a) for a in annotations]
-        out: list[dict[str, Any] | None] = [None] * len(plain)
-        by_msgspec = [i for i, a in enumerate(plain) if not _uses_pydantic(a, base)]
-        if by_msgspec:
-            found, components = msgspec.json.schema_components(
-                [plain[i] for i in by_msgspec], ref_template=self.ref_template)
-            for i, schema in zip(by_msgspec, found):
-                out[i] = schema
-            self._merge(components)
-        for i, annotation in enumerate(plain):
-            if out[i] is None:
-                out[i] = self._pydantic(annotation, base)
-        return typing.cast("list[dict[str, Any]]", out)
+        """The JSON Schema of each annotation, in order; models they name go to `components`.
+
+        One mode for requests and responses alike (pydantic's "validation"): a model is one
+        component whichever way it travels.
+        """
+        found, components = schema_components([strip_annotated(a) for a in annotations],
+                                              ref_template=self.ref_template)
+        self._merge(components)
+        return found
 
     def schema(self, annotation: Any) -> dict[str, Any]:
         return self.schemas([annotation])[0]
-
-    def _pydantic(self, annotation: Any, base: Any) -> dict[str, Any]:
-        from pydantic import TypeAdapter
-
-        template = self.ref_template.replace("{name}", "{model}")
-        schema = TypeAdapter(annotation).json_schema(ref_template=template)
-        self._merge(schema.pop("$defs", {}))
-        if isinstance(annotation, type) and issubclass(annotation, base):
-            # A model itself is a component too, as msgspec's are.
-            name = annotation.__name__
-            self._merge({name: schema})
-            return {"$ref": self.ref_template.format(name=name)}
-        return schema
 
     def _merge(self, components: dict[str, dict[str, Any]]) -> None:
         for name, schema in components.items():
