@@ -163,7 +163,11 @@ class BoltAPI:
     def route(self, path: str, methods: Sequence[str], *, auth: Sequence[Any] | None = None,
               guards: Sequence[Any] | None = None, status_code: int = 200,
               **options: Any) -> Callable[[Handler], Handler]:
-        """Register an HTTP handler (async, or sync run in a worker thread) for `methods` at `path`."""
+        """Register an HTTP handler (async, or sync run in a worker thread) for `methods` at `path`.
+
+        `tags`, `summary`, `responses` ({status: description or model}), `response_model` and
+        `include_in_schema` describe the route in the OpenAPI document (docs/http.md).
+        """
         methods = frozenset(m.upper() for m in methods)
         unknown = methods - set(HTTP_METHODS)
         if unknown:
