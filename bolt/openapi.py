@@ -177,6 +177,13 @@ def _error(description: str, schema: str = "Error", headers: dict[str, Any] | No
     return response
 
 
+def _can_be_invalid(route: Route) -> bool:
+    """Whether a request can be answered 422: a value to convert or that may be missing (a `str`
+    path segment is always there and always a string)."""
+    return any(spec.source not in ("connection", "path") or strip_optional(spec.annotation) is not str
+               for spec in route.binder.specs if spec.source != "connection")
+
+
 class OpenAPIBuilder:
     """Builds the document of one api; a new builder for each document."""
 
@@ -233,7 +240,7 @@ class OpenAPIBuilder:
             operation["parameters"] = parameters
         if body is not None:
             operation["requestBody"] = body
-        operation["responses"] = self.responses(route, bool(parameters) or body is not None, body is not None)
+        operation["responses"] = self.responses(route, _can_be_invalid(route), body is not None)
         security = requirements(self.api, route, self.security)
         if security is not None:
             operation["security"] = security
@@ -270,7 +277,7 @@ class OpenAPIBuilder:
                 parameters.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
         return parameters, body
 
-    def responses(self, route: Route, has_inputs: bool, has_body: bool) -> dict[str, Any]:
+    def responses(self, route: Route, can_be_invalid: bool, has_body: bool) -> dict[str, Any]:
         status = str(route.options.get("status_code", 200))
         responses: dict[str, Any] = {
             status: {"description": "Success", "content": _response_content(_return_annotation(route), self.schemas)},
@@ -280,7 +287,7 @@ class OpenAPIBuilder:
         if has_body:
             responses["400"] = _error("The body is not valid JSON, or the client left before sending it.")
             responses["413"] = _error("The body is larger than the api's max_body_size.")
-        if has_inputs:
+        if can_be_invalid:
             responses["422"] = _error("A parameter or the body is missing or does not match its type.")
         policy = route_policy(self.api, route)
         if policy.backends or policy.guards:
