@@ -12,7 +12,7 @@ from typing import Any, get_type_hints
 
 import msgspec
 
-from bolt.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from bolt.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, split_template
 from bolt.schemas import SchemaSet, strip_optional
 from bolt.security.config import setting
@@ -33,10 +33,6 @@ RATE_LIMITED_SCHEMA = {
     "properties": {"detail": {"type": "string"}, "retry_after": {"type": "integer", "minimum": 1}},
     "required": ["detail", "retry_after"],
 }
-
-# Route options read here (the route decorators keep any option they are given).
-DOC_OPTIONS = ("include_in_schema", "tags", "summary", "responses", "response_model")
-
 
 # -- security schemes ---------------------------------------------------------------------------
 
@@ -154,9 +150,6 @@ def _response_content(annotation: Any, schemas: SchemaSet) -> dict[str, Any]:
         return {"application/json": {"schema": {}}}
     base = strip_optional(annotation)
     if isinstance(base, type) and issubclass(base, Response):
-        if issubclass(base, StreamingResponse) or base is Response:
-            media = base.media_type or "application/octet-stream"
-            return {media: {}}
         if issubclass(base, JSONResponse):
             return {"application/json": {"schema": {}}}
         if issubclass(base, (HTMLResponse, PlainTextResponse)):
@@ -180,7 +173,7 @@ def _error(description: str, schema: str = "Error", headers: dict[str, Any] | No
 def _can_be_invalid(route: Route) -> bool:
     """Whether a request can be answered 422: a value to convert or that may be missing (a `str`
     path segment is always there and always a string)."""
-    return any(spec.source not in ("connection", "path") or strip_optional(spec.annotation) is not str
+    return any(spec.source != "path" or strip_optional(spec.annotation) is not str
                for spec in route.binder.specs if spec.source != "connection")
 
 
