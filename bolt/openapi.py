@@ -8,7 +8,7 @@ rate limit the 401/403/429 answers it can give).
 from __future__ import annotations
 
 import inspect
-from typing import Any, get_type_hints
+from typing import Any
 
 import msgspec
 
@@ -25,6 +25,18 @@ ERROR_SCHEMA = {
     "title": "Error",
     "type": "object",
     "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+# A 422: `errors` when a model's library found problems, each with where (`items[2].price`) and what.
+VALIDATION_ERROR_SCHEMA = {
+    "title": "ValidationError",
+    "type": "object",
+    "properties": {
+        "detail": {"type": "string"},
+        "errors": {"type": "array", "items": {
+            "type": "object", "properties": {"loc": {"type": "string"}, "msg": {"type": "string"}},
+            "required": ["loc", "msg"]}},
+    },
     "required": ["detail"],
 }
 RATE_LIMITED_SCHEMA = {
@@ -135,13 +147,10 @@ def _docstring(endpoint: Any) -> tuple[str | None, str | None]:
 
 
 def _return_annotation(route: Route) -> Any:
-    if "response_model" in route.options:
-        return route.options["response_model"]
-    try:
-        hints = get_type_hints(route.endpoint, include_extras=True)
-    except (NameError, TypeError):
-        return inspect.Parameter.empty
-    return hints.get("return", inspect.Parameter.empty)
+    """The declared response type: `response_model=`, else the return annotation (or empty)."""
+    if route.response_codec is not None:
+        return route.response_codec.annotation
+    return route.binder.returns
 
 
 def _response_content(annotation: Any, schemas: SchemaSet) -> dict[str, Any]:
@@ -251,6 +260,9 @@ class OpenAPIBuilder:
                 schema = self.schemas.schema(strip_optional(spec.annotation))
                 body = {"required": required, "content": {"application/json": {"schema": schema}}}
                 continue
+            if spec.source == "query_model":
+                parameters += self._query_model(spec.annotation)
+                continue
             schema = dict(self.schemas.schema(strip_optional(spec.annotation)))
             default = _json_default(spec.default)
             if default is not msgspec.UNSET:
@@ -270,6 +282,20 @@ class OpenAPIBuilder:
                 parameters.append({"name": name, "in": "path", "required": True, "schema": {"type": "string"}})
         return parameters, body
 
+    def _query_model(self, model: Any) -> list[dict[str, Any]]:
+        """A query model's fields, each a query parameter of its own (a list field repeats)."""
+        schema = self.schemas.schema(strip_optional(model))
+        if "$ref" in schema:
+            schema = self.schemas.components[schema["$ref"].rsplit("/", 1)[-1]]
+        required = set(schema.get("required", ()))
+        parameters = []
+        for key, field in schema.get("properties", {}).items():
+            parameter = {"name": key, "in": "query", "required": key in required, "schema": field}
+            if field.get("type") == "array":
+                parameter["style"], parameter["explode"] = "form", True
+            parameters.append(parameter)
+        return parameters
+
     def responses(self, route: Route, can_be_invalid: bool, has_body: bool) -> dict[str, Any]:
         status = str(route.options.get("status_code", 200))
         responses: dict[str, Any] = {
@@ -281,7 +307,9 @@ class OpenAPIBuilder:
             responses["400"] = _error("The body is not valid JSON, or the client left before sending it.")
             responses["413"] = _error("The body is larger than the api's max_body_size.")
         if can_be_invalid:
-            responses["422"] = _error("A parameter or the body is missing or does not match its type.")
+            responses["422"] = _error("A parameter or the body is missing or does not match its type.",
+                                      "ValidationError")
+            self.schemas.components.setdefault("ValidationError", VALIDATION_ERROR_SCHEMA)
         policy = route_policy(self.api, route)
         if policy.backends or policy.guards:
             headers = None

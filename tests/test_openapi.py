@@ -166,7 +166,9 @@ def test_error_responses_follow_the_inputs_and_the_security_pipeline(document):
     create = operation(document, "post", "/items")["responses"]
     assert {"201", "400", "401", "403", "413", "422"} == set(create)
     assert "WWW-Authenticate" in create["401"]["headers"]
-    assert create["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert create["422"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ValidationError"}
+    assert document["components"]["schemas"]["ValidationError"]["properties"]["errors"]["items"]["required"] == [
+        "loc", "msg"]
     review = operation(document, "put", "/items/{item_id}/review")["responses"]
     assert review["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
     assert review["429"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/RateLimited"}
