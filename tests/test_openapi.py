@@ -4,12 +4,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, TypedDict
 
+import jsonschema
 import msgspec
 import pydantic
 import pytest
+from django_settings import configure_django
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from bolt import BoltAPI, Body, Cookie, Header, HTMLResponse, Query
+from bolt import BoltAPI, Cookie, Header, HTMLResponse, Query
 from bolt import apidocs
 from bolt.auth import APIKeyAuthentication, IsAuthenticated, JWTAuthentication, SessionAuthentication
 from bolt.middleware import rate_limit
@@ -43,6 +45,12 @@ class NotFound(msgspec.Struct):
     detail: str
 
 
+class Browse(msgspec.Struct):
+    text: str
+    tags: list[str] = []
+    page: int = 1
+
+
 def build_api(**options) -> BoltAPI:
     api = BoltAPI(title="Shop", version="2.1", description="Things to buy.", **options)
 
@@ -70,7 +78,7 @@ def build_api(**options) -> BoltAPI:
     @rate_limit(5)
     @api.put("/items/{item_id}/review", auth=[APIKeyAuthentication(["k1"], header="x-key"),
                                               SessionAuthentication()])
-    async def review(item_id: int, review: Annotated[Review, Body()]) -> Review:
+    async def review(item_id: int, review: Review) -> Review:
         return review
 
     @api.get("/files/{rest:path}")
@@ -80,6 +88,14 @@ def build_api(**options) -> BoltAPI:
     @api.get("/page")
     async def page() -> HTMLResponse:
         return HTMLResponse("<p>hi</p>")
+
+    @api.get("/browse")
+    async def browse(request, filters: Annotated[Browse, Query()]) -> list[Item]:
+        return []
+
+    @api.get("/cheap", response_model=list[Item])
+    async def cheap():
+        return [{"name": "pen", "price": 1.0, "secret": "never sent"}]
 
     @api.get("/hidden", include_in_schema=False)
     async def hidden() -> dict:
@@ -126,6 +142,21 @@ def test_query_lists_and_required_query(document):
     assert found[("query", "ids")] == {"name": "ids", "in": "query", "required": True, "style": "form",
                                        "explode": True, "schema": {"type": "array", "items": {"type": "integer"}}}
     assert found[("query", "page")]["schema"] == {"type": "integer", "default": 1}
+
+
+def test_a_query_model_is_one_parameter_per_field_and_the_request_is_none(document):
+    op = operation(document, "get", "/browse")
+    assert op["parameters"] == [
+        {"name": "text", "in": "query", "required": True, "schema": {"type": "string"}},
+        {"name": "tags", "in": "query", "required": False, "style": "form", "explode": True,
+         "schema": {"type": "array", "items": {"type": "string"}, "default": []}},
+        {"name": "page", "in": "query", "required": False, "schema": {"type": "integer", "default": 1}},
+    ]
+
+
+def test_response_model_is_the_documented_response(document):
+    schema = operation(document, "get", "/cheap")["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}
 
 
 def test_catch_all_path_parameter(document):
@@ -240,6 +271,34 @@ def test_two_models_with_one_name_are_a_clear_error():
 
     with pytest.raises(TypeError, match="two different models are both named 'Thing'"):
         api.openapi()
+
+
+@pytest.mark.asyncio
+async def test_what_the_routes_answer_fits_what_the_document_says(document):
+    def check(response, method: str, path: str, status: int) -> None:
+        assert response.status_code == status, response.json()
+        declared = operation(document, method, path)["responses"][str(status)]
+        schema = declared["content"]["application/json"]["schema"]
+        jsonschema.validate(response.json(), {**schema, "components": document["components"]})
+
+    configure_django()  # SessionAuthentication reads the session cookie's name
+    client = AsyncTestClient(build_api())
+    check(await client.get("/items/7"), "get", "/items/{item_id}", 200)
+    check(await client.get("/items/seven"), "get", "/items/{item_id}", 422)
+    check(await client.get("/browse?text=a&tags=x&tags=y"), "get", "/browse", 200)
+    check(await client.get("/browse"), "get", "/browse", 422)
+    check(await client.get("/cheap"), "get", "/cheap", 200)
+    check(await client.post("/items", json={"name": "pen", "price": 2}), "post", "/items", 401)
+    check(await client.post("/items", json={"name": "pen", "price": 2}, headers={"Authorization": "Bearer nope"}),
+          "post", "/items", 401)
+    invalid = await client.put("/items/1/review", json={"stars": 9})
+    check(invalid, "put", "/items/{item_id}/review", 422)
+    assert invalid.json()["errors"][0]["loc"] == "body.stars"
+    check(await client.put("/items/1/review", json={"stars": 5}), "put", "/items/{item_id}/review", 200)
+    for _ in range(6):
+        limited = await client.put("/items/1/review", json={"stars": 5})
+    check(limited, "put", "/items/{item_id}/review", 429)
+    check(await client.get("/page", headers={"Origin": "https://elsewhere.example"}), "get", "/page", 403)
 
 
 @pytest.mark.asyncio
