@@ -97,7 +97,8 @@ class BoltAPI:
         self.title = title
         self.version = version
         self.description = description
-        DocsRoutes(self, openapi_url, asyncapi_url, docs_url).register()
+        self.docs = DocsRoutes(self, openapi_url, asyncapi_url, docs_url)
+        self.docs.register()
 
     # -- registration ----------------------------------------------------------------------------
 

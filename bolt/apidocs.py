@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import importlib.resources
 import importlib.util
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ import orjson
 from bolt.requests import Request
 from bolt.responses import HTMLResponse, JSONResponse, Response
 
+MAX_CACHED_DOCUMENTS = 16
 SWAGGER_UI_PACKAGE = "swagger_ui"  # from the swagger-ui-py distribution, which ships Swagger UI 5
 # The only files served, with their media types: a request can never name any other file.
 ASSETS = {
@@ -82,6 +84,7 @@ class DocsRoutes:
         self.asyncapi_url = asyncapi_url
         self.docs_url = docs_url
         self._assets: dict[str, bytes] = {}
+        self._documents: dict[Any, bytes] = {}
 
     def register(self) -> None:
         options = {"include_in_schema": False}
@@ -95,16 +98,31 @@ class DocsRoutes:
             self.api.get(self.docs_url, **options)(self.page)
             self.api.get(self.docs_url.rstrip("/") + "/{asset}", **options)(self.asset)
 
-    @staticmethod
-    def _json(document: dict[str, Any]) -> Response:
-        return Response(orjson.dumps(document), media_type="application/json")
+    def _document(self, build: Callable[..., dict[str, Any]], **arguments: Any) -> Response:
+        """A document, built again only when a route or a route's security policy changed.
+
+        Building one for hundreds of routes takes tens of milliseconds, too long to spend on the event
+        loop for every request. The key holds each route's compiled policy, so a settings change (which
+        drops the policies) or a new route rebuilds; `arguments` come from the request, so the cache
+        is kept small.
+        """
+        routes = self.api.router.routes
+        policies = tuple(route.security or self.api.security.compile(route) for route in routes)
+        key = (build, tuple(sorted(arguments.items())), policies)
+        body = self._documents.get(key)
+        if body is None:
+            body = orjson.dumps(build(**arguments))
+            if len(self._documents) >= MAX_CACHED_DOCUMENTS:
+                self._documents.clear()
+            self._documents[key] = body
+        return Response(body, media_type="application/json")
 
     async def openapi(self, request: Request) -> Response:
-        return self._json(self.api.openapi(root_path=request.scope.get("root_path", "")))
+        return self._document(self.api.openapi, root_path=request.scope.get("root_path", ""))
 
     async def asyncapi(self, request: Request) -> Response:
-        return self._json(self.api.asyncapi(host=request.headers.get("host"), scheme=request.scope.get("scheme"),
-                                            root_path=request.scope.get("root_path", "")))
+        return self._document(self.api.asyncapi, host=request.headers.get("host"),
+                              scheme=request.scope.get("scheme"), root_path=request.scope.get("root_path", ""))
 
     async def page(self, request: Request) -> Response:
         root = request.scope.get("root_path", "")

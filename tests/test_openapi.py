@@ -369,3 +369,32 @@ async def test_docs_page_without_swagger_ui_says_how_to_install_it(monkeypatch):
     assert 'pip install "bolt[docs]"' in page.text and 'href="/openapi.json"' in page.text
     assert (await client.get("/docs/swagger-ui-bundle.js")).status_code == 404
     assert (await client.get("/openapi.json")).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_the_served_document_is_built_again_only_when_routes_or_their_security_change():
+    from django.test import override_settings
+
+    configure_django()
+    api = BoltAPI()
+    client = AsyncTestClient(api)
+
+    @api.get("/one")
+    async def one() -> None: ...
+
+    first = await client.get("/openapi.json")
+    again = await client.get("/openapi.json")
+    assert first.content == again.content and len(api.docs._documents) == 1
+
+    @api.get("/two")
+    async def two() -> None: ...
+
+    assert "/two" in (await client.get("/openapi.json")).json()["paths"]
+    # A settings change drops the compiled policies, and so the cached document.
+    with override_settings(BOLT_AUTHENTICATION_CLASSES=[APIKeyAuthentication(["k"])]):
+        document = (await client.get("/openapi.json")).json()
+        assert operation(document, "get", "/two")["security"] == [{"api_key": []}, {}]
+    assert "security" not in operation((await client.get("/openapi.json")).json(), "get", "/two")
+    for n in range(40):  # hosts come from requests: the cache stays small
+        api.docs._document(api.asyncapi, host=f"h{n}.example", scheme="http", root_path="")
+    assert len(api.docs._documents) <= apidocs.MAX_CACHED_DOCUMENTS
