@@ -11,9 +11,12 @@ from typing import Any
 import anyio
 import orjson
 
+from bolt.apidocs import DocsRoutes
+from bolt.asyncapi import asyncapi_document, message_types
 from bolt.exceptions import HTTPException
 from bolt.middleware import RATE_LIMIT_ATTR
 from bolt.models import Codec, codec_for, declares_model
+from bolt.openapi import openapi_document
 from bolt.params import Binder, BindError
 from bolt.realtime.endpoint import DEFAULT_MAX_ROOMS, Policy, RealtimeEndpoint
 from bolt.realtime.hub import Hub
@@ -67,9 +70,19 @@ class BoltAPI:
         slow_consumer: str = "drop_oldest",
         send_timeout: float | None = 10.0,
         presence_ttl: float = 30.0,
+        title: str = "bolt API",
+        version: str = "0.1.0",
+        description: str | None = None,
+        openapi_url: str | None = "/openapi.json",
+        asyncapi_url: str | None = "/asyncapi.json",
+        docs_url: str | None = "/docs",
         allow_missing_origin: bool | None = None,
     ) -> None:
         """`pubsub` is "memory", a redis:// URL or a Backend; None reads Django's BOLT_PUBSUB (default "memory").
+
+        `title`, `version` and `description` describe the api in its OpenAPI document (served at
+        `openapi_url`), its AsyncAPI document (`asyncapi_url`) and the docs page (`docs_url`);
+        None switches one off (docs/http.md).
 
         `allow_missing_origin=True` lets WebSocket handshakes that authenticate by cookie (or session)
         through without an Origin header (refused with 403 "Origin required" by default); None reads
@@ -89,12 +102,22 @@ class BoltAPI:
         self._shutdown = list(on_shutdown)
         self.security = SecurityPipeline(self)
         self.hub = Hub(pubsub, OutboxSettings(send_queue, slow_consumer, send_timeout), presence_ttl)
+        self.title = title
+        self.version = version
+        self.description = description
+        self.docs = DocsRoutes(self, openapi_url, asyncapi_url, docs_url)
+        self.docs.register()
 
     # -- registration ----------------------------------------------------------------------------
 
     def websocket(self, path: str, *, auth: Sequence[Any] | None = None, guards: Sequence[Any] | None = None,
-                  **options: Any) -> Callable[[Handler], Handler]:
-        """Register an async WebSocket handler at `path`; `auth` and `guards` override the api defaults."""
+                  receives: Any = None, sends: Any = None, **options: Any) -> Callable[[Handler], Handler]:
+        """Register an async WebSocket handler at `path`; `auth` and `guards` override the api defaults.
+
+        `receives` and `sends` (a model, or a list of them) declare the messages the handler reads
+        and writes, for the AsyncAPI document; they change nothing at run time.
+        """
+        options = dict(options, receives=message_types(receives, "receives"), sends=message_types(sends, "sends"))
 
         def decorator(endpoint: Handler) -> Handler:
             if not inspect.iscoroutinefunction(endpoint):
@@ -133,7 +156,8 @@ class BoltAPI:
                 # The endpoint answers over-limit messages itself instead of the pipeline dropping them.
                 endpoint.message_limit = (spec.messages, spec.on_message_limit)
                 setattr(realtime, RATE_LIMIT_ATTR, dataclasses.replace(spec, messages=None))
-        self._add_websocket(path, realtime, auth, guards, options, envelopes=True)
+        route = self._add_websocket(path, realtime, auth, guards, options, envelopes=True)
+        route.options["realtime"] = endpoint  # the AsyncAPI document describes its room protocol
         return endpoint
 
     def _add_websocket(self, path: str, endpoint: Handler, auth: Sequence[Any] | None,
@@ -155,6 +179,8 @@ class BoltAPI:
         The response type is `response_model`, or else the handler's return annotation when it
         names a model (`-> Item`, `-> list[Item]`): what the handler returns is converted to it and
         encoded by the model's library, so fields the type does not declare are never sent.
+        `tags`, `summary`, `responses` ({status: description or model}) and `include_in_schema`
+        describe the route in the OpenAPI document (docs/http.md).
         """
         methods = frozenset(m.upper() for m in methods)
         unknown = methods - set(HTTP_METHODS)
@@ -210,6 +236,14 @@ class BoltAPI:
 
     def options(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self.route(path, ["OPTIONS"], **kwargs)
+
+    def openapi(self, *, root_path: str = "") -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the HTTP routes, as served at `openapi_url`."""
+        return openapi_document(self, root_path=root_path)
+
+    def asyncapi(self, *, host: str | None = None, scheme: str | None = None, root_path: str = "") -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the WebSocket routes; `host` adds a server entry."""
+        return asyncapi_document(self, host=host, scheme=scheme, root_path=root_path)
 
     def on_startup(self, func: Callable[[], Any]) -> Callable[[], Any]:
         """Run `func` (sync or async) when the server starts."""
