@@ -594,6 +594,7 @@ class _Listener:
     """Stands in a room's members like an outbox, handing each delivered message to a callback."""
 
     __slots__ = ("callback",)
+    envelopes = False  # a gap signal is for clients, not for bolt's own listeners
 
     def __init__(self, callback: Callable[[str], Any]) -> None:
         self.callback = callback

@@ -63,6 +63,19 @@ def _unavailable(what: str, error: type[BackendUnavailable] = BackendUnavailable
         raise error(f"redis: {what} failed: {exc}") from exc
 
 
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait for them. A cancellation that lands as redis-py's read timeout fires can be
+    swallowed (asyncio.timeout turns it into the timeout), so a task still running is cancelled again."""
+    pending = set(tasks)
+    for _ in range(100):  # 10 s at most
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    logger.warning("%d redis backend tasks did not stop", len(pending))
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -73,9 +86,10 @@ class RedisBackend(Backend):
     name = "redis"
 
     def __init__(self, url: str, *, prefix: str = "bolt:", presence_ttl: float = 30.0, timeout: float = 2.0,
-                 max_backoff: float = 5.0, max_connections: int = 32) -> None:
+                 max_backoff: float = 5.0, max_connections: int = 32, health_interval: float = 1.0) -> None:
         """`timeout` bounds every Redis call (and the wait for a pooled connection), `max_backoff` the
-        subscriber's reconnect delay; `max_connections` caps this process's command connections."""
+        subscriber's reconnect delay; `max_connections` caps this process's command connections. The
+        subscriber pings after `health_interval` seconds of silence and gives Redis as long again to answer."""
         super().__init__()
         self.url = url
         self.prefix = prefix
@@ -83,6 +97,7 @@ class RedisBackend(Backend):
         self.timeout = timeout
         self.max_backoff = max_backoff
         self.max_connections = max_connections
+        self.health_interval = health_interval
         self.node = ""
         self._redis: Redis | None = None
         self._sub_redis: Redis | None = None
@@ -136,9 +151,7 @@ class RedisBackend(Backend):
                 await self._listening.wait()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _cancel(self._tasks)
         self._tasks = []
         with contextlib.suppress(BackendUnavailable):
             for room, members in list(self.local.items()):
@@ -278,24 +291,27 @@ class RedisBackend(Backend):
         """Dispatch messages until the connection fails or Redis stops answering.
 
         A server that hangs, or a host that vanishes without closing the socket, raises no error on a
-        quiet channel: when nothing has arrived for `timeout` seconds the subscriber pings, and three
-        timeouts of silence count as a lost connection.
+        quiet channel: when nothing has arrived for `health_interval` seconds the subscriber pings, and
+        a ping unanswered for another `health_interval` counts as a lost connection.
         """
         loop = asyncio.get_running_loop()
+        interval = self.health_interval
         heard = loop.time()
+        pinged: float | None = None
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.timeout / 2)
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=interval / 4)
             now = loop.time()
             if message is not None:
-                heard = now
+                heard, pinged = now, None
                 if message.get("type") == "message":
                     self._dispatch(message["channel"], message["data"])
                 continue
-            silent = now - heard
-            if silent > 3 * self.timeout:
-                raise RedisConnectionError(f"no answer from Redis for {silent:.1f} s")
-            if silent > self.timeout:
+            if pinged is not None:
+                if now - pinged > interval:
+                    raise RedisConnectionError(f"no answer from Redis to a ping for {now - pinged:.1f} s")
+            elif now - heard > interval:
                 await pubsub.ping()
+                pinged = now
 
     def _parse(self, data: bytes) -> tuple[str, Message | None, bytes]:
         header, _, payload = data.partition(b"\n")
