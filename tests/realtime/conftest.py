@@ -110,7 +110,8 @@ class RedisCluster:
         self.processes[port] = subprocess.Popen(
             [self.binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-             "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS), "--dir", self.directory],
+             "--cluster-node-timeout", str(self.NODE_TIMEOUT_MS), "--dir", self.directory,
+             "--cluster-replica-validity-factor", "0"],  # a replica always takes over, however stale
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(port, process=self.processes[port])
 
@@ -134,7 +135,9 @@ class RedisCluster:
         while time.monotonic() < deadline:
             live = [port for port, process in self.processes.items() if process.poll() is None]
             try:
-                if all("cluster_state:ok" in self.command(port, "cluster", "info") for port in live):
+                if all("cluster_state:ok" in self.command(port, "cluster", "info") for port in live) and all(
+                        "role:master" in info or "master_link_status:up" in info
+                        for info in (self.command(port, "info", "replication") for port in live)):
                     return
             except subprocess.SubprocessError:
                 pass
@@ -143,8 +146,9 @@ class RedisCluster:
 
     def master_of(self, key: str) -> int:
         """The port of the master that owns `key`'s slot now."""
-        slot = int(self.command(self.ports[0], "cluster", "keyslot", key))
-        for line in self.command(self.ports[0], "cluster", "nodes").splitlines():
+        live = next(port for port, process in self.processes.items() if process.poll() is None)
+        slot = int(self.command(live, "cluster", "keyslot", key))
+        for line in self.command(live, "cluster", "nodes").splitlines():
             fields = line.split()
             if "master" not in fields[2] or "fail" in fields[2]:
                 continue
