@@ -12,6 +12,7 @@ import anyio
 import orjson
 
 from bolt.exceptions import HTTPException
+from bolt.metrics import Metrics, websocket_denied
 from bolt.middleware import RATE_LIMIT_ATTR
 from bolt.params import Binder, BindError
 from bolt.realtime.endpoint import DEFAULT_MAX_ROOMS, Policy, RealtimeEndpoint
@@ -64,11 +65,13 @@ class BoltAPI:
         slow_consumer: str = "drop_oldest",
         send_timeout: float | None = 10.0,
         presence_ttl: float = 30.0,
+        metrics: str | None = None,
     ) -> None:
         """`pubsub` is "memory", a redis:// URL or a Backend; None reads Django's BOLT_PUBSUB (default "memory").
 
         `send_queue`, `slow_consumer` ("drop_oldest", "drop_newest" or "close") and `send_timeout` bound
         what a broadcast may queue for one client; a route can override them in `@api.websocket(...)`.
+        `metrics="/metrics"` serves Prometheus metrics at that path (docs/metrics.md).
         """
         self.router = Router()
         self.cors_allowed_origins = list(cors_allowed_origins) if cors_allowed_origins is not None else None
@@ -79,6 +82,12 @@ class BoltAPI:
         self._shutdown = list(on_shutdown)
         self.security = SecurityPipeline(self)
         self.hub = Hub(pubsub, OutboxSettings(send_queue, slow_consumer, send_timeout), presence_ttl)
+        if metrics is not None:
+            self.hub.metrics = Metrics(metrics)
+            self.get(metrics)(self._metrics)
+
+    async def _metrics(self) -> Response:
+        return self.hub.metrics.response(self.hub)  # type: ignore[union-attr]
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -297,6 +306,7 @@ class BoltAPI:
     @staticmethod
     async def _deny_websocket(scope: dict[str, Any], send: Any, denial: Denial) -> None:
         """Refuse a handshake: the real status and JSON body where the server supports it, else a 403."""
+        websocket_denied(scope, denial)  # one log line, and the metrics' count
         if "websocket.http.response" in (scope.get("extensions") or {}):
             body = orjson.dumps(denial.body())
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

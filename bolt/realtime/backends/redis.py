@@ -355,7 +355,7 @@ class RedisBackend(Backend):
         if node == self.node:
             return  # this process delivered it already
         if message is not None:
-            self.hub.deliver(room, message)  # type: ignore[union-attr]
+            self.hub.deliver_remote(room, message)  # type: ignore[union-attr]
         else:
             kind, connection_id, user_id = orjson.loads(payload)
             self.hub.emit_remote(PresenceEvent(kind, room, Member(connection_id, user_id)))  # type: ignore[union-attr]
