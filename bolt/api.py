@@ -14,6 +14,7 @@ import orjson
 from bolt.apidocs import DocsRoutes
 from bolt.asyncapi import asyncapi_document, message_types
 from bolt.exceptions import HTTPException
+from bolt.metrics import Metrics, websocket_denied
 from bolt.middleware import RATE_LIMIT_ATTR
 from bolt.models import Codec, codec_for, declares_model
 from bolt.openapi import openapi_document
@@ -77,6 +78,7 @@ class BoltAPI:
         asyncapi_url: str | None = "/asyncapi.json",
         docs_url: str | None = "/docs",
         allow_missing_origin: bool | None = None,
+        metrics: str | None = None,
     ) -> None:
         """`pubsub` is "memory", a redis:// URL or a Backend; None reads Django's BOLT_PUBSUB (default "memory").
 
@@ -91,6 +93,7 @@ class BoltAPI:
 
         `send_queue`, `slow_consumer` ("drop_oldest", "drop_newest" or "close") and `send_timeout` bound
         what a broadcast may queue for one client; a route can override them in `@api.websocket(...)`.
+        `metrics="/metrics"` serves Prometheus metrics at that path (docs/metrics.md).
         """
         self.router = Router()
         self.cors_allowed_origins = list(cors_allowed_origins) if cors_allowed_origins is not None else None
@@ -107,6 +110,12 @@ class BoltAPI:
         self.description = description
         self.docs = DocsRoutes(self, openapi_url, asyncapi_url, docs_url)
         self.docs.register()
+        if metrics is not None:
+            self.hub.metrics = Metrics(metrics)
+            self.get(metrics)(self._metrics)
+
+    async def _metrics(self) -> Response:
+        return self.hub.metrics.response(self.hub)  # type: ignore[union-attr]
 
     # -- registration ----------------------------------------------------------------------------
 
@@ -368,6 +377,7 @@ class BoltAPI:
     @staticmethod
     async def _deny_websocket(scope: dict[str, Any], send: Any, denial: Denial) -> None:
         """Refuse a handshake: the real status and JSON body where the server supports it, else a 403."""
+        websocket_denied(scope, denial)  # one log line, and the metrics' count
         if "websocket.http.response" in (scope.get("extensions") or {}):
             body = orjson.dumps(denial.body())
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
