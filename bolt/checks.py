@@ -79,13 +79,20 @@ def check_pubsub(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 hint='Set BOLT_PUBSUB = "redis://..." so every worker delivers every broadcast.',
                 id="bolt.W002")]
         return []
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    cluster = url.startswith(("redis+cluster://", "rediss+cluster://"))
+    if not cluster and not url.startswith(("redis://", "rediss://", "unix://")):
         return [checks.Error(f"BOLT_PUBSUB = {url!r} is not a backend bolt knows.",
-                             hint='Use "memory" or a redis:// (rediss://, unix://) URL.', id="bolt.E001")]
+                             hint='Use "memory", a redis:// (rediss://, unix://) URL or, for a Redis Cluster, '
+                                  'redis+cluster://host:port[,host:port...].', id="bolt.E001")]
     try:
-        from redis.connection import parse_url
+        if cluster:
+            from bolt.realtime.backends.redis_cluster import parse_cluster_url
 
-        parse_url(url)
+            parse_cluster_url(url)
+        else:
+            from redis.connection import parse_url
+
+            parse_url(url)
     except ImportError:
         return [checks.Error("BOLT_PUBSUB names Redis but the redis package is not installed.",
                              hint="pip install 'bolt[redis]'", id="bolt.E001")]

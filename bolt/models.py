@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import types
+import typing
 from collections.abc import Iterable
-from typing import Any, is_typeddict
+from typing import Any, get_args, get_origin, is_typeddict
 
 import msgspec
+import msgspec.inspect
 
 # Codecs are built once per annotation; annotations come from code, but stay bounded anyway.
 _MAX_CODECS = 1024
@@ -68,6 +71,43 @@ def is_model_class(annotation: Any) -> bool:
     return isinstance(annotation, type) and (
         issubclass(annotation, msgspec.Struct) or dataclasses.is_dataclass(annotation)
         or _is_pydantic_type(annotation))
+
+
+def declares_model(annotation: Any) -> bool:
+    """Whether `annotation` is or holds a model class (`Item`, `list[Item]`, `Item | None`).
+
+    A handler's return annotation is its response type only then: `-> dict` or `-> str` stays a hint.
+    """
+    if is_model_class(annotation):
+        return True
+    return any(declares_model(arg) for arg in getattr(annotation, "__args__", ()))
+
+
+_SEQUENCES = (msgspec.inspect.ListType, msgspec.inspect.SetType, msgspec.inspect.FrozenSetType,
+              msgspec.inspect.VarTupleType, msgspec.inspect.TupleType)
+
+
+def fields(annotation: Any) -> dict[str, bool]:
+    """The wire names of a model class's fields, each with whether it holds a sequence.
+
+    A query model reads each name from the query string, all its values when it is a sequence.
+    """
+    if not is_model_class(annotation):
+        raise TypeError(f"{annotation!r} is not a Struct, dataclass, TypedDict or pydantic model")
+    if uses_pydantic(annotation):
+        return {info.alias or name: _is_sequence_annotation(info.annotation)
+                for name, info in annotation.__pydantic_fields__.items()}
+    found: dict[str, bool] = {}
+    for field in msgspec.inspect.type_info(annotation).fields:  # type: ignore[attr-defined]
+        kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        found[field.encode_name] = any(isinstance(kind, _SEQUENCES) for kind in kinds)
+    return found
+
+
+def _is_sequence_annotation(annotation: Any) -> bool:
+    options = get_args(annotation) if get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    return any(get_origin(option) in (list, set, frozenset, tuple) or option in (list, set, frozenset, tuple)
+               for option in options)
 
 
 def _location(path: tuple[Any, ...]) -> str:
@@ -255,5 +295,5 @@ def json_schema(annotation: Any, *, mode: str = "validation") -> dict[str, Any]:
     return {**schema, "$defs": components} if components else schema
 
 
-__all__ = ["Codec", "InvalidJSON", "ValidationError", "codec_for", "is_model_class", "json_default",
-           "json_schema", "schema_components", "uses_pydantic"]
+__all__ = ["Codec", "InvalidJSON", "ValidationError", "codec_for", "declares_model", "fields", "is_model_class",
+           "json_default", "json_schema", "schema_components", "uses_pydantic"]

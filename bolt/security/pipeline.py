@@ -197,6 +197,12 @@ class SecurityPipeline:
 
     # -- the checks ------------------------------------------------------------------------------
 
+    def unchecked(self, route: Any, scope: dict[str, Any]) -> bool:
+        """Whether `check` would pass this request without looking at it: the route has nothing to
+        check and the request carries no Origin. The HTTP path then skips awaiting `check`."""
+        policy: RoutePolicy = route.security or self.compile(route)
+        return policy.trivial and _origin_header(scope) is None
+
     async def check(self, conn: Any, route: Any) -> Denial | None:
         """Origin, rate limit, authentication, guards: the first refusal, or None."""
         policy: RoutePolicy = route.security or self.compile(route)
