@@ -319,8 +319,7 @@ class BoltAPI:
         match = self.router.match(self._route_path(scope))
         route = match.leaf.websocket if match is not None else None
         if route is None:
-            denial = self.security.deny(scope["path"][:200], scope, Denial(404, "Not Found"), "no WebSocket route")
-            await self._deny_websocket(scope, send, denial)
+            await self._deny_websocket(scope, send, Denial(404, "Not Found"))
             return
         websocket = WebSocket(scope, receive, send, dict(zip(route.param_names, match.values)))
         denial = await self.security.check(websocket, route)

@@ -28,7 +28,7 @@ SAMPLE_INTERVAL = 1.0  # seconds between two samples of the gauges
 _FANOUT_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Denial details the security pipeline uses, as bounded label values.
-_REASONS = {"Origin not allowed": "origin", "Rate limit exceeded": "rate_limit",
+_REASONS = {"Origin not allowed": "origin", "Origin required": "origin", "Rate limit exceeded": "rate_limit",
             "Authentication required": "auth", "Permission denied": "permission", "Not Found": "not_found"}
 _STATUS_REASONS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_found", 422: "bad_request",
                    429: "rate_limit"}

@@ -154,8 +154,25 @@ async def test_an_unknown_websocket_path_beside_django_is_a_clean_404(caplog):
             async with WebSocketTestClient(app, "/ws/unknown"):
                 pass
     assert (exc.value.status_code, exc.value.body) == (404, {"detail": "Not Found"})
-    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
-        ("bolt.security", "INFO", "refused websocket /ws/unknown from testclient:50000: 404 Not Found (no WebSocket route)")]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "websocket handshake denied status=404 reason=not_found path=/ws/unknown client=testclient:50000 "
+                 "origin=-")]
+
+
+@pytest.mark.asyncio
+async def test_without_the_http_response_extension_the_404_is_a_close_before_accept():
+    app = mount(make_api(), get_asgi_application())
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws/unknown", "headers": [], "query_string": b"", "extensions": {}}
+    await app(scope, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "Not Found"}]
 
 
 @pytest.mark.asyncio
@@ -179,7 +196,7 @@ async def test_scanners_probing_websocket_paths_through_uvicorn_get_404_and_no_t
                 await client.send("hi")
                 assert await client.recv() == "hi"
     assert not [r for r in caplog.records if r.levelno >= 40]
-    assert sum("404 Not Found (no WebSocket route)" in r.getMessage() for r in caplog.records) == 3
+    assert sum("status=404 reason=not_found" in r.getMessage() for r in caplog.records) == 3
 
 
 @pytest.mark.asyncio
