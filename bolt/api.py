@@ -11,9 +11,13 @@ from typing import Any
 import anyio
 import orjson
 
+from bolt.apidocs import DocsRoutes
+from bolt.asyncapi import asyncapi_document, message_types
 from bolt.exceptions import HTTPException
+from bolt.metrics import Metrics, websocket_denied
 from bolt.middleware import RATE_LIMIT_ATTR
 from bolt.models import Codec, codec_for, declares_model
+from bolt.openapi import openapi_document
 from bolt.params import Binder, BindError
 from bolt.realtime.endpoint import DEFAULT_MAX_ROOMS, Policy, RealtimeEndpoint
 from bolt.realtime.hub import Hub
@@ -22,6 +26,7 @@ from bolt.requests import DEFAULT_MAX_BODY, Request
 from bolt.responses import JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, Router, split_template
 from bolt.security import Denial, SecurityPipeline
+from bolt.security.expiry import forget as forget_deadline
 from bolt.security.pipeline import CORS_SCOPE_KEY
 from bolt.websocket import (
     CloseCode,
@@ -67,27 +72,62 @@ class BoltAPI:
         slow_consumer: str = "drop_oldest",
         send_timeout: float | None = 10.0,
         presence_ttl: float = 30.0,
+        title: str = "bolt API",
+        version: str = "0.1.0",
+        description: str | None = None,
+        openapi_url: str | None = "/openapi.json",
+        asyncapi_url: str | None = "/asyncapi.json",
+        docs_url: str | None = "/docs",
+        allow_missing_origin: bool | None = None,
+        metrics: str | None = None,
     ) -> None:
         """`pubsub` is "memory", a redis:// URL or a Backend; None reads Django's BOLT_PUBSUB (default "memory").
 
+        `title`, `version` and `description` describe the api in its OpenAPI document (served at
+        `openapi_url`), its AsyncAPI document (`asyncapi_url`) and the docs page (`docs_url`);
+        None switches one off (docs/http.md).
+
+        `allow_missing_origin=True` lets WebSocket handshakes that authenticate by cookie (or session)
+        through without an Origin header (refused with 403 "Origin required" by default); None reads
+        Django's BOLT_ALLOW_MISSING_ORIGIN. A route may say so too:
+        `@api.websocket(path, allow_missing_origin=True)`.
+
         `send_queue`, `slow_consumer` ("drop_oldest", "drop_newest" or "close") and `send_timeout` bound
         what a broadcast may queue for one client; a route can override them in `@api.websocket(...)`.
+        `metrics="/metrics"` serves Prometheus metrics at that path (docs/metrics.md).
         """
         self.router = Router()
         self.cors_allowed_origins = list(cors_allowed_origins) if cors_allowed_origins is not None else None
         self.auth = list(auth) if auth is not None else None
         self.guards = list(guards) if guards is not None else None
         self.max_body_size = max_body_size
+        self.allow_missing_origin = allow_missing_origin
         self._startup = list(on_startup)
         self._shutdown = list(on_shutdown)
         self.security = SecurityPipeline(self)
         self.hub = Hub(pubsub, OutboxSettings(send_queue, slow_consumer, send_timeout), presence_ttl)
+        self.title = title
+        self.version = version
+        self.description = description
+        self.docs = DocsRoutes(self, openapi_url, asyncapi_url, docs_url)
+        self.docs.register()
+        if metrics is not None:
+            self.hub.metrics = Metrics(metrics)
+            self.get(metrics)(self._metrics)
+
+    async def _metrics(self) -> Response:
+        return self.hub.metrics.response(self.hub)  # type: ignore[union-attr]
 
     # -- registration ----------------------------------------------------------------------------
 
     def websocket(self, path: str, *, auth: Sequence[Any] | None = None, guards: Sequence[Any] | None = None,
-                  **options: Any) -> Callable[[Handler], Handler]:
-        """Register an async WebSocket handler at `path`; `auth` and `guards` override the api defaults."""
+                  receives: Any = None, sends: Any = None, **options: Any) -> Callable[[Handler], Handler]:
+        """Register an async WebSocket handler at `path`; `auth` and `guards` override the api defaults.
+
+        `receives` and `sends` (a model, or a list of them) declare the messages the handler reads
+        and writes, for the AsyncAPI document; they change nothing at run time.
+        """
+        options = dict(options, receives=message_types(receives, "receives"), sends=message_types(sends, "sends"))
 
         def decorator(endpoint: Handler) -> Handler:
             if not inspect.iscoroutinefunction(endpoint):
@@ -126,7 +166,8 @@ class BoltAPI:
                 # The endpoint answers over-limit messages itself instead of the pipeline dropping them.
                 endpoint.message_limit = (spec.messages, spec.on_message_limit)
                 setattr(realtime, RATE_LIMIT_ATTR, dataclasses.replace(spec, messages=None))
-        self._add_websocket(path, realtime, auth, guards, options, envelopes=True)
+        route = self._add_websocket(path, realtime, auth, guards, options, envelopes=True)
+        route.options["realtime"] = endpoint  # the AsyncAPI document describes its room protocol
         return endpoint
 
     def _add_websocket(self, path: str, endpoint: Handler, auth: Sequence[Any] | None,
@@ -148,6 +189,8 @@ class BoltAPI:
         The response type is `response_model`, or else the handler's return annotation when it
         names a model (`-> Item`, `-> list[Item]`): what the handler returns is converted to it and
         encoded by the model's library, so fields the type does not declare are never sent.
+        `tags`, `summary`, `responses` ({status: description or model}) and `include_in_schema`
+        describe the route in the OpenAPI document (docs/http.md).
         """
         methods = frozenset(m.upper() for m in methods)
         unknown = methods - set(HTTP_METHODS)
@@ -203,6 +246,14 @@ class BoltAPI:
 
     def options(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self.route(path, ["OPTIONS"], **kwargs)
+
+    def openapi(self, *, root_path: str = "") -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the HTTP routes, as served at `openapi_url`."""
+        return openapi_document(self, root_path=root_path)
+
+    def asyncapi(self, *, host: str | None = None, scheme: str | None = None, root_path: str = "") -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the WebSocket routes; `host` adds a server entry."""
+        return asyncapi_document(self, host=host, scheme=scheme, root_path=root_path)
 
     def on_startup(self, func: Callable[[], Any]) -> Callable[[], Any]:
         """Run `func` (sync or async) when the server starts."""
@@ -269,7 +320,8 @@ class BoltAPI:
         match = self.router.match(self._route_path(scope))
         route = match.leaf.websocket if match is not None else None
         if route is None:
-            await self._deny_websocket(scope, send, Denial(404, "Not Found"))
+            denial = self.security.deny(scope["path"][:200], scope, Denial(404, "Not Found"), "no WebSocket route")
+            await self._deny_websocket(scope, send, denial)
             return
         websocket = WebSocket(scope, receive, send, dict(zip(route.param_names, match.values)))
         denial = await self.security.check(websocket, route)
@@ -311,6 +363,7 @@ class BoltAPI:
                 websocket.scope[HANDLER_RETURNED] = True
             await self._end_websocket(websocket, CloseCode.NORMAL, "")
         finally:
+            forget_deadline(websocket)
             await self.hub.disconnect(websocket)
 
     async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:
@@ -325,6 +378,7 @@ class BoltAPI:
     @staticmethod
     async def _deny_websocket(scope: dict[str, Any], send: Any, denial: Denial) -> None:
         """Refuse a handshake: the real status and JSON body where the server supports it, else a 403."""
+        websocket_denied(scope, denial)  # one log line, and the metrics' count
         if "websocket.http.response" in (scope.get("extensions") or {}):
             body = orjson.dumps(denial.body())
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

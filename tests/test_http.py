@@ -288,6 +288,7 @@ def test_a_request_parameter_with_another_type_is_refused_at_registration():
 
 def test_path_parameters_must_match_the_template_at_registration():
     api = BoltAPI()
+    before = list(api.router.routes)  # the schema routes
     with pytest.raises(TypeError, match=r"takes no parameter for \{item_id\}"):
         @api.get("/items/{item_id}")
         async def no_id():
@@ -300,7 +301,7 @@ def test_path_parameters_must_match_the_template_at_registration():
         @api.websocket("/ws/{room}")
         async def ws(websocket):
             pass
-    assert api.router.routes == []  # a refused handler leaves no route behind
+    assert api.router.routes == before  # a refused handler leaves no route behind
 
     @api.get("/files/{folder}/{name}")
     async def anything(**params):  # **kwargs takes every template parameter, as a string
