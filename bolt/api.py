@@ -47,6 +47,7 @@ RAISE_SERVER_EXCEPTIONS = "bolt.raise_server_exceptions"
 HANDLER_RETURNED = "bolt.handler_returned"
 
 Handler = Callable[..., Any]
+_NO_ARGUMENTS: dict[str, Any] = {}  # never changed: `**` copies it into the call
 
 
 def _truncate_reason(text: str) -> str:
@@ -419,15 +420,20 @@ class BoltAPI:
             headers = {"allow": ", ".join(sorted(allowed))}
             await JSONResponse({"detail": "Method Not Allowed"}, 405, headers)(scope, receive, send)
             return
-        request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
-        response: Response
+        response: Response | None = None
         try:
-            denial = None if self.security.unchecked(route, scope) else await self.security.check(request, route)
-            if denial is not None:
-                response = JSONResponse(denial.body(), denial.status_code, denial.headers)
-            else:
-                binder = route.binder
-                kwargs = binder.values(request) if binder.simple else await binder.bind(request)
+            kwargs: dict[str, Any] = _NO_ARGUMENTS
+            # A handler that takes nothing, on a route with nothing to check, needs no Request.
+            if route.binder.specs or not self.security.unchecked(route, scope):
+                request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
+                security = self.security
+                denial = None if security.unchecked(route, scope) else await security.check(request, route)
+                if denial is not None:
+                    response = JSONResponse(denial.body(), denial.status_code, denial.headers)
+                else:
+                    binder = route.binder
+                    kwargs = binder.values(request) if binder.simple else await binder.bind(request)
+            if response is None:
                 if route.is_async:
                     result = await route.endpoint(**kwargs)
                 else:
@@ -446,7 +452,7 @@ class BoltAPI:
         except HTTPException as exc:
             response = JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
         except Exception:
-            logger.exception("HTTP handler %s for %s raised", route.endpoint.__qualname__, request.path)
+            logger.exception("HTTP handler %s for %s raised", route.endpoint.__qualname__, scope["path"])
             if scope.get(RAISE_SERVER_EXCEPTIONS):
                 raise
             response = JSONResponse({"detail": "Internal Server Error"}, 500)
