@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import signal
 import socket
@@ -209,6 +210,13 @@ def stop_server(process: Any) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def write_json(path: str | None, rows: list[dict[str, Any]]) -> None:
+    """Write a benchmark's result rows to `path` (its --json option), for `python -m benchmarks` to plot."""
+    if path:
+        with open(path, "w") as file:
+            json.dump(rows, file, indent=2)
 
 
 def free_port() -> int:

@@ -58,7 +58,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from _load import client_frame, cpu_seconds, free_port, stop_server, wait_for_port  # noqa: E402
+from _load import client_frame, cpu_seconds, free_port, stop_server, wait_for_port, write_json  # noqa: E402
 
 PAYLOAD = "x" * int(os.environ.get("BOLT_BENCH_PAYLOAD", "100"))
 ROOM = "bench"
@@ -458,6 +458,7 @@ def main() -> None:
                         help="members offer permessage-deflate, as browsers do (servers then compress)")
     parser.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(SERVERS))
     parser.add_argument("--stalled", action="store_true", help="add a client that never reads (4 KiB messages)")
+    parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     if args.stalled and "BOLT_BENCH_PAYLOAD" not in os.environ:
         os.environ["BOLT_BENCH_PAYLOAD"] = "60000"  # inherited by the servers; re-exec so ours matches
@@ -469,6 +470,7 @@ def main() -> None:
     os.sched_setaffinity(0, {1})  # the client on core 1, the servers on core 0
     args.connections = args.connections or (100 if args.stalled else 1000)
     results = run(names, args.connections, args.messages, args.warmup, args.stalled, args.block, args.deflate)
+    write_json(args.json, [dict(r, connections=args.connections, deflate=args.deflate) for r in results])
     if args.stalled:
         for r in results:
             verdict = ("every round reached every reader" if r["stuck_after"] is None else

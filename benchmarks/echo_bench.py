@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from _load import Result, free_port, measure, stop_server, wait_for_port  # noqa: E402
+from _load import Result, free_port, measure, stop_server, wait_for_port, write_json  # noqa: E402
 
 HOST = "127.0.0.1"
 PRIORITY_BOOST = -10  # nice increment for the servers and the client
@@ -122,6 +122,7 @@ async def main() -> None:
     parser.add_argument("--depth", type=int, default=0, help="messages in flight per connection, all cases")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     servers, cases = args.servers.split(","), args.cases.split(",")
     os.sched_setaffinity(0, {args.client_cpu})
@@ -157,6 +158,10 @@ async def main() -> None:
             finally:
                 stop_server(process)
     report(results, servers, cases)
+    write_json(args.json, [{"case": CASES[case].name, "server": server,
+                            "rate": statistics.median(s.rate for s in samples),
+                            "server_us": statistics.median(s.server_us for s in samples)}
+                           for (case, server), samples in results.items()])
 
 
 if __name__ == "__main__":

@@ -2,14 +2,14 @@
 
     python benchmarks/echo_overhead.py [--rounds 5] [--duration 3] [--ws websockets-sansio]
 
-Three apps echo 64-byte text messages: a bare ASGI app, a bolt `@api.websocket` route and the same
-route in Starlette. Each runs in turn under `uvicorn --ws websockets-sansio` pinned to CPU 0, while
+Apps echo 64-byte text messages: a bare ASGI app, a bolt `@api.websocket` route and the same
+route in Starlette (and in FastAPI with `--apps bare,bolt,starlette,fastapi`). Each runs in turn under `uvicorn --ws websockets-sansio` pinned to CPU 0, while
 this process (the load: 10 connections, one message in flight each) is pinned to CPU 1.
 
 Printed, side by side from one run:
 - in-process cost: each app fed by a stub instead of a server, which isolates the framework's own
   cost per message;
-- through uvicorn: messages/s, as the best round and the median of rounds that interleave the three
+- through uvicorn: messages/s, as the best round and the median of rounds that interleave the
   apps (so drift in the machine hits all alike), with ratios to the bare app;
 - the server's CPU time per message (from /proc), best round, and bare/app as a ratio comparable to
   the throughput ratio. It measures the overhead directly even when the load is latency-bound or
@@ -26,9 +26,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from _load import Result, free_port, measure, stop_server, wait_for_port  # noqa: E402
+from _load import Result, free_port, measure, stop_server, wait_for_port, write_json  # noqa: E402
 
-# -- the three apps (imported by the uvicorn subprocess as echo_overhead:<name>) ---------------------
+# -- the apps (imported by the uvicorn subprocess as echo_overhead:<name>) ---------------------
 
 
 async def bare(scope, receive, send):
@@ -74,16 +74,34 @@ def _starlette_app():
     return Starlette(routes=[WebSocketRoute("/ws/echo", echo)])
 
 
+def _fastapi_app():
+    from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+
+    app = FastAPI()
+
+    @app.websocket("/ws/echo")
+    async def echo(ws: WebSocket):
+        await ws.accept()
+        try:
+            async for m in ws.iter_text():
+                await ws.send_text(m)
+        except WebSocketDisconnect:
+            pass
+
+    return app
+
+
+BUILDERS = {"bare": lambda: bare, "bolt": _bolt_app, "starlette": _starlette_app, "fastapi": _fastapi_app}
+
+
 def __getattr__(name: str):
     # Built on first use, so that importing one app does not import the others' frameworks.
-    if name == "bolt_app":
-        return _bolt_app()
-    if name == "starlette_app":
-        return _starlette_app()
+    if name.endswith("_app") and name[:-4] in BUILDERS:
+        return BUILDERS[name[:-4]]()
     raise AttributeError(name)
 
 
-APPS = {"bare": "echo_overhead:bare", "bolt": "echo_overhead:bolt_app", "starlette": "echo_overhead:starlette_app"}
+APPS = {"bare": "echo_overhead:bare", **{name: f"echo_overhead:{name}_app" for name in BUILDERS if name != "bare"}}
 
 # -- the run ---------------------------------------------------------------------------------------
 
@@ -111,7 +129,7 @@ async def in_process_cost(app, messages: int) -> float:
 
 
 async def framework_overhead(names: list[str], rounds: int) -> None:
-    apps = {"bare": bare, "bolt": _bolt_app(), "starlette": _starlette_app()}
+    apps = {name: BUILDERS[name]() for name in names}
     costs = {name: min([await in_process_cost(apps[name], 100_000) for _ in range(rounds)]) for name in names}
     print("in-process, no server (best of %d x 100,000 messages): the app's own cost per message" % rounds)
     for name in names:
@@ -148,10 +166,11 @@ async def main() -> None:
     parser.add_argument("--depth", type=int, default=1, help="messages in flight per connection")
     parser.add_argument("--size", type=int, default=64, help="message size in bytes")
     parser.add_argument("--ws", default="websockets-sansio", help="uvicorn --ws implementation")
-    parser.add_argument("--apps", default="bare,bolt,starlette")
+    parser.add_argument("--apps", default="bare,bolt,starlette", help="any of: " + ", ".join(APPS))
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--nice", type=int, default=-10, help="scheduling priority to run at, when permitted")
+    parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.client_cpu})
     try:  # a higher priority (inherited by the servers) keeps other work on a shared machine out of the way
@@ -188,6 +207,8 @@ async def main() -> None:
 
         print(f"{name:<10} {best[name]:>11,.0f} {ratio(best):>8} {median[name]:>13,.0f} {ratio(median):>8} "
               f"{cost[name]:>16.1f} {ratio(cost, inverse=True):>9}")
+    write_json(args.json, [{"app": name, "best_rate": best[name], "median_rate": median[name],
+                            "server_us": cost[name]} for name in names])
 
 
 if __name__ == "__main__":

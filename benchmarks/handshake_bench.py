@@ -31,7 +31,7 @@ import jwt
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _load import cpu_seconds, free_port, stop_server, wait_for_port  # noqa: E402
+from _load import cpu_seconds, free_port, stop_server, wait_for_port, write_json  # noqa: E402
 
 from bolt import BoltAPI, WebSocket, WebSocketDisconnect  # noqa: E402
 from bolt.auth import IsAuthenticated, JWTAuthentication  # noqa: E402
@@ -185,6 +185,7 @@ async def main(args: argparse.Namespace) -> None:
         row = results[name]
         cpu = f"{row['cpu']:,.0f}" if "cpu" in row else "n/a"
         print(f"{name:<30}{row['in-process']:>14,.0f}{row['uvicorn']:>14,.0f}{cpu:>22}")
+    write_json(args.json, [{"route": name, **row} for name, row in results.items()])
     plain = results["no security"]
     print("\npipeline overhead (fewer handshakes/s, or more server CPU per handshake):")
     for name in list(ROUTES)[1:]:
@@ -201,6 +202,7 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--ws", default="websockets-sansio", help="uvicorn's WebSocket implementation")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.ws)

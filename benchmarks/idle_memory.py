@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _load import free_port, stop_server, wait_for_port  # noqa: E402
+from _load import free_port, stop_server, wait_for_port, write_json  # noqa: E402
 
 IMPLS = {"bolt": "bolt.protocol:WebSocketProtocol", "websockets-sansio": "websockets-sansio", "wsproto": "wsproto"}
 MESSAGE = b'{"type": "chat", "room": "lobby", "text": "hello, is anybody out there?", "seq": 1}'
@@ -129,18 +129,23 @@ async def main() -> None:
         default=20.0,
         help="server keepalive interval; bolt frees idle compressors on this tick (settle > 2x to see it)",
     )
+    parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     raise_fd_limit(args.connections + 1000)
     header = ("protocol", "deflate", "conns", "negotiated", "RSS before", "RSS after", "per conn")
     print("{:<20}{:<9}{:>7}{:>11}{:>12}{:>11}{:>11}".format(*header))
+    rows = []
     for impl in args.impls.split(","):
         for deflate in (False, True):
             r = await measure(impl, deflate, args.connections, args.settle, args.ping_interval)
+            rows.append(r)
             print(
                 f"{r['impl']:<20}{'on' if deflate else 'off':<9}{r['connections']:>7}{r['negotiated']:>11}"
                 f"{r['rss_before_mib']:>9.1f} MiB{r['rss_after_mib']:>7.1f} MiB{r['per_conn_kib']:>7.1f} KiB",
                 flush=True,
             )
+
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,15 @@ for a scan. The tree should stay flat; the scan grows with the table. Bounded: a
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import sys
 import timeit
 
 from bolt.routing import Route, Router, split_template
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _load import write_json  # noqa: E402
 
 
 def endpoint() -> None:  # never called: only matching is timed
@@ -77,9 +82,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sizes", default="10,100,1000")
+    parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
 
     kinds = list(probes(3))
+    rows = []
     print("ns per match (best of %d); the last resource is probed, worst case for a scan" % args.repeat)
     print(f"{'routes':>7} | " + " ".join(f"{k:>10}" for k in kinds) + " | "
           + " ".join(f"{'scan ' + k:>15}" for k in kinds))
@@ -97,6 +104,9 @@ def main() -> None:
             scan_times.append(time_match(scan.match, path, args.repeat))
         print(f"{size:>7} | " + " ".join(f"{t:>10,.0f}" for t in tree_times) + " | "
               + " ".join(f"{t:>15,.0f}" for t in scan_times))
+        rows += [{"routes": size, "probe": kind, "tree_ns": tree, "scan_ns": scan_ns}
+                 for kind, tree, scan_ns in zip(kinds, tree_times, scan_times)]
+    write_json(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ bolt.W001  cookie or session authentication with no origin policy
 bolt.W002  the memory backend with more than one worker configured (WEB_CONCURRENCY)
 bolt.W003  ASGI_APPLICATION does not mount a BoltAPI (runserver would answer bolt's routes with 404)
 bolt.W004  staticfiles comes before bolt in INSTALLED_APPS (its runserver wins over bolt's)
+bolt.W005  an HTTP route of the mounted api has the path of a Django URL, which it hides
 bolt.E001  BOLT_PUBSUB is not a URL bolt can use
 bolt.E002  ASGI_APPLICATION does not import
 """
@@ -21,7 +22,7 @@ _COOKIE_AUTH = ("bolt.auth.SessionAuthentication",)
 
 
 def register() -> None:
-    for check in (check_origin_policy, check_pubsub, check_asgi_application, check_app_order):
+    for check in (check_origin_policy, check_pubsub, check_asgi_application, check_app_order, check_shadowed_urls):
         checks.register(check, "bolt")
 
 
@@ -129,3 +130,27 @@ def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             "(WSGI, no WebSockets), not bolt's.",
             hint='Put "bolt" before "django.contrib.staticfiles".', id="bolt.W004")]
     return []
+
+
+def check_shadowed_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """bolt answers its routes' paths first (bolt.django.mount): a Django URL at the same path is never reached."""
+    from django.urls import Resolver404, resolve
+
+    api = _mounted_api()
+    if api is None:
+        return []
+    found = []
+    for route in api.router.routes:
+        if route.kind != "http" or route.param_names:
+            continue  # templated paths would need sample values; the literal ones are the likely clashes
+        try:
+            match = resolve(route.path)
+        except Resolver404:
+            continue
+        found.append(checks.Warning(
+            f"bolt's route {route.path} hides the Django URL {match.route or route.path!r} "
+            f"({match.view_name or match.func!r}): bolt answers that path.",
+            hint="Move one of them. bolt's own schema pages move with BoltAPI(openapi_url=..., asyncapi_url=..., "
+                 "docs_url=...), or None to switch one off.",
+            id="bolt.W005"))
+    return found

@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import anyio.from_thread
@@ -19,6 +19,9 @@ from bolt.datastructures import Headers
 from bolt.security.pipeline import ORIGIN_OVERRIDE
 
 DEFAULT_TIMEOUT = 5.0
+#: The Origin a WebSocketTestClient sends with cookies when the test gives none: the test server's own.
+TEST_ORIGIN = "http://testserver"
+T = TypeVar("T")
 _APP_DONE = {"type": "bolt.testing.app_done"}
 
 
@@ -29,6 +32,21 @@ class ConnectionClosed(Exception):
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
+
+
+class HandlerReturned(ConnectionClosed, TimeoutError):
+    """The handler returned without sending anything more or closing, and bolt closed with 1000.
+
+    It is both a ConnectionClosed (what the wire says) and a TimeoutError (no message will ever
+    arrive, as a receive timeout would say), so `pytest.raises(TimeoutError)` and
+    `pytest.raises(ConnectionClosed)` both hold, and the test does not wait out its timeout.
+    """
+
+    def __init__(self, code: int = 1000) -> None:
+        super().__init__(code, "")
+
+    def __str__(self) -> str:
+        return f"the handler returned without closing: bolt closed the connection with {self.code}"
 
 
 class HandshakeRejected(Exception):
@@ -62,11 +80,22 @@ def _cookie_header(cookies: Mapping[str, str] | None) -> list[tuple[bytes, bytes
     return [(b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1"))]
 
 
+def _with_origin(headers: list[tuple[bytes, bytes]], origin: str | None) -> list[tuple[bytes, bytes]]:
+    """A handshake carrying cookies gets the Origin a browser would send (`origin`), unless the test
+    gives one in its headers: cookie credentials without an Origin are refused."""
+    names = {name for name, _ in headers}
+    if origin is not None and b"cookie" in names and b"origin" not in names:
+        headers.append((b"origin", origin.encode("latin-1")))
+    return headers
+
+
 class WebSocketTestClient:
     """Open a WebSocket to `api` at `path` in-process: `async with WebSocketTestClient(api, "/ws") as ws:`.
 
     Every receive waits at most `timeout` seconds (default 5) and then raises TimeoutError, so a test
-    never hangs. A refused handshake raises `WebSocketDenied` (a PermissionError) for 401/403/429 and
+    never hangs. With cookies (and no Origin header of the test's own) it sends `Origin: <origin>`, by
+    default `http://testserver`, the same origin, as a browser would; `origin=None` sends none.
+    A refused handshake raises `WebSocketDenied` (a PermissionError) for 401/403/429 and
     `HandshakeRejected` for other statuses. An exception the handler did not handle is re-raised here.
     """
 
@@ -84,6 +113,7 @@ class WebSocketTestClient:
         client: tuple[str, int] = ("testclient", 50000),
         timeout: float = DEFAULT_TIMEOUT,
         raise_server_exceptions: bool = True,
+        origin: str | None = TEST_ORIGIN,
     ) -> None:
         path, _, inline_query = path.partition("?")
         if not isinstance(query_string, str):
@@ -101,7 +131,8 @@ class WebSocketTestClient:
             "path": path,
             "raw_path": path.encode("utf-8", "surrogateescape"),
             "query_string": (query_string or inline_query).encode(),
-            "headers": [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies),
+            "headers": _with_origin(
+                [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies), origin),
             "subprotocols": list(subprotocols or ()),
             "state": {},
             "extensions": {"websocket.http.response": {}},
@@ -233,7 +264,7 @@ class WebSocketTestClient:
     async def receive(self, timeout: float | None = None) -> dict[str, Any]:
         """The next ASGI message from the server; raises ConnectionClosed once it has closed."""
         if self.closed and self._handler_returned():
-            raise await self._nothing_sent(timeout)
+            raise HandlerReturned(self.close_code or 1000)
         if self.closed and self._from_app.empty():
             self._raise_app_error()
             raise ConnectionClosed(self.close_code or 1006, self.close_reason or "")
@@ -245,7 +276,7 @@ class WebSocketTestClient:
             await self._finish()
             self._raise_app_error()
             if self._handler_returned():
-                raise await self._nothing_sent(timeout)
+                raise HandlerReturned(self.close_code)
             raise ConnectionClosed(self.close_code, self.close_reason)
         if message is _APP_DONE:
             self.closed = True
@@ -256,15 +287,6 @@ class WebSocketTestClient:
 
     def _handler_returned(self) -> bool:
         return bool(self.scope.get(HANDLER_RETURNED))
-
-    async def _nothing_sent(self, timeout: float | None) -> TimeoutError:
-        # The handler ended without sending anything or closing: to a test that is "no message
-        # arrives within the timeout", as the guide's receive-timeout example expects.
-        # `closed`/`close_code` still show the 1000 close bolt sent on the wire.
-        wait = self.timeout if timeout is None else timeout
-        await asyncio.sleep(wait)
-        return TimeoutError(f"no message from the server within {wait} s "
-                            f"(the handler returned without closing; bolt closed with {self.close_code})")
 
     async def receive_text(self, timeout: float | None = None) -> str:
         message = await self.receive(timeout)
@@ -282,6 +304,26 @@ class WebSocketTestClient:
         message = await self.receive(timeout)
         data = message.get("text")
         return orjson.loads(data if data is not None else message["bytes"])
+
+    def iter_text(self, timeout: float | None = None) -> AsyncIterator[str]:
+        """Text messages until the server closes (the close ends the loop; a timeout raises)."""
+        return self._until_closed(self.receive_text, timeout)
+
+    def iter_bytes(self, timeout: float | None = None) -> AsyncIterator[bytes]:
+        """Binary messages until the server closes (the close ends the loop; a timeout raises)."""
+        return self._until_closed(self.receive_bytes, timeout)
+
+    def iter_json(self, timeout: float | None = None) -> AsyncIterator[Any]:
+        """JSON messages until the server closes (the close ends the loop; a timeout raises)."""
+        return self._until_closed(self.receive_json, timeout)
+
+    @staticmethod
+    async def _until_closed(receive: Callable[[float | None], Awaitable[T]], timeout: float | None) -> AsyncIterator[T]:
+        try:
+            while True:
+                yield await receive(timeout)
+        except ConnectionClosed:
+            return
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close from the client side and wait for the handler to finish."""

@@ -145,6 +145,11 @@ class WebSocket(HTTPConnection):
         hub = getattr(self.scope.get("app"), "hub", None)
         if hub is not None:
             await hub.connect(self, self.scope.get("bolt.outbox"))
+        expires_at = getattr(self.scope.get("auth"), "expires_at", None)
+        if expires_at is not None:
+            from bolt.security.expiry import watch  # here: bolt.security imports this module
+
+            watch(self, expires_at)
 
     # -- receiving -------------------------------------------------------------------------------
 
@@ -297,6 +302,18 @@ class WebSocket(HTTPConnection):
 
     async def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close the connection. Closing twice, or after the client left, does nothing."""
+        await self._close(code, reason, by_handler=True)
+
+    async def end(self, code: int, reason: str = "") -> None:
+        """Close an accepted connection from outside its handler (another task: a session that ended,
+        credentials that expired). The handler's next receive or send raises WebSocketDisconnect with
+        this code and reason, as if the client had left, so it finishes through its usual path.
+        Ending a connection that is not open does nothing."""
+        check_close(code, reason)
+        if self.application_state is WebSocketState.CONNECTED:
+            await self._close(code, reason, by_handler=False)
+
+    async def _close(self, code: int, reason: str, by_handler: bool) -> None:
         check_close(code, reason)
         if self.application_state is WebSocketState.DISCONNECTED:
             return
@@ -307,7 +324,7 @@ class WebSocket(HTTPConnection):
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
             return
         self.application_state = WebSocketState.DISCONNECTED
-        self._closed_by_app = True
+        self._closed_by_app = by_handler
         self._disconnect = WebSocketDisconnect(code, reason)
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})

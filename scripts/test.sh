@@ -2,7 +2,7 @@
 # Installs everything the test suite needs on a fresh machine and runs it in both builds:
 # with the Rust accelerator compiled, and in pure Python (BOLT_NO_ACCEL=1, and installs without cargo).
 #   bash scripts/test.sh               everything (about 15-25 minutes on 2 cores)
-#   QUICK=1 bash scripts/test.sh       only the pytest suite, accelerated build
+#   QUICK=1 bash scripts/test.sh       only the pytest suite, accelerated build, and the docs site
 # Everything Python goes into a private venv (.venv-test), so the run proves the declared dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,12 @@ export PYTHON="$PY" BOLT_REQUIRE_REDIS=1 BOLT_REQUIRE_BROWSER=1
 
 step "test suite, accelerated build (a missing extension fails the accel tests instead of skipping them)"
 BOLT_REQUIRE_ACCEL=1 "$PY" -m pytest -q -p no:cacheprovider
+
+step "docs site: mkdocs build --strict (every page in the nav, every link and anchor resolved)"
+"$PY" -m pip install -q --disable-pip-version-check -e ".[site]"
+site_dir=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 "$PY" -m mkdocs build --strict --quiet --site-dir "$site_dir"
+rm -rf "$site_dir"
 [ -n "${QUICK:-}" ] && exit 0
 
 step "test suite, pure-Python build (BOLT_NO_ACCEL=1)"

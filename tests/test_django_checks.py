@@ -9,6 +9,11 @@ configure_django()
 from django.core import checks  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
+from bolt import BoltAPI  # noqa: E402
+
+# An api whose HTTP route has the path of a Django URL of tests/django_urls.py.
+shadowing = BoltAPI(docs_url="/shared")
+
 
 def bolt_check_ids() -> set[str]:
     return {message.id for message in checks.run_checks(tags=["bolt"])}
@@ -57,3 +62,10 @@ def test_staticfiles_before_bolt() -> None:
     with override_settings(INSTALLED_APPS=["django.contrib.staticfiles", "bolt", "django.contrib.auth",
                                            "django.contrib.contenttypes", "django.contrib.sessions"]):
         assert "bolt.W004" in bolt_check_ids()
+
+
+def test_an_http_route_that_hides_a_django_url() -> None:
+    with override_settings(ASGI_APPLICATION="test_django_checks.shadowing"):
+        messages = [m for m in checks.run_checks(tags=["bolt"]) if m.id == "bolt.W005"]
+    assert len(messages) == 1 and "/shared" in messages[0].msg
+    assert "docs_url" in messages[0].hint

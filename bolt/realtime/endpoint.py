@@ -1,6 +1,7 @@
 """The room protocol (docs/realtime-protocol.md): many rooms over one WebSocket, served by `api.realtime(...)`.
 
-A client joins rooms (resuming with `since`), leaves them, publishes to them and pings; every
+A client joins rooms (resuming with `since`), leaves them, publishes to them, pings, and may give
+the connection fresh credentials (`auth`, before the old ones expire and close it with 4401); every
 message it sends may carry a `ref` that the server's reply echoes. Everything the server sends
 goes through the connection's outbox, so replies, presence and room messages arrive in the order
 they were produced. Who may join and publish is the endpoint's policy; the default refuses both.
@@ -121,7 +122,8 @@ class Session:
         limit = endpoint.message_limit
         self.bucket = TokenBucket(*limit[0]) if limit is not None else None
         self.close_over_limit = limit is not None and limit[1] == "close"
-        self.handlers = {"join": self.join, "leave": self.leave, "publish": self.publish, "ping": self.ping}
+        self.handlers = {"join": self.join, "leave": self.leave, "publish": self.publish, "ping": self.ping,
+                         "auth": self.authenticate}
 
     async def run(self) -> None:
         receive = self.websocket.receive
@@ -157,8 +159,8 @@ class Session:
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         try:
             if handler is None:
-                raise ProtocolError("unknown_type", f"unknown message type {kind!r}: use join, leave, publish or ping"
-                                    if kind is not None else "a message needs a type")
+                raise ProtocolError("unknown_type", f"unknown message type {kind!r}: use join, leave, publish, ping "
+                                    "or auth" if kind is not None else "a message needs a type")
             extra = await handler(request)
         except ProtocolError as exc:
             self.error(ref, exc.code, exc.reason)
@@ -262,6 +264,23 @@ class Session:
             logger.exception("on_publish for %r returned a value that cannot be sent", room)
             raise ProtocolError("internal", "the server could not send this message") from None
         return {"id": seq} if seq is not None else None
+
+    async def authenticate(self, request: dict[str, Any]) -> dict[str, Any]:
+        """New credentials on the open socket: the route's authentication runs again with `token`."""
+        from bolt.auth import AuthenticationFailed  # here: bolt.auth imports the security package
+        from bolt.security import refresh_credentials
+
+        token = request.get("token")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError("bad_message", "an auth needs a token (a non-empty string)")
+        try:
+            context = await refresh_credentials(self.websocket, token)
+        except AuthenticationFailed as exc:
+            raise ProtocolError("unauthorized", exc.detail) from None
+        expires_at = context.expires_at
+        if expires_at is not None and expires_at.is_integer():
+            expires_at = int(expires_at)
+        return {"expires_at": expires_at}
 
     async def ping(self, request: dict[str, Any]) -> None:
         if request.get("ref") is None:

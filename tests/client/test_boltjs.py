@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,42 +20,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import chromium
 from ports import free_port, wait_for_port
 
 pytestmark = pytest.mark.browser
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-CHROMEDRIVER = "chromedriver"
-
-
-def missing(reason: str) -> None:
-    if os.environ.get("BOLT_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"BOLT_REQUIRE_BROWSER=1 but {reason}")
-    pytest.skip(f"{reason}: browser tests skipped (BOLT_REQUIRE_BROWSER=1 makes this fail)")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing("selenium is not installed")
-    binary = next((found for name in CHROMIUM_NAMES if (found := shutil.which(name))), None)
-    driver_path = shutil.which(CHROMEDRIVER)
-    if binary is None or driver_path is None:
-        missing("chromium or chromedriver is not installed")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    # Headless, and as root in CI containers: no sandbox, no /dev/shm assumptions.
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--no-first-run", "--disable-extensions"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=driver_path))
-    driver.set_script_timeout(60)
+    driver = chromium()
     try:
         yield driver
     finally:

@@ -1,5 +1,4 @@
 """The chat's pages: the room list, a room, its history as JSON, and staff announcements."""
-from asgiref.sync import async_to_sync
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
@@ -7,7 +6,9 @@ from django.http import Http404, HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from chat_site.api import MAX_TEXT, PREFIX, api
+from bolt.realtime import publish
+
+from chat_site.api import MAX_TEXT, PREFIX
 from chat_site.models import Message, Room
 
 HISTORY = 50     # messages a room page opens with
@@ -66,5 +67,5 @@ def announce(request, name):
     text = request.POST.get("text", "").strip()[:MAX_TEXT]
     if text:
         message = Message.objects.create(room=room, text=text, announcement=True)
-        async_to_sync(api.hub.broadcast)(PREFIX + room.name, message.to_json())
+        publish(PREFIX + room.name, message.to_json())
     return redirect("room", name=room.name)
