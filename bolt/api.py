@@ -11,16 +11,23 @@ from typing import Any
 import anyio
 import orjson
 
+from bolt.apidocs import DocsRoutes
+from bolt.asyncapi import asyncapi_document, message_types
 from bolt.exceptions import HTTPException
+from bolt.metrics import Metrics, websocket_denied
 from bolt.middleware import RATE_LIMIT_ATTR
+from bolt.models import Codec, codec_for, declares_model
+from bolt.openapi import openapi_document
 from bolt.params import Binder, BindError
 from bolt.realtime.endpoint import DEFAULT_MAX_ROOMS, Policy, RealtimeEndpoint
 from bolt.realtime.hub import Hub
 from bolt.realtime.outbox import OutboxSettings
 from bolt.requests import DEFAULT_MAX_BODY, Request
 from bolt.responses import JSONResponse, PlainTextResponse, Response
-from bolt.routing import Route, Router
+from bolt.routing import Route, Router, split_template
 from bolt.security import Denial, SecurityPipeline
+from bolt.security.expiry import forget as forget_deadline
+from bolt.security.pipeline import CORS_SCOPE_KEY
 from bolt.websocket import (
     CloseCode,
     InvalidJSONMessage,
@@ -40,6 +47,7 @@ RAISE_SERVER_EXCEPTIONS = "bolt.raise_server_exceptions"
 HANDLER_RETURNED = "bolt.handler_returned"
 
 Handler = Callable[..., Any]
+_NO_ARGUMENTS: dict[str, Any] = {}  # never changed: `**` copies it into the call
 
 
 def _truncate_reason(text: str) -> str:
@@ -64,27 +72,62 @@ class BoltAPI:
         slow_consumer: str = "drop_oldest",
         send_timeout: float | None = 10.0,
         presence_ttl: float = 30.0,
+        title: str = "bolt API",
+        version: str = "0.1.0",
+        description: str | None = None,
+        openapi_url: str | None = "/openapi.json",
+        asyncapi_url: str | None = "/asyncapi.json",
+        docs_url: str | None = "/docs",
+        allow_missing_origin: bool | None = None,
+        metrics: str | None = None,
     ) -> None:
         """`pubsub` is "memory", a redis:// URL or a Backend; None reads Django's BOLT_PUBSUB (default "memory").
 
+        `title`, `version` and `description` describe the api in its OpenAPI document (served at
+        `openapi_url`), its AsyncAPI document (`asyncapi_url`) and the docs page (`docs_url`);
+        None switches one off (docs/http.md).
+
+        `allow_missing_origin=True` lets WebSocket handshakes that authenticate by cookie (or session)
+        through without an Origin header (refused with 403 "Origin required" by default); None reads
+        Django's BOLT_ALLOW_MISSING_ORIGIN. A route may say so too:
+        `@api.websocket(path, allow_missing_origin=True)`.
+
         `send_queue`, `slow_consumer` ("drop_oldest", "drop_newest" or "close") and `send_timeout` bound
         what a broadcast may queue for one client; a route can override them in `@api.websocket(...)`.
+        `metrics="/metrics"` serves Prometheus metrics at that path (docs/metrics.md).
         """
         self.router = Router()
         self.cors_allowed_origins = list(cors_allowed_origins) if cors_allowed_origins is not None else None
         self.auth = list(auth) if auth is not None else None
         self.guards = list(guards) if guards is not None else None
         self.max_body_size = max_body_size
+        self.allow_missing_origin = allow_missing_origin
         self._startup = list(on_startup)
         self._shutdown = list(on_shutdown)
         self.security = SecurityPipeline(self)
         self.hub = Hub(pubsub, OutboxSettings(send_queue, slow_consumer, send_timeout), presence_ttl)
+        self.title = title
+        self.version = version
+        self.description = description
+        self.docs = DocsRoutes(self, openapi_url, asyncapi_url, docs_url)
+        self.docs.register()
+        if metrics is not None:
+            self.hub.metrics = Metrics(metrics)
+            self.get(metrics)(self._metrics)
+
+    async def _metrics(self) -> Response:
+        return self.hub.metrics.response(self.hub)  # type: ignore[union-attr]
 
     # -- registration ----------------------------------------------------------------------------
 
     def websocket(self, path: str, *, auth: Sequence[Any] | None = None, guards: Sequence[Any] | None = None,
-                  **options: Any) -> Callable[[Handler], Handler]:
-        """Register an async WebSocket handler at `path`; `auth` and `guards` override the api defaults."""
+                  receives: Any = None, sends: Any = None, **options: Any) -> Callable[[Handler], Handler]:
+        """Register an async WebSocket handler at `path`; `auth` and `guards` override the api defaults.
+
+        `receives` and `sends` (a model, or a list of them) declare the messages the handler reads
+        and writes, for the AsyncAPI document; they change nothing at run time.
+        """
+        options = dict(options, receives=message_types(receives, "receives"), sends=message_types(sends, "sends"))
 
         def decorator(endpoint: Handler) -> Handler:
             if not inspect.iscoroutinefunction(endpoint):
@@ -107,6 +150,8 @@ class BoltAPI:
         `rate_limit=rate_limit(...)` limits handshakes and messages (an over-limit message is answered
         `rate_limited` with `on_message_limit="drop"`). Other options are those of `websocket()`.
         """
+        if any(kind != "static" for kind, _ in split_template(path)):
+            raise ValueError(f"a realtime path takes no parameters: {path!r}")
         endpoint = RealtimeEndpoint(self.hub, can_join=can_join, can_publish=can_publish, on_publish=on_publish,
                                     model=model, max_rooms=max_rooms)
 
@@ -122,8 +167,7 @@ class BoltAPI:
                 endpoint.message_limit = (spec.messages, spec.on_message_limit)
                 setattr(realtime, RATE_LIMIT_ATTR, dataclasses.replace(spec, messages=None))
         route = self._add_websocket(path, realtime, auth, guards, options, envelopes=True)
-        if route.param_names:
-            raise ValueError(f"a realtime path takes no parameters: {path!r}")
+        route.options["realtime"] = endpoint  # the AsyncAPI document describes its room protocol
         return endpoint
 
     def _add_websocket(self, path: str, endpoint: Handler, auth: Sequence[Any] | None,
@@ -133,14 +177,21 @@ class BoltAPI:
             route.options["outbox"] = self.hub.outbox_settings.replace(
                 options.get("send_queue"), options.get("slow_consumer"), options.get("send_timeout", False),
                 envelopes=envelopes)
-        self.router.add(route)
         route.binder = Binder(route, WebSocket)
+        self.router.add(route)
         return route
 
     def route(self, path: str, methods: Sequence[str], *, auth: Sequence[Any] | None = None,
-              guards: Sequence[Any] | None = None, status_code: int = 200,
+              guards: Sequence[Any] | None = None, status_code: int = 200, response_model: Any = None,
               **options: Any) -> Callable[[Handler], Handler]:
-        """Register an HTTP handler (async, or sync run in a worker thread) for `methods` at `path`."""
+        """Register an HTTP handler (async, or sync run in a worker thread) for `methods` at `path`.
+
+        The response type is `response_model`, or else the handler's return annotation when it
+        names a model (`-> Item`, `-> list[Item]`): what the handler returns is converted to it and
+        encoded by the model's library, so fields the type does not declare are never sent.
+        `tags`, `summary`, `responses` ({status: description or model}) and `include_in_schema`
+        describe the route in the OpenAPI document (docs/http.md).
+        """
         methods = frozenset(m.upper() for m in methods)
         unknown = methods - set(HTTP_METHODS)
         if unknown:
@@ -149,11 +200,31 @@ class BoltAPI:
         def decorator(endpoint: Handler) -> Handler:
             route = Route(path, endpoint, "http", methods,
                           options=dict(options, auth=auth, guards=guards, status_code=status_code))
+            binder = Binder(route, Request)
+            route.binder = binder
+            route.is_async = inspect.iscoroutinefunction(endpoint)
+            route.response_codec = self._response_codec(route, response_model)
             self.router.add(route)
-            route.binder = Binder(route, Request)
             return endpoint
 
         return decorator
+
+    @staticmethod
+    def _response_codec(route: Route, response_model: Any) -> Codec | None:
+        declared = response_model
+        if declared is None:
+            if route.binder.returns_unresolved:
+                raise TypeError(f"{route.path}: cannot resolve the return annotation of "
+                                f"{route.endpoint.__qualname__}; import its names at module level, or pass "
+                                "response_model=")
+            returns = route.binder.returns
+            if not declares_model(returns) or _names_response(returns):
+                return None
+            declared = returns
+        try:
+            return codec_for(declared)
+        except TypeError as exc:
+            raise TypeError(f"{route.path}: response type: {exc}") from None
 
     def get(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self.route(path, ["GET"], **kwargs)
@@ -175,6 +246,14 @@ class BoltAPI:
 
     def options(self, path: str, **kwargs: Any) -> Callable[[Handler], Handler]:
         return self.route(path, ["OPTIONS"], **kwargs)
+
+    def openapi(self, *, root_path: str = "") -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the HTTP routes, as served at `openapi_url`."""
+        return openapi_document(self, root_path=root_path)
+
+    def asyncapi(self, *, host: str | None = None, scheme: str | None = None, root_path: str = "") -> dict[str, Any]:
+        """The AsyncAPI 3.0 document of the WebSocket routes; `host` adds a server entry."""
+        return asyncapi_document(self, host=host, scheme=scheme, root_path=root_path)
 
     def on_startup(self, func: Callable[[], Any]) -> Callable[[], Any]:
         """Run `func` (sync or async) when the server starts."""
@@ -241,7 +320,8 @@ class BoltAPI:
         match = self.router.match(self._route_path(scope))
         route = match.leaf.websocket if match is not None else None
         if route is None:
-            await self._deny_websocket(scope, send, Denial(404, "Not Found"))
+            denial = self.security.deny(scope["path"], scope, Denial(404, "Not Found"), "no WebSocket route")
+            await self._deny_websocket(scope, send, denial)
             return
         websocket = WebSocket(scope, receive, send, dict(zip(route.param_names, match.values)))
         denial = await self.security.check(websocket, route)
@@ -251,7 +331,8 @@ class BoltAPI:
         try:
             kwargs = await route.binder.bind(websocket)
         except BindError as exc:
-            await self._deny_websocket(scope, send, Denial(exc.status_code, exc.detail))
+            denial = self.security.deny(route.path, scope, Denial(exc.status_code, exc.detail), "parameters")
+            await self._deny_websocket(scope, send, denial)
             return
         # The handler runs in this frame rather than a helper's: every message's await passes
         # through each frame on the stack, so one frame fewer is measurable on the echo path.
@@ -283,6 +364,7 @@ class BoltAPI:
                 websocket.scope[HANDLER_RETURNED] = True
             await self._end_websocket(websocket, CloseCode.NORMAL, "")
         finally:
+            forget_deadline(websocket)
             await self.hub.disconnect(websocket)
 
     async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:
@@ -297,6 +379,7 @@ class BoltAPI:
     @staticmethod
     async def _deny_websocket(scope: dict[str, Any], send: Any, denial: Denial) -> None:
         """Refuse a handshake: the real status and JSON body where the server supports it, else a 403."""
+        websocket_denied(scope, denial)  # the metrics' count
         if "websocket.http.response" in (scope.get("extensions") or {}):
             body = orjson.dumps(denial.body())
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -310,8 +393,14 @@ class BoltAPI:
     # -- HTTP ------------------------------------------------------------------------------------
 
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        # The per-request path: every step that a plain route does not need is skipped here
+        # (benchmarks/http_bench.py), so the branches below stay in this one frame.
         scope["app"] = self
-        match = self.router.match(self._route_path(scope))
+        path = scope["path"]
+        root = scope.get("root_path")
+        if root and path.startswith(root):
+            path = path[len(root):]
+        match = self.router.match(path)
         if match is None or not match.leaf.http:
             await JSONResponse({"detail": "Not Found"}, 404)(scope, receive, send)
             return
@@ -331,38 +420,57 @@ class BoltAPI:
             headers = {"allow": ", ".join(sorted(allowed))}
             await JSONResponse({"detail": "Method Not Allowed"}, 405, headers)(scope, receive, send)
             return
-        request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
-        response = await self._respond(route, request)
-        self.security.add_cors_headers(scope, response)
-        await response(scope, receive, send)
-
-    async def _respond(self, route: Route, request: Request) -> Response:
+        response: Response | None = None
         try:
-            denial = await self.security.check(request, route)
-            if denial is not None:
-                return JSONResponse(denial.body(), denial.status_code, denial.headers)
-            kwargs = await route.binder.bind(request)
-            if inspect.iscoroutinefunction(route.endpoint):
-                result = await route.endpoint(**kwargs)
-            else:
-                result = await anyio.to_thread.run_sync(lambda: route.endpoint(**kwargs))
-            return self._to_response(result, route.options["status_code"])
+            kwargs: dict[str, Any] = _NO_ARGUMENTS
+            # A handler that takes nothing, on a route with nothing to check, needs no Request.
+            if route.binder.specs or not self.security.unchecked(route, scope):
+                request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
+                security = self.security
+                denial = None if security.unchecked(route, scope) else await security.check(request, route)
+                if denial is not None:
+                    response = JSONResponse(denial.body(), denial.status_code, denial.headers)
+                else:
+                    binder = route.binder
+                    kwargs = binder.values(request) if binder.simple else await binder.bind(request)
+            if response is None:
+                if route.is_async:
+                    result = await route.endpoint(**kwargs)
+                else:
+                    result = await anyio.to_thread.run_sync(lambda: route.endpoint(**kwargs))
+                if isinstance(result, Response):
+                    response = result
+                elif route.response_codec is not None:
+                    response = Response(route.response_codec.encode(result), route.options["status_code"],
+                                        media_type="application/json")
+                elif isinstance(result, (dict, list)):
+                    response = JSONResponse(result, route.options["status_code"])
+                else:
+                    response = self._to_response(result, route.options["status_code"])
         except BindError as exc:
-            return JSONResponse({"detail": exc.detail}, exc.status_code)
+            response = JSONResponse(exc.body(), exc.status_code)
         except HTTPException as exc:
-            return JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
+            response = JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
         except Exception:
-            logger.exception("HTTP handler %s for %s raised", route.endpoint.__qualname__, request.path)
-            if request.scope.get(RAISE_SERVER_EXCEPTIONS):
+            logger.exception("HTTP handler %s for %s raised", route.endpoint.__qualname__, scope["path"])
+            if scope.get(RAISE_SERVER_EXCEPTIONS):
                 raise
-            return JSONResponse({"detail": "Internal Server Error"}, 500)
+            response = JSONResponse({"detail": "Internal Server Error"}, 500)
+        if CORS_SCOPE_KEY in scope:
+            self.security.add_cors_headers(scope, response)
+        await response(scope, receive, send)
 
     @staticmethod
     def _to_response(result: Any, status_code: int) -> Response:
-        if isinstance(result, Response):
-            return result
         if isinstance(result, str):
             return PlainTextResponse(result, status_code)
         if isinstance(result, (bytes, bytearray)):
             return Response(result, status_code, media_type="application/octet-stream")
         return JSONResponse(result, status_code)
+
+
+def _names_response(annotation: Any) -> bool:
+    """Whether an annotation is, or is a union with, a Response class (returned as it is)."""
+    if isinstance(annotation, type) and issubclass(annotation, Response):
+        return True
+    return any(_names_response(arg) for arg in getattr(annotation, "__args__", ()))

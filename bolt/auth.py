@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -62,6 +63,9 @@ class AuthContext:
     source: str | None = None
     django_user: Any = None  # the Django user, when the backend loaded one
     session_key: str | None = None  # the Django session a WebSocket ends with (bolt.sessions)
+    #: When the credentials stop being valid (epoch seconds, leeway included), or None if they do not
+    #: expire. An open WebSocket is closed at that moment (bolt.security.expiry).
+    expires_at: float | None = None
 
     @property
     def is_authenticated(self) -> bool:
@@ -88,13 +92,21 @@ def _claim_permissions(claims: Mapping[str, Any]) -> frozenset[str]:
 
 
 class BaseAuthentication:
-    """Base for authentication backends; subclasses implement `authenticate`."""
+    """Base for authentication backends; subclasses implement `authenticate`.
+
+    A backend whose credentials are tokens may also implement `authenticate_token(conn, token)`,
+    which `bolt.security.refresh_credentials` calls with a token sent on an open WebSocket; the
+    default returns None (this backend takes no such token).
+    """
 
     #: Sent as WWW-Authenticate on a 401 refusal of a route that uses this backend.
     challenge: str | None = None
 
     async def authenticate(self, conn: Any) -> AuthContext | None:
         raise NotImplementedError
+
+    async def authenticate_token(self, conn: Any, token: str) -> AuthContext | None:
+        return None
 
 
 class JWTAuthentication(BaseAuthentication):
@@ -105,16 +117,17 @@ class JWTAuthentication(BaseAuthentication):
     The token is read from the `header` (`Authorization: Bearer ...`, scheme case-insensitive), then
     from `query_param` and `cookie` when those opt-in sources are named.
 
-    Verified tokens are remembered (at most `cache_size`, each only until its `exp` plus leeway), so a
-    client reconnecting with the same token is not verified again; only tokens that passed every
-    check enter the cache, keyed by the exact token and the key that verified it. `cache_size=0`
-    verifies every time.
+    Verified tokens are remembered (at most `cache_size`, each only until its `exp` plus leeway, read
+    as pyjwt reads it: `int(exp)`, so `"exp": "1796163422"` counts too), so a client reconnecting with
+    the same token is not verified again; only tokens that passed every check enter the cache, keyed by
+    the exact token and the key that verified it. `cache_size=0` verifies every time.
     """
 
     challenge = "Bearer"
 
     def __init__(self, secret: str | bytes | None = None, algorithms: Iterable[str] = ("HS256",),
-                 audience: str | Iterable[str] | None = None, issuer: str | None = None, leeway: float = 0,
+                 audience: str | Iterable[str] | None = None, issuer: str | None = None,
+                 leeway: float | timedelta = 0,
                  header: str | None = "authorization", query_param: str | None = None,
                  cookie: str | None = None, *, require: Iterable[str] = ("exp",),
                  user_id_claim: str = "sub", max_length: int = MAX_TOKEN_LENGTH, cache_size: int = 1024) -> None:
@@ -134,7 +147,8 @@ class JWTAuthentication(BaseAuthentication):
         self.key_type = key_types.pop()
         self.audience = audience if audience is None or isinstance(audience, str) else list(audience)
         self.issuer = issuer
-        self.leeway = leeway
+        # pyjwt takes a timedelta too; seconds are what the expiry arithmetic below needs.
+        self.leeway = leeway.total_seconds() if isinstance(leeway, timedelta) else float(leeway)
         self.header = header.lower() if header else None
         self.query_param = query_param
         self.cookie = cookie
@@ -186,7 +200,13 @@ class JWTAuthentication(BaseAuthentication):
         found = self._token(conn)
         if found is None:
             return None
-        token, source = found
+        return self._authenticate(*found)
+
+    async def authenticate_token(self, conn: Any, token: str) -> AuthContext | None:
+        """Verify a token sent on an open WebSocket (an in-band refresh); its source is "message"."""
+        return self._authenticate(token, "message")
+
+    def _authenticate(self, token: str, source: str) -> AuthContext:
         if not token or len(token) > self.max_length:
             raise AuthenticationFailed("Invalid token")
         key = self._verification_key()
@@ -197,8 +217,7 @@ class JWTAuthentication(BaseAuthentication):
         else:
             context = self._verify(token, key)
             if self.cache_size and len(token) <= MAX_CACHED_TOKEN_LENGTH:
-                exp = context.claims.get("exp")
-                valid_until = exp + self.leeway if isinstance(exp, (int, float)) else math.inf
+                valid_until = context.expires_at if context.expires_at is not None else math.inf
                 self._verified[token] = (key, valid_until, context)
                 if len(self._verified) > self.cache_size:
                     self._verified.popitem(last=False)
@@ -217,6 +236,13 @@ class JWTAuthentication(BaseAuthentication):
         subject = claims.get(self.user_id_claim, claims.get("user_id"))
         if subject is None or isinstance(subject, (dict, list, bool)):
             raise AuthenticationFailed("Invalid token")
+        expires_at = None
+        if "exp" in claims:
+            try:
+                # pyjwt's own reading of exp, so no verdict of ours outlives what it would accept now.
+                expires_at = int(claims["exp"]) + self.leeway
+            except (ValueError, TypeError, OverflowError):
+                raise AuthenticationFailed("Invalid token") from None
         return AuthContext(
             user_id=str(subject),
             is_staff=_claim_flag(claims, "is_staff"),
@@ -225,6 +251,7 @@ class JWTAuthentication(BaseAuthentication):
             claims=MappingProxyType(claims),
             backend="jwt",
             source="header",
+            expires_at=expires_at,
         )
 
 

@@ -4,6 +4,7 @@ bolt.W001  cookie or session authentication with no origin policy
 bolt.W002  the memory backend with more than one worker configured (WEB_CONCURRENCY)
 bolt.W003  ASGI_APPLICATION does not mount a BoltAPI (runserver would answer bolt's routes with 404)
 bolt.W004  staticfiles comes before bolt in INSTALLED_APPS (its runserver wins over bolt's)
+bolt.W005  an HTTP route of the mounted api has the path of a Django URL, which it hides
 bolt.E001  BOLT_PUBSUB is not a URL bolt can use
 bolt.E002  ASGI_APPLICATION does not import
 """
@@ -21,7 +22,7 @@ _COOKIE_AUTH = ("bolt.auth.SessionAuthentication",)
 
 
 def register() -> None:
-    for check in (check_origin_policy, check_pubsub, check_asgi_application, check_app_order):
+    for check in (check_origin_policy, check_pubsub, check_asgi_application, check_app_order, check_shadowed_urls):
         checks.register(check, "bolt")
 
 
@@ -79,13 +80,20 @@ def check_pubsub(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
                 hint='Set BOLT_PUBSUB = "redis://..." so every worker delivers every broadcast.',
                 id="bolt.W002")]
         return []
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    cluster = url.startswith(("redis+cluster://", "rediss+cluster://"))
+    if not cluster and not url.startswith(("redis://", "rediss://", "unix://")):
         return [checks.Error(f"BOLT_PUBSUB = {url!r} is not a backend bolt knows.",
-                             hint='Use "memory" or a redis:// (rediss://, unix://) URL.', id="bolt.E001")]
+                             hint='Use "memory", a redis:// (rediss://, unix://) URL or, for a Redis Cluster, '
+                                  'redis+cluster://host:port[,host:port...].', id="bolt.E001")]
     try:
-        from redis.connection import parse_url
+        if cluster:
+            from bolt.realtime.backends.redis_cluster import parse_cluster_url
 
-        parse_url(url)
+            parse_cluster_url(url)
+        else:
+            from redis.connection import parse_url
+
+            parse_url(url)
     except ImportError:
         return [checks.Error("BOLT_PUBSUB names Redis but the redis package is not installed.",
                              hint="pip install 'bolt[redis]'", id="bolt.E001")]
@@ -122,3 +130,27 @@ def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
             "(WSGI, no WebSockets), not bolt's.",
             hint='Put "bolt" before "django.contrib.staticfiles".', id="bolt.W004")]
     return []
+
+
+def check_shadowed_urls(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """bolt answers its routes' paths first (bolt.django.mount): a Django URL at the same path is never reached."""
+    from django.urls import Resolver404, resolve
+
+    api = _mounted_api()
+    if api is None:
+        return []
+    found = []
+    for route in api.router.routes:
+        if route.kind != "http" or route.param_names:
+            continue  # templated paths would need sample values; the literal ones are the likely clashes
+        try:
+            match = resolve(route.path)
+        except Resolver404:
+            continue
+        found.append(checks.Warning(
+            f"bolt's route {route.path} hides the Django URL {match.route or route.path!r} "
+            f"({match.view_name or match.func!r}): bolt answers that path.",
+            hint="Move one of them. bolt's own schema pages move with BoltAPI(openapi_url=..., asyncapi_url=..., "
+                 "docs_url=...), or None to switch one off.",
+            id="bolt.W005"))
+    return found

@@ -2,10 +2,15 @@
 
     bolt run mysite.asgi:application [--host 127.0.0.1] [--port 8000] [--reload] [--workers N]
 
-It is uvicorn with one default changed: WebSocket connections are handled by
-`bolt.protocol:WebSocketProtocol` when that module imports, else by uvicorn's own choice ("auto").
-`--ws` overrides the choice with any value uvicorn's `--ws` accepts. The app is given as
-`module:attribute`, looked up from the current directory (or `--app-dir`), as uvicorn does.
+It is uvicorn with two defaults changed:
+- WebSocket connections are handled by `bolt.protocol:WebSocketProtocol` when that module imports,
+  else by uvicorn's own choice ("auto"). `--ws` overrides it with any value uvicorn's `--ws` accepts.
+- HTTP is parsed by uvicorn's own parser (httptools when installed, else h11) wrapped by
+  `bolt.protocol.http`, which closes a connection whose request head is not complete within 10 s
+  (plain uvicorn waits for ever). `--http` overrides it with any value uvicorn's `--http` accepts,
+  such as a subclass with another `head_timeout` as module:Class.
+The app is given as `module:attribute`, looked up from the current directory (or `--app-dir`), as
+uvicorn does.
 """
 from __future__ import annotations
 
@@ -28,6 +33,17 @@ def websocket_protocol() -> str:
     return BOLT_PROTOCOL
 
 
+def http_protocol() -> str:
+    """uvicorn's HTTP parser with bolt's request-head deadline, as a module:Class string."""
+    try:
+        from bolt.protocol.http import default_http_protocol
+    except Exception as exc:  # uvicorn changed its internals: serve anyway, without the deadline
+        print(f"bolt run: bolt.protocol.http failed to import ({exc!r}); using uvicorn's HTTP parser", file=sys.stderr)
+        return "auto"
+    cls = default_http_protocol()
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bolt", description="bolt: WebSockets and HTTP routes for Django.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
@@ -40,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="number of worker processes (default: 1)")
     run.add_argument("--ws", default=None,
                      help=f"WebSocket protocol, as uvicorn's --ws (default: {BOLT_PROTOCOL} when available)")
+    run.add_argument("--http", default=None,
+                     help="HTTP protocol, as uvicorn's --http (default: uvicorn's parser with a 10 s request-head deadline)")
     run.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
     run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
@@ -54,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     uvicorn.run(args.app, host=args.host, port=args.port, reload=args.reload, workers=args.workers,
-                ws=args.ws or websocket_protocol(), app_dir=args.app_dir, log_level=args.log_level)
+                ws=args.ws or websocket_protocol(), http=args.http or http_protocol(), app_dir=args.app_dir, log_level=args.log_level)
     return 0
 
 

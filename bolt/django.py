@@ -12,7 +12,8 @@
     application = mount(api, django_app)
 
 Scopes whose path matches one of the api's routes (of the same kind: HTTP or WebSocket) go to bolt;
-every other scope goes to Django. The lifespan is shared: bolt's startup and shutdown hooks always
+every other scope goes to Django, except a WebSocket for which bolt has no route when the other app is
+Django's own handler (it serves HTTP only): bolt refuses that one with 404 "Not Found". The lifespan is shared: bolt's startup and shutdown hooks always
 run, and the other app takes part too when it speaks the lifespan protocol. Django's own handler
 does not (it raises ValueError for any scope that is not HTTP); that refusal is noticed, logged at
 DEBUG level and otherwise ignored, so it never stops the server from starting.
@@ -59,6 +60,7 @@ class BoltMount:
     def __init__(self, api: Any, app: Any) -> None:
         self.api = api
         self.app = app
+        self._app_takes_websockets = not _is_django_handler(app)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -66,9 +68,12 @@ class BoltMount:
             await self._lifespan(scope, receive, send)
         elif kind in ("http", "websocket") and self.api.handles(scope):
             await self.api(scope, receive, send)
+        elif kind == "websocket" and not self._app_takes_websockets:
+            # Django's handler raises for a WebSocket scope (a traceback and a 500 per scanner probe):
+            # the api refuses the path it has no route for with a clean 404 and one log line.
+            await self.api(scope, receive, send)
         else:
             await self.app(scope, receive, send)
-
 
     async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Fan the server's lifespan out to bolt and to the other app, and fold their answers into one."""
@@ -91,6 +96,15 @@ class BoltMount:
                 if not a.task.done():
                     a.task.cancel()
             await asyncio.gather(*(a.task for a in apps), return_exceptions=True)
+
+
+def _is_django_handler(app: Any) -> bool:
+    """Whether `app` is Django's own ASGI handler (or its static-files subclass), which serves HTTP only."""
+    try:
+        from django.core.handlers.asgi import ASGIHandler
+    except ImportError:
+        return False
+    return isinstance(app, ASGIHandler)
 
 
 def mount(api: Any, django_asgi_app: Any) -> BoltMount:

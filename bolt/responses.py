@@ -7,6 +7,19 @@ from typing import Any
 import anyio
 import orjson
 
+from bolt.models import json_default
+
+_CONTENT_TYPES: dict[tuple[str, str], bytes] = {}
+
+
+def _content_type(media_type: str, charset: str) -> bytes:
+    """The content-type header value, encoded once per media type."""
+    value = _CONTENT_TYPES.get((media_type, charset))
+    if value is None:
+        text = f"{media_type}; charset={charset}" if media_type.startswith("text/") else media_type
+        value = _CONTENT_TYPES[media_type, charset] = text.encode("latin-1")
+    return value
+
 
 class Response:
     """A complete HTTP response; the body is sent in one piece."""
@@ -19,8 +32,12 @@ class Response:
         self.status_code = status_code
         if media_type is not None:
             self.media_type = media_type
-        self.body = self.render(content)
-        self.raw_headers = self._build_headers(headers)
+        self.body = body = self.render(content)
+        if headers or self.media_type is None:
+            self.raw_headers = self._build_headers(headers)
+        else:  # the common case, on every request: written out rather than merged
+            self.raw_headers = [(b"content-length", b"%d" % len(body)),
+                                (b"content-type", _content_type(self.media_type, self.charset))]
 
     def render(self, content: Any) -> bytes:
         if content is None:
@@ -33,12 +50,9 @@ class Response:
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
         names = {k for k, _ in raw}
         if length and b"content-length" not in names:
-            raw.append((b"content-length", str(len(self.body)).encode()))
+            raw.append((b"content-length", b"%d" % len(self.body)))
         if self.media_type is not None and b"content-type" not in names:
-            content_type = self.media_type
-            if content_type.startswith("text/"):
-                content_type += f"; charset={self.charset}"
-            raw.append((b"content-type", content_type.encode("latin-1")))
+            raw.append((b"content-type", _content_type(self.media_type, self.charset)))
         return raw
 
     def set_header(self, name: str, value: str) -> None:
@@ -62,12 +76,13 @@ class HTMLResponse(Response):
 
 
 class JSONResponse(Response):
-    """`content` serialized with orjson (dataclasses, UUIDs, datetimes included)."""
+    """`content` serialized with orjson (dataclasses, UUIDs, datetimes, msgspec Structs and pydantic
+    models included)."""
 
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(content, default=json_default, option=orjson.OPT_NON_STR_KEYS)
 
 
 class StreamingResponse(Response):

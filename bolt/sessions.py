@@ -83,7 +83,7 @@ async def _session_event(hub: Hub, text: str) -> None:
         if ended:
             logger.info("closing WebSocket %s: its session ended", websocket.path)
             try:
-                await websocket.close(SESSION_ENDED, SESSION_ENDED_REASON)
+                await websocket.end(SESSION_ENDED, SESSION_ENDED_REASON)
             except Exception:  # already gone
                 pass
 

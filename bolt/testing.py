@@ -6,9 +6,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import anyio.from_thread
@@ -19,6 +19,9 @@ from bolt.datastructures import Headers
 from bolt.security.pipeline import ORIGIN_OVERRIDE
 
 DEFAULT_TIMEOUT = 5.0
+#: The Origin a WebSocketTestClient sends with cookies when the test gives none: the test server's own.
+TEST_ORIGIN = "http://testserver"
+T = TypeVar("T")
 _APP_DONE = {"type": "bolt.testing.app_done"}
 
 
@@ -77,11 +80,22 @@ def _cookie_header(cookies: Mapping[str, str] | None) -> list[tuple[bytes, bytes
     return [(b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1"))]
 
 
+def _with_origin(headers: list[tuple[bytes, bytes]], origin: str | None) -> list[tuple[bytes, bytes]]:
+    """A handshake carrying cookies gets the Origin a browser would send (`origin`), unless the test
+    gives one in its headers: cookie credentials without an Origin are refused."""
+    names = {name for name, _ in headers}
+    if origin is not None and b"cookie" in names and b"origin" not in names:
+        headers.append((b"origin", origin.encode("latin-1")))
+    return headers
+
+
 class WebSocketTestClient:
     """Open a WebSocket to `api` at `path` in-process: `async with WebSocketTestClient(api, "/ws") as ws:`.
 
     Every receive waits at most `timeout` seconds (default 5) and then raises TimeoutError, so a test
-    never hangs. A refused handshake raises `WebSocketDenied` (a PermissionError) for 401/403/429 and
+    never hangs. With cookies (and no Origin header of the test's own) it sends `Origin: <origin>`, by
+    default `http://testserver`, the same origin, as a browser would; `origin=None` sends none.
+    A refused handshake raises `WebSocketDenied` (a PermissionError) for 401/403/429 and
     `HandshakeRejected` for other statuses. An exception the handler did not handle is re-raised here.
     """
 
@@ -99,6 +113,7 @@ class WebSocketTestClient:
         client: tuple[str, int] = ("testclient", 50000),
         timeout: float = DEFAULT_TIMEOUT,
         raise_server_exceptions: bool = True,
+        origin: str | None = TEST_ORIGIN,
     ) -> None:
         path, _, inline_query = path.partition("?")
         if not isinstance(query_string, str):
@@ -116,7 +131,8 @@ class WebSocketTestClient:
             "path": path,
             "raw_path": path.encode("utf-8", "surrogateescape"),
             "query_string": (query_string or inline_query).encode(),
-            "headers": [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies),
+            "headers": _with_origin(
+                [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies), origin),
             "subprotocols": list(subprotocols or ()),
             "state": {},
             "extensions": {"websocket.http.response": {}},
@@ -289,27 +305,23 @@ class WebSocketTestClient:
         data = message.get("text")
         return orjson.loads(data if data is not None else message["bytes"])
 
-    async def iter_text(self, timeout: float | None = None) -> AsyncIterator[str]:
+    def iter_text(self, timeout: float | None = None) -> AsyncIterator[str]:
         """Text messages until the server closes (the close ends the loop; a timeout raises)."""
-        try:
-            while True:
-                yield await self.receive_text(timeout)
-        except ConnectionClosed:
-            return
+        return self._until_closed(self.receive_text, timeout)
 
-    async def iter_bytes(self, timeout: float | None = None) -> AsyncIterator[bytes]:
+    def iter_bytes(self, timeout: float | None = None) -> AsyncIterator[bytes]:
         """Binary messages until the server closes (the close ends the loop; a timeout raises)."""
-        try:
-            while True:
-                yield await self.receive_bytes(timeout)
-        except ConnectionClosed:
-            return
+        return self._until_closed(self.receive_bytes, timeout)
 
-    async def iter_json(self, timeout: float | None = None) -> AsyncIterator[Any]:
+    def iter_json(self, timeout: float | None = None) -> AsyncIterator[Any]:
         """JSON messages until the server closes (the close ends the loop; a timeout raises)."""
+        return self._until_closed(self.receive_json, timeout)
+
+    @staticmethod
+    async def _until_closed(receive: Callable[[float | None], Awaitable[T]], timeout: float | None) -> AsyncIterator[T]:
         try:
             while True:
-                yield await self.receive_json(timeout)
+                yield await receive(timeout)
         except ConnectionClosed:
             return
 

@@ -14,6 +14,7 @@ from django_settings import configure_django
 from bolt import BoltAPI, WebSocket
 from bolt.django import BoltMount, mount, setting
 from bolt.testing import AsyncTestClient, HandshakeRejected, WebSocketTestClient
+from uvicorn_server import WS_IMPLEMENTATIONS, serve
 
 configure_django()
 
@@ -143,6 +144,58 @@ async def test_unmatched_websocket_and_http_go_to_the_other_app():
     assert response.text == "other"
     assert [(s["type"], s["path"]) for s in other.scopes] == [
         ("websocket", "/shared"), ("websocket", "/ws/unknown"), ("http", "/ws/echo")]
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_websocket_path_beside_django_is_a_clean_404(caplog):
+    app = mount(make_api(), get_asgi_application())
+    with caplog.at_level("INFO"):
+        with pytest.raises(HandshakeRejected) as exc:
+            async with WebSocketTestClient(app, "/ws/unknown"):
+                pass
+    assert (exc.value.status_code, exc.value.body) == (404, {"detail": "Not Found"})
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("bolt.security", "INFO", "refused websocket /ws/unknown from testclient:50000: 404 Not Found (no WebSocket route)")]
+
+
+@pytest.mark.asyncio
+async def test_without_the_http_response_extension_the_404_is_a_close_before_accept():
+    app = mount(make_api(), get_asgi_application())
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws/unknown", "headers": [], "query_string": b"", "extensions": {}}
+    await app(scope, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "Not Found"}]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_scanners_probing_websocket_paths_through_uvicorn_get_404_and_no_traceback(ws, caplog):
+    # The attack: each probe of /ws/* under the Django mount logged Django's ValueError traceback
+    # ("Django can only handle ASGI/HTTP connections") and was answered 500.
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import InvalidStatus
+
+    api = make_api()
+    with caplog.at_level("INFO"):
+        async with serve(mount(api, get_asgi_application()), ws=ws) as base:  # lifespan on
+            for path in ("/ws/unknown", "/ws/admin/../x", "/shared"):
+                with pytest.raises(InvalidStatus) as exc:
+                    async with asyncio.timeout(5):
+                        async with connect(f"ws://{base}{path}", open_timeout=5):
+                            pass
+                assert (exc.value.response.status_code, exc.value.response.body) == (404, b'{"detail":"Not Found"}')
+            async with connect(f"ws://{base}/ws/echo", open_timeout=5) as client:  # bolt's own route still works
+                await client.send("hi")
+                assert await client.recv() == "hi"
+    assert not [r for r in caplog.records if r.levelno >= 40]
+    assert sum("404 Not Found (no WebSocket route)" in r.getMessage() for r in caplog.records) == 3
 
 
 @pytest.mark.asyncio

@@ -9,6 +9,11 @@ configure_django()
 from django.core import checks  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
+from bolt import BoltAPI  # noqa: E402
+
+# An api whose HTTP route has the path of a Django URL of tests/django_urls.py.
+shadowing = BoltAPI(docs_url="/shared")
+
 
 def bolt_check_ids() -> set[str]:
     return {message.id for message in checks.run_checks(tags=["bolt"])}
@@ -33,10 +38,15 @@ def test_memory_backend_with_several_workers(monkeypatch: pytest.MonkeyPatch) ->
         assert "bolt.W002" not in bolt_check_ids()
 
 
-@pytest.mark.parametrize("url", ["redis://host:notaport/0", "amqp://broker"])
+@pytest.mark.parametrize("url", ["redis://host:notaport/0", "amqp://broker", "redis+cluster://a:1,:2"])
 def test_a_pubsub_url_that_does_not_parse(url: str) -> None:
     with override_settings(BOLT_PUBSUB=url):
         assert "bolt.E001" in bolt_check_ids()
+
+
+def test_a_redis_cluster_url_is_a_backend() -> None:
+    with override_settings(BOLT_PUBSUB="redis+cluster://10.0.0.1:7000,10.0.0.2:7000"):
+        assert "bolt.E001" not in bolt_check_ids()
 
 
 def test_asgi_application_that_does_not_mount_bolt() -> None:
@@ -57,3 +67,10 @@ def test_staticfiles_before_bolt() -> None:
     with override_settings(INSTALLED_APPS=["django.contrib.staticfiles", "bolt", "django.contrib.auth",
                                            "django.contrib.contenttypes", "django.contrib.sessions"]):
         assert "bolt.W004" in bolt_check_ids()
+
+
+def test_an_http_route_that_hides_a_django_url() -> None:
+    with override_settings(ASGI_APPLICATION="test_django_checks.shadowing"):
+        messages = [m for m in checks.run_checks(tags=["bolt"]) if m.id == "bolt.W005"]
+    assert len(messages) == 1 and "/shared" in messages[0].msg
+    assert "docs_url" in messages[0].hint

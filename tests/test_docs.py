@@ -17,6 +17,8 @@ import ast
 import asyncio
 import inspect
 import re
+import sys
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,16 +91,22 @@ SAMPLES = collect()
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.id for s in SAMPLES])
 async def test_doc_sample(sample: Sample) -> None:
     configure_django()
-    namespace: dict[str, Any] = {"__name__": f"docs_{Path(sample.page).stem}"}
-    async with asyncio.timeout(TIMEOUT):
-        for earlier in sample.chain:
-            await execute(earlier, namespace, run_tests=False)
-        await execute(sample, namespace)
+    # A real module, so that what a sample defines can be found through it (dataclasses look up
+    # their module in sys.modules), as if the sample were a file of its own.
+    module = types.ModuleType(f"docs_{Path(sample.page).stem.replace('-', '_')}")
+    sys.modules[module.__name__] = module
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            for earlier in sample.chain:
+                await execute(earlier, module.__dict__, run_tests=False)
+            await execute(sample, module.__dict__)
+    finally:
+        del sys.modules[module.__name__]
 
 
 def test_marker_convention_is_used():
     """Every page of ours has at least one runnable sample (other pages may have none yet)."""
-    ours = {"getting-started.md", "websocket.md", "testing.md", "django.md"}
+    ours = {"getting-started.md", "websocket.md", "testing.md", "django.md", "http.md"}
     present = {p.name for p in DOCS.glob("*.md")} & ours
     runnable = {s.page for s in SAMPLES}
     assert present <= runnable, f"pages without a '# test: run' sample: {sorted(present - runnable)}"

@@ -5,7 +5,7 @@ from typing import Annotated, TypedDict
 import pytest
 
 from bolt import (
-    BoltAPI, Cookie, Header, HTMLResponse, HTTPException, JSONResponse, PlainTextResponse, Query, Request,
+    BoltAPI, Cookie, Header, HTMLResponse, HTTPException, JSONResponse, Path, PlainTextResponse, Query, Request,
     Response, StreamingResponse,
 )
 from bolt.testing import AsyncTestClient, TestClient
@@ -128,9 +128,10 @@ async def test_query_header_cookie_injection(client):
 async def test_body_validation(client):
     response = await client.post("/items", json={"name": "pen", "price": "cheap"})
     assert response.status_code == 422
-    assert response.json()["detail"] == "Invalid request body: body.price: expected a number, got string"
+    assert response.json() == {"detail": "Invalid request body: body.price: Expected `float`, got `str`",
+                               "errors": [{"loc": "body.price", "msg": "Expected `float`, got `str`"}]}
     response = await client.post("/items", json={"price": 1})
-    assert response.json()["detail"] == "Invalid request body: body.name: field required"
+    assert response.json()["detail"] == "Invalid request body: body: Object missing required field `name`"
     response = await client.patch("/items/3", json={"name": "new"})
     assert response.json() == {"id": 3, "name": "new"}
     response = await client.post("/items", content=b'{"name": ')
@@ -247,3 +248,63 @@ def test_sync_test_client_and_lifespan_hooks():
 
 def test_plain_text_response_default_media_type():
     assert PlainTextResponse("x").raw_headers[-1] == (b"content-type", b"text/plain; charset=utf-8")
+
+
+# -- handler conventions ---------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_an_unannotated_request_parameter_is_the_request():
+    api = BoltAPI()
+
+    @api.get("/plain")
+    async def plain(request):
+        return {"request": request.query_params.get("request"), "type": type(request).__name__}
+
+    @api.get("/items/{item_id}")
+    def later(item_id: int, request, q: str = ""):  # sync, and not first: still the Request
+        return {"id": item_id, "path": request.path, "q": q}
+
+    client = AsyncTestClient(api)
+    assert (await client.get("/plain")).json() == {"request": None, "type": "Request"}
+    # A query parameter named like the request never replaces it.
+    assert (await client.get("/plain?request=x")).json() == {"request": "x", "type": "Request"}
+    assert (await client.get("/items/3?q=a&request=y")).json() == {"id": 3, "path": "/items/3", "q": "a"}
+
+
+def test_a_request_parameter_with_another_type_is_refused_at_registration():
+    api = BoltAPI()
+    with pytest.raises(TypeError, match="'request' of .* is the Request"):
+        @api.get("/r")
+        async def view(request: str):
+            return {}
+    # A query parameter spelled "request" takes another name and an alias.
+    @api.get("/q")
+    async def query(req: Annotated[str, Query("request")]):
+        return {"req": req}
+
+    assert TestClient(api).get("/q?request=x").json() == {"req": "x"}
+
+
+def test_path_parameters_must_match_the_template_at_registration():
+    api = BoltAPI()
+    before = list(api.router.routes)  # the schema routes
+    with pytest.raises(TypeError, match=r"takes no parameter for \{item_id\}"):
+        @api.get("/items/{item_id}")
+        async def no_id():
+            return {}
+    with pytest.raises(TypeError, match=r"the template has no \{other\}"):
+        @api.get("/things/{thing_id}")
+        async def wrong(thing_id: int, other: Annotated[int, Path()]):
+            return {}
+    with pytest.raises(TypeError, match=r"takes no parameter for \{room\}"):
+        @api.websocket("/ws/{room}")
+        async def ws(websocket):
+            pass
+    assert api.router.routes == before  # a refused handler leaves no route behind
+
+    @api.get("/files/{folder}/{name}")
+    async def anything(**params):  # **kwargs takes every template parameter, as a string
+        return params
+
+    assert TestClient(api).get("/files/a/b").json() == {"folder": "a", "name": "b"}

@@ -93,3 +93,24 @@ async def test_raw_asgi_app_and_http_client():
 
     response = await AsyncTestClient(app).get("/anything")
     assert (response.status_code, response.text, response.headers["x"]) == (200, "ab", "1")
+
+
+@pytest.mark.asyncio
+async def test_cookies_come_with_the_test_servers_origin_unless_told_otherwise():
+    api = BoltAPI(cors_allowed_origins=["https://app.example", "https://other.example"])
+
+    @api.websocket("/ws")
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_json(websocket.headers.get("origin"))
+
+    async def origin(**kwargs):
+        async with WebSocketTestClient(api, "/ws", **kwargs) as ws:
+            return await ws.receive_json()
+
+    assert await origin() is None
+    assert await origin(cookies={"a": "1"}) == "http://testserver"
+    assert await origin(headers={"Cookie": "a=1"}) == "http://testserver"
+    assert await origin(cookies={"a": "1"}, headers={"Origin": "https://app.example"}) == "https://app.example"
+    assert await origin(cookies={"a": "1"}, origin="https://other.example") == "https://other.example"
+    assert await origin(cookies={"a": "1"}, origin=None) is None

@@ -56,6 +56,9 @@ __all__ = [
 
 DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # uvicorn's ws_max_size default
 DEFAULT_MAX_FRAGMENTS = 1 << 17
+# Pongs kept for data_to_send(); beyond this only the latest pings are answered (RFC 6455 5.5.3
+# allows answering just the most recent one), so pings from a peer that does not read cost no memory.
+MAX_HELD_PONGS = 16
 # A pending frame at least this long is unmasked straight out of its pieces; a shorter one is
 # cheaper to join and parse together with whatever follows it.
 _MASK_JOIN_MIN = 4096
@@ -546,7 +549,10 @@ class ServerConnection:
         """Handle a ping, pong or close; return True once the connection is closed."""
         if opcode == OP_PING:
             if self.state is ConnectionState.OPEN:
-                self._out.append(encode_frame(OP_PONG, payload))
+                out = self._out  # once open it holds nothing but pongs
+                if len(out) >= MAX_HELD_PONGS:
+                    del out[0]
+                out.append(encode_frame(OP_PONG, payload))
             events.append(Ping(payload))
             return False
         if opcode == OP_PONG:

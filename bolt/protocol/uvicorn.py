@@ -16,11 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
+import struct
 import sys
 from collections import deque
 from typing import Any
 from urllib.parse import unquote
 
+try:  # the kernel's count of unsent bytes (Linux, macOS); elsewhere assume some are left
+    from fcntl import ioctl
+    from termios import TIOCOUTQ
+except ImportError:  # pragma: no cover - Windows
+    ioctl = TIOCOUTQ = None  # type: ignore[assignment]
 from uvicorn.protocols.utils import (
     ClientDisconnected,
     get_client_addr,
@@ -47,11 +54,12 @@ __all__ = ["WebSocketProtocol"]
 
 LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as header + payload
 _DEFLATE = DeflateOptions()  # read-only policy, shared by every connection
-
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, frees the send queue
 
 _OPEN = ConnectionState.OPEN
 _HANDSHAKE = ConnectionState.HANDSHAKE
 _REMOTE_CLOSING = ConnectionState.REMOTE_CLOSING
+_CLOSING = ConnectionState.CLOSING
 
 
 def _trailing_bytes(transport: asyncio.BaseTransport) -> bytes:
@@ -61,7 +69,10 @@ def _trailing_bytes(transport: asyncio.BaseTransport) -> bytes:
     may pipeline its first frames) would be lost. h11 keeps it as ``trailing_data``;
     httptools reports its offset in the ``HttpParserUpgrade`` being handled right now.
     """
-    http = transport.get_protocol()
+    try:
+        http = transport.get_protocol()
+    except (AttributeError, NotImplementedError):  # a transport that does not say (a test double)
+        return b""
     conn = getattr(http, "conn", None)
     trailing = getattr(conn, "trailing_data", None)
     if trailing is not None:
@@ -72,6 +83,19 @@ def _trailing_bytes(transport: asyncio.BaseTransport) -> bytes:
         if isinstance(data, (bytes, bytearray)) and exc.args and isinstance(exc.args[0], int):
             return bytes(data[exc.args[0] :])
     return b""
+
+
+def _unsent(transport: asyncio.WriteTransport, sock: socket.socket) -> bool:
+    """Whether bytes written to ``transport`` have not all left: in its buffer or the socket's send queue."""
+    if transport.get_write_buffer_size():
+        return True
+    if ioctl is None:
+        return True  # cannot tell: assume the worst
+    try:
+        queued = ioctl(sock.fileno(), TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ on a socket
+    except (OSError, ValueError):
+        return True
+    return struct.unpack("i", queued)[0] > 0
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -89,7 +113,9 @@ class WebSocketProtocol(asyncio.Protocol):
         "conn", "transport", "scope", "_trailing", "_queue", "_waiter", "_max_queue", "_read_paused",
         "_disconnect", "_disconnect_delivered", "_write_paused", "_drain_waiter", "_open", "_app_closed", "_lost",
         "_response", "_ping_interval", "_ping_timeout", "_ping_timer", "_pong_timer", "_ping_payload",
-        "_close_timer", "_remote_close",
+        "close_timer", "_reset_timer", "_remote_close",
+        # Lets a test or a caller override a timeout below on one instance; allocated only then.
+        "__dict__",
     )
 
     close_timeout = 10.0  # for the peer's close frame after we sent ours
@@ -144,7 +170,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._ping_timer: asyncio.TimerHandle | None = None
         self._pong_timer: asyncio.TimerHandle | None = None
         self._ping_payload: bytes | None = None
-        self._close_timer: asyncio.TimerHandle | None = None
+        self.close_timer: asyncio.TimerHandle | None = None  # the deadline of whatever we wait for from the peer
+        self._reset_timer: asyncio.TimerHandle | None = None  # drops a closed transport the peer does not drain
         self._remote_close: CloseReceived | ConnectionFailed | None = None  # answer owed after replies
 
     # ------------------------------------------------------ asyncio.Protocol
@@ -153,19 +180,22 @@ class WebSocketProtocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.connections.add(self)
         self._trailing = _trailing_bytes(transport)
-        self._close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
+        self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._open = False
         self._stop_keepalive()
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
+        self._cancel_close_timer()
+        if self._reset_timer is not None:
+            self._reset_timer.cancel()
+            self._reset_timer = None
         self.connections.discard(self)
         conn = self.conn
-        code = conn.close_code if conn.close_code is not None and conn.state is ConnectionState.CLOSED else 1006
-        self._put_disconnect(code, conn.close_reason if code != 1006 else "")
+        if conn.close_code is not None and conn.state is ConnectionState.CLOSED:
+            self._put_disconnect(conn.close_code, conn.close_reason)
+        else:
+            self._put_disconnect(CloseCode.ABNORMAL)
         # asyncio never resumes writing on a lost transport: wake a send() waiting to drain.
         self._wake_writers()
 
@@ -177,14 +207,22 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        if self.conn.state is _OPEN and not self._lost:
+            out = self.conn.data_to_send()  # the pong held while paused
+            if out:
+                self.transport.write(out)
         self._wake_writers()
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
         events = conn.receive_data(data)
-        out = conn.data_to_send()
-        if out:
-            self.transport.write(out)
+        # Once open, what the engine writes on its own is a pong. While the peer does not read
+        # it stays in the engine, which keeps only the latest few (RFC 6455 5.5.3), so a ping flood
+        # cannot grow the write buffer; resume_writing() sends it.
+        if not self._write_paused or conn.state is not _OPEN:
+            out = conn.data_to_send()
+            if out:
+                self.transport.write(out)
         if not events:
             return
         queue = self._queue
@@ -212,16 +250,17 @@ class WebSocketProtocol(asyncio.Protocol):
         self._stop_keepalive()
         state = self.conn.state
         if state is _OPEN:
-            self._put_disconnect(CloseCode.SERVICE_RESTART, "server shutting down")
+            self._put_disconnect(CloseCode.SERVICE_RESTART)
             self._close(CloseCode.SERVICE_RESTART, "server shutting down", self.shutdown_close_timeout)
         elif state is _HANDSHAKE and self._response is None:
-            self._put_disconnect(CloseCode.SERVICE_RESTART, "")
+            self._put_disconnect(CloseCode.ABNORMAL)  # it never opened
             self.transport.write(self.conn.reject(503, list(self.default_headers), b"Server shutting down.\n"))
-            self.transport.close()
+            self._close_transport()
         elif state is _REMOTE_CLOSING:
             self._finish_remote_close(self._remote_close or CloseReceived(self.conn.close_code or 1005, ""))
-        elif state is not ConnectionState.CLOSING:
-            self.transport.close()
+        else:  # our close frame is out (no second one), or the connection never opened
+            self._cancel_close_timer()
+            self._close_transport()
 
     # ----------------------------------------------------------------- events
 
@@ -239,7 +278,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.logger.debug("WebSocket protocol error: %s (%d)", event.reason, event.code)
             self._put_disconnect(event.code, event.reason)
             if self.conn.state is not _REMOTE_CLOSING:
-                self.transport.close()  # we had closed first: the handshake is complete
+                self._cancel_close_timer()  # we had closed first: the handshake is complete
+                self._close_transport()
             elif not self._queue or self._queue[0] is self._disconnect:
                 self._finish_remote_close(event)
             else:
@@ -247,16 +287,14 @@ class WebSocketProtocol(asyncio.Protocol):
                 # must precede our close frame); receive() sends it once the app is there.
                 self._remote_close = event
                 self._stop_keepalive()
-                self._close_timer = self.loop.call_later(self.reply_grace, self._finish_remote_close, event)
+                self.close_timer = self.loop.call_later(self.reply_grace, self._finish_remote_close, event)
         elif isinstance(event, HandshakeFailed):
             self.logger.warning("Invalid WebSocket upgrade request: %s", event.detail)
-            self.transport.close()
+            self._close_transport()
         # Ping: the engine already queued the pong.
 
     def _handle_request(self, request: Request) -> None:
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
+        self._cancel_close_timer()
         if self._trailing:
             self.conn.receive_data(self._trailing)  # kept by the engine until accept()
             self._trailing = b""
@@ -291,20 +329,18 @@ class WebSocketProtocol(asyncio.Protocol):
     def _finish_remote_close(self, event: CloseReceived | ConnectionFailed) -> None:
         """Answer the peer's close (echoing its code) or send our failure code; drop the socket."""
         self._remote_close = None
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-            self._close_timer = None
+        self._cancel_close_timer()
         self._open = False
         self._stop_keepalive()
         if self.conn.state is _REMOTE_CLOSING:
             reason = event.reason if isinstance(event, ConnectionFailed) else ""
             self.transport.write(self.conn.close(event.code, reason))
-        self.transport.close()
+        self._close_transport()
 
     def _handshake_timeout(self) -> None:
-        self._close_timer = None
+        self.close_timer = None
         if self.conn.state is ConnectionState.CONNECTING:
-            self.transport.close()
+            self._close_transport()
 
     # ------------------------------------------------------------------- ASGI
 
@@ -324,6 +360,8 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.logger.error("ASGI callable returned without completing handshake.")
             elif result is not None:
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+                self._app_finished(CloseCode.INTERNAL_ERROR)
+                return
             self._app_finished(CloseCode.NORMAL)
 
     def _app_finished(self, code: int) -> None:
@@ -334,14 +372,16 @@ class WebSocketProtocol(asyncio.Protocol):
         if state is _HANDSHAKE:
             if self._response is None:
                 self.transport.write(self.conn.reject(500, list(self.default_headers), b"Internal Server Error"))
-            self.transport.close()  # a half-sent denial response cannot be completed
+                self._close_transport()
+            else:  # a denial the app started and did not finish: send it with the body it gave
+                self._send_response()
         elif state is _OPEN:
             self._put_disconnect(code, "")
             self._close(code, "", self.close_timeout)
         elif state is _REMOTE_CLOSING:
             self._finish_remote_close(self._remote_close or CloseReceived(self.conn.close_code or 1005, ""))
-        elif state is not ConnectionState.CLOSING:
-            self.transport.close()
+        elif state is not _CLOSING:
+            self._close_transport()
 
     async def receive(self) -> dict[str, Any]:
         """ASGI ``receive``: the next event; ``websocket.disconnect`` again once closed."""
@@ -365,10 +405,16 @@ class WebSocketProtocol(asyncio.Protocol):
         return message
 
     async def send(self, message: dict[str, Any]) -> None:
-        """ASGI ``send``: waits while the transport's write buffer is above its high mark."""
-        if self._write_paused:
-            await self._wait_writable()
+        """ASGI ``send``: a message waits while the transport's write buffer is above its high mark.
+
+        A close never waits: its frame is written at once, and a send still waiting for the
+        buffer to drain then raises ``ClientDisconnected``.
+        """
         kind = message["type"]
+        if self._write_paused and kind == "websocket.send":
+            await self._wait_writable()
+            if not self._open:
+                raise ClientDisconnected()  # closed while this message waited
         if self._open and kind == "websocket.send":
             data = message.get("bytes")
             if data is not None:
@@ -431,11 +477,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 raise RuntimeError(f"Expected ASGI message 'websocket.http.response.body' but got '{kind}'.")
             response[2].append(message.get("body", b""))
             if not message.get("more_body", False):
-                status, headers, body = response
-                self._app_closed = True
-                self._put_disconnect(1006, "")
-                self.transport.write(self.conn.reject(status, headers, b"".join(body)))
-                self.transport.close()
+                self._send_response()
             return
         if kind == "websocket.accept":
             self.logger.info(
@@ -451,9 +493,9 @@ class WebSocketProtocol(asyncio.Protocol):
                 '%s - "WebSocket %s" 403', get_client_addr(self.scope), get_path_with_query_string(self.scope)
             )
             self._app_closed = True
-            self._put_disconnect(1006, "")
+            self._put_disconnect(CloseCode.ABNORMAL)
             self.transport.write(self.conn.reject(403, list(self.default_headers), b""))
-            self.transport.close()
+            self._close_transport()
         elif kind == "websocket.http.response.start":
             status = message["status"]
             if not 100 <= status < 600:
@@ -469,6 +511,15 @@ class WebSocketProtocol(asyncio.Protocol):
                 f"or 'websocket.http.response.start' but got '{kind}'."
             )
 
+    def _send_response(self) -> None:
+        """Answer the upgrade with the denial response the app started, with the body it has sent."""
+        assert self._response is not None
+        status, headers, body = self._response
+        self._app_closed = True
+        self._put_disconnect(CloseCode.ABNORMAL)
+        self.transport.write(self.conn.reject(status, headers, b"".join(body)))
+        self._close_transport()
+
     # ---------------------------------------------------------------- helpers
 
     def _close(self, code: int, reason: str, timeout: float) -> None:
@@ -480,14 +531,54 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()  # the peer's close frame must get through
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-        self._close_timer = self.loop.call_later(timeout, self.transport.close)
+        self._cancel_close_timer()
+        self.close_timer = self.loop.call_later(timeout, self._close_timed_out)
+        self._wake_writers()  # a send waiting for the buffer to drain now fails
 
-    def _put_disconnect(self, code: int, reason: str) -> None:
+    def _close_timed_out(self) -> None:
+        """The peer did not answer our close frame in time: drop the connection."""
+        self.close_timer = None
+        self._reset()
+
+    def _cancel_close_timer(self) -> None:
+        if self.close_timer is not None:
+            self.close_timer.cancel()
+            self.close_timer = None
+
+    def _close_transport(self) -> None:
+        """Close the transport; reset it if the peer has not taken what is queued within ``close_timeout``.
+
+        ``transport.close()`` waits for the write buffer to drain, which a peer that stopped
+        reading never lets happen.
+        """
+        self.transport.close()
+        self._wake_writers()  # a send waiting for the buffer to drain now fails
+        if not self._lost and self._reset_timer is None:
+            self._reset_timer = self.loop.call_later(self.close_timeout, self._reset)
+
+    def _reset(self) -> None:
+        """Drop the connection now. With data still unsent (in our buffer or the kernel's), abort
+        with a TCP reset, which also frees the kernel's send queue; else close it gracefully."""
+        self._reset_timer = None
+        transport = self.transport
+        sock = transport.get_extra_info("socket")
+        if sock is None or not _unsent(transport, sock):
+            transport.close()
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        except OSError:
+            pass  # already gone
+        transport.abort()
+
+    def _put_disconnect(self, code: int, reason: str | None = None) -> None:
+        """Queue the one ``websocket.disconnect``; ``reason`` only when the peer or the app gave one."""
         if self._disconnect is None:
-            self._disconnect = {"type": "websocket.disconnect", "code": code, "reason": reason}
-            self._queue.append(self._disconnect)
+            message: dict[str, Any] = {"type": "websocket.disconnect", "code": code}
+            if reason is not None:
+                message["reason"] = reason
+            self._disconnect = message
+            self._queue.append(message)
             self._wake_reader()
 
     def _wake_reader(self) -> None:
@@ -498,7 +589,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 waiter.set_result(None)
 
     async def _wait_writable(self) -> None:
-        while self._write_paused and not self._lost:
+        while self._write_paused and self._open and not self._lost:
             waiter = self._drain_waiter
             if waiter is None or waiter.done():
                 waiter = self._drain_waiter = self.loop.create_future()
@@ -552,4 +643,4 @@ class WebSocketProtocol(asyncio.Protocol):
         self._stop_keepalive()
         # The peer is unresponsive: send the close frame and drop the connection (RFC 6455 7.1.7).
         self.transport.write(self.conn.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
-        self.transport.close()
+        self._close_transport()

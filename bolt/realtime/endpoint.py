@@ -1,6 +1,7 @@
 """The room protocol (docs/realtime-protocol.md): many rooms over one WebSocket, served by `api.realtime(...)`.
 
-A client joins rooms (resuming with `since`), leaves them, publishes to them and pings; every
+A client joins rooms (resuming with `since`), leaves them, publishes to them, pings, and may give
+the connection fresh credentials (`auth`, before the old ones expire and close it with 4401); every
 message it sends may carry a `ref` that the server's reply echoes. Everything the server sends
 goes through the connection's outbox, so replies, presence and room messages arrive in the order
 they were produced. Who may join and publish is the endpoint's policy; the default refuses both.
@@ -21,7 +22,7 @@ from bolt.realtime.hub import Hub
 from bolt.realtime.names import InvalidRoomName, check_room
 from bolt.realtime.presence import JOIN, Member, PresenceEvent, PresenceSubscription
 from bolt.security.ratelimit import TokenBucket
-from bolt.validation import ValidationError, validate
+from bolt.models import ValidationError, codec_for
 from bolt.websocket import CloseCode, WebSocket, WebSocketClose
 
 logger = logging.getLogger("bolt.realtime")
@@ -79,6 +80,7 @@ class RealtimeEndpoint:
         self.can_publish = can_publish
         self.on_publish = on_publish
         self.model = model
+        self.codec = codec_for(model) if model is not None else None  # TypeError for a type no library takes
         self.max_rooms = max_rooms
         # With nothing on the server to look at the data, a large publish is relayed as the
         # client wrote it: checked and spliced into the envelope, never decoded and encoded again.
@@ -121,7 +123,8 @@ class Session:
         limit = endpoint.message_limit
         self.bucket = TokenBucket(*limit[0]) if limit is not None else None
         self.close_over_limit = limit is not None and limit[1] == "close"
-        self.handlers = {"join": self.join, "leave": self.leave, "publish": self.publish, "ping": self.ping}
+        self.handlers = {"join": self.join, "leave": self.leave, "publish": self.publish, "ping": self.ping,
+                         "auth": self.authenticate}
 
     async def run(self) -> None:
         receive = self.websocket.receive
@@ -157,8 +160,8 @@ class Session:
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         try:
             if handler is None:
-                raise ProtocolError("unknown_type", f"unknown message type {kind!r}: use join, leave, publish or ping"
-                                    if kind is not None else "a message needs a type")
+                raise ProtocolError("unknown_type", f"unknown message type {kind!r}: use join, leave, publish, ping "
+                                    "or auth" if kind is not None else "a message needs a type")
             extra = await handler(request)
         except ProtocolError as exc:
             self.error(ref, exc.code, exc.reason)
@@ -243,9 +246,9 @@ class Session:
             raise ProtocolError("not_joined", f"join {room!r} before publishing to it")
         data = request["data"]
         endpoint = self.endpoint
-        if endpoint.model is not None:
+        if endpoint.codec is not None:
             try:
-                data = validate(data, endpoint.model)
+                data = endpoint.codec.validate(data)
             except ValidationError as exc:
                 raise ProtocolError("invalid_data", str(exc)) from None
         if not await self.allowed(endpoint.can_publish, "can_publish", room, data):
@@ -262,6 +265,23 @@ class Session:
             logger.exception("on_publish for %r returned a value that cannot be sent", room)
             raise ProtocolError("internal", "the server could not send this message") from None
         return {"id": seq} if seq is not None else None
+
+    async def authenticate(self, request: dict[str, Any]) -> dict[str, Any]:
+        """New credentials on the open socket: the route's authentication runs again with `token`."""
+        from bolt.auth import AuthenticationFailed  # here: bolt.auth imports the security package
+        from bolt.security import refresh_credentials
+
+        token = request.get("token")
+        if not isinstance(token, str) or not token:
+            raise ProtocolError("bad_message", "an auth needs a token (a non-empty string)")
+        try:
+            context = await refresh_credentials(self.websocket, token)
+        except AuthenticationFailed as exc:
+            raise ProtocolError("unauthorized", exc.detail) from None
+        expires_at = context.expires_at
+        if expires_at is not None and expires_at.is_integer():
+            expires_at = int(expires_at)
+        return {"expires_at": expires_at}
 
     async def ping(self, request: dict[str, Any]) -> None:
         if request.get("ref") is None:

@@ -6,9 +6,10 @@ import inspect
 import itertools
 import logging
 import secrets
+import time
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bolt.protocol.shared import SharedMessage
 from bolt.realtime.backends.base import Backend
@@ -17,6 +18,9 @@ from bolt.realtime.messages import BYTES, Message, gap, shared
 from bolt.realtime.names import CONNECTION_PREFIX, check_room, check_target, connection_room, is_reserved, user_room
 from bolt.realtime.outbox import Outbox, OutboxSettings
 from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent, PresenceSubscription
+
+if TYPE_CHECKING:
+    from bolt.metrics import Metrics
 
 logger = logging.getLogger("bolt.realtime")
 
@@ -34,12 +38,12 @@ class Connection:
     __slots__ = ("id", "user_id", "websocket", "outbox", "rooms", "task", "evicted")
 
     def __init__(self, id: str, user_id: Any, websocket: Any, outbox_settings: OutboxSettings,
-                 on_slow: Callable[[Connection, str], None]) -> None:
+                 on_slow: Callable[[Connection, str], None], on_drop: Callable[[str], None] | None = None) -> None:
         self.id = id
         self.user_id = user_id
         self.websocket = websocket
         self.outbox = Outbox(websocket._send, outbox_settings, lambda why: on_slow(self, why),
-                             _shared_writer(websocket))
+                             _shared_writer(websocket), on_drop)
         self.rooms: set[str] = set()
         self.task = asyncio.current_task()
         self.evicted = False
@@ -83,6 +87,8 @@ class Hub:
         self._history_cache: dict[str, HistoryPolicy | None] = {}
         self._last_seq: dict[str, int] = {}
         self._gap_callbacks: list[Callable[[str, int | None], Any]] = []
+        #: bolt.metrics.Metrics when the api serves metrics (BoltAPI(metrics=...)), else None.
+        self.metrics: Metrics | None = None
         _HUBS.add(self)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -121,6 +127,8 @@ class Hub:
             raise
         self.backend = backend
         ready.set_result(None)
+        if self.metrics is not None:
+            self.metrics.start(self)
         # Started again after stop() with connections still open: the new backend must know their rooms.
         for room in list(self._refs):
             await self._guard(backend.subscribe(room), "subscribe")
@@ -133,6 +141,8 @@ class Hub:
         """Disconnect the backend (server shutdown). Connections still open keep their local rooms."""
         backend, self.backend = self.backend, None
         self._loop = None
+        if self.metrics is not None:
+            await self.metrics.stop()
         if backend is not None:
             await backend.stop()
 
@@ -209,8 +219,12 @@ class Hub:
         await self._backend()
         auth = getattr(websocket, "auth", None)  # set by the security pipeline when the route has auth
         user_id = getattr(auth, "user_id", None)
+        metrics = self.metrics
         connection = Connection(f"{self.node_id}.{next(self._ids)}", user_id, websocket,
-                                outbox or self.outbox_settings, self._evict)
+                                outbox or self.outbox_settings, self._evict,
+                                metrics.dropped if metrics is not None else None)
+        if metrics is not None:
+            metrics.connected(websocket)  # after the outbox took the server's own send
         websocket.scope[SCOPE_KEY] = connection
         self._connections[connection.id] = connection
         await self._add(connection, connection_room(connection.id))
@@ -244,7 +258,14 @@ class Hub:
         if connection.evicted:
             return
         connection.evicted = True
-        logger.warning("closing slow WebSocket consumer %s: %s", connection.id, why)
+        policy = connection.outbox._policy
+        scope = connection.websocket.scope
+        client = scope.get("client")
+        logger.warning("slow consumer evicted connection=%s policy=%s reason=%r path=%s client=%s",
+                       connection.id, policy, why, scope.get("path", "-"),
+                       f"{client[0]}:{client[1]}" if client else "-")
+        if self.metrics is not None:
+            self.metrics.evicted(policy, why)
         asyncio.get_running_loop().create_task(self._close_slow(connection))
 
     async def _close_slow(self, connection: Connection) -> None:
@@ -419,12 +440,16 @@ class Hub:
             backend = await self._backend()
         elif backend is None:
             backend = await self._backend()
+        metrics = self.metrics
+        started = time.perf_counter() if metrics is not None else 0.0
         encoded = Message.from_value(message)
         policy = self.history_policy(room)
         if policy is not None and encoded.kind == BYTES:
             raise TypeError(f"room {room!r} keeps history, so its messages are JSON envelopes: bytes cannot be sent")
         await backend.publish(room, encoded, policy)
-        self.deliver(room, encoded, exclude)
+        count = self.deliver(room, encoded, exclude)
+        if metrics is not None:
+            metrics.broadcast(count, encoded.data, time.perf_counter() - started)
         return encoded.seq
 
     async def send_to_user(self, user_id: Any, message: Any) -> None:
@@ -482,6 +507,12 @@ class Hub:
             count += 1
         return count
 
+    def deliver_remote(self, room: str, message: Message) -> None:
+        """A broadcast another process published (called by the backend): deliver it here."""
+        count = self.deliver(room, message)
+        if self.metrics is not None:
+            self.metrics.broadcast(count, message.data, max(0.0, time.time() - message.time), remote=True)
+
     def signal_gap(self, room: str) -> None:
         """This process may have missed broadcasts to `room` (its backend was unreachable): tell its members."""
         last = self._last_seq.get(room)
@@ -501,6 +532,10 @@ class Hub:
     def rooms(self) -> list[str]:
         """Rooms this process listens to (has members or presence listeners in)."""
         return list(self._refs)
+
+    def room_sizes(self) -> list[int]:
+        """How many local members each room has (connections' own rooms left out)."""
+        return [len(members) for room, members in self._rooms.items() if not room.startswith(CONNECTION_PREFIX)]
 
     # -- presence events --------------------------------------------------------------------------
 
@@ -594,6 +629,7 @@ class _Listener:
     """Stands in a room's members like an outbox, handing each delivered message to a callback."""
 
     __slots__ = ("callback",)
+    envelopes = False  # a gap signal is for clients, not for bolt's own listeners
 
     def __init__(self, callback: Callable[[str], Any]) -> None:
         self.callback = callback

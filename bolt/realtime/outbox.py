@@ -101,11 +101,13 @@ class Outbox:
     later messages queue behind it, bounded by the policy.
     """
 
-    __slots__ = ("_send", "_write", "_queue", "_size", "_policy", "_timeout", "_on_slow", "_task", "closed",
-                 "dropped", "envelopes")
+    __slots__ = ("_send", "_write", "_queue", "_size", "_policy", "_timeout", "_on_slow", "_on_drop", "_task",
+                 "closed", "dropped", "envelopes")
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], settings: OutboxSettings,
-                 on_slow: Callable[[str], None], write: Callable[[SharedMessage], bool] | None = None) -> None:
+                 on_slow: Callable[[str], None], write: Callable[[SharedMessage], bool] | None = None,
+                 on_drop: Callable[[str], None] | None = None) -> None:
+        """`on_slow(why)` is called when the policy closes the connection, `on_drop(policy)` for each dropped message."""
         self._send = send
         self._write = write  # the server's writer of shared messages, when it offers one for this connection
         self._queue: deque[dict[str, Any]] = deque()
@@ -113,6 +115,7 @@ class Outbox:
         self._policy = settings.policy
         self._timeout = settings.timeout
         self._on_slow = on_slow
+        self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
         self.closed = False
         self.dropped = 0
@@ -146,6 +149,8 @@ class Outbox:
         queue = self._queue
         if len(queue) >= self._size:
             self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop(self._policy)
             if self._policy == DROP_NEWEST:
                 return
             if self._policy == CLOSE:

@@ -7,7 +7,8 @@ from typing import Any
 # them (override_settings in tests) drops the cached origin and route policies.
 WATCHED_SETTINGS = frozenset({
     "CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_ORIGIN_REGEXES", "CORS_ALLOW_ALL_ORIGINS",
-    "BOLT_AUTHENTICATION_CLASSES", "BOLT_DEFAULT_GUARDS",
+    "BOLT_AUTHENTICATION_CLASSES", "BOLT_DEFAULT_GUARDS", "BOLT_RATE_LIMIT_IPV6_PREFIX",
+    "BOLT_ALLOW_MISSING_ORIGIN",
 })
 
 

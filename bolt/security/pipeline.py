@@ -12,23 +12,35 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bolt.auth import ANONYMOUS, AuthContext, AuthenticationFailed, run_guard
+from bolt.connection import HTTPConnection
 from bolt.middleware import RATE_LIMIT_ATTR, RateLimit
-from bolt.security import cors
+from bolt.security import cors, expiry
 from bolt.security.config import WATCHED_SETTINGS, setting, watch_settings
 from bolt.security.denial import Denial
 from bolt.security.origin import Admission, OriginPolicy
-from bolt.security.ratelimit import DEFAULT_MAX_KEYS, BucketTable, TokenBucket, retry_after_seconds
-from bolt.websocket import CloseCode, WebSocketClose
+from bolt.security.ratelimit import (
+    DEFAULT_IPV6_PREFIX,
+    DEFAULT_MAX_KEYS,
+    BucketTable,
+    TokenBucket,
+    address_key,
+    check_ipv6_prefix,
+    retry_after_seconds,
+)
+from bolt.websocket import CloseCode, WebSocketClose, WebSocketState
 
 logger = logging.getLogger("bolt.security")
 
 # Scope key the test client sets to override the origin policy (bolt.testing.ORIGIN_OVERRIDE).
 ORIGIN_OVERRIDE = "bolt.test_origins"
 AUTH_SCOPE_KEY = "auth"
+# The route's compiled policy, kept in the scope of an authenticated connection for refresh().
+POLICY_SCOPE_KEY = "bolt.security.policy"
 # Set by the pipeline when a cross-origin request was admitted: the origin to answer CORS for.
 CORS_SCOPE_KEY = "bolt.cors_origin"
 
 ORIGIN_NOT_ALLOWED = "Origin not allowed"
+ORIGIN_REQUIRED = "Origin required"
 RATE_LIMITED = "Rate limit exceeded"
 AUTH_REQUIRED = "Authentication required"
 PERMISSION_DENIED = "Permission denied"
@@ -65,9 +77,10 @@ class RoutePolicy:
     """One route's compiled security: what to run, precomputed so the hot path only branches."""
 
     __slots__ = ("backends", "guards", "limit", "limit_after_auth", "key_of", "bucket_id", "messages",
-                 "message_mode", "challenge", "trivial")
+                 "message_mode", "challenge", "trivial", "ipv6_prefix", "allow_missing_origin")
 
-    def __init__(self, route: Any, backends: Sequence[Any], guards: Sequence[Any], limit: RateLimit | None) -> None:
+    def __init__(self, route: Any, backends: Sequence[Any], guards: Sequence[Any], limit: RateLimit | None,
+                 ipv6_prefix: int = DEFAULT_IPV6_PREFIX, allow_missing_origin: bool = False) -> None:
         self.backends = tuple(backends)
         self.guards = tuple(guards)
         self.limit = limit if limit is not None and limit.rps is not None else None
@@ -78,6 +91,9 @@ class RoutePolicy:
         self.bucket_id = id(route)
         self.challenge = next((b.challenge for b in self.backends if getattr(b, "challenge", None)), None)
         self.trivial = not (self.backends or self.guards or self.limit or self.messages)
+        self.ipv6_prefix = ipv6_prefix
+        # Only WebSocket handshakes need an Origin: browsers omit it on same-origin HTTP GETs.
+        self.allow_missing_origin = allow_missing_origin or route.kind != "websocket"
 
 
 def _key_function(key: Any) -> Callable[[Any], Any]:
@@ -168,11 +184,24 @@ class SecurityPipeline:
         for guard in guards:
             if not callable(guard):
                 raise TypeError(f"guard {guard!r} is not callable")
-        policy = RoutePolicy(route, auth, guards, getattr(route.endpoint, RATE_LIMIT_ATTR, None))
+        prefix = check_ipv6_prefix(setting("BOLT_RATE_LIMIT_IPV6_PREFIX", DEFAULT_IPV6_PREFIX))
+        allow_missing_origin = route.options.get("allow_missing_origin")
+        if allow_missing_origin is None:
+            allow_missing_origin = self.api.allow_missing_origin
+        if allow_missing_origin is None:
+            allow_missing_origin = setting("BOLT_ALLOW_MISSING_ORIGIN", False)
+        policy = RoutePolicy(route, auth, guards, getattr(route.endpoint, RATE_LIMIT_ATTR, None), prefix,
+                             bool(allow_missing_origin))
         route.security = policy
         return policy
 
     # -- the checks ------------------------------------------------------------------------------
+
+    def unchecked(self, route: Any, scope: dict[str, Any]) -> bool:
+        """Whether `check` would pass this request without looking at it: the route has nothing to
+        check and the request carries no Origin. The HTTP path then skips awaiting `check`."""
+        policy: RoutePolicy = route.security or self.compile(route)
+        return policy.trivial and _origin_header(scope) is None
 
     async def check(self, conn: Any, route: Any) -> Denial | None:
         """Origin, rate limit, authentication, guards: the first refusal, or None."""
@@ -186,7 +215,7 @@ class SecurityPipeline:
         if origin is not None:
             admission = self.origin_policy(scope).admit(origin, scope)
             if admission is None:
-                return self._deny(route, scope, Denial(403, ORIGIN_NOT_ALLOWED), f"origin {origin[:200]!r}")
+                return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED), f"origin {origin[:200]!r}")
             if admission is not Admission.SAME_ORIGIN:
                 scope[CORS_SCOPE_KEY] = (origin, admission)
 
@@ -198,14 +227,21 @@ class SecurityPipeline:
         auth = ANONYMOUS
         if policy.backends:
             try:
-                auth = await self._authenticate(policy, conn)
+                found = await self._authenticate(policy, lambda backend: backend.authenticate(conn))
+                auth = found or ANONYMOUS
             except AuthenticationFailed as exc:
-                return self._deny(route, scope, self._unauthorized(policy, exc.detail), exc.detail)
+                return self.deny(route.path, scope, self._unauthorized(policy, exc.detail), exc.detail)
             if auth.source == "cookie" and admission is Admission.WILDCARD:
                 self._warn_wildcard_cookie(route)
-                return self._deny(route, scope, Denial(403, ORIGIN_NOT_ALLOWED),
+                return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED),
                                   f"cookie credentials from origin {origin[:200]!r} admitted only by '*'")
+            if auth.source == "cookie" and origin is None and not policy.allow_missing_origin:
+                # Browsers always send Origin on a WebSocket; without one, the cross-site check
+                # cannot be made, and a proxy that strips it must not silently switch it off.
+                return self.deny(route.path, scope, Denial(403, ORIGIN_REQUIRED),
+                                 "cookie credentials without an Origin header")
             scope[AUTH_SCOPE_KEY] = auth
+            scope[POLICY_SCOPE_KEY] = policy
 
         if policy.limit_after_auth:
             denial = await self._take(policy, conn, route, auth)
@@ -215,14 +251,58 @@ class SecurityPipeline:
         for guard in policy.guards:
             if not await run_guard(guard, conn):
                 if not auth.is_authenticated:
-                    return self._deny(route, scope, self._unauthorized(policy, AUTH_REQUIRED),
+                    return self.deny(route.path, scope, self._unauthorized(policy, AUTH_REQUIRED),
                                       f"{_name(guard)} without credentials")
-                return self._deny(route, scope, Denial(403, PERMISSION_DENIED),
+                return self.deny(route.path, scope, Denial(403, PERMISSION_DENIED),
                                   f"{_name(guard)} for user {auth.user_id}")
 
         if policy.messages is not None:
             _limit_messages(conn, route, policy.messages, policy.message_mode)
         return None
+
+    async def refresh(self, websocket: Any, token: str) -> AuthContext:
+        """New credentials for an open WebSocket: see `bolt.security.refresh_credentials`."""
+        try:
+            context = await self._refresh(websocket, token)
+        except AuthenticationFailed as exc:
+            logger.info("refused credentials refresh on websocket %s from %s: %s", websocket.path,
+                        _client(websocket.scope), exc.detail)
+            raise
+        logger.info("refreshed credentials on websocket %s from %s for user %s", websocket.path,
+                    _client(websocket.scope), context.user_id)
+        return context
+
+    async def _refresh(self, websocket: Any, token: str) -> AuthContext:
+        policy: RoutePolicy | None = websocket.scope.get(POLICY_SCOPE_KEY)
+        current = websocket.auth
+        if policy is None or not current.is_authenticated:
+            raise AuthenticationFailed("This connection was opened without credentials")
+        if not isinstance(token, str) or not token:
+            raise AuthenticationFailed("Invalid token")
+
+        async def attempt(backend: Any) -> AuthContext | None:
+            # A duck-typed backend without authenticate_token takes no token, as BaseAuthentication's default.
+            method = getattr(backend, "authenticate_token", None)
+            return await method(websocket, token) if method is not None else None
+
+        context = await self._authenticate(policy, attempt)
+        if context is None:
+            raise AuthenticationFailed("This route's authentication takes no token")
+        if context.user_id != current.user_id or context.backend != current.backend:
+            # One socket is one identity: its rooms, presence and user room were chosen for it.
+            raise AuthenticationFailed("Token is for another user")
+        probe = HTTPConnection(dict(websocket.scope, **{AUTH_SCOPE_KEY: context}), websocket.path_params)
+        for guard in policy.guards:
+            if not await run_guard(guard, probe):
+                raise AuthenticationFailed(PERMISSION_DENIED)
+        if websocket.application_state is not WebSocketState.CONNECTED:
+            raise AuthenticationFailed("The connection has ended")
+        websocket.scope[AUTH_SCOPE_KEY] = context
+        if context.expires_at is None:
+            expiry.forget(websocket)
+        else:
+            expiry.watch(websocket, context.expires_at)
+        return context
 
     # -- CORS for HTTP routes ---------------------------------------------------------------------
 
@@ -241,12 +321,14 @@ class SecurityPipeline:
         """Add the CORS headers for a cross-origin request the pipeline admitted."""
         cors.add_cors_headers(scope, response, scope.get(CORS_SCOPE_KEY))
 
-    async def _authenticate(self, policy: RoutePolicy, conn: Any) -> AuthContext:
-        """The first backend that succeeds wins; bad credentials refuse only if none succeeds."""
+    @staticmethod
+    async def _authenticate(policy: RoutePolicy, attempt: Callable[[Any], Any]) -> AuthContext | None:
+        """`await attempt(backend)` for each backend in turn: the first context wins; bad credentials
+        (AuthenticationFailed) refuse only if no backend succeeds; None when none had any to check."""
         failure: AuthenticationFailed | None = None
         for backend in policy.backends:
             try:
-                context = await backend.authenticate(conn)
+                context = await attempt(backend)
             except AuthenticationFailed as exc:
                 failure = failure or exc
                 continue
@@ -254,7 +336,7 @@ class SecurityPipeline:
                 return context
         if failure is not None:
             raise failure
-        return ANONYMOUS
+        return None
 
     async def _take(self, policy: RoutePolicy, conn: Any, route: Any, auth: AuthContext) -> Denial | None:
         limit = policy.limit
@@ -266,14 +348,14 @@ class SecurityPipeline:
             key = ("user", auth.user_id)
         if key is None:
             client = conn.scope.get("client")
-            key = ("ip", client[0] if client else None)
+            key = ("ip", address_key(client[0], policy.ipv6_prefix) if client else None)
         # No await from here to the return: reading and spending the token is one step.
         wait = self.buckets.take((policy.bucket_id, key), limit.rps, limit.burst)
         if wait == 0.0:
             return None
         seconds = retry_after_seconds(wait)
         denial = Denial(429, RATE_LIMITED, {"Retry-After": str(seconds)}, {"retry_after": seconds})
-        return self._deny(route, conn.scope, denial, "rate limit")
+        return self.deny(route.path, conn.scope, denial, "rate limit")
 
     @staticmethod
     def _unauthorized(policy: RoutePolicy, detail: str) -> Denial:
@@ -288,10 +370,11 @@ class SecurityPipeline:
                            route.path)
 
     @staticmethod
-    def _deny(route: Any, scope: dict[str, Any], denial: Denial, reason: str) -> Denial:
+    def deny(path: str, scope: dict[str, Any], denial: Denial, reason: str) -> Denial:
+        """Log one refusal (one line, WARNING for origin refusals, else INFO) and return `denial`."""
         # The reason names the check, never the credential itself.
-        level = logging.WARNING if denial.detail == ORIGIN_NOT_ALLOWED else logging.INFO
-        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], route.path, _client(scope),
+        level = logging.WARNING if denial.detail in (ORIGIN_NOT_ALLOWED, ORIGIN_REQUIRED) else logging.INFO
+        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], path, _client(scope),
                    denial.status_code, denial.detail, reason)
         return denial
 

@@ -6,6 +6,7 @@ event loop concurrent handshakes can never both spend the same token.
 """
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -15,6 +16,8 @@ from collections.abc import Callable, Hashable
 logger = logging.getLogger("bolt.security")
 
 DEFAULT_MAX_KEYS = 65_536
+# An IPv6 client usually holds a whole /64 (often more): keyed per address it would have 2**64 buckets.
+DEFAULT_IPV6_PREFIX = 64
 
 
 class BucketTable:
@@ -102,3 +105,30 @@ class TokenBucket:
 def retry_after_seconds(wait: float) -> int:
     """Whole seconds for the Retry-After header: rounded up, at least 1."""
     return max(1, math.ceil(wait))
+
+
+def check_ipv6_prefix(prefix: object) -> int:
+    """The IPv6 prefix length rate limits key by: an integer from 1 to 128 (128 is per address)."""
+    if isinstance(prefix, bool) or not isinstance(prefix, int) or not 1 <= prefix <= 128:
+        raise ValueError(f"BOLT_RATE_LIMIT_IPV6_PREFIX must be an integer from 1 to 128, got {prefix!r}")
+    return prefix
+
+
+def address_key(host: str, ipv6_prefix: int = DEFAULT_IPV6_PREFIX) -> str:
+    """The rate-limit key of a client address: an IPv4 address itself, an IPv6 address's network of
+    `ipv6_prefix` bits ("2001:db8:1:2::/64"), an IPv4-mapped IPv6 address as its IPv4 address.
+
+    Anything that is not an IP address (a Unix socket's path, a test client's name) is its own key.
+    """
+    if ":" not in host:
+        return host  # IPv4, or not an address: the fast path of every IPv4 handshake
+    try:
+        address = ipaddress.IPv6Address(host)
+    except ValueError:
+        return host
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if ipv6_prefix == 128:
+        return str(address)
+    network = ipaddress.IPv6Network((int(address) >> (128 - ipv6_prefix) << (128 - ipv6_prefix), ipv6_prefix))
+    return str(network)

@@ -1,5 +1,5 @@
 // Unit tests of bolt.js against a fake WebSocket and a fake clock (see fakes.js).
-import { connect, resolveUrl, BoltError, RECONNECT_CODES } from "../static/bolt/bolt.js";
+import { connect, resolveUrl, BoltError, RECONNECT_CODES, CREDENTIALS_EXPIRED } from "../static/bolt/bolt.js";
 import { test, assert, equal, rejects } from "./harness.js";
 import { FakeClock, fakeSockets, settle } from "./fakes.js";
 
@@ -644,4 +644,104 @@ test("a params function that throws is reported and retried", async () => {
   fail = false;
   await clock.advance(1000);
   equal(fakes.sockets.length, 1);
+});
+
+// -- credentials: authenticate() and the token option ---------------------------------------------
+
+const tokenOf = (socket) => new URL(socket.url).searchParams.get("token");
+
+test("authenticate sends the token with a ref and resolves with the reply", async () => {
+  const { conn, fakes } = setup();
+  fakes.last.accept();
+  const reply = conn.authenticate("t2");
+  equal(fakes.last.of("auth").map((m) => m.token), ["t2"]);
+  fakes.last.replyAll("auth", { expires_at: 1796163422 });
+  equal((await reply).expires_at, 1796163422);
+});
+
+test("a refused token rejects with the server's code and reason; a bad argument with invalid_data", async () => {
+  const { conn, fakes } = setup();
+  fakes.last.accept();
+  const refused = conn.authenticate("other-user");
+  const [sent] = fakes.last.of("auth");
+  fakes.last.push({ type: "reply", ref: sent.ref, ok: false, error: { code: "unauthorized", reason: "Token is for another user" } });
+  const err = await rejects(refused, "unauthorized");
+  equal(err.reason, "Token is for another user");
+  await rejects(conn.authenticate(""), "invalid_data");
+  await rejects(conn.authenticate(42), "invalid_data");
+});
+
+test("a token option goes in the handshake; after a reconnect the newest accepted token does", async () => {
+  const { conn, fakes, clock } = setup({ token: "t1" });
+  equal(tokenOf(fakes.last), "t1");
+  fakes.last.accept();
+  const refreshed = conn.authenticate("t2");
+  fakes.last.replyAll("auth");
+  await refreshed;
+  const refused = conn.authenticate("bad");
+  const last = fakes.last.of("auth").at(-1);
+  fakes.last.push({ type: "reply", ref: last.ref, ok: false, error: { code: "unauthorized", reason: "Invalid token" } });
+  await rejects(refused, "unauthorized");
+  fakes.last.drop(1006);
+  await clock.advance(1000);
+  equal(fakes.sockets.length, 2);
+  equal(tokenOf(fakes.last), "t2");
+});
+
+test("tokenParam names the query parameter, beside params", async () => {
+  const { fakes } = setup({ token: "t1", tokenParam: "jwt", params: { v: "1" } });
+  const url = new URL(fakes.last.url);
+  equal([url.searchParams.get("jwt"), url.searchParams.get("v"), url.searchParams.get("token")], ["t1", "1", null]);
+});
+
+test("authenticate while reconnecting: the next handshake carries it, and it is sent after the hello", async () => {
+  const { conn, fakes, clock } = setup({ token: "old" });
+  fakes.last.accept();
+  fakes.last.drop(1006);
+  const first = conn.authenticate("newer");
+  const second = conn.authenticate("newest");
+  await clock.advance(1000);
+  equal(tokenOf(fakes.last), "newest");
+  fakes.last.accept();
+  equal(fakes.last.of("auth").map((m) => m.token), ["newest"]);
+  fakes.last.replyAll("auth", { expires_at: 5 });
+  equal([(await first).expires_at, (await second).expires_at], [5, 5]);
+});
+
+test("an async token function is asked before every attempt, and 4401 reconnects with a fresh token", async () => {
+  let calls = 0;
+  const { conn, fakes, clock } = setup({ token: async () => `t${++calls}` });
+  await settle();
+  equal(tokenOf(fakes.last), "t1");
+  fakes.last.accept();
+  fakes.last.drop(CREDENTIALS_EXPIRED, "Credentials expired");
+  equal(conn.state, "reconnecting");
+  await clock.advance(1000);
+  equal(tokenOf(fakes.last), "t2");
+});
+
+test("without a token function 4401 is final, and a waiting authenticate rejects with closed", async () => {
+  const { conn, fakes } = setup({ token: "t1" });
+  fakes.last.accept();
+  fakes.last.drop(1006);
+  const waiting = conn.authenticate("t2");
+  conn.close();
+  await rejects(waiting, "closed");
+  const other = setup({ token: "t1" });
+  other.fakes.last.accept();
+  other.fakes.last.drop(4401, "Credentials expired");
+  equal(other.conn.state, "closed");
+  equal(other.conn.reason, "closed by the server (4401 Credentials expired)");
+});
+
+test("a token function that throws is reported and retried", async () => {
+  let fail = true;
+  const { conn, fakes, clock, errors } = setup({ token: () => { if (fail) throw new Error("no token yet"); return "t"; } });
+  equal(fakes.sockets.length, 0);
+  equal(conn.state, "reconnecting");
+  equal(errors.map((e) => e.message), ["no token yet"]);
+  equal(conn.closeEvent.reason, "token() failed");
+  fail = false;
+  await clock.advance(1000);
+  equal(tokenOf(fakes.last), "t");
 });

@@ -334,3 +334,52 @@ async def test_the_cache_is_bounded():
     oversized = make_token({"pad": "p" * 3000})
     await backend.authenticate(_Conn(oversized))
     assert oversized not in backend._verified
+
+
+def _pyjwt_accepts(token: str, leeway: float = 0) -> bool:
+    try:
+        jwt.decode(token, SECRET, algorithms=["HS256"], leeway=leeway, options={"require": ["exp"]})
+    except jwt.PyJWTError:
+        return False
+    return True
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("leeway", [0, 30])
+@pytest.mark.parametrize("shape", ["int", "float", "digits", "padded digits", "decimal string", "exponent string",
+                                   "null", "true", "list", "huge float"])
+async def test_the_cache_never_outlives_what_pyjwt_accepts(shape, leeway):
+    # The attack: pyjwt accepts "exp": "1796163422"; a cache that honoured only numbers kept it forever.
+    now = int(time.time())
+    exp = {"int": now + 5, "float": now + 5.9, "digits": str(now + 5), "padded digits": f" {now + 5} ",
+           "decimal string": f"{now + 5}.0", "exponent string": "1e12", "null": None, "true": True,
+           "list": [now + 5], "huge float": 1e308}[shape]
+    token = jwt.encode({"sub": "1", "exp": exp}, SECRET, algorithm="HS256")
+    backend = JWTAuthentication(secret=SECRET, leeway=leeway)
+    if not _pyjwt_accepts(token, leeway):
+        with pytest.raises(AuthenticationFailed):
+            await backend.authenticate(_Conn(token))
+        assert token not in backend._verified
+        return
+    context = await backend.authenticate(_Conn(token))
+    # pyjwt refuses from int(exp) + leeway on: neither the cache nor the socket deadline may go further.
+    assert context.expires_at == backend._verified[token][1] == int(exp) + float(leeway)
+
+
+@pytest.mark.asyncio
+async def test_a_cached_token_with_a_string_exp_expires():
+    backend = JWTAuthentication(secret=SECRET)
+    token = jwt.encode({"sub": "1", "exp": str(int(time.time()) + 1)}, SECRET, algorithm="HS256")
+    assert (await backend.authenticate(_Conn(token))).user_id == "1"
+    await asyncio.sleep(2.05 - (time.time() % 1))  # past exp whatever the sub-second phase
+    assert not _pyjwt_accepts(token)
+    with pytest.raises(AuthenticationFailed, match="Token expired"):
+        await backend.authenticate(_Conn(token))
+
+
+@pytest.mark.asyncio
+async def test_a_token_without_exp_never_expires_when_exp_is_not_required():
+    backend = JWTAuthentication(secret=SECRET, require=())
+    token = jwt.encode({"sub": "1"}, SECRET, algorithm="HS256")
+    assert (await backend.authenticate(_Conn(token))).expires_at is None
+    assert backend._verified[token][1] == float("inf")

@@ -355,3 +355,46 @@ async def test_message_limit_on_http_route_is_ignored():
         return "ok"
 
     assert (await AsyncTestClient(api).get("/x")).status_code == 200
+
+
+# -- IPv6 clients are keyed by prefix ----------------------------------------------------------------
+
+def test_address_key_groups_ipv6_by_prefix_and_unmaps_ipv4():
+    from bolt.security.ratelimit import address_key
+
+    assert address_key("203.0.113.7") == "203.0.113.7"
+    assert address_key("2001:db8:1:2:aaaa::1") == address_key("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert address_key("2001:db8:1:3::1") == "2001:db8:1:3::/64"
+    assert address_key("2001:DB8:1:2::1", 48) == "2001:db8:1::/48"
+    assert address_key("2001:db8::1", 128) == "2001:db8::1"
+    assert address_key("::ffff:203.0.113.7") == "203.0.113.7"
+    assert address_key("fe80::1%eth0") == "fe80::/64"
+    assert address_key("/run/app.sock") == "/run/app.sock"
+    assert address_key("not:an:address") == "not:an:address"
+
+
+@pytest.mark.asyncio
+async def test_100_addresses_of_one_ipv6_64_share_one_bucket():
+    api = limited_api(rps=0.001, burst=3)
+    results = [await outcome(api, client=(f"2001:db8:7:7::{i:x}", 4000)) for i in range(1, 101)]
+    assert results.count(200) == 3 and results.count(429) == 97
+    # Another /64 has its own bucket; an IPv4-mapped address is its IPv4 address.
+    assert await outcome(api, client=("2001:db8:7:8::1", 4000)) == 200
+    assert [await outcome(api, client=("::ffff:198.51.100.1", 1)) for _ in range(3)] == [200] * 3
+    assert await outcome(api, client=("198.51.100.1", 1)) == 429
+
+
+@pytest.mark.asyncio
+async def test_the_ipv6_prefix_is_a_setting():
+    from django.test import override_settings
+
+    with override_settings(BOLT_RATE_LIMIT_IPV6_PREFIX=128):
+        api = limited_api(rps=0.001, burst=1)
+        assert [await outcome(api, client=(f"2001:db8::{i}", 1)) for i in range(1, 4)] == [200] * 3
+    with override_settings(BOLT_RATE_LIMIT_IPV6_PREFIX=48):
+        api = limited_api(rps=0.001, burst=1)
+        assert [await outcome(api, client=(f"2001:db8:0:{i}::1", 1)) for i in range(1, 3)] == [200, 429]
+    for bad in (0, 129, "64", True):
+        with override_settings(BOLT_RATE_LIMIT_IPV6_PREFIX=bad):
+            with pytest.raises(ValueError, match="BOLT_RATE_LIMIT_IPV6_PREFIX"):
+                await outcome(limited_api(rps=1))

@@ -142,3 +142,123 @@ async def test_http_refusals_and_cors_through_uvicorn():
             response = await client.options("/data", headers={"Origin": "https://evil.example",
                                                               "Access-Control-Request-Method": "GET"})
             assert response.status_code == 403
+
+
+@pytest.mark.asyncio
+async def test_ipv6_clients_behind_a_trusted_proxy_share_their_64s_bucket():
+    # The attack: 100 addresses of one /64 (what one IPv6 host is given) each got a fresh bucket.
+    api = BoltAPI()
+
+    @api.websocket("/ws")
+    @rate_limit(rps=0.001, burst=3)
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text("in")
+
+    async def attempt(url: str, client: str) -> int:
+        try:
+            async with connect(url, open_timeout=5, additional_headers={"X-Forwarded-For": client}) as ws:
+                await ws.recv()
+                return 101
+        except InvalidStatus as exc:
+            return exc.response.status_code
+
+    async with serve(api, proxy_headers=True, forwarded_allow_ips="*") as base:
+        url = f"ws://{base}/ws"
+        async with asyncio.timeout(30):
+            results = [await attempt(url, f"2001:db8:7:7::{i:x}") for i in range(1, 101)]
+            other = await attempt(url, "2001:db8:7:8::1")
+            mapped = [await attempt(url, "::ffff:198.51.100.1") for _ in range(3)]
+            plain = await attempt(url, "198.51.100.1")
+    assert (results.count(101), results.count(429)) == (3, 97)
+    assert other == 101
+    assert (mapped, plain) == ([101] * 3, 429)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_cookie_credentials_without_origin_are_refused_through_uvicorn(ws):
+    # The attack: a proxy that strips Origin turned the cross-site check off for cookie credentials.
+    api = BoltAPI()
+
+    @api.websocket("/ws", auth=[JWTAuthentication(secret=SECRET, cookie="jwt")])
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text(websocket.auth.source)
+
+    cookie = {"Cookie": f"jwt={make_token()}"}
+    async with serve(api, ws=ws) as base:
+        url = f"ws://{base}/ws"
+        assert (await refusal(url, additional_headers=cookie))[:2] == (403, b'{"detail":"Origin required"}')
+        async with asyncio.timeout(5):
+            async with connect(url, additional_headers=cookie, origin=f"http://{base}") as client:
+                assert await client.recv() == "cookie"
+            async with connect(url, additional_headers=bearer(make_token())) as client:  # a header token needs none
+                assert await client.recv() == "header"
+
+
+def expiring(seconds: int, sub: str = "42") -> tuple[str, int]:
+    import time
+
+    import jwt
+
+    exp = int(time.time()) + seconds
+    return jwt.encode({"sub": sub, "exp": str(exp)}, SECRET, algorithm="HS256"), exp  # a string exp, as pyjwt allows
+
+
+def realtime_api() -> BoltAPI:
+    api = BoltAPI()
+    api.realtime("/rt", auth=[JWTAuthentication(secret=SECRET)], can_join=True, can_publish=True)
+    return api
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_an_expired_token_closes_its_open_socket_with_4401_through_uvicorn(ws):
+    # The attack: a token past its exp (a string exp, even) kept its open socket working forever.
+    import json
+    import time
+
+    token, exp = expiring(2)
+    async with serve(realtime_api(), ws=ws) as base:
+        async with asyncio.timeout(10):
+            async with connect(f"ws://{base}/rt", additional_headers=bearer(token)) as client:
+                assert json.loads(await client.recv())["type"] == "hello"
+                with pytest.raises(ConnectionClosedError) as exc:
+                    while True:
+                        await client.recv()
+                closed_at = time.time()
+            # The same token cannot open a new socket either: the cache says expired too.
+            assert (await refusal(f"ws://{base}/rt", additional_headers=bearer(token)))[:2] == \
+                (401, b'{"detail":"Token expired"}')
+    assert (exc.value.rcvd.code, exc.value.rcvd.reason) == (4401, "Credentials expired")
+    assert closed_at >= exp
+    print(f"closed {closed_at - exp:.3f} s after exp")  # the figure of the closing note
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
+async def test_an_in_band_refresh_keeps_the_socket_open_through_uvicorn(ws):
+    import json
+    import time
+
+    token, exp = expiring(1)
+    fresh, fresh_exp = expiring(3)
+    async with serve(realtime_api(), ws=ws) as base:
+        async with asyncio.timeout(10):
+            async with connect(f"ws://{base}/rt", additional_headers=bearer(token)) as client:
+                assert json.loads(await client.recv())["type"] == "hello"
+                await client.send(json.dumps({"type": "auth", "token": expiring(60, sub="7")[0], "ref": 1}))
+                assert json.loads(await client.recv())["error"] == {"code": "unauthorized",
+                                                                    "reason": "Token is for another user"}
+                await client.send(json.dumps({"type": "auth", "token": fresh, "ref": 2}))
+                assert json.loads(await client.recv()) == {"type": "reply", "ref": 2, "ok": True,
+                                                           "expires_at": fresh_exp}
+                await asyncio.sleep(max(0.0, exp + 1 - time.time()))  # past the first token's exp
+                await client.send(json.dumps({"type": "ping", "ref": 3}))
+                assert json.loads(await client.recv())["ref"] == 3
+                with pytest.raises(ConnectionClosedError) as exc:
+                    while True:
+                        await client.recv()
+                assert time.time() >= fresh_exp
+    assert exc.value.rcvd.code == 4401

@@ -3,7 +3,6 @@ cross-site WebSocket hijacking defence: cookie credentials need an origin the po
 from __future__ import annotations
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.test import override_settings
@@ -14,18 +13,9 @@ from bolt.testing import AsyncTestClient, WebSocketTestClient
 
 from .conftest import SECRET, bearer, make_token
 
-_migrated = False
-
-
-async def migrate() -> None:
-    """Create the tables once. The async ORM runs every query on one worker thread, whose in-memory
-    SQLite connection is the database, so the migration has to run on that thread too."""
-    global _migrated
-    if not _migrated:
-        from django.core.management import call_command
-
-        await sync_to_async(call_command)("migrate", verbosity=0, interactive=False)
-        _migrated = True
+# The tables come from pytest-django's test database; the handler's async ORM runs on another
+# connection than the test's, so what a test writes must be committed (docs/testing.md).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def login(username: str, **flags) -> str:
@@ -34,7 +24,6 @@ async def login(username: str, **flags) -> str:
     from django.contrib.auth.models import Permission
     from django.contrib.sessions.backends.db import SessionStore
 
-    await migrate()
     model = get_user_model()
     permissions = flags.pop("permissions", ())
     user = await model.objects.filter(username=username).afirst()
@@ -67,9 +56,13 @@ def session_api(guards=None, **api_kwargs) -> BoltAPI:
     return api
 
 
-async def outcome(api: BoltAPI, session_key: str | None, origin: str | None = None, **kwargs):
+async def outcome(api: BoltAPI, session_key: str | None, origin: str | None = "", **kwargs):
+    """The handshake's JSON, or (status, detail). `origin` "" leaves the test client's default
+    (the same origin, with cookies); None sends no Origin at all."""
     cookies = {settings.SESSION_COOKIE_NAME: session_key} if session_key else None
     headers = {"Origin": origin} if origin else None
+    if origin is None:
+        kwargs["origin"] = None
     try:
         async with WebSocketTestClient(api, "/ws", cookies=cookies, headers=headers, **kwargs) as ws:
             return await ws.receive_json()
@@ -146,11 +139,49 @@ async def test_cookie_credentials_are_never_accepted_from_a_wildcard_origin(capl
         assert await outcome(api, key, "https://evil.example") == (403, "Origin not allowed")
         assert await outcome(api, key, "https://evil.example") == (403, "Origin not allowed")
     assert sum("allows every origin" in r.getMessage() for r in caplog.records) == 1  # warned once per route
-    # Without a cookie a wildcard origin is fine, and so is a non-browser client with one.
+    # Without a cookie a wildcard origin is fine, and so is the same origin with one.
     assert await outcome(api, None, "https://evil.example") == (401, "Authentication required")
-    assert (await outcome(api, key))["username"] == "alice"
+    assert (await outcome(api, key, "http://testserver"))["username"] == "alice"
     with override_settings(CORS_ALLOW_ALL_ORIGINS=True):
         assert await outcome(session_api(), key, "https://evil.example") == (403, "Origin not allowed")
+
+
+@pytest.mark.asyncio
+async def test_cookie_credentials_without_an_origin_are_refused(caplog):
+    # A proxy or an embedded engine that drops Origin would silently switch the CSWSH check off.
+    key = await login("alice")
+    api = session_api(cors_allowed_origins=["https://app.example.com"])
+    with caplog.at_level("INFO", logger="bolt.security"):
+        assert await outcome(api, key, origin=None) == (403, "Origin required")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "refused websocket /ws from testclient:50000: 403 Origin required "
+                    "(cookie credentials without an Origin header)")]
+    # The test client sends the same origin with cookies by default, as a browser does.
+    assert (await outcome(api, key))["username"] == "alice"
+    # No cookie, no Origin: a non-browser client, judged by its credentials alone.
+    assert await outcome(api, None, origin=None) == (401, "Authentication required")
+    # HTTP requests need no Origin: browsers leave it out of same-origin GETs.
+    response = await AsyncTestClient(api).get("/http", cookies={settings.SESSION_COOKIE_NAME: key})
+    assert response.json() == {"username": "alice"}
+
+
+@pytest.mark.asyncio
+async def test_missing_origin_opt_outs_route_api_and_setting():
+    key = await login("alice")
+    api = session_api(allow_missing_origin=True)
+    assert (await outcome(api, key, origin=None))["username"] == "alice"
+    with override_settings(BOLT_ALLOW_MISSING_ORIGIN=True):
+        assert (await outcome(session_api(), key, origin=None))["username"] == "alice"
+        # The api's own word wins over the setting.
+        assert await outcome(session_api(allow_missing_origin=False), key, origin=None) == (403, "Origin required")
+    route = BoltAPI()
+
+    @route.websocket("/ws", auth=[SessionAuthentication()], allow_missing_origin=True)
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_json({"username": websocket.user.username})
+
+    assert (await outcome(route, key, origin=None))["username"] == "alice"
 
 
 @pytest.mark.asyncio

@@ -16,7 +16,11 @@ class BackendUnavailable(ConnectionError):
 
 
 class PublishError(BackendUnavailable):
-    """A broadcast could not be published; no process delivered it."""
+    """The backend did not confirm a broadcast: this process has not delivered it.
+
+    Not confirmed is not the same as not delivered: a command that timed out can still run when Redis
+    resumes, and then other processes deliver it.
+    """
 
 
 class Backend:

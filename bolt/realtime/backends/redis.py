@@ -43,16 +43,21 @@ PRESENCE = "p"  # message kind on a room channel: a join or leave event
 # KEYS: id counter, history set, channel. ARGV: node, kind, payload, time (ms), size, ttl (ms).
 # One script, so ids enter the history in order even with many publishers. The counter of a room
 # nobody publishes to for a day expires too (its ids then start again, seen by clients as a gap).
-_PUBLISH = """
+# PUBLISH here; SPUBLISH on a Redis Cluster (bolt.realtime.backends.redis_cluster).
+PUBLISH_SCRIPT = """
 local seq = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[6]), 86400000))
 local message = '["' .. ARGV[1] .. '","' .. ARGV[2] .. '",' .. seq .. ',' .. ARGV[4] .. ']\\n' .. ARGV[3]
 redis.call('ZADD', KEYS[2], seq, message)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
-redis.call('PUBLISH', KEYS[3], message)
+redis.call('{publish}', KEYS[3], message)
 return seq
 """
+
+
+class _Silent(RedisConnectionError):
+    """Redis left a ping unanswered: it hangs, or its host is gone without closing the socket."""
 
 
 @contextlib.contextmanager
@@ -63,6 +68,19 @@ def _unavailable(what: str, error: type[BackendUnavailable] = BackendUnavailable
         raise error(f"redis: {what} failed: {exc}") from exc
 
 
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait for them. A cancellation that lands as redis-py's read timeout fires can be
+    swallowed (asyncio.timeout turns it into the timeout), so a task still running is cancelled again."""
+    pending = set(tasks)
+    for _ in range(100):  # 10 s at most
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    logger.warning("%d redis backend tasks did not stop", len(pending))
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -71,11 +89,13 @@ class RedisBackend(Backend):
     """Pub/sub, presence and history in Redis (redis-py's asyncio client)."""
 
     name = "redis"
+    publish_command = "PUBLISH"
 
     def __init__(self, url: str, *, prefix: str = "bolt:", presence_ttl: float = 30.0, timeout: float = 2.0,
-                 max_backoff: float = 5.0, max_connections: int = 32) -> None:
+                 max_backoff: float = 5.0, max_connections: int = 32, health_interval: float = 1.0) -> None:
         """`timeout` bounds every Redis call (and the wait for a pooled connection), `max_backoff` the
-        subscriber's reconnect delay; `max_connections` caps this process's command connections."""
+        subscriber's reconnect delay; `max_connections` caps this process's command connections. The
+        subscriber pings after `health_interval` seconds of silence and gives Redis as long again to answer."""
         super().__init__()
         self.url = url
         self.prefix = prefix
@@ -83,6 +103,7 @@ class RedisBackend(Backend):
         self.timeout = timeout
         self.max_backoff = max_backoff
         self.max_connections = max_connections
+        self.health_interval = health_interval
         self.node = ""
         self._redis: Redis | None = None
         self._sub_redis: Redis | None = None
@@ -102,6 +123,9 @@ class RedisBackend(Backend):
 
     def _channel(self, room: str) -> str:
         return f"{self.prefix}room:{room}"
+
+    def _room_of(self, channel: bytes) -> str:
+        return channel.decode()[len(self.prefix) + 5:]  # strip "<prefix>room:"
 
     def _presence_key(self, room: str) -> str:
         return f"{self.prefix}presence:{room}"
@@ -126,7 +150,7 @@ class RedisBackend(Backend):
                                                timeout=self.timeout, **options)
         self._redis = Redis(connection_pool=pool)
         self._sub_redis = Redis.from_url(self.url, **options)
-        self._script = self._redis.register_script(_PUBLISH)
+        self._script = self._redis.register_script(PUBLISH_SCRIPT.replace("{publish}", self.publish_command))
         self._listening = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._listen()), loop.create_task(self._heartbeat())]
@@ -136,21 +160,22 @@ class RedisBackend(Backend):
                 await self._listening.wait()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await _cancel(self._tasks)
         self._tasks = []
         with contextlib.suppress(BackendUnavailable):
             for room, members in list(self.local.items()):
                 for member in list(members.values()):
                     await self.remove_member(room, member)
         await self._close_pubsub()
+        await self._close_clients()
+        await super().stop()
+
+    async def _close_clients(self) -> None:
         for client in (self._redis, self._sub_redis):
             if client is not None:
                 with contextlib.suppress(RedisError, OSError):
                     await client.aclose(close_connection_pool=True)
         self._redis = self._sub_redis = None
-        await super().stop()
 
     # -- publishing ---------------------------------------------------------------------------------
 
@@ -159,7 +184,8 @@ class RedisBackend(Backend):
         sent = _now_ms()
         with _unavailable(f"publish to room {room!r}", PublishError):
             if history is None:
-                await self._redis.publish(self._channel(room), self._header(message.kind, 0, sent) + message.payload())
+                await self._redis.execute_command(self.publish_command, self._channel(room),
+                                                  self._header(message.kind, 0, sent) + message.payload())
             else:
                 seq_key, history_key = self._history_keys(room)
                 seq = await self._script(keys=[seq_key, history_key, self._channel(room)],
@@ -230,18 +256,11 @@ class RedisBackend(Backend):
 
     async def _listen(self) -> None:
         """Hold one subscriber connection; when it breaks, reconnect with backoff and signal the gap."""
-        assert self._sub_redis is not None
         backoff = 0.05
         first = True
         while True:
             try:
-                pubsub = self._sub_redis.pubsub(ignore_subscribe_messages=True)
-                # A channel of its own keeps the connection subscribed even with no rooms.
-                await pubsub.subscribe(f"{self.prefix}node:{self.node}")
-                self._pubsub = pubsub
-                rooms = list(self._rooms)
-                if rooms:
-                    await pubsub.subscribe(*(self._channel(room) for room in rooms))
+                rooms = await self._open_subscriber()
                 run_id = await self._server_run_id()
                 restarted = None not in (run_id, self._run_id) and run_id != self._run_id
                 self._run_id = run_id
@@ -259,7 +278,7 @@ class RedisBackend(Backend):
                 first = False
                 backoff = 0.05
                 self._listening.set()
-                await self._read(pubsub)
+                await self._read(self._pubsub)
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
@@ -274,28 +293,50 @@ class RedisBackend(Backend):
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)
 
+    async def _open_subscriber(self) -> list[str]:
+        """Connect the subscriber (`self._pubsub`) and subscribe to every room; returns those rooms."""
+        assert self._sub_redis is not None
+        pubsub = self._sub_redis.pubsub(ignore_subscribe_messages=True)
+        # A channel of its own keeps the connection subscribed even with no rooms.
+        await pubsub.subscribe(f"{self.prefix}node:{self.node}")
+        self._pubsub = pubsub
+        rooms = list(self._rooms)
+        if rooms:
+            await pubsub.subscribe(*(self._channel(room) for room in rooms))
+        return rooms
+
     async def _read(self, pubsub: Any) -> None:
-        """Dispatch messages until the connection fails or Redis stops answering.
+        """Dispatch messages until the connection fails or Redis stops answering."""
+        await self._pump(pubsub, self._on_message)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        if message["type"] == "message":
+            self._dispatch(message["channel"], message["data"])
+
+    async def _pump(self, pubsub: Any, handle: Any) -> None:
+        """Hand every message of one subscriber connection to `handle` until the connection fails.
 
         A server that hangs, or a host that vanishes without closing the socket, raises no error on a
-        quiet channel: when nothing has arrived for `timeout` seconds the subscriber pings, and three
-        timeouts of silence count as a lost connection.
+        quiet channel: when nothing has arrived for `health_interval` seconds the subscriber pings, and
+        a ping unanswered for another `health_interval` counts as a lost connection.
         """
         loop = asyncio.get_running_loop()
+        interval = self.health_interval
         heard = loop.time()
+        pinged: float | None = None
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.timeout / 2)
+            message = await pubsub.get_message(timeout=interval / 4)
             now = loop.time()
             if message is not None:
-                heard = now
-                if message.get("type") == "message":
-                    self._dispatch(message["channel"], message["data"])
+                heard, pinged = now, None
+                handle(message)
                 continue
-            silent = now - heard
-            if silent > 3 * self.timeout:
-                raise RedisConnectionError(f"no answer from Redis for {silent:.1f} s")
-            if silent > self.timeout:
+            if pinged is not None:
+                if now - pinged > interval:
+                    raise _Silent(f"no answer from Redis to a ping for {now - pinged:.1f} s")
+            elif now - heard > interval:
                 await pubsub.ping()
+                pinged = now
 
     def _parse(self, data: bytes) -> tuple[str, Message | None, bytes]:
         header, _, payload = data.partition(b"\n")
@@ -305,7 +346,7 @@ class RedisBackend(Backend):
         return node, Message.from_payload(kind, payload, seq or None, sent / 1000), payload
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
-        room = channel.decode()[len(self.prefix) + 5:]  # strip "<prefix>room:"
+        room = self._room_of(channel)
         try:
             node, message, payload = self._parse(data)
         except (ValueError, TypeError):
@@ -314,7 +355,7 @@ class RedisBackend(Backend):
         if node == self.node:
             return  # this process delivered it already
         if message is not None:
-            self.hub.deliver(room, message)  # type: ignore[union-attr]
+            self.hub.deliver_remote(room, message)  # type: ignore[union-attr]
         else:
             kind, connection_id, user_id = orjson.loads(payload)
             self.hub.emit_remote(PresenceEvent(kind, room, Member(connection_id, user_id)))  # type: ignore[union-attr]
@@ -322,7 +363,8 @@ class RedisBackend(Backend):
     # -- presence -----------------------------------------------------------------------------------
 
     def _announce(self, pipe: Any, room: str, kind: str, member: Member) -> None:
-        pipe.publish(self._channel(room), self._header(PRESENCE) + orjson.dumps([kind, *member.to_list()]))
+        pipe.execute_command(self.publish_command, self._channel(room),
+                             self._header(PRESENCE) + orjson.dumps([kind, *member.to_list()]))
 
     def _note_missed(self, room: str, kind: str, member: Member) -> None:
         key = (room, member.connection_id)

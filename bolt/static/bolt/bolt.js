@@ -14,6 +14,9 @@
 /** The room protocol version this client speaks. */
 export const PROTOCOL_VERSION = 1;
 
+/** The close code of a connection whose credentials expired (docs/realtime-protocol.md#credentials). */
+export const CREDENTIALS_EXPIRED = 4401;
+
 /** Close codes after which the client reconnects by default: the server went away or asked to retry. */
 export const RECONNECT_CODES = Object.freeze([1001, 1005, 1006, 1011, 1012, 1013, 1014]);
 
@@ -47,6 +50,8 @@ export class BoltError extends Error {
 
 const DEFAULTS = Object.freeze({
   params: undefined,
+  token: undefined,
+  tokenParam: "token",
   protocols: undefined,
   pingInterval: 25000,
   pingTimeout: 10000,
@@ -126,6 +131,10 @@ export class Connection {
     this._queue = []; // publishes waiting for their room to be joined on an open socket
     this._listeners = new Set();
     this._nextRef = 1;
+    // The newest token (a string `token` option, replaced by each accepted authenticate()), and an
+    // authenticate() made while not open: {token, waiters}, sent right after the next hello.
+    this._token = typeof opts.token === "string" ? opts.token : null;
+    this._authWaiting = null;
     this._attempt = 0; // consecutive attempts since the last stable connection
     this._ws = null;
     this._ready = false; // the current socket has said hello
@@ -169,6 +178,34 @@ export class Connection {
     return room;
   }
 
+  /**
+   * Give the open connection a fresh token before its credentials expire (the server closes an
+   * expired connection with 4401). Resolves with the server's reply ({type: "reply", ok: true,
+   * expires_at}); rejects with a BoltError: "unauthorized" (the reason says why the server refused
+   * it; the old credentials still hold), "invalid_data", "timeout", "disconnected", "closed".
+   * While not open it is sent right after the next hello, and, for a connection made with a string
+   * `token` option, the next handshake already carries it. With a `token` option, every reconnect
+   * presents the newest token.
+   * @param {string} token
+   * @returns {Promise<object>}
+   */
+  authenticate(token) {
+    if (this.state === "closed") return Promise.reject(new BoltError("closed", this.reason || "the connection is closed"));
+    if (typeof token !== "string" || !token) return Promise.reject(new BoltError("invalid_data", "a token is a non-empty string"));
+    if (this._ready) return this._sendAuth(token);
+    if (typeof this._opts.token === "string") this._token = token;
+    const waiting = this._authWaiting || (this._authWaiting = { token, waiters: [] });
+    waiting.token = token; // only the newest is worth sending
+    return new Promise((resolve, reject) => waiting.waiters.push({ resolve, reject }));
+  }
+
+  _sendAuth(token) {
+    return this._request({ type: "auth", token }, this._opts.replyTimeout).then((reply) => {
+      if (typeof this._opts.token === "string") this._token = token;
+      return reply;
+    });
+  }
+
   /** The rooms this connection is in (or joining), by name. */
   get rooms() {
     return new Map(this._rooms);
@@ -200,34 +237,43 @@ export class Connection {
   _dial() {
     this._clear("retry");
     if (this.state === "closed") return;
+    let what = "params";
     let params = this._opts.params;
+    let token;
     try {
       if (typeof params === "function") params = params();
+      what = "token";
+      token = typeof this._opts.token === "function" ? this._opts.token() : this._token;
     } catch (err) {
-      this._report(err);
-      this._lost({ code: 1006, reason: "params() failed", wasClean: false }, true);
+      this._dialFailed(what, err);
       return;
     }
-    if (params && typeof params.then === "function") {
-      // An async params() (e.g. fetching a fresh token): dial once it settles.
+    if ((params && typeof params.then === "function") || (token && typeof token.then === "function")) {
+      // An async params() or token() (e.g. fetching a fresh token): dial once both settle.
       this._timer.retry = "params";
-      params.then(
-        (value) => this._timer.retry === "params" && this._open(value),
-        (err) => {
+      const named = (value, name) => Promise.resolve(value).catch((err) => Promise.reject({ name, err }));
+      Promise.all([named(params, "params"), named(token, "token")]).then(
+        ([p, t]) => this._timer.retry === "params" && this._open(p, t),
+        (failure) => {
           if (this._timer.retry !== "params") return;
           this._timer.retry = null;
-          this._report(err);
-          this._lost({ code: 1006, reason: "params() failed", wasClean: false }, true);
+          this._dialFailed(failure.name, failure.err);
         },
       );
       return;
     }
-    this._open(params);
+    this._open(params, token);
   }
 
-  _open(params) {
+  _dialFailed(what, err) {
+    this._report(err);
+    this._lost({ code: 1006, reason: `${what}() failed`, wasClean: false }, true);
+  }
+
+  _open(params, token) {
     this._timer.retry = null;
     if (this.state === "closed") return;
+    if (typeof token === "string" && token) params = { ...(params || {}), [this._opts.tokenParam]: token };
     let ws;
     try {
       ws = this._opts.protocols === undefined
@@ -266,6 +312,12 @@ export class Connection {
       if (this._ws === ws) this._attempt = 0; // it stayed up: the next loss starts the backoff over
     }, this._backoff.resetAfter);
     this._schedulePing();
+    const waiting = this._authWaiting;
+    this._authWaiting = null;
+    if (waiting) {
+      const sent = this._sendAuth(waiting.token);
+      for (const { resolve, reject } of waiting.waiters) sent.then(resolve, reject);
+    }
     // Rejoin before announcing "open", so a join() made by a state listener is not sent twice.
     for (const room of this._rooms.values()) room._sendJoin();
     this._setState("open", {});
@@ -300,7 +352,8 @@ export class Connection {
       room.state = "joining";
     }
     if (this.state === "closed") return;
-    let retry = always;
+    // Expired credentials are worth a retry only when a token() function can give fresh ones.
+    let retry = always || (event.code === CREDENTIALS_EXPIRED && typeof this._opts.token === "function");
     if (!retry) {
       try {
         retry = this._opts.reconnectOn(event.code, event.reason);
@@ -330,6 +383,9 @@ export class Connection {
     this._failPending("closed", reason);
     const queued = this._queue.splice(0);
     for (const item of queued) item.reject(new BoltError("closed", reason));
+    const waiting = this._authWaiting;
+    this._authWaiting = null;
+    for (const { reject } of waiting ? waiting.waiters : []) reject(new BoltError("closed", reason));
     for (const room of this._rooms.values()) room._close(reason);
     this._setState("closed", { code: event.code, reason });
   }

@@ -1,0 +1,227 @@
+"""Prometheus metrics for operators: `BoltAPI(metrics="/metrics")` (needs `pip install bolt[metrics]`).
+
+Counters and histograms are updated where things happen (a handshake, a broadcast, a drop); the
+gauges (open connections, rooms, backend health) are sampled once a second by each worker, so the hot
+path pays one histogram and two counter updates per broadcast, never per recipient. With
+`PROMETHEUS_MULTIPROC_DIR` set (several uvicorn workers), every worker writes its values there and the
+endpoint of any worker reports them all (prometheus_client's multiprocess mode).
+
+Evicted slow consumers also log one line each on `bolt.metrics`, metrics on or off: the path without
+its query string (where tokens travel), the client address and the reason. Refused handshakes are
+logged once by the security pipeline, on `bolt.security`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from bolt.responses import Response
+
+if TYPE_CHECKING:
+    from bolt.realtime.hub import Hub
+    from bolt.security.denial import Denial
+
+logger = logging.getLogger("bolt.metrics")
+
+SAMPLE_INTERVAL = 1.0  # seconds between two samples of the gauges
+_FANOUT_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# Denial details the security pipeline uses, as bounded label values.
+_REASONS = {"Origin not allowed": "origin", "Origin required": "origin", "Rate limit exceeded": "rate_limit",
+            "Authentication required": "auth", "Permission denied": "permission", "Not Found": "not_found"}
+_STATUS_REASONS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_found", 422: "bad_request",
+                   429: "rate_limit"}
+
+
+def denial_reason(denial: Denial) -> str:
+    """A short, bounded name for why a handshake was refused (a label value, never free text)."""
+    return _REASONS.get(denial.detail) or _STATUS_REASONS.get(denial.status_code, "other")
+
+
+def websocket_denied(scope: dict[str, Any], denial: Denial) -> None:
+    """Count a refused handshake when the api has metrics (the refusal's one log line is bolt.security's)."""
+    metrics = getattr(getattr(scope.get("app"), "hub", None), "metrics", None)
+    if metrics is not None:
+        metrics.handshakes.labels("denied", denial_reason(denial)).inc()
+
+
+def _size(data: str | bytes) -> int:
+    if isinstance(data, str) and not data.isascii():
+        return len(data.encode())
+    return len(data)
+
+
+class _Instruments:
+    """The process's metric objects: created once, shared by every api (Prometheus names are global)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        self.connections = Gauge("bolt_websocket_connections", "Open (accepted) WebSocket connections",
+                                 multiprocess_mode="livesum")
+        self.handshakes = Counter("bolt_websocket_handshakes", "WebSocket handshakes by outcome and denial reason",
+                                  ["outcome", "reason"])
+        self.received = Counter("bolt_websocket_messages_received", "Messages received from clients")
+        self.received_bytes = Counter("bolt_websocket_received_bytes", "Payload bytes received from clients")
+        self.sent = Counter("bolt_websocket_messages_sent",
+                            "Messages sent to clients (each broadcast recipient counts)")
+        self.sent_bytes = Counter("bolt_websocket_sent_bytes", "Payload bytes sent to clients")
+        self.broadcasts = Counter("bolt_broadcasts", "Broadcasts delivered in this process, by origin", ["origin"])
+        self.fanout = Histogram("bolt_broadcast_recipients", "Local recipients of one broadcast", ["origin"],
+                                buckets=_FANOUT_BUCKETS)
+        self.latency = Histogram("bolt_broadcast_seconds",
+                                 "local: broadcast() from call to queued for every local recipient (publish "
+                                 "included); remote: from the publisher's clock to queued here",
+                                 ["origin"], buckets=_LATENCY_BUCKETS)
+        self.dropped = Counter("bolt_outbox_dropped", "Messages dropped from full send queues", ["policy"])
+        self.evictions = Counter("bolt_slow_consumer_evictions", "Slow consumers closed with 1013",
+                                 ["policy", "reason"])
+        self.backend_up = Gauge("bolt_backend_up", "1 when the pub/sub backend is connected and listening",
+                                ["backend"], multiprocess_mode="liveall")
+        self.reconnects = Counter("bolt_backend_reconnects", "Times the backend's subscriber reconnected")
+        self.rooms = Gauge("bolt_rooms", "Rooms with local members (connections' own rooms left out)",
+                           multiprocess_mode="livesum")
+        self.memberships = Gauge("bolt_room_members", "Local room memberships (presence entries this process keeps)",
+                                 multiprocess_mode="livesum")
+        self.largest_room = Gauge("bolt_largest_room_members", "Local members of the largest room",
+                                  multiprocess_mode="livemax")
+        self.queued = Gauge("bolt_outbox_queued", "Messages waiting in send queues", multiprocess_mode="livesum")
+
+
+_instruments: _Instruments | None = None
+
+
+def _shared_instruments() -> _Instruments:
+    global _instruments
+    if _instruments is None:
+        _instruments = _Instruments()
+    return _instruments
+
+
+class Metrics:
+    """One api's metrics endpoint and the hooks its hub calls; see the module docstring."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            import prometheus_client  # noqa: F401
+        except ImportError:
+            raise ImportError("BoltAPI(metrics=...) needs prometheus_client: pip install 'bolt[metrics]'") from None
+        if not path.startswith("/"):
+            raise ValueError(f"metrics path must start with '/': {path!r}")
+        self.path = path
+        instruments = _shared_instruments()
+        self.instruments = instruments
+        self.handshakes = instruments.handshakes
+        self._accepted = instruments.handshakes.labels("accepted", "")
+        self._received = instruments.received
+        self._received_bytes = instruments.received_bytes
+        self._sent = instruments.sent
+        self._sent_bytes = instruments.sent_bytes
+        self._local = (instruments.broadcasts.labels("local"), instruments.fanout.labels("local"),
+                       instruments.latency.labels("local"))
+        self._remote = (instruments.broadcasts.labels("remote"), instruments.fanout.labels("remote"),
+                        instruments.latency.labels("remote"))
+        self._sampler: asyncio.Task[None] | None = None
+        self._reconnects = 0
+
+    # -- hooks (called by the hub) ----------------------------------------------------------------------
+
+    def connected(self, websocket: Any) -> None:
+        """An accepted connection: count it and count what it receives and sends outside broadcasts."""
+        self._accepted.inc()
+        receive, send = websocket._receive, websocket._send
+        received, received_bytes, sent, sent_bytes = self._received, self._received_bytes, self._sent, self._sent_bytes
+
+        async def counted_receive() -> Any:
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                received.inc()
+                data = message.get("text")
+                received_bytes.inc(_size(data if data is not None else message.get("bytes") or b""))
+            return message
+
+        async def counted_send(message: Any) -> None:
+            if message["type"] == "websocket.send":
+                sent.inc()
+                data = message.get("text")
+                sent_bytes.inc(_size(data if data is not None else message.get("bytes") or b""))
+            await send(message)
+
+        websocket._receive, websocket._send = counted_receive, counted_send
+
+    def broadcast(self, recipients: int, data: str | bytes, seconds: float, remote: bool = False) -> None:
+        """One broadcast queued for `recipients` local connections, `seconds` after it started."""
+        count, fanout, latency = self._remote if remote else self._local
+        count.inc()
+        fanout.observe(recipients)
+        latency.observe(seconds)
+        if recipients:
+            self._sent.inc(recipients)
+            self._sent_bytes.inc(recipients * _size(data))
+
+    def dropped(self, policy: str) -> None:
+        self.instruments.dropped.labels(policy).inc()
+
+    def evicted(self, policy: str, why: str) -> None:
+        self.instruments.evictions.labels(policy, "send_timeout" if "blocked" in why else "queue_full").inc()
+
+    # -- gauges ---------------------------------------------------------------------------------------
+
+    def start(self, hub: Hub) -> None:
+        """Sample `hub`'s gauges every SAMPLE_INTERVAL on the running loop, until stop()."""
+        if self._sampler is None or self._sampler.done():
+            self._sampler = asyncio.get_running_loop().create_task(self._sample_forever(hub))
+
+    async def stop(self) -> None:
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.cancel()
+            await asyncio.gather(sampler, return_exceptions=True)
+            mark_process_dead()
+
+    async def _sample_forever(self, hub: Hub) -> None:
+        while True:
+            self.sample(hub)
+            await asyncio.sleep(SAMPLE_INTERVAL)
+
+    def sample(self, hub: Hub) -> None:
+        instruments = self.instruments
+        health = hub.health()
+        instruments.connections.set(health["connections"])
+        instruments.queued.set(health["queued"])
+        instruments.backend_up.labels(str(health.get("backend"))).set(1 if health.get("ok") else 0)
+        reconnects = int(health.get("reconnects") or 0)
+        if reconnects > self._reconnects:
+            instruments.reconnects.inc(reconnects - self._reconnects)
+        self._reconnects = reconnects
+        sizes = hub.room_sizes()
+        instruments.rooms.set(len(sizes))
+        instruments.memberships.set(sum(sizes))
+        instruments.largest_room.set(max(sizes, default=0))
+
+    # -- the endpoint ---------------------------------------------------------------------------------
+
+    def response(self, hub: Hub | None = None) -> Response:
+        """The text exposition of every metric: this process's, or every worker's in multiprocess mode."""
+        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+        if hub is not None:
+            self.sample(hub)  # this worker's gauges as they are now
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+        else:
+            registry = REGISTRY
+        return Response(generate_latest(registry), headers={"content-type": CONTENT_TYPE_LATEST})
+
+
+def mark_process_dead() -> None:
+    """In multiprocess mode, drop this worker's live gauges (at shutdown)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(os.getpid())

@@ -1,0 +1,90 @@
+"""uvicorn's HTTP protocols with a deadline for the request head, as `bolt run` serves them.
+
+uvicorn reads the request head (of a WebSocket upgrade too) in its HTTP protocol, before any
+WebSocket protocol exists, and bounds that read by nothing: a client that trickles a head, or
+sends none, keeps its socket for as long as it likes. These subclasses close a connection whose
+request head is not complete ``head_timeout`` seconds after the connection was made, or after
+the previous response on a keep-alive connection. Subclass to change the deadline and pass the
+class to uvicorn's ``http`` setting (``bolt run --http module:Class``)::
+
+    class Patient(H11Protocol):
+        head_timeout = 30.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
+
+__all__ = ["H11Protocol", "HeadDeadline", "HttpToolsProtocol", "default_http_protocol"]
+
+
+class HeadDeadline:
+    """Mixin for a uvicorn HTTP protocol: close the connection when a request head takes too long.
+
+    A head is complete when uvicorn starts its request cycle (``self.cycle`` changes) or hands
+    the connection to a WebSocket protocol.
+    """
+
+    head_timeout = 10.0
+
+    transport: asyncio.Transport
+    loop: asyncio.AbstractEventLoop
+    cycle: Any
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_cycle: Any = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm_head_deadline()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        if self._head_timer is not None and self._head_done():
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def on_response_complete(self) -> None:
+        self._arm_head_deadline()  # before the pipelined request, if any, is started below
+        super().on_response_complete()  # type: ignore[misc]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        super().connection_lost(exc)  # type: ignore[misc]
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_cycle = self.cycle
+        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _head_done(self) -> bool:
+        return self.cycle is not self._head_cycle or self.transport.get_protocol() is not self
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._head_done() and not self.transport.is_closing():
+            self.transport.close()
+
+
+class H11Protocol(HeadDeadline, _H11Protocol):
+    """uvicorn's h11 protocol with the request-head deadline."""
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
+except ImportError:  # httptools is optional (uvicorn[standard])
+    HttpToolsProtocol: type | None = None
+else:
+
+    class HttpToolsProtocol(HeadDeadline, _HttpToolsProtocol):  # type: ignore[no-redef]
+        """uvicorn's httptools protocol with the request-head deadline."""
+
+
+def default_http_protocol() -> type:
+    """The parser uvicorn's "auto" would pick (httptools when installed, else h11), with the deadline."""
+    return HttpToolsProtocol or H11Protocol

@@ -1,0 +1,264 @@
+"""The Redis backend on a Redis Cluster (7.0+): sharded pub/sub, one hash slot per room.
+
+Everything of one room lives in one hash slot: its channel and keys carry the room as a hash tag
+(`bolt:room:{lobby}`, `bolt:seq:{lobby}`, ...), so the script that numbers, keeps and publishes a
+message stays one atomic call on the master that owns the room, and the broadcast goes out with
+SPUBLISH, which only that master's shard carries. Rooms spread over the masters by their slots.
+
+Commands go through redis-py's cluster client, which follows MOVED and ASK redirects and refreshes
+its slot map after a connection error (a failover). The subscriber holds one connection per master
+that owns a subscribed room, each checked like the plain backend's: when any of them breaks or stops
+answering, the subscriber reads the slot map again, subscribes every room on its current master and
+signals a gap to every room it serves. A master whose slot moves away (resharding) unsubscribes its
+clients; that is handled the same way.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.crc import key_slot
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from bolt.realtime.backends.base import Backend
+from bolt.realtime.backends.redis import PUBLISH_SCRIPT, RedisBackend, _cancel
+
+if TYPE_CHECKING:
+    from bolt.realtime.hub import Hub
+
+SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """`redis+cluster://[user:password@]host:port[,host:port...]` -> startup nodes and connection options.
+
+    `rediss+cluster://` connects with TLS. Any reachable node is enough to find the others.
+    """
+    if not url.startswith(SCHEMES):
+        raise ValueError(f"not a Redis Cluster URL: {url!r} (use redis+cluster://host:port[,host:port...])")
+    scheme, _, rest = url.partition("://")
+    credentials, _, hosts = rest.rpartition("@")
+    hosts = hosts.split("/", 1)[0].split("?", 1)[0]
+    options: dict[str, Any] = {"ssl": scheme == "rediss+cluster"}
+    if credentials:
+        username, _, password = credentials.partition(":")
+        options["username"] = unquote(username) or None
+        options["password"] = unquote(password) or None
+    nodes = []
+    for host in hosts.split(","):
+        parts = urlsplit(f"//{host}")
+        if not parts.hostname:
+            raise ValueError(f"Redis Cluster URL {url!r} names no host in {host!r}")
+        nodes.append((parts.hostname, parts.port or 6379))
+    return nodes, options
+
+
+class RedisClusterBackend(RedisBackend):
+    """Broadcasts, presence and history on a Redis Cluster; the options are those of RedisBackend.
+
+    `prefix` may not contain braces: the room is each key's hash tag. `max_backoff` is 1 s by default:
+    a failover completes about a second after `cluster-node-timeout`, and the subscriber should see it
+    soon after (one attempt costs a CLUSTER SLOTS on a live node).
+    """
+
+    name = "redis-cluster"
+    publish_command = "SPUBLISH"
+
+    def __init__(self, url: str, **options: Any) -> None:
+        options.setdefault("max_backoff", 1.0)
+        super().__init__(url, **options)
+        if "{" in self.prefix or "}" in self.prefix:
+            raise ValueError(f"prefix {self.prefix!r} may not contain braces on a Redis Cluster")
+        self.startup_nodes, self._url_options = parse_cluster_url(url)
+        self._node_options: dict[str, Any] = {}
+        self._shards: _Shards | None = None
+
+    # -- keys: the room is the hash tag ---------------------------------------------------------------
+
+    def _channel(self, room: str) -> str:
+        return f"{self.prefix}room:{{{room}}}"
+
+    def _room_of(self, channel: bytes) -> str:
+        return channel.decode()[len(self.prefix) + 6:-1]  # strip "<prefix>room:{" and "}"
+
+    def _presence_key(self, room: str) -> str:
+        return f"{self.prefix}presence:{{{room}}}"
+
+    def _history_keys(self, room: str) -> tuple[str, str]:
+        return f"{self.prefix}seq:{{{room}}}", f"{self.prefix}history:{{{room}}}"
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    async def start(self, hub: Hub) -> None:
+        await Backend.start(self, hub)
+        self.node = hub.node_id
+        self._node_options = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
+                              "retry": Retry(NoBackoff(), 0), **self._url_options}
+        # No silent retries here either: a publish during a failover fails at once (PublishError), and
+        # the client reads the slot map again before its next command.
+        self._redis = RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
+                                   max_connections=self.max_connections, **self._node_options)
+        self._script = self._redis.register_script(PUBLISH_SCRIPT.replace("{publish}", self.publish_command))
+        self._listening = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._heartbeat())]
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self._listening.wait()
+        except TimeoutError:
+            pass
+
+    async def _close_pubsub(self) -> None:
+        shards, self._shards = self._shards, None
+        self._pubsub = None
+        if shards is not None:
+            await shards.aclose()
+
+    async def _close_clients(self) -> None:
+        if self._redis is not None:
+            try:
+                await self._redis.aclose()
+            except (RedisError, OSError):
+                pass
+        self._redis = None
+
+    async def _drop_idle_connections(self) -> None:
+        """Nothing to drop: the cluster client disconnects a node's idle connections when one fails."""
+
+    async def _server_run_id(self) -> str | None:
+        # A failed-over master is a replica that kept the data; there is no one server to compare.
+        return None
+
+    # -- subscribing ----------------------------------------------------------------------------------
+
+    async def _open_subscriber(self) -> list[str]:
+        assert isinstance(self._redis, RedisCluster)
+        await self._redis.nodes_manager.initialize()  # the slot map as it is now (after a failover, say)
+        shards = _Shards(self)
+        self._shards = shards
+        self._pubsub = shards
+        rooms = list(self._rooms)
+        await shards.subscribe([self._channel(room) for room in rooms])
+        return rooms
+
+    async def _read(self, pubsub: Any) -> None:
+        await pubsub.failed
+
+    async def subscribe(self, room: str) -> None:
+        self._rooms.add(room)
+        shards = self._shards
+        if shards is not None:
+            try:
+                await shards.subscribe([self._channel(room)])
+            except (RedisError, OSError) as exc:
+                shards.fail(exc)  # the subscriber reconnects and subscribes every room again
+
+    async def unsubscribe(self, room: str) -> None:
+        self._rooms.discard(room)
+        shards = self._shards
+        if shards is not None:
+            try:
+                await shards.unsubscribe(self._channel(room))
+            except (RedisError, OSError) as exc:
+                shards.fail(exc)
+
+    def health(self) -> dict[str, Any]:
+        report = super().health()
+        report["shards"] = len(self._shards.pubsubs) if self._shards is not None else 0
+        return report
+
+
+class _Shards:
+    """The subscriber of a cluster: one sharded pub/sub connection per master that owns a subscribed room.
+
+    `failed` resolves with the first error of any connection; the backend then starts over.
+    """
+
+    def __init__(self, backend: RedisClusterBackend) -> None:
+        self.backend = backend
+        self.cluster: RedisCluster = backend._redis  # type: ignore[assignment]
+        self.pubsubs: dict[str, Any] = {}  # node name -> its pub/sub connection
+        self.owner: dict[str, str] = {}  # channel -> the node it is subscribed on
+        self.leaving: set[str] = set()  # channels this process unsubscribed (their confirmation is not a loss)
+        self.clients: list[Redis] = []
+        self.readers: list[asyncio.Task[None]] = []
+        self.failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.failed.done():
+            self.failed.set_exception(exc)
+
+    async def _ssubscribe(self, node: ClusterNode, channels: list[str]) -> None:
+        pubsub = self.pubsubs.get(node.name)
+        if pubsub is not None:
+            await pubsub.ssubscribe(*channels)
+            return
+        client = Redis(host=node.host, port=node.port, **self.backend._node_options)
+        self.clients.append(client)
+        pubsub = client.pubsub()
+        await pubsub.ssubscribe(*channels)  # connects: only then is there something to read
+        self.pubsubs[node.name] = pubsub
+        self.readers.append(asyncio.get_running_loop().create_task(self._reader(pubsub)))
+
+    async def subscribe(self, channels: list[str]) -> None:
+        # SSUBSCRIBE takes channels of one slot at a time.
+        by_slot: dict[int, list[str]] = defaultdict(list)
+        for channel in channels:
+            self.leaving.discard(channel)
+            by_slot[key_slot(channel.encode())].append(channel)
+        for slot, group in by_slot.items():
+            node = self.cluster.nodes_manager.get_node_from_slot(slot)
+            await self._ssubscribe(node, group)
+            for channel in group:
+                self.owner[channel] = node.name
+
+    async def unsubscribe(self, channel: str) -> None:
+        name = self.owner.pop(channel, None)
+        pubsub = self.pubsubs.get(name) if name is not None else None
+        if pubsub is not None:
+            self.leaving.add(channel)
+            await pubsub.sunsubscribe(channel)
+
+    async def _reader(self, pubsub: Any) -> None:
+        try:
+            await self.backend._pump(pubsub, self._on_message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.fail(exc)
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "smessage":
+            self.backend._dispatch(message["channel"], message["data"])
+        elif kind == "sunsubscribe":
+            channel = message["channel"].decode()
+            if channel in self.leaving:
+                self.leaving.discard(channel)
+            elif channel in self.owner:
+                # The master unsubscribed us itself: the room's slot has moved to another master.
+                raise RedisConnectionError(f"shard channel {channel!r} moved to another master")
+
+    async def aclose(self) -> None:
+        await _cancel(self.readers)
+        for pubsub in self.pubsubs.values():
+            try:
+                await pubsub.aclose()
+            except (RedisError, OSError):
+                pass
+        for client in self.clients:
+            try:
+                await client.aclose()
+            except (RedisError, OSError):
+                pass
+        if not self.failed.done():
+            self.failed.cancel()
+        elif not self.failed.cancelled():
+            self.failed.exception()  # retrieved: the backend has seen it, or is stopping

@@ -1,0 +1,66 @@
+"""JSON Schemas of Python types, with named models collected once as shared components.
+
+Used by the OpenAPI and AsyncAPI documents. Each model is described by its own library
+(bolt.models: msgspec for Structs, dataclasses, TypedDicts and plain types, pydantic for its
+models), named after its class, written once under that name and referred to everywhere else.
+"""
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any, Union, get_args, get_origin
+
+from bolt.models import schema_components
+
+
+def strip_annotated(annotation: Any) -> Any:
+    """`Annotated[T, ...]` -> `T` (bolt's markers say where a value comes from, not what it is)."""
+    while get_origin(annotation) is typing.Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation
+
+
+def strip_optional(annotation: Any) -> Any:
+    """`T | None` -> `T`: a parameter that may be absent is not one that may be null."""
+    annotation = strip_annotated(annotation)
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return strip_annotated(args[0])
+    return annotation
+
+
+class SchemaSet:
+    """The schemas of the types a document mentions, and the components they refer to.
+
+    `ref_template` is where components live, e.g. "#/components/schemas/{name}".
+    """
+
+    def __init__(self, ref_template: str) -> None:
+        self.ref_template = ref_template
+        self.components: dict[str, dict[str, Any]] = {}
+
+    def schemas(self, annotations: Sequence[Any]) -> list[dict[str, Any]]:
+        """The JSON Schema of each annotation, in order; models they name go to `components`.
+
+        One mode for requests and responses alike (pydantic's "validation"): a model is one
+        component whichever way it travels.
+        """
+        found, components = schema_components([strip_annotated(a) for a in annotations],
+                                              ref_template=self.ref_template)
+        self._merge(components)
+        return found
+
+    def schema(self, annotation: Any) -> dict[str, Any]:
+        return self.schemas([annotation])[0]
+
+    def _merge(self, components: dict[str, dict[str, Any]]) -> None:
+        for name, schema in components.items():
+            known = self.components.setdefault(name, schema)
+            if known != schema:
+                raise TypeError(f"two different models are both named {name!r}; rename one of them "
+                                "so the schema can tell them apart")
+
+
+__all__ = ["SchemaSet", "strip_annotated", "strip_optional"]

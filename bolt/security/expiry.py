@@ -1,0 +1,138 @@
+"""Open WebSockets end when their credentials expire: 4401 "Credentials expired".
+
+An accepted WebSocket whose `AuthContext.expires_at` is set (a JWT's `exp` plus leeway) is closed at
+that moment. Each event loop keeps one heap of (deadline, connection) entries and one timer, armed
+for the earliest deadline, so an idle socket costs one small heap entry, not a timer of its own.
+A connection that ends first marks its entry cancelled; cancelled entries are dropped when they
+reach the top of the heap, or all at once when they outnumber the live ones, so the heap stays
+proportional to the open sockets.
+"""
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import math
+import time
+import weakref
+from typing import Any
+
+logger = logging.getLogger("bolt.security")
+
+#: The close code and reason of a WebSocket whose credentials expired while it was open.
+CREDENTIALS_EXPIRED = 4401
+CREDENTIALS_EXPIRED_REASON = "Credentials expired"
+
+# The scope key holding a connection's heap entry: [deadline, sequence, websocket or None once cancelled].
+SCOPE_KEY = "bolt.expiry"
+# Below this many cancelled entries the heap is never rebuilt: they cost less than the rebuild.
+_COMPACT_AFTER = 64
+
+
+class Deadlines:
+    """The credential deadlines (epoch seconds) of one event loop's WebSockets, and its one timer."""
+
+    def __init__(self) -> None:
+        self._heap: list[list[Any]] = []
+        self._sequence = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._cancelled = 0
+        self._closing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
+    def __len__(self) -> int:
+        """How many open connections have a deadline."""
+        return len(self._heap) - self._cancelled
+
+    def add(self, websocket: Any, deadline: float) -> list[Any]:
+        entry = [deadline, next(self._sequence), websocket]
+        heapq.heappush(self._heap, entry)
+        if deadline < self._timer_at:
+            self._arm(deadline)
+        return entry
+
+    def cancel(self, entry: list[Any]) -> None:
+        if entry[2] is None:
+            return
+        entry[2] = None
+        self._cancelled += 1
+        if self._cancelled > _COMPACT_AFTER and 2 * self._cancelled > len(self._heap):
+            self._heap = [e for e in self._heap if e[2] is not None]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
+        if self._cancelled == len(self._heap):  # nothing left to wait for
+            self._heap.clear()
+            self._cancelled = 0
+            self._disarm()
+
+    def _arm(self, deadline: float) -> None:
+        self._disarm()
+        loop = asyncio.get_running_loop()
+        # The loop's clock is monotonic, deadlines are wall-clock: convert at arming time.
+        self._timer = loop.call_at(loop.time() + max(0.0, deadline - time.time()), self._fire)
+        self._timer_at = deadline
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = math.inf
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        heap = self._heap
+        now = time.time()
+        # pyjwt refuses a token from exp + leeway on: the socket ends at that very moment.
+        while heap and (heap[0][2] is None or heap[0][0] <= now):
+            entry = heapq.heappop(heap)
+            websocket = entry[2]
+            if websocket is None:
+                self._cancelled -= 1
+                continue
+            entry[2] = None
+            task = asyncio.get_running_loop().create_task(_expire(websocket, entry))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        if heap:
+            self._arm(heap[0][0])
+
+
+async def _expire(websocket: Any, entry: list[Any]) -> None:
+    if websocket.scope.get(SCOPE_KEY) is not entry:
+        return  # refreshed (or ended) between the timer and this task
+    websocket.scope.pop(SCOPE_KEY)
+    client = websocket.client
+    logger.info("closing websocket %s from %s: credentials of user %s expired", websocket.path,
+                f"{client[0]}:{client[1]}" if client else "unknown", websocket.auth.user_id)
+    try:
+        await websocket.end(CREDENTIALS_EXPIRED, CREDENTIALS_EXPIRED_REASON)
+    except Exception:  # already gone
+        pass
+
+
+# One Deadlines per event loop; a loop that is gone takes its deadlines with it.
+_per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = weakref.WeakKeyDictionary()
+
+
+def deadlines() -> Deadlines:
+    """The running event loop's deadlines."""
+    loop = asyncio.get_running_loop()
+    found = _per_loop.get(loop)
+    if found is None:
+        found = _per_loop[loop] = Deadlines()
+    return found
+
+
+def watch(websocket: Any, expires_at: float) -> None:
+    """Close `websocket` with 4401 at `expires_at` (epoch seconds), replacing any earlier deadline."""
+    forget(websocket)
+    websocket.scope[SCOPE_KEY] = deadlines().add(websocket, expires_at)
+
+
+def forget(websocket: Any) -> None:
+    """Drop the connection's deadline (it ended, or its new credentials do not expire)."""
+    entry = websocket.scope.pop(SCOPE_KEY, None)
+    if entry is not None:
+        deadlines().cancel(entry)

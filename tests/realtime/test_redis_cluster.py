@@ -1,0 +1,175 @@
+"""The Redis backend on a real Redis Cluster: 3 masters + 3 replicas started on 127.0.0.1 by the test.
+
+Two hubs in one test stand in for two processes (as in test_redis.py); the last test runs two uvicorn
+workers. Marked `redis`: with BOLT_REQUIRE_REDIS=1 (CI) a missing redis-server 7+ fails them.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from redis.crc import key_slot
+from websockets.asyncio.client import connect
+
+from bolt.realtime import PublishError
+from bolt.realtime.backends import backend_from_url
+from bolt.realtime.backends.redis_cluster import RedisClusterBackend, parse_cluster_url
+from bolt.testing import WebSocketTestClient
+
+from .conftest import RedisCluster
+from .test_redis import eventually, stop, worker
+
+pytestmark = pytest.mark.redis
+
+# Rooms whose slots fall on different masters of a 3-master cluster (slots 0-5460, 5461-10922, 10923-16383).
+ROOMS = {}
+for _n in range(100):
+    ROOMS.setdefault(key_slot(f"h:r{_n}".encode()) * 3 // 16384, f"h:r{_n}")
+
+
+def test_cluster_urls_parse() -> None:
+    nodes, options = parse_cluster_url("redis+cluster://u:p%40ss@10.0.0.1:7000,10.0.0.2,[::1]:7002")
+    assert nodes == [("10.0.0.1", 7000), ("10.0.0.2", 6379), ("::1", 7002)]
+    assert options == {"ssl": False, "username": "u", "password": "p@ss"}
+    assert parse_cluster_url("rediss+cluster://h:1")[1] == {"ssl": True}
+    assert isinstance(backend_from_url("redis+cluster://127.0.0.1:7000"), RedisClusterBackend)
+    with pytest.raises(ValueError, match="braces"):
+        RedisClusterBackend("redis+cluster://127.0.0.1:7000", prefix="{bolt}:")
+
+
+@pytest.mark.asyncio
+async def test_every_key_of_a_room_is_in_one_slot_and_rooms_spread_over_masters(redis_cluster: RedisCluster) -> None:
+    api = worker(redis_cluster.url)
+    try:
+        backend = RedisClusterBackend(redis_cluster.url)
+        keys = [backend._channel("h:x"), backend._presence_key("h:x"), *backend._history_keys("h:x")]
+        assert len({key_slot(key.encode()) for key in keys}) == 1
+        clients = [WebSocketTestClient(api, f"/chat/{room}") for room in ROOMS.values()]
+        for ws in clients:
+            await ws.__aenter__()
+            assert await ws.receive_text() == "joined"
+        assert api.hub.health()["shards"] == 3  # one subscriber connection per master
+        channels = set()
+        for port in redis_cluster.ports:
+            channels |= set(redis_cluster.command(port, "pubsub", "shardchannels").split())
+        assert {f"bolt:room:{{{room}}}" for room in ROOMS.values()} <= channels
+        for ws in clients:
+            await ws.__aexit__(None, None, None)
+    finally:
+        await stop(api)
+
+
+@pytest.mark.asyncio
+async def test_broadcast_resume_and_presence_across_processes(redis_cluster: RedisCluster) -> None:
+    one, two = worker(redis_cluster.url), worker(redis_cluster.url)
+    try:
+        for room in ROOMS.values():
+            async with WebSocketTestClient(one, f"/chat/{room}") as a, WebSocketTestClient(two, f"/chat/{room}") as b:
+                assert await a.receive_text() == await b.receive_text() == "joined"
+                assert await one.hub.count(room) == 2
+                assert len(await two.hub.members(room)) == 2
+                await a.send_text("hello")
+                assert json.loads(await a.receive_text())["data"] == json.loads(await b.receive_text())["data"] == "hello"
+                await two.hub.broadcast(room, "from two")
+                assert json.loads(await a.receive_text())["data"] == "from two"
+            # History lives in the room's slot: a client of the other process resumes from it.
+            async with WebSocketTestClient(two, f"/chat/{room}?since=1") as c:
+                assert json.loads(await c.receive_text()) == {"room": room, "id": 2, "data": "from two"}
+                assert await c.receive_text() == "joined"
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_members_of_a_process_that_stopped_beating_expire_on_every_shard(redis_cluster: RedisCluster) -> None:
+    survivor, doomed = worker(redis_cluster.url, presence_ttl=0.6), worker(redis_cluster.url, presence_ttl=0.6)
+    rooms = list(ROOMS.values())
+    try:
+        listeners = [survivor.hub.on_presence(room) for room in rooms]
+        events = [await listener.__aenter__() for listener in listeners]
+        clients = [WebSocketTestClient(doomed, f"/chat/{room}") for room in rooms]
+        for ws in clients:
+            await ws.__aenter__()
+            assert await ws.receive_text() == "joined"
+        for queue in events:
+            assert (await asyncio.wait_for(queue.get(), 2)).type == "join"
+        backend = doomed.hub.backend
+        for task in backend._tasks:  # type: ignore[union-attr]  # a crash: no heartbeat, no goodbye
+            task.cancel()
+        backend._redis = None  # type: ignore[union-attr]
+        for room, queue in zip(rooms, events):
+            assert (await asyncio.wait_for(queue.get(), 5)).type == "leave"  # the survivor's sweep
+            assert await survivor.hub.count(room) == 0
+        for listener in listeners:
+            await listener.__aexit__(None, None, None)
+    finally:
+        await stop(survivor)
+
+
+@pytest.mark.asyncio
+@pytest.mark.time_limit(90)
+async def test_a_master_killed_mid_broadcast_fails_over_and_the_gap_is_signalled(redis_cluster: RedisCluster) -> None:
+    room = ROOMS[0]
+    one, two = worker(redis_cluster.url), worker(redis_cluster.url)
+    try:
+        async with WebSocketTestClient(two, f"/chat/{room}") as b:
+            assert await b.receive_text() == "joined"
+            sent, failed = 0, 0
+            done = asyncio.Event()
+
+            async def publish() -> None:
+                nonlocal sent, failed
+                while not done.is_set():
+                    try:
+                        await one.hub.broadcast(room, f"m{sent + failed}")
+                        sent += 1
+                    except PublishError:  # while the master is down, until the client sees the new slot map
+                        failed += 1
+                    await asyncio.sleep(0.01)
+
+            publisher = asyncio.create_task(publish())
+            received: list[dict[str, Any]] = []
+
+            async def until(check: Any) -> None:
+                while not check():
+                    received.append(json.loads(await b.receive_text(timeout=20)))
+
+            await until(lambda: len(received) >= 5)
+            master = redis_cluster.master_of(f"bolt:room:{{{room}}}")
+            redis_cluster.kill(master)  # SIGKILL, mid-broadcast
+            await until(lambda: any("gap" in m for m in received))
+            gap = next(m for m in received if "gap" in m)
+            assert gap["room"] == room and gap["gap"]["before"] is None
+            assert gap["gap"]["after"] == max(m["id"] for m in received if "id" in m)  # the last id it had
+            # After the failover the replica serves the room: broadcasts flow again, with ids after the gap.
+            await until(lambda: "gap" not in received[-1] and received[-1]["id"] > gap["gap"]["after"])
+            done.set()
+            await asyncio.wait_for(publisher, 10)
+            assert sent > 5
+            assert redis_cluster.master_of(f"bolt:room:{{{room}}}") != master
+            await eventually(lambda: two.hub.health()["ok"] and one.hub.health()["ok"], timeout=10)
+            assert two.hub.health()["reconnects"] >= 1
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
+@pytest.mark.slow
+async def test_broadcast_between_two_uvicorn_workers_on_the_cluster(redis_cluster: RedisCluster) -> None:
+    from .test_workers import Worker, recv_json
+
+    one, two = Worker(redis_cluster.url), Worker(redis_cluster.url)
+    try:
+        for room in ROOMS.values():
+            async with connect(one.url(f"/chat/{room}")) as a, connect(two.url(f"/chat/{room}")) as b:
+                assert (await recv_json(a))["joined"] == (await recv_json(b))["joined"] == room
+                await a.send("from one")
+                assert (await recv_json(a))["data"] == (await recv_json(b))["data"] == "from one"
+                await b.send("from two")
+                assert (await recv_json(a))["data"] == (await recv_json(b))["data"] == "from two"
+                assert (await one.get(f"/presence/{room}"))["count"] == 2
+    finally:
+        one.stop()
+        two.stop()
