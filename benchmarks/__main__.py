@@ -109,6 +109,13 @@ RUNS: list[Run] = [
     Run("json_relay", "bolt", ("--quick",), json=False),
     Run("django_bench", "bolt", ("--messages", "200", "--logouts", "5"), needs=("redis-server",), json=False),
     Run("reconnect_bench", "bolt", ("--restarts", "2",), needs=("chromium", "chromedriver"), json=False),
+    Run("expiry_bench", "bolt", ("-n", "500", "--lead", "5"), json=False),
+    Run("typed_json_bench", "bolt", ("--rounds", "1", "--messages", "2000"), json=False),
+    Run("redis_hang", "bolt", ("--runs", "1"), timeout=(60, 300), needs=("redis-server",), json=False),
+    Run("cluster_failover", "bolt", ("--runs", "1"), timeout=(120, 600), needs=("redis-server", "redis-cli"),
+        json=False),
+    # bolt, a bare app, Starlette and FastAPI in one run: FastAPI's venv has Starlette too.
+    Run("http_bench", "fastapi", ("--rounds", "1", "--duration", "1"), needs=("wrk",), json=False),
     *_rows("many_connections", "--only", {"bolt": "bolt", "starlette": "starlette", "channels": "channels"},
            ("-n", "1000", "--broadcasts", "5", "--churn-seconds", "1", "--budget", "90"),
            ("-n", "5000", "--broadcasts", "10", "--churn-seconds", "5", "--budget", "300"), timeout=(120, 360)),
