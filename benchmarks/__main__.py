@@ -56,7 +56,8 @@ PEERS = {
     "bare": Peer((), "uvicorn", "a bare ASGI app on stock uvicorn"),
     "uvicorn": Peer(("wsproto>=1.2",), "wsproto", "uvicorn's own WebSocket protocols (websockets-sansio, wsproto)"),
     "starlette": Peer(("starlette>=0.37",), "starlette", "Starlette"),
-    "fastapi": Peer(("fastapi", "httptools>=0.6"), "fastapi", "FastAPI (and Starlette, for http_bench; httptools, its parser)"),
+    # http_bench serves bolt, Starlette and FastAPI from FastAPI's venv, through uvicorn's httptools parser
+    "fastapi": Peer(("fastapi", "httptools>=0.6"), "fastapi", "FastAPI"),
     "channels": Peer(("channels>=4.0",), "channels", "Django Channels (InMemoryChannelLayer)"),
     "picows": Peer(("picows>=1.0",), "picows", "picows' own echo server"),
     "django-bolt": Peer(("django-bolt",), "django_bolt", "django-bolt (Rust HTTP server for Django)"),
