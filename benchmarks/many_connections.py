@@ -512,7 +512,8 @@ def main() -> None:
     parser.add_argument("--broadcasts", type=int, default=20)
     parser.add_argument("--churn-rate", type=int, default=10_000, help="joins (and leaves) per second")
     parser.add_argument("--churn-seconds", type=float, default=5.0, help="0 skips the churn")
-    parser.add_argument("--no-deflate", action="store_true", help="skip the runs with permessage-deflate")
+    parser.add_argument("--deflate", choices=("off", "on", "both"), default="both",
+                        help="the runs without permessage-deflate, with it, or both (the default)")
     parser.add_argument("--open-timeout", type=float, default=120.0, help="seconds to open all connections")
     parser.add_argument("--broadcast-timeout", type=float, default=60.0, help="seconds for one broadcast")
     parser.add_argument("--budget", type=float, default=600.0, help="seconds for the whole run")
@@ -530,9 +531,10 @@ def main() -> None:
           f"at most {per_process_connections():,} connections per process", file=sys.stderr, flush=True)
     results = []
     # Every server without deflate first, so a spent budget costs the deflate runs, not a server.
-    for deflate in (False,) if args.no_deflate else (False, True):
+    for deflate in {"off": (False,), "on": (True,), "both": (False, True)}[args.deflate]:
         for name in args.only.split(","):
-            unopened = deflate and next(r for r in results if r["server"] == name)["failed"].startswith("open")
+            earlier = [r for r in results if r["server"] == name]
+            unopened = deflate and earlier and earlier[0]["failed"].startswith("open")
             reason = ("run budget spent" if time.monotonic() > deadline else
                       "not run: could not open them with deflate off" if unopened else None)
             if reason:
