@@ -48,6 +48,7 @@ HANDLER_RETURNED = "bolt.handler_returned"
 
 Handler = Callable[..., Any]
 _NO_ARGUMENTS: dict[str, Any] = {}  # never changed: `**` copies it into the call
+_SEND_WHOLE = Response.__call__
 
 
 def _truncate_reason(text: str) -> str:
@@ -274,17 +275,6 @@ class BoltAPI:
 
     # -- ASGI --------------------------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope_type = scope["type"]
-        if scope_type == "websocket":
-            await self._websocket(scope, receive, send)
-        elif scope_type == "http":
-            await self._http(scope, receive, send)
-        elif scope_type == "lifespan":
-            await self._lifespan(receive, send)
-        else:
-            raise ValueError(f"unsupported ASGI scope type {scope_type!r}")
-
     @staticmethod
     def _route_path(scope: dict[str, Any]) -> str:
         path: str = scope["path"]
@@ -389,11 +379,20 @@ class BoltAPI:
             await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION,
                         "reason": _truncate_reason(denial.detail)})
 
-    # -- HTTP ------------------------------------------------------------------------------------
+    # -- the ASGI entry, and HTTP ----------------------------------------------------------------
 
-    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # The per-request path: every step that a plain route does not need is skipped here
-        # (benchmarks/http_bench.py), so the branches below stay in this one frame.
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope_type = scope["type"]
+        if scope_type == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope_type == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope_type != "http":
+            raise ValueError(f"unsupported ASGI scope type {scope_type!r}")
+        # An HTTP request is served in this frame: each coroutine layer costs measurably per request
+        # (benchmarks/http_bench.py), and every step a plain route does not need is skipped.
         scope["app"] = self
         path = scope["path"]
         root = scope.get("root_path")
@@ -457,7 +456,12 @@ class BoltAPI:
             response = JSONResponse({"detail": "Internal Server Error"}, 500)
         if CORS_SCOPE_KEY in scope:
             self.security.add_cors_headers(scope, response)
-        await response(scope, receive, send)
+        if type(response).__call__ is _SEND_WHOLE:  # Response.__call__, written out: one await fewer
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": response.raw_headers})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else response.body})
+        else:
+            await response(scope, receive, send)
 
     @staticmethod
     def _to_response(result: Any, status_code: int) -> Response:
