@@ -423,7 +423,8 @@ class BoltAPI:
             kwargs: dict[str, Any] = _NO_ARGUMENTS
             # A handler that takes nothing, on a route with nothing to check, needs no Request.
             if route.binder.specs or not self.security.unchecked(route, scope):
-                request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
+                path_params = dict(zip(route.param_names, match.values))
+                request = Request(scope, receive, path_params, self.max_body_size)
                 security = self.security
                 denial = None if security.unchecked(route, scope) else await security.check(request, route)
                 if denial is not None:
