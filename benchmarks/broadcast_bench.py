@@ -13,6 +13,8 @@ Compared side by side in one run, all on stock uvicorn (websockets-sansio) unles
   redis x2         bolt with the Redis backend, two worker processes, the connections split between them
                    (the broadcast is published by one worker and reaches the other through Redis)
   redis x2+proto   the same under bolt's own protocol
+  cluster x2(+proto) the same on a 3-master Redis Cluster (redis+cluster://, SPUBLISH)
+  bolt metrics(+proto) bolt with `BoltAPI(metrics="/metrics")`: what the Prometheus counters cost
   realtime(+proto) the room protocol of `api.realtime`: members join with a `join` message, and each
                    round is a client's `publish` that the endpoint parses, checks and broadcasts as an
                    envelope `{"room", "data"}` (on stock uvicorn, and under bolt's protocol); the
@@ -150,7 +152,8 @@ def make_channels() -> Any:
 def make_bolt() -> Any:
     from bolt import BoltAPI, WebSocket
 
-    api = BoltAPI(pubsub=os.environ.get("BOLT_BENCH_PUBSUB", "memory"))
+    api = BoltAPI(pubsub=os.environ.get("BOLT_BENCH_PUBSUB", "memory"),
+                  metrics="/metrics" if os.environ.get("BOLT_BENCH_METRICS") else None)
 
     @api.websocket("/ws")
     async def member(websocket: WebSocket) -> None:
@@ -192,6 +195,10 @@ SERVERS = {  # name: (factory, --ws implementation, worker processes)
     "bolt+proto": ("make_bolt", BOLT_PROTOCOL, 1),
     "redis x2": ("make_bolt", "websockets-sansio", 2),
     "redis x2+proto": ("make_bolt", BOLT_PROTOCOL, 2),
+    "cluster x2": ("make_bolt", "websockets-sansio", 2),
+    "cluster x2+proto": ("make_bolt", BOLT_PROTOCOL, 2),
+    "bolt metrics": ("make_bolt", "websockets-sansio", 1),
+    "bolt metrics+proto": ("make_bolt", BOLT_PROTOCOL, 1),
     "realtime": ("make_realtime", "websockets-sansio", 1),
     "realtime+proto": ("make_realtime", BOLT_PROTOCOL, 1),
     "realtime decoded+proto": ("make_realtime_decoded", BOLT_PROTOCOL, 1),
@@ -238,6 +245,33 @@ def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
+def _start_cluster() -> tuple[list[subprocess.Popen[bytes]], str]:
+    """Three Redis Cluster masters (no replicas) on core 0, like the single Redis."""
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="bolt-bench-cluster-")
+    ports, processes = [], []
+    while len(ports) < 3:
+        port = free_port()
+        if port < 55000 and port not in ports:
+            ports.append(port)
+    for port in ports:
+        processes.append(subprocess.Popen(
+            ["taskset", "-c", "0", "redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+             "--dir", directory], stdout=subprocess.DEVNULL))
+        wait_for_port("127.0.0.1", port, processes[-1], timeout=30)
+    subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports), "--cluster-yes"],
+                   capture_output=True, timeout=60, check=True)
+    deadline = time.monotonic() + 30
+    while b"cluster_state:ok" not in subprocess.run(["redis-cli", "-p", str(ports[0]), "cluster", "info"],
+                                                    capture_output=True, timeout=10).stdout:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the Redis Cluster was not ok after 30 s")
+        time.sleep(0.1)
+    return processes, "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports)
+
+
 def _frame_size(data: bytes) -> int:
     """The size of the server frame `data` starts with (2 while even its length is unknown)."""
     if len(data) < 2:
@@ -268,9 +302,14 @@ class Target:
     def start(self) -> None:
         factory, ws_impl, workers = SERVERS[self.name]
         env = dict(os.environ, PYTHONPATH=ROOT)
-        if workers > 1:
+        if self.name.startswith("cluster"):
+            cluster, env["BOLT_BENCH_PUBSUB"] = _start_cluster()
+            self.processes.extend(cluster)
+        elif workers > 1:
             redis_process, env["BOLT_BENCH_PUBSUB"] = _start_redis()
             self.processes.append(redis_process)
+        if "metrics" in self.name:
+            env["BOLT_BENCH_METRICS"] = "1"
         ports = []
         for _ in range(workers):  # every worker on core 0, like the single-process servers
             port = free_port()
@@ -426,7 +465,8 @@ def main() -> None:
         os.execv(sys.executable, [sys.executable, *sys.argv])
     names = [n for n in args.only.split(",") if n] or [
         n for n in SERVERS
-        if (not n.endswith("+proto") or _has_bolt_protocol()) and (not n.startswith("redis") or shutil.which("redis-server"))]
+        if (not n.endswith("+proto") or _has_bolt_protocol())
+        and (not n.startswith(("redis", "cluster")) or shutil.which("redis-server"))]
     os.sched_setaffinity(0, {1})  # the client on core 1, the servers on core 0
     args.connections = args.connections or (100 if args.stalled else 1000)
     results = run(names, args.connections, args.messages, args.warmup, args.stalled, args.block, args.deflate)

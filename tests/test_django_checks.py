@@ -38,10 +38,15 @@ def test_memory_backend_with_several_workers(monkeypatch: pytest.MonkeyPatch) ->
         assert "bolt.W002" not in bolt_check_ids()
 
 
-@pytest.mark.parametrize("url", ["redis://host:notaport/0", "amqp://broker"])
+@pytest.mark.parametrize("url", ["redis://host:notaport/0", "amqp://broker", "redis+cluster://a:1,:2"])
 def test_a_pubsub_url_that_does_not_parse(url: str) -> None:
     with override_settings(BOLT_PUBSUB=url):
         assert "bolt.E001" in bolt_check_ids()
+
+
+def test_a_redis_cluster_url_is_a_backend() -> None:
+    with override_settings(BOLT_PUBSUB="redis+cluster://10.0.0.1:7000,10.0.0.2:7000"):
+        assert "bolt.E001" not in bolt_check_ids()
 
 
 def test_asgi_application_that_does_not_mount_bolt() -> None:
