@@ -156,6 +156,28 @@ async def test_a_master_killed_mid_broadcast_fails_over_and_the_gap_is_signalled
 
 
 @pytest.mark.asyncio
+async def test_a_master_that_stops_answering_is_detected(redis_cluster: RedisCluster) -> None:
+    import signal
+
+    room = ROOMS[1]
+    api = worker(redis_cluster.url)  # default settings: a ping unanswered for health_interval (1 s)
+    try:
+        async with WebSocketTestClient(api, f"/chat/{room}") as a:
+            assert await a.receive_text() == "joined"
+            process = redis_cluster.processes[redis_cluster.master_of(f"bolt:room:{{{room}}}")]
+            process.send_signal(signal.SIGSTOP)  # hung, its sockets open
+            try:
+                await eventually(lambda: not api.hub.health()["ok"], timeout=4)
+                assert "no answer" in api.hub.health()["last_error"]
+            finally:
+                process.send_signal(signal.SIGCONT)
+            await eventually(lambda: api.hub.health()["ok"], timeout=20)
+            assert json.loads(await a.receive_text(timeout=5)) == {"room": room, "gap": {"after": None, "before": None}}
+    finally:
+        await stop(api)
+
+
+@pytest.mark.asyncio
 @pytest.mark.slow
 async def test_broadcast_between_two_uvicorn_workers_on_the_cluster(redis_cluster: RedisCluster) -> None:
     from .test_workers import Worker, recv_json
