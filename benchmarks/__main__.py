@@ -50,7 +50,9 @@ class Peer:
 
 
 PEERS = {
-    "bolt": Peer(("redis>=5.0.1", "selenium>=4.10"), "bolt", "bolt itself (its protocol, accelerated and pure Python)"),
+    # redis: the Redis rows; selenium and pytest: reconnect_bench drives Chromium through tests/browser.py
+    "bolt": Peer(("redis>=5.0.1", "selenium>=4.10", "pytest>=8"), "bolt",
+                 "bolt itself (its protocol, accelerated and pure Python)"),
     "bare": Peer((), "uvicorn", "a bare ASGI app on stock uvicorn"),
     "uvicorn": Peer(("wsproto>=1.2",), "wsproto", "uvicorn's own WebSocket protocols (websockets-sansio, wsproto)"),
     "starlette": Peer(("starlette>=0.37",), "starlette", "Starlette"),
@@ -81,7 +83,8 @@ class Run:
 
 def _rows(script: str, option: str, rows_by_peer: dict[str, str], quick: tuple[str, ...], full: tuple[str, ...] = (),
           **more: Any) -> list[Run]:
-    return [Run(script, peer, (option, rows, *quick), (option, rows, *full), **more) for peer, rows in rows_by_peer.items()]
+    return [Run(script, peer, (option, rows, *quick), (option, rows, *full), **more)
+            for peer, rows in rows_by_peer.items()]
 
 
 BROADCAST_ROWS = {"bolt": "bolt,bolt+proto,realtime,realtime+proto,realtime decoded+proto", "bare": "bare",
@@ -104,7 +107,7 @@ RUNS: list[Run] = [
     Run("reconnect_bench", "bolt", ("--restarts", "2",), needs=("chromium", "chromedriver"), json=False),
     *_rows("many_connections", "--only", {"bolt": "bolt", "starlette": "starlette", "channels": "channels"},
            ("-n", "1000", "--broadcasts", "5", "--churn-seconds", "1", "--budget", "90"),
-           ("-n", "10000", "--broadcasts", "20", "--churn-seconds", "5", "--budget", "400"), timeout=(120, 450)),
+           ("-n", "5000", "--broadcasts", "10", "--churn-seconds", "5", "--budget", "300"), timeout=(120, 360)),
 ]
 NOT_DRIVEN = {"django-bolt": "no benchmark script drives django-bolt yet (its server is its own Rust binary)"}
 
@@ -205,7 +208,11 @@ def execute(run: Run, python: str, quick: bool, raw: Path) -> dict[str, Any]:
                       output=done.stdout, errors=done.stderr[-2000:])
     record["seconds"] = round(time.monotonic() - started, 1)
     if rows_file.exists() and record["status"] == "ok":
-        record["rows"] = json.loads(rows_file.read_text())
+        data = json.loads(rows_file.read_text())
+        if isinstance(data, dict):  # rows with the run's context around them (many_connections.py)
+            record["context"] = {key: value for key, value in data.items() if key != "results"}
+            data = data["results"]
+        record["rows"] = data
     return record
 
 
@@ -260,7 +267,8 @@ FIGURES = [
     Figure("many_connections", "many_memory.png", "Memory per idle connection (rooms app)", "idle_kib_per_conn",
            "KiB", lambda r: r["server"], _on_off, lambda r: "idle_kib_per_conn" in r),
     Figure("many_connections", "many_broadcast.png", "Broadcast of 100 B to every connection, p50",
-           "broadcast_p50_ms", "ms", lambda r: r["server"], keep=lambda r: not r["deflate"] and "broadcast_p50_ms" in r),
+           "broadcast_p50_ms", "ms", lambda r: r["server"],
+           keep=lambda r: not r["deflate"] and "broadcast_p50_ms" in r),
 ]
 
 
@@ -269,8 +277,11 @@ def plot(figure: Figure, rows: list[dict[str, Any]], out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
     rows = [row for row in rows if figure.keep(row) and row.get(figure.value) is not None]
+    if not rows:
+        return
     facets = list(dict.fromkeys(figure.facet(row) for row in rows))
     fig, axes = plt.subplots(1, len(facets), figsize=(max(6, 4 * len(facets)), 3.6), squeeze=False)
     for ax, facet in zip(axes[0], facets):
@@ -283,6 +294,8 @@ def plot(figure: Figure, rows: list[dict[str, Any]], out: Path) -> None:
         ax.set_title(facet, fontsize=9)
         ax.set_xlabel(figure.unit)
         ax.tick_params(labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}" if max(values) >= 100 else "{x:,.3g}"))
         for y, value in enumerate(values):
             ax.text(value, y, f" {value:,.3g}" if value < 100 else f" {value:,.0f}", va="center", fontsize=7)
         ax.margins(x=0.25)
@@ -320,17 +333,36 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def draw(result: dict[str, Any], out: Path) -> None:
+    """Every figure whose benchmark has rows in `result`, as a PNG in `out`."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("plots skipped: matplotlib is not installed (pip install -e '.[bench]')", file=sys.stderr)
+        return
+    for figure in FIGURES:
+        rows = [row for run in result["runs"] if run["benchmark"] == figure.benchmark for row in run.get("rows", [])]
+        try:
+            plot(figure, rows, out)
+        except Exception as exc:  # one figure's trouble leaves the results and the other figures
+            print(f"plot {figure.file} failed: {exc!r}", file=sys.stderr)
+
+
 # -- the command -------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small loads: a few minutes in all")
-    parser.add_argument("--only", default="", help="comma-separated scripts: " + ", ".join(dict.fromkeys(r.script for r in RUNS)))
+    scripts = ", ".join(dict.fromkeys(run.script for run in RUNS))
+    parser.add_argument("--only", default="", help="comma-separated scripts: " + scripts)
     parser.add_argument("--peers", default="", help="comma-separated peers: " + ", ".join(PEERS))
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks"), help="where the results go")
-    parser.add_argument("--cache", default=os.environ.get("BOLT_BENCH_CACHE", str(Path.home() / ".cache" / "bolt-bench")))
+    parser.add_argument("--cache", help="where the peers' venvs go",
+                        default=os.environ.get("BOLT_BENCH_CACHE", str(Path.home() / ".cache" / "bolt-bench")))
     parser.add_argument("--python", help="run every peer in this interpreter instead of per-peer venvs")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (peers, commands) and write nothing")
+    parser.add_argument("--replot", action="store_true",
+                        help="only redraw the plots and results.md from the results.json in --out")
     args = parser.parse_args(argv)
     only = {name for name in args.only.split(",") if name}
     unknown = only - {run.script for run in RUNS}
@@ -349,11 +381,17 @@ def main(argv: list[str] | None = None) -> int:
                   + (f" (skipped: {NOT_DRIVEN[name]})" if name in NOT_DRIVEN else ""))
         for run in runs:
             command = run.quick if args.quick else run.full
-            print(f"run {run.name}: {run.script}.py {' '.join(command)} (timeout {run.timeout[0 if args.quick else 1]:g} s"
+            timeout = run.timeout[0 if args.quick else 1]
+            print(f"run {run.name}: {run.script}.py {' '.join(command)} (timeout {timeout:g} s"
                   + (f", needs {', '.join(run.needs)}" if run.needs else "") + ")")
         return 0
 
     out = Path(args.out)
+    if args.replot:
+        result = json.loads((out / "results.json").read_text())
+        (out / "results.md").write_text(markdown(result))
+        draw(result, out)
+        return 0
     raw = out / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -385,15 +423,7 @@ def main(argv: list[str] | None = None) -> int:
 
     (out / "results.json").write_text(json.dumps(result, indent=2))
     (out / "results.md").write_text(markdown(result))
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        print("plots skipped: matplotlib is not installed (pip install -e '.[bench]')", file=sys.stderr)
-    else:
-        for figure in FIGURES:
-            rows = [row for run in result["runs"] if run["benchmark"] == figure.benchmark for row in run.get("rows", [])]
-            if rows:
-                plot(figure, rows, out)
+    draw(result, out)
     shutil.rmtree(raw, ignore_errors=True)
     failed = [run for run in result["runs"] if run["status"] not in ("ok",) and not run["status"].startswith("skipped")]
     print(f"results in {out}: {len(result['runs']) - len(failed)} of {len(result['runs'])} runs ok or skipped"

@@ -71,10 +71,13 @@ def wrk(server: tuple[subprocess.Popen[bytes], int], case: str, duration: float)
         cpu_before = cpu_seconds(process.pid)
         out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration:g}s",
                               "-s", script.name, f"http://{HOST}:{port}{path}"],
-                             capture_output=True, text=True, check=True, timeout=duration + 30).stdout
+                             capture_output=True, text=True, timeout=duration + 30)
         cpu = cpu_seconds(process.pid) - cpu_before
     finally:
         os.unlink(script.name)
+    if out.returncode != 0:
+        raise RuntimeError(f"wrk failed on {case} (port {port}): {out.stderr or out.stdout}")
+    out = out.stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"{case} on port {port} answered errors:\n{out}")
     requests = int(re.search(r"(\d+) requests in", out).group(1))

@@ -487,7 +487,8 @@ def table(results: list[dict[str, Any]]) -> str:
     def cell(value: Any, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
-    rows = ["| server | workers | deflate | KiB/conn idle | KiB/conn after a broadcast | broadcast to all p50 / p99 (ms) "
+    rows = ["| server | workers | deflate | KiB/conn idle | KiB/conn after a broadcast "
+            "| broadcast to all p50 / p99 (ms) "
             "| deliveries/s | churn sustained (/s) | handshake p50 / p99 under churn (ms) | failed |",
             "|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
@@ -495,7 +496,8 @@ def table(results: list[dict[str, Any]]) -> str:
         broadcast_ms = (f"{r['broadcast_p50_ms']:,.0f} / {r['broadcast_p99_ms']:,.0f}"
                         if "broadcast_p50_ms" in r else "-")
         churn_ms = f"{c['p50_ms']:,.0f} / {c['p99_ms']:,.0f}" if c.get("p50_ms") is not None else "-"
-        rows.append(f"| {r['server']} | {r.get('workers', '-')} | {'on' if r['deflate'] else 'off'} | {cell(r.get('idle_kib_per_conn'), '.2f')} "
+        rows.append(f"| {r['server']} | {r.get('workers', '-')} | {'on' if r['deflate'] else 'off'} "
+                    f"| {cell(r.get('idle_kib_per_conn'), '.2f')} "
                     f"| {cell(r.get('after_broadcast_kib_per_conn'), '.2f')} | {broadcast_ms} "
                     f"| {cell(r.get('deliveries_per_s'), ',.0f')} | {cell(c.get('sustained_per_s'), ',.0f')} "
                     f"| {churn_ms} | {r['failed']} |")
@@ -528,9 +530,9 @@ def main() -> None:
     results = []
     for name in args.only.split(","):
         for deflate in (False,) if args.no_deflate else (False, True):
+            unopened = deflate and results[-1]["failed"].startswith("open")
             reason = ("run budget spent" if time.monotonic() > deadline else
-                      "not run: could not open them with deflate off" if deflate and results[-1]["failed"].startswith("open")
-                      else None)
+                      "not run: could not open them with deflate off" if unopened else None)
             if reason:
                 results.append({"server": name, "deflate": deflate, "connections": n, "failed": reason})
                 continue

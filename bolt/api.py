@@ -47,6 +47,7 @@ RAISE_SERVER_EXCEPTIONS = "bolt.raise_server_exceptions"
 HANDLER_RETURNED = "bolt.handler_returned"
 
 Handler = Callable[..., Any]
+_NO_ARGUMENTS: dict[str, Any] = {}  # never changed: `**` copies it into the call
 
 
 def _truncate_reason(text: str) -> str:
@@ -319,7 +320,7 @@ class BoltAPI:
         match = self.router.match(self._route_path(scope))
         route = match.leaf.websocket if match is not None else None
         if route is None:
-            denial = self.security.deny(scope["path"][:200], scope, Denial(404, "Not Found"), "no WebSocket route")
+            denial = self.security.deny(scope["path"], scope, Denial(404, "Not Found"), "no WebSocket route")
             await self._deny_websocket(scope, send, denial)
             return
         websocket = WebSocket(scope, receive, send, dict(zip(route.param_names, match.values)))
@@ -330,7 +331,8 @@ class BoltAPI:
         try:
             kwargs = await route.binder.bind(websocket)
         except BindError as exc:
-            await self._deny_websocket(scope, send, Denial(exc.status_code, exc.detail))
+            denial = self.security.deny(route.path, scope, Denial(exc.status_code, exc.detail), "parameters")
+            await self._deny_websocket(scope, send, denial)
             return
         # The handler runs in this frame rather than a helper's: every message's await passes
         # through each frame on the stack, so one frame fewer is measurable on the echo path.
@@ -377,7 +379,7 @@ class BoltAPI:
     @staticmethod
     async def _deny_websocket(scope: dict[str, Any], send: Any, denial: Denial) -> None:
         """Refuse a handshake: the real status and JSON body where the server supports it, else a 403."""
-        websocket_denied(scope, denial)  # one log line, and the metrics' count
+        websocket_denied(scope, denial)  # the metrics' count
         if "websocket.http.response" in (scope.get("extensions") or {}):
             body = orjson.dumps(denial.body())
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -418,15 +420,20 @@ class BoltAPI:
             headers = {"allow": ", ".join(sorted(allowed))}
             await JSONResponse({"detail": "Method Not Allowed"}, 405, headers)(scope, receive, send)
             return
-        request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
-        response: Response
+        response: Response | None = None
         try:
-            denial = None if self.security.unchecked(route, scope) else await self.security.check(request, route)
-            if denial is not None:
-                response = JSONResponse(denial.body(), denial.status_code, denial.headers)
-            else:
-                binder = route.binder
-                kwargs = binder.values(request) if binder.simple else await binder.bind(request)
+            kwargs: dict[str, Any] = _NO_ARGUMENTS
+            # A handler that takes nothing, on a route with nothing to check, needs no Request.
+            if route.binder.specs or not self.security.unchecked(route, scope):
+                request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
+                security = self.security
+                denial = None if security.unchecked(route, scope) else await security.check(request, route)
+                if denial is not None:
+                    response = JSONResponse(denial.body(), denial.status_code, denial.headers)
+                else:
+                    binder = route.binder
+                    kwargs = binder.values(request) if binder.simple else await binder.bind(request)
+            if response is None:
                 if route.is_async:
                     result = await route.endpoint(**kwargs)
                 else:
@@ -445,7 +452,7 @@ class BoltAPI:
         except HTTPException as exc:
             response = JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
         except Exception:
-            logger.exception("HTTP handler %s for %s raised", route.endpoint.__qualname__, request.path)
+            logger.exception("HTTP handler %s for %s raised", route.endpoint.__qualname__, scope["path"])
             if scope.get(RAISE_SERVER_EXCEPTIONS):
                 raise
             response = JSONResponse({"detail": "Internal Server Error"}, 500)

@@ -8,8 +8,9 @@ handshake, a drop, an eviction) update their counters at once. With
 `PROMETHEUS_MULTIPROC_DIR` set (several uvicorn workers), every worker writes its values there and the
 endpoint of any worker reports them all (prometheus_client's multiprocess mode).
 
-Denied handshakes and evicted slow consumers also log one line each on `bolt.metrics`, metrics on or
-off: the path without its query string (where tokens travel), the client address and the reason.
+Evicted slow consumers also log one line each on `bolt.metrics`, metrics on or off: the path without
+its query string (where tokens travel), the client address and the reason. Refused handshakes are
+logged once by the security pipeline, on `bolt.security`.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ logger = logging.getLogger("bolt.metrics")
 SAMPLE_INTERVAL = 1.0  # seconds between two samples of the gauges
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Denial details the security pipeline uses, as bounded label values.
-_REASONS = {"Origin not allowed": "origin", "Rate limit exceeded": "rate_limit",
+_REASONS = {"Origin not allowed": "origin", "Origin required": "origin", "Rate limit exceeded": "rate_limit",
             "Authentication required": "auth", "Permission denied": "permission", "Not Found": "not_found"}
 _STATUS_REASONS = {400: "bad_request", 401: "auth", 403: "forbidden", 404: "not_found", 422: "bad_request",
                    429: "rate_limit"}
@@ -40,26 +41,11 @@ def denial_reason(denial: Denial) -> str:
     return _REASONS.get(denial.detail) or _STATUS_REASONS.get(denial.status_code, "other")
 
 
-def _client(scope: dict[str, Any]) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "-"
-
-
-def _origin(scope: dict[str, Any]) -> str:
-    for name, value in scope.get("headers") or ():
-        if name == b"origin":
-            return value.decode("latin-1")[:200]
-    return "-"
-
-
 def websocket_denied(scope: dict[str, Any], denial: Denial) -> None:
-    """A handshake was refused: one log line, and a count when the api has metrics."""
-    reason = denial_reason(denial)
-    logger.info("websocket handshake denied status=%d reason=%s path=%s client=%s origin=%s",
-                denial.status_code, reason, scope.get("path", "-"), _client(scope), _origin(scope))
+    """Count a refused handshake when the api has metrics (the refusal's one log line is bolt.security's)."""
     metrics = getattr(getattr(scope.get("app"), "hub", None), "metrics", None)
     if metrics is not None:
-        metrics.handshakes.labels("denied", reason).inc()
+        metrics.handshakes.labels("denied", denial_reason(denial)).inc()
 
 
 def _size(data: str | bytes) -> int:

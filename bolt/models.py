@@ -16,7 +16,7 @@ import dataclasses
 import sys
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, get_args, get_origin, is_typeddict
 
 import msgspec
@@ -153,25 +153,151 @@ class Codec:
         raise NotImplementedError
 
 
+Filler = Callable[[Any], None]
+
+
+def _defaults_filler(info: Any, memo: dict[type, Filler | None]) -> Filler | None:
+    """What sets, on the dataclasses msgspec builds for type `info`, the plain defaults it leaves out.
+
+    msgspec does not store a field's plain default on a dataclass it decodes (the class attribute
+    answers reads), so encoders that read the instance's `__dict__` (orjson's, msgspec's own)
+    would leave those fields out. None when no part of the type holds such a dataclass.
+    """
+    inspect = msgspec.inspect
+    if isinstance(info, inspect.DataclassType):
+        return _dataclass_filler(info, memo)
+    if isinstance(info, (inspect.StructType, inspect.TypedDictType)):
+        is_struct = isinstance(info, inspect.StructType)
+        container = info.cls if is_struct else dict
+        fields = [(f.name if is_struct else f.encode_name, fill) for f in info.fields
+                  if (fill := _defaults_filler(f.type, memo)) is not None]
+        if not fields:
+            return None
+
+        def fill_fields(value: Any) -> None:
+            if not isinstance(value, container):  # another type of a union
+                return
+            for name, fill in fields:
+                fill(getattr(value, name, None) if is_struct else value.get(name))
+
+        return fill_fields
+    if isinstance(info, (inspect.ListType, inspect.VarTupleType, inspect.SetType, inspect.FrozenSetType,
+                         inspect.DictType)):
+        is_dict = isinstance(info, inspect.DictType)
+        item = _defaults_filler(info.value_type if is_dict else info.item_type, memo)
+        if item is None:
+            return None
+
+        def fill_items(value: Any) -> None:
+            if isinstance(value, (list, tuple, set, frozenset, dict)):
+                for x in (value.values() if is_dict else value):
+                    item(x)
+
+        return fill_items
+    if isinstance(info, inspect.TupleType):
+        items = [_defaults_filler(t, memo) or _no_fill for t in info.item_types]
+        if all(fill is _no_fill for fill in items):
+            return None
+
+        def fill_tuple(value: Any) -> None:
+            if isinstance(value, tuple):
+                for fill, x in zip(items, value):
+                    fill(x)
+
+        return fill_tuple
+    if isinstance(info, inspect.UnionType):
+        options = [fill for t in info.types if (fill := _defaults_filler(t, memo)) is not None]
+        if not options:
+            return None
+
+        def fill_union(value: Any) -> None:
+            for fill in options:  # only the one for the value's own type changes anything
+                fill(value)
+
+        return fill_union
+    return None
+
+
+def _dataclass_filler(info: Any, memo: dict[type, Filler | None]) -> Filler | None:
+    cls = info.cls
+    if cls in memo:  # a recursive type: the filler being built is looked up when it runs
+        return lambda value: (memo[cls] or _no_fill)(value)
+    memo[cls] = None
+    defaults = [(f.name, f.default) for f in info.fields if f.default is not msgspec.inspect.NODEFAULT]
+    nested = [(f.name, fill) for f in info.fields
+              if (fill := _defaults_filler(f.type, memo)) is not None]
+    if not defaults and not nested:
+        return None
+
+    def fill_dataclass(value: Any) -> None:
+        attributes = getattr(value, "__dict__", None) if isinstance(value, cls) else None
+        if attributes is None:  # another type of a union, or slots (msgspec sets those itself)
+            return
+        for name, default in defaults:
+            attributes.setdefault(name, default)
+        for name, fill in nested:
+            fill(attributes[name])
+
+    memo[cls] = fill_dataclass
+    return fill_dataclass
+
+
+def _no_fill(value: Any) -> None:
+    pass
+
+
+def _custom_type(info: Any, seen: set[type]) -> type | None:
+    """The first class in a type that msgspec would only take with a hook of ours (we give none)."""
+    inspect = msgspec.inspect
+    if isinstance(info, inspect.CustomType):
+        return info.cls
+    if isinstance(info, (inspect.StructType, inspect.DataclassType, inspect.TypedDictType, inspect.NamedTupleType)):
+        if info.cls in seen:
+            return None
+        seen.add(info.cls)
+        children = [f.type for f in info.fields]
+    elif isinstance(info, (inspect.UnionType, inspect.TupleType)):
+        children = list(info.types if isinstance(info, inspect.UnionType) else info.item_types)
+    elif isinstance(info, inspect.DictType):
+        children = [info.key_type, info.value_type]
+    else:
+        children = [getattr(info, "item_type", None)]
+    for child in children:
+        found = _custom_type(child, seen) if child is not None else None
+        if found is not None:
+            return found
+    return None
+
+
 class _MsgspecCodec(Codec):
     def __init__(self, annotation: Any) -> None:
         self.annotation = annotation
         self._decoder = msgspec.json.Decoder(annotation)  # TypeError for a type msgspec cannot decode
         self._encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+        info = msgspec.inspect.type_info(annotation)
+        custom = _custom_type(info, set())
+        if custom is not None:
+            raise TypeError(f"msgspec cannot decode {custom.__qualname__} (not a Struct, dataclass, TypedDict, "
+                            "pydantic model or JSON type)")
+        self._fill = _defaults_filler(info, {}) or _no_fill
 
     def decode(self, data: bytes | str) -> Any:
         try:
-            return self._decoder.decode(data)
+            value = self._decoder.decode(data)
         except msgspec.ValidationError as exc:
             raise _msgspec_error(exc) from None
         except msgspec.DecodeError as exc:
             raise InvalidJSON(str(exc)) from None
+        self._fill(value)
+        return value
 
     def validate(self, value: Any, *, from_strings: bool = False) -> Any:
         try:
-            return msgspec.convert(value, self.annotation, strict=not from_strings)
+            value = msgspec.convert(value, self.annotation, strict=not from_strings)
         except msgspec.ValidationError as exc:
             raise _msgspec_error(exc) from None
+        self._fill(value)
+        return value
 
     def encode(self, value: Any) -> bytes:
         if type(value) is not self.annotation:
@@ -179,6 +305,7 @@ class _MsgspecCodec(Codec):
                 value = msgspec.convert(value, self.annotation, from_attributes=True)
             except msgspec.ValidationError as exc:
                 raise _msgspec_error(exc) from None
+        self._fill(value)
         return self._encoder.encode(value)
 
 

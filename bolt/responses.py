@@ -32,8 +32,12 @@ class Response:
         self.status_code = status_code
         if media_type is not None:
             self.media_type = media_type
-        self.body = self.render(content)
-        self.raw_headers = self._build_headers(headers)
+        self.body = body = self.render(content)
+        if headers or self.media_type is None:
+            self.raw_headers = self._build_headers(headers)
+        else:  # the common case, on every request: written out rather than merged
+            self.raw_headers = [(b"content-length", b"%d" % len(body)),
+                                (b"content-type", _content_type(self.media_type, self.charset))]
 
     def render(self, content: Any) -> bytes:
         if content is None:
@@ -43,12 +47,7 @@ class Response:
         return str(content).encode(self.charset)
 
     def _build_headers(self, headers: Mapping[str, str] | None, length: bool = True) -> list[tuple[bytes, bytes]]:
-        if not headers:  # the common case, on every request: no names to compare
-            raw = [(b"content-length", b"%d" % len(self.body))] if length else []
-            if self.media_type is not None:
-                raw.append((b"content-type", _content_type(self.media_type, self.charset)))
-            return raw
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
         names = {k for k, _ in raw}
         if length and b"content-length" not in names:
             raw.append((b"content-length", b"%d" % len(self.body)))

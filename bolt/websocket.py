@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 import orjson
 
 from bolt.connection import HTTPConnection
-from bolt.validation import ValidationError, validate
+from bolt.models import Codec, InvalidJSON, ValidationError, codec_for, json_default
 
 
 class CloseCode(enum.IntEnum):
@@ -204,23 +204,32 @@ class WebSocket(HTTPConnection):
         return data
 
     async def receive_json(self, model: Any = None) -> Any:
-        """The next message (text or binary) parsed as JSON, and checked against `model` when given.
+        """The next message (text or binary) parsed as JSON, and decoded into `model` when given.
 
-        `model` is any annotation bolt.validation understands (a dataclass, a TypedDict, `list[int]`, ...);
-        a message that does not match raises MessageValidationError.
+        `model` is a msgspec Struct, a dataclass, a TypedDict, a pydantic model or an annotation
+        built from them (`list[Item]`, ...), decoded and checked in one pass by its library (see
+        bolt.models); a message that does not fit raises MessageValidationError.
         """
+        if model is not None:
+            return await self._receive_model(codec_for(model))
         message = await self.receive()
         data = message.get("text")
         if data is None:
             data = message.get("bytes")
         try:
-            value = orjson.loads(data)
+            return orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise InvalidJSONMessage(f"message is not valid JSON: {exc}") from None
-        if model is None:
-            return value
+
+    async def _receive_model(self, codec: Codec) -> Any:
+        message = await self.receive()
+        data = message.get("text")
+        if data is None:
+            data = message.get("bytes")
         try:
-            return validate(value, model)
+            return codec.decode(data)
+        except InvalidJSON as exc:
+            raise InvalidJSONMessage(f"message is not valid JSON: {exc}") from None
         except ValidationError as exc:
             raise MessageValidationError(exc.location, exc.message) from None
 
@@ -233,8 +242,11 @@ class WebSocket(HTTPConnection):
         return _Messages(self.receive_bytes)
 
     def iter_json(self, model: Any = None) -> AsyncIterator[Any]:
-        """JSON messages (checked against `model` when given) until the client disconnects."""
-        return _Messages(lambda: self.receive_json(model))
+        """JSON messages (decoded into `model` when given) until the client disconnects."""
+        if model is None:
+            return _Messages(self.receive_json)
+        codec = codec_for(model)  # found once, not per message
+        return _Messages(lambda: self._receive_model(codec))
 
     # -- rooms -----------------------------------------------------------------------------------
 
@@ -293,8 +305,11 @@ class WebSocket(HTTPConnection):
             self._lost()
 
     async def send_json(self, data: Any, mode: str = "text") -> None:
-        """Serialize with orjson and send as a text message (or binary with mode="binary")."""
-        payload = orjson.dumps(data)
+        """Serialize with orjson and send as a text message (or binary with mode="binary").
+
+        Structs and pydantic models may be in `data`, as in a JSON response.
+        """
+        payload = orjson.dumps(data, default=json_default)
         if mode == "binary":
             await self.send({"type": "websocket.send", "bytes": payload})
         else:

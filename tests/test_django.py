@@ -159,6 +159,22 @@ async def test_an_unknown_websocket_path_beside_django_is_a_clean_404(caplog):
 
 
 @pytest.mark.asyncio
+async def test_without_the_http_response_extension_the_404_is_a_close_before_accept():
+    app = mount(make_api(), get_asgi_application())
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws/unknown", "headers": [], "query_string": b"", "extensions": {}}
+    await app(scope, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008, "reason": "Not Found"}]
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
 async def test_scanners_probing_websocket_paths_through_uvicorn_get_404_and_no_traceback(ws, caplog):
     # The attack: each probe of /ws/* under the Django mount logged Django's ValueError traceback

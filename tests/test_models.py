@@ -131,3 +131,40 @@ def test_schema_components_share_one_namespace():
                        {"type": "array", "items": {"$ref": "#/components/schemas/User"}},
                        {"$ref": "#/components/schemas/Tag"}]
     assert set(components) == {"Part", "User", "Tag"}
+
+
+@dataclasses.dataclass
+class Note:
+    text: str
+    urgent: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Tree:
+    name: str
+    children: list[Tree] = dataclasses.field(default_factory=list)
+    note: Note | None = None
+    level: int = 0
+
+
+class Box(msgspec.Struct):
+    notes: dict[str, Note]
+    pair: tuple[Note, int] | None = None
+
+
+@pytest.mark.parametrize("model, data, expected", [
+    (Note, b'{"text": "a"}', {"text": "a", "urgent": False}),
+    (list[Note] | None, b'[{"text": "a"}]', [{"text": "a", "urgent": False}]),
+    (list[Note] | None, b"null", None),
+    (Tree, b'{"name": "r", "children": [{"name": "c", "note": {"text": "n"}}]}',
+     {"name": "r", "children": [{"name": "c", "children": [], "note": {"text": "n", "urgent": False}, "level": 0}],
+      "note": None, "level": 0}),
+    (Box, b'{"notes": {"k": {"text": "a"}}, "pair": [{"text": "b"}, 1]}',
+     {"notes": {"k": {"text": "a", "urgent": False}}, "pair": [{"text": "b", "urgent": False}, 1]}),
+])
+def test_decoded_dataclasses_hold_their_defaults(model, data, expected):
+    # msgspec leaves plain defaults to the class; encoders that read __dict__ would drop them.
+    value = codec_for(model).decode(data)
+    assert orjson.loads(orjson.dumps(value, default=json_default)) == expected
+    assert orjson.loads(codec_for(model).encode(value)) == expected
+    assert orjson.loads(orjson.dumps(codec_for(model).validate(orjson.loads(data)), default=json_default)) == expected

@@ -54,8 +54,6 @@ __all__ = ["WebSocketProtocol"]
 
 LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as header + payload
 _DEFLATE = DeflateOptions()  # read-only policy, shared by every connection
-
-
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, frees the send queue
 
 _OPEN = ConnectionState.OPEN
@@ -219,7 +217,7 @@ class WebSocketProtocol(asyncio.Protocol):
         conn = self.conn
         events = conn.receive_data(data)
         # Once open, what the engine writes on its own is a pong. While the peer does not read
-        # it stays in the engine, which keeps only the latest (RFC 6455 5.5.3), so a ping flood
+        # it stays in the engine, which keeps only the latest few (RFC 6455 5.5.3), so a ping flood
         # cannot grow the write buffer; resume_writing() sends it.
         if not self._write_paused or conn.state is not _OPEN:
             out = conn.data_to_send()

@@ -22,7 +22,7 @@ from bolt.realtime.hub import Hub
 from bolt.realtime.names import InvalidRoomName, check_room
 from bolt.realtime.presence import JOIN, Member, PresenceEvent, PresenceSubscription
 from bolt.security.ratelimit import TokenBucket
-from bolt.validation import ValidationError, validate
+from bolt.models import ValidationError, codec_for
 from bolt.websocket import CloseCode, WebSocket, WebSocketClose
 
 logger = logging.getLogger("bolt.realtime")
@@ -80,6 +80,7 @@ class RealtimeEndpoint:
         self.can_publish = can_publish
         self.on_publish = on_publish
         self.model = model
+        self.codec = codec_for(model) if model is not None else None  # TypeError for a type no library takes
         self.max_rooms = max_rooms
         # With nothing on the server to look at the data, a large publish is relayed as the
         # client wrote it: checked and spliced into the envelope, never decoded and encoded again.
@@ -245,9 +246,9 @@ class Session:
             raise ProtocolError("not_joined", f"join {room!r} before publishing to it")
         data = request["data"]
         endpoint = self.endpoint
-        if endpoint.model is not None:
+        if endpoint.codec is not None:
             try:
-                data = validate(data, endpoint.model)
+                data = endpoint.codec.validate(data)
             except ValidationError as exc:
                 raise ProtocolError("invalid_data", str(exc)) from None
         if not await self.allowed(endpoint.can_publish, "can_publish", room, data):

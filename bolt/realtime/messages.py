@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from bolt.models import json_default
 from bolt.protocol.shared import SharedMessage
 
 TEXT = "t"    # a str, sent as a text message
@@ -39,7 +40,7 @@ class Message:
             return cls(TEXT, value, time=time.time())
         if isinstance(value, (bytes, bytearray, memoryview)):
             return cls(BYTES, bytes(value), time=time.time())
-        return cls(JSON, orjson.dumps(value).decode(), time=time.time())
+        return cls(JSON, orjson.dumps(value, default=json_default).decode(), time=time.time())
 
     def payload(self) -> bytes:
         """The message as bytes, for backends that store or forward it."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,11 +25,18 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, ws: type = WebSocketProtocol, **options: Any) -> AsyncIterator[Served]:
+async def serve(app: Any, ws: type = WebSocketProtocol, sndbuf: int | None = None, **options: Any) -> AsyncIterator[Served]:
+    """Serve ``app``; ``sndbuf`` sets the kernel send buffer of every accepted socket (they inherit it)."""
     options.setdefault("ws_ping_interval", None)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, ws=ws, lifespan="off", log_level="warning", **options)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    sockets = None
+    if sndbuf is not None:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        sock.bind(("127.0.0.1", 0))
+        sockets = [sock]
+    task = asyncio.create_task(server.serve(sockets=sockets))
     try:
         async with asyncio.timeout(5):
             while not server.started:
