@@ -8,14 +8,12 @@ handshake, a drop, an eviction) update their counters at once. With
 `PROMETHEUS_MULTIPROC_DIR` set (several uvicorn workers), every worker writes its values there and the
 endpoint of any worker reports them all (prometheus_client's multiprocess mode).
 
-Evicted slow consumers also log one line each on `bolt.metrics`, metrics on or off: the path without
-its query string (where tokens travel), the client address and the reason. Refused handshakes are
-logged once by the security pipeline, on `bolt.security`.
+The log lines are not this module's: metrics on or off, a refused handshake is logged once by the
+security pipeline (`bolt.security`) and an evicted slow consumer by the hub (`bolt.realtime`).
 """
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +23,6 @@ if TYPE_CHECKING:
     from bolt.realtime.hub import Hub
     from bolt.security.denial import Denial
 
-logger = logging.getLogger("bolt.metrics")
 
 SAMPLE_INTERVAL = 1.0  # seconds between two samples of the gauges
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
