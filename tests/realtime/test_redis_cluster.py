@@ -98,12 +98,14 @@ async def test_members_of_a_process_that_stopped_beating_expire_on_every_shard(r
         backend = doomed.hub.backend
         for task in backend._tasks:  # type: ignore[union-attr]  # a crash: no heartbeat, no goodbye
             task.cancel()
-        backend._redis = None  # type: ignore[union-attr]
+        client, backend._redis = backend._redis, None  # type: ignore[union-attr]
         for room, queue in zip(rooms, events):
             assert (await asyncio.wait_for(queue.get(), 5)).type == "leave"  # the survivor's sweep
             assert await survivor.hub.count(room) == 0
         for listener in listeners:
             await listener.__aexit__(None, None, None)
+        await backend._close_pubsub()  # type: ignore[union-attr]
+        await client.aclose()  # type: ignore[union-attr]
     finally:
         await stop(survivor)
 
