@@ -62,6 +62,22 @@ async def test_every_key_of_a_room_is_in_one_slot_and_rooms_spread_over_masters(
 
 
 @pytest.mark.asyncio
+async def test_a_process_that_only_publishes(redis_cluster: RedisCluster) -> None:
+    """A hub with no rooms of its own (a Django view's process, say) publishes from its first call."""
+    listener, publisher = worker(redis_cluster.url), worker(redis_cluster.url)
+    heard: list[str] = []
+    try:
+        stop_listening = await listener.hub.listen("~b:control", heard.append)
+        await publisher.hub.start()
+        await publisher.hub.broadcast("~b:control", "first")
+        assert await publisher.hub.broadcast("h:x", "kept") == 1
+        await eventually(lambda: heard == ["first"])
+        await stop_listening()
+    finally:
+        await stop(listener, publisher)
+
+
+@pytest.mark.asyncio
 async def test_broadcast_resume_and_presence_across_processes(redis_cluster: RedisCluster) -> None:
     one, two = worker(redis_cluster.url), worker(redis_cluster.url)
     try:

@@ -140,6 +140,7 @@ class RedisClusterBackend(RedisBackend):
 
     async def _open_subscriber(self) -> list[str]:
         assert isinstance(self._redis, RedisCluster)
+        await self._redis.initialize()  # once: the client's own setup (slot map, command table)
         await self._redis.nodes_manager.initialize()  # the slot map as it is now (after a failover, say)
         shards = _Shards(self)
         self._shards = shards
@@ -149,6 +150,7 @@ class RedisClusterBackend(RedisBackend):
         return rooms
 
     async def _read(self, pubsub: Any) -> None:
+        """Until any master's connection fails (its reader runs on its own)."""
         await pubsub.failed
 
     async def subscribe(self, room: str) -> None:
@@ -189,6 +191,8 @@ class _Shards:
         self.leaving: set[str] = set()  # channels this process unsubscribed (their confirmation is not a loss)
         self.clients: list[Redis] = []
         self.readers: list[asyncio.Task[None]] = []
+        # One (un)subscription at a time: two joins at once must not open two connections to one master.
+        self._lock = asyncio.Lock()
         self.failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def fail(self, exc: BaseException) -> None:
@@ -213,18 +217,20 @@ class _Shards:
         for channel in channels:
             self.leaving.discard(channel)
             by_slot[key_slot(channel.encode())].append(channel)
-        for slot, group in by_slot.items():
-            node = self.cluster.nodes_manager.get_node_from_slot(slot)
-            await self._ssubscribe(node, group)
-            for channel in group:
-                self.owner[channel] = node.name
+        async with self._lock:
+            for slot, group in by_slot.items():
+                node = self.cluster.nodes_manager.get_node_from_slot(slot)
+                await self._ssubscribe(node, group)
+                for channel in group:
+                    self.owner[channel] = node.name
 
     async def unsubscribe(self, channel: str) -> None:
-        name = self.owner.pop(channel, None)
-        pubsub = self.pubsubs.get(name) if name is not None else None
-        if pubsub is not None:
-            self.leaving.add(channel)
-            await pubsub.sunsubscribe(channel)
+        async with self._lock:
+            name = self.owner.pop(channel, None)
+            pubsub = self.pubsubs.get(name) if name is not None else None
+            if pubsub is not None:
+                self.leaving.add(channel)
+                await pubsub.sunsubscribe(channel)
 
     async def _reader(self, pubsub: Any) -> None:
         try:
