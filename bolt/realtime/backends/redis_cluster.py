@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -72,6 +73,8 @@ class RedisClusterBackend(RedisBackend):
     publish_command = "SPUBLISH"
 
     def __init__(self, url: str, **options: Any) -> None:
+        if not hasattr(PubSub, "ssubscribe"):
+            raise ImportError("a Redis Cluster needs a redis-py with sharded pub/sub: pip install -U redis")
         options.setdefault("max_backoff", 1.0)
         super().__init__(url, **options)
         if "{" in self.prefix or "}" in self.prefix:
