@@ -15,6 +15,7 @@ clients; that is handled the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
@@ -26,10 +27,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from bolt.realtime.backends.base import Backend
-from bolt.realtime.backends.redis import PUBLISH_SCRIPT, RedisBackend, _cancel
+from bolt.realtime.backends.redis import PUBLISH_SCRIPT, REDIS_ERRORS, RedisBackend, _cancel
 
 if TYPE_CHECKING:
     from bolt.realtime.hub import Hub
@@ -112,11 +112,9 @@ class RedisClusterBackend(RedisBackend):
         self._listening = asyncio.Event()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._listen()), loop.create_task(self._heartbeat())]
-        try:
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(self.timeout):
                 await self._listening.wait()
-        except TimeoutError:
-            pass
 
     async def _close_pubsub(self) -> None:
         shards, self._shards = self._shards, None
@@ -126,10 +124,8 @@ class RedisClusterBackend(RedisBackend):
 
     async def _close_clients(self) -> None:
         if self._redis is not None:
-            try:
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self._redis.aclose()
-            except (RedisError, OSError):
-                pass
         self._redis = None
 
     async def _drop_idle_connections(self) -> None:
@@ -162,7 +158,7 @@ class RedisClusterBackend(RedisBackend):
         if shards is not None:
             try:
                 await shards.subscribe([self._channel(room)])
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 shards.fail(exc)  # the subscriber reconnects and subscribes every room again
 
     async def unsubscribe(self, room: str) -> None:
@@ -171,7 +167,7 @@ class RedisClusterBackend(RedisBackend):
         if shards is not None:
             try:
                 await shards.unsubscribe(self._channel(room))
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 shards.fail(exc)
 
     def health(self) -> dict[str, Any]:
@@ -257,16 +253,9 @@ class _Shards:
 
     async def aclose(self) -> None:
         await _cancel(self.readers)
-        for pubsub in self.pubsubs.values():
-            try:
-                await pubsub.aclose()
-            except (RedisError, OSError):
-                pass
-        for client in self.clients:
-            try:
-                await client.aclose()
-            except (RedisError, OSError):
-                pass
+        for closable in (*self.pubsubs.values(), *self.clients):
+            with contextlib.suppress(*REDIS_ERRORS):
+                await closable.aclose()
         if not self.failed.done():
             self.failed.cancel()
         elif not self.failed.cancelled():
