@@ -174,6 +174,25 @@ async def test_a_master_killed_mid_broadcast_fails_over_and_the_gap_is_signalled
 
 
 @pytest.mark.asyncio
+async def test_a_room_whose_slots_are_lost_is_unavailable_not_an_error(redis_cluster: RedisCluster) -> None:
+    """A master and its replica both gone: the room's slots are down; its broadcasts raise PublishError."""
+    room = ROOMS[2]
+    api = worker(redis_cluster.url)
+    try:
+        await api.hub.broadcast(room, "before")
+        master = redis_cluster.master_of(f"bolt:room:{{{room}}}")
+        replica = redis_cluster.replica_of(master)
+        redis_cluster.kill(replica)
+        redis_cluster.kill(master)
+        for _ in range(20):
+            with pytest.raises(PublishError):
+                await api.hub.broadcast(room, "lost")
+            await asyncio.sleep(0.1)
+    finally:
+        await stop(api)
+
+
+@pytest.mark.asyncio
 async def test_a_master_that_stops_answering_is_detected(redis_cluster: RedisCluster) -> None:
     import signal
 
