@@ -14,6 +14,7 @@ interface (spec 2.4) and nothing else.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import socket
@@ -96,6 +97,21 @@ def _unsent(transport: asyncio.WriteTransport, sock: socket.socket) -> bool:
     except (OSError, ValueError):
         return True
     return struct.unpack("i", queued)[0] > 0
+
+
+#: A stopping worker closes its open connections in this many waves over the drain period.
+DRAIN_WAVES = 10
+_drain_turns = itertools.count()  # which wave the next connection told to shut down joins
+
+
+def drain_period() -> float:
+    """Seconds over which a stopping worker closes its open connections: ``BOLT_DRAIN``, 0 by default."""
+    try:
+        return max(0.0, float(os.environ.get("BOLT_DRAIN") or 0.0))
+    except ValueError:
+        logging.getLogger("uvicorn.error").warning(
+            "BOLT_DRAIN=%r is not a number of seconds: connections close at once", os.environ["BOLT_DRAIN"])
+        return 0.0
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -246,13 +262,26 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.transport.pause_reading()
 
     def shutdown(self) -> None:
-        """Called by uvicorn on graceful shutdown: close with 1012 (service restart)."""
-        self._stop_keepalive()
+        """Called by uvicorn on graceful shutdown: close with 1012 (service restart).
+
+        With a drain period (``BOLT_DRAIN`` seconds, ``bolt run --drain``) open connections are
+        closed in `DRAIN_WAVES` waves spread over it, so the clients of a stopping worker do not
+        all reconnect to the others at the same moment; until its wave a connection works as usual.
+        """
         state = self.conn.state
         if state is _OPEN:
-            self._put_disconnect(CloseCode.SERVICE_RESTART)
-            self._close(CloseCode.SERVICE_RESTART, "server shutting down", self.shutdown_close_timeout)
-        elif state is _HANDSHAKE and self._response is None:
+            wave = next(_drain_turns) % DRAIN_WAVES
+            delay = wave * drain_period() / DRAIN_WAVES
+            if delay > 0.0:
+                # Nothing is awaited from the peer while open, so the deadline slot is free; a close
+                # by either side before the wave cancels or outdates it (_drain checks the state).
+                self._cancel_close_timer()
+                self.close_timer = self.loop.call_later(delay, self._drain)
+            else:
+                self._drain()
+            return
+        self._stop_keepalive()
+        if state is _HANDSHAKE and self._response is None:
             self._put_disconnect(CloseCode.ABNORMAL)  # it never opened
             self.transport.write(self.conn.reject(503, list(self.default_headers), b"Server shutting down.\n"))
             self._close_transport()
@@ -261,6 +290,13 @@ class WebSocketProtocol(asyncio.Protocol):
         else:  # our close frame is out (no second one), or the connection never opened
             self._cancel_close_timer()
             self._close_transport()
+
+    def _drain(self) -> None:
+        """This connection's wave of a graceful shutdown: tell the app and the peer 1012."""
+        self.close_timer = None
+        if self.conn.state is _OPEN:
+            self._put_disconnect(CloseCode.SERVICE_RESTART)
+            self._close(CloseCode.SERVICE_RESTART, "server shutting down", self.shutdown_close_timeout)
 
     # ----------------------------------------------------------------- events
 
