@@ -1,5 +1,5 @@
 """Graceful drain: a worker told to stop (SIGTERM) closes its WebSockets with 1012 in waves over
-BOLT_DRAIN seconds, and its clients resume on the other worker behind the same port, losing nothing."""
+BOLT_DRAIN seconds (bolt run --drain), and its clients resume on the other worker behind the same port, losing nothing."""
 from __future__ import annotations
 
 import asyncio
@@ -41,10 +41,11 @@ def node_of(client: Client) -> str:
 @pytest.mark.time_limit(120)
 async def test_a_stopping_worker_hands_its_clients_over_in_waves(redis_server: RedisServer) -> None:
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=ROOT, BOLT_TEST_REDIS_URL=redis_server.url, BOLT_DRAIN=str(DRAIN))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "tests.realtime.apps.chat:api", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "2", "--ws", "bolt.protocol.uvicorn:WebSocketProtocol", "--log-level", "warning"],
+    env = dict(os.environ, PYTHONPATH=ROOT, BOLT_TEST_REDIS_URL=redis_server.url)
+    env.pop("BOLT_DRAIN", None)
+    server = subprocess.Popen(  # bolt run: bolt's protocol, and --drain handed to both workers
+        [sys.executable, "-m", "bolt.cli", "run", "tests.realtime.apps.chat:api", "--port", str(port),
+         "--workers", "2", "--drain", str(DRAIN), "--log-level", "warning"],
         cwd=ROOT, env=env)
     clients: list[Client] = []
     try:
