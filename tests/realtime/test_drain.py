@@ -12,7 +12,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from ports import free_port, wait_for_port
+from ports import free_port, stop_process, wait_for_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -105,9 +105,4 @@ async def test_a_stopping_worker_hands_its_clients_over_in_waves(redis_server: R
     finally:
         for client in clients:
             await client.ws.close()
-        server.terminate()
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
+        stop_process(server, 30)

@@ -11,7 +11,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from ports import free_port, wait_for_port
+from ports import free_port, stop_process, wait_for_port
 from prometheus_client.parser import text_string_to_metric_families
 from uvicorn_server import serve
 from websockets.asyncio.client import connect
@@ -180,9 +180,4 @@ def test_two_uvicorn_workers_report_together_in_multiprocess_mode(tmp_path: Any)
         asyncio.run(clients())
         os.kill(process.pid, 0)
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, 15)

@@ -152,6 +152,10 @@ class RedisBackend(Backend):
                                                timeout=self.timeout, **options)
         self._redis = Redis(connection_pool=pool)
         self._sub_redis = Redis.from_url(self.url, **options)
+        await self._start_listening()
+
+    async def _start_listening(self) -> None:
+        """With the clients made: load the publish script, start the subscriber and the heartbeat."""
         self._script = self._redis.register_script(PUBLISH_SCRIPT.replace("{publish}", self.publish_command))
         self._listening = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -29,7 +29,7 @@ from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bolt.realtime.backends.base import Backend
-from bolt.realtime.backends.redis import PUBLISH_SCRIPT, REDIS_ERRORS, RedisBackend, _cancel
+from bolt.realtime.backends.redis import REDIS_ERRORS, RedisBackend, _cancel
 
 if TYPE_CHECKING:
     from bolt.realtime.hub import Hub
@@ -108,13 +108,7 @@ class RedisClusterBackend(RedisBackend):
         # the client reads the slot map again before its next command.
         self._redis = RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
                                    max_connections=self.max_connections, **self._node_options)
-        self._script = self._redis.register_script(PUBLISH_SCRIPT.replace("{publish}", self.publish_command))
-        self._listening = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._heartbeat())]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.timeout):
-                await self._listening.wait()
+        await self._start_listening()
 
     async def _close_pubsub(self) -> None:
         shards, self._shards = self._shards, None
