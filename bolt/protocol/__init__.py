@@ -3,7 +3,8 @@
 ``ServerConnection`` is the engine and needs nothing but the standard library and
 :mod:`bolt.accel`. ``WebSocketProtocol`` plugs it into uvicorn
 (``--ws bolt.protocol:WebSocketProtocol``); it is imported on first use so the engine stays
-usable without uvicorn.
+usable without uvicorn. :mod:`bolt.protocol.http` holds uvicorn's HTTP protocols with a deadline
+for the request head, which ``bolt run`` uses.
 """
 
 from __future__ import annotations

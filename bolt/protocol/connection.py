@@ -706,12 +706,14 @@ class ServerConnection:
         peer's close, bounded by a timeout, before closing the socket). From
         ``REMOTE_CLOSING`` it completes it (``CLOSED``): after a :class:`CloseReceived`
         pass its code to echo it; after a :class:`ConnectionFailed` pass the failure code.
+        Pongs still waiting in ``data_to_send`` are dropped: nothing may follow a close frame.
         """
         state = self.state
         if state is not ConnectionState.OPEN and state is not ConnectionState.REMOTE_CLOSING:
             raise LocalProtocolError(f"cannot close in state {state.value}")
         if code != CloseCode.NO_STATUS and not is_valid_close_code(code):
             raise ValueError(f"invalid close code {code}")
+        self._out = []  # pongs not yet collected: nothing may follow the close frame
         if state is ConnectionState.OPEN:
             self.state = ConnectionState.CLOSING
             self.close_code, self.close_reason = code, reason
