@@ -56,7 +56,8 @@ PEERS = {
     "bare": Peer((), "uvicorn", "a bare ASGI app on stock uvicorn"),
     "uvicorn": Peer(("wsproto>=1.2",), "wsproto", "uvicorn's own WebSocket protocols (websockets-sansio, wsproto)"),
     "starlette": Peer(("starlette>=0.37",), "starlette", "Starlette"),
-    "fastapi": Peer(("fastapi",), "fastapi", "FastAPI"),
+    # http_bench serves bolt, Starlette and FastAPI from FastAPI's venv, through uvicorn's httptools parser
+    "fastapi": Peer(("fastapi", "httptools>=0.6"), "fastapi", "FastAPI"),
     "channels": Peer(("channels>=4.0",), "channels", "Django Channels (InMemoryChannelLayer)"),
     "picows": Peer(("picows>=1.0",), "picows", "picows' own echo server"),
     "django-bolt": Peer(("django-bolt",), "django_bolt", "django-bolt (Rust HTTP server for Django)"),
@@ -87,17 +88,21 @@ def _rows(script: str, option: str, rows_by_peer: dict[str, str], quick: tuple[s
             for peer, rows in rows_by_peer.items()]
 
 
-BROADCAST_ROWS = {"bolt": "bolt,bolt+proto,realtime,realtime+proto,realtime decoded+proto", "bare": "bare",
-                  "starlette": "starlette,starlette+proto", "channels": "channels"}
+# A peer's run also has a bolt row, measured in the same run: peers run one after another, and on a
+# shared machine only rows of one run compare fairly (bolt imports in every venv).
+BROADCAST_ROWS = {"bolt": "bolt,bolt+proto,realtime,realtime+proto,realtime decoded+proto", "bare": "bare,bolt+proto",
+                  "starlette": "starlette,starlette+proto,bolt,bolt+proto", "channels": "channels,bolt+proto"}
 RUNS: list[Run] = [
-    *_rows("echo_bench", "--servers", {"bolt": "bolt,bolt-py", "uvicorn": "sansio,wsproto", "picows": "picows"},
+    *_rows("echo_bench", "--servers",
+           {"bolt": "bolt,bolt-py", "uvicorn": "sansio,wsproto,bolt", "picows": "picows,bolt"},
            ("--rounds", "1", "--duration", "1", "--warmup", "0.5", "--cases", "64B,64KiB")),
-    *_rows("echo_overhead", "--apps", {"bare": "bare", "bolt": "bolt", "starlette": "starlette", "fastapi": "fastapi"},
+    *_rows("echo_overhead", "--apps", {"bolt": "bare,bolt", "starlette": "bare,bolt,starlette",
+                                       "fastapi": "bare,bolt,fastapi"},
            ("--rounds", "1", "--duration", "1", "--warmup", "0.5")),
     *_rows("broadcast_bench", "--only", BROADCAST_ROWS, ("--connections", "200", "--messages", "20", "--warmup", "5")),
     Run("broadcast_bench", "bolt", ("--only", "redis x2,redis x2+proto", "--connections", "200", "--messages", "20",
                                     "--warmup", "5"), ("--only", "redis x2,redis x2+proto"), needs=("redis-server",)),
-    *_rows("idle_memory", "--impls", {"bolt": "bolt", "uvicorn": "websockets-sansio,wsproto"},
+    *_rows("idle_memory", "--impls", {"bolt": "bolt", "uvicorn": "websockets-sansio,wsproto,bolt"},
            ("-n", "1000", "--settle", "1"), ("-n", "10000")),
     Run("handshake_bench", "bolt", ("--seconds", "0.5", "--rounds", "1")),
     Run("routing_bench", "bolt", ("--repeat", "1", "--sizes", "10,100,1000"), timeout=(60, 300)),
@@ -105,6 +110,13 @@ RUNS: list[Run] = [
     Run("json_relay", "bolt", ("--quick",), json=False),
     Run("django_bench", "bolt", ("--messages", "200", "--logouts", "5"), needs=("redis-server",), json=False),
     Run("reconnect_bench", "bolt", ("--restarts", "2",), needs=("chromium", "chromedriver"), json=False),
+    Run("expiry_bench", "bolt", ("-n", "500", "--lead", "5"), json=False),
+    Run("typed_json_bench", "bolt", ("--rounds", "1", "--messages", "2000"), json=False),
+    Run("redis_hang", "bolt", ("--runs", "1"), timeout=(60, 300), needs=("redis-server",), json=False),
+    Run("cluster_failover", "bolt", ("--runs", "1"), timeout=(120, 600), needs=("redis-server", "redis-cli"),
+        json=False),
+    # bolt, a bare app, Starlette and FastAPI in one run: FastAPI's venv has Starlette too.
+    Run("http_bench", "fastapi", ("--rounds", "1", "--duration", "1"), needs=("wrk",), json=False),
     *_rows("many_connections", "--only", {"bolt": "bolt", "starlette": "starlette", "channels": "channels"},
            ("-n", "1000", "--broadcasts", "5", "--churn-seconds", "1", "--budget", "90"),
            ("-n", "5000", "--broadcasts", "10", "--churn-seconds", "5", "--budget", "300"), timeout=(120, 360)),
@@ -212,7 +224,7 @@ def execute(run: Run, python: str, quick: bool, raw: Path) -> dict[str, Any]:
         if isinstance(data, dict):  # rows with the run's context around them (many_connections.py)
             record["context"] = {key: value for key, value in data.items() if key != "results"}
             data = data["results"]
-        record["rows"] = data
+        record["rows"] = [dict(row, run=run.peer) for row in data]
     return record
 
 
@@ -251,15 +263,19 @@ def _on_off(row: dict[str, Any]) -> str:
     return "deflate on" if row["deflate"] else "deflate off"
 
 
-FIGURES = [
-    Figure("echo_bench", "echo.png", "Echo throughput, one core", "rate", "messages/s",
-           lambda r: r["server"], lambda r: r["case"]),
-    Figure("echo_overhead", "echo_overhead.png", "64 B echo through stock uvicorn: framework overhead",
-           "median_rate", "messages/s", lambda r: r["app"]),
-    Figure("broadcast_bench", "broadcast.png", "Broadcast of 100 B, one message at a time", "deliveries_per_s",
-           "deliveries/s", lambda r: r["server"]),
+def _run(row: dict[str, Any]) -> str:
+    return f"the {row['run']} run"
+
+
+FIGURES = [  # panels by run where a peer's run has bolt beside it: compare within a panel
+    Figure("echo_bench", "echo.png", "64 B text echo: server CPU per message (lower is better)", "server_us",
+           "microseconds", lambda r: r["server"], _run, lambda r: r["case"] == "64 B text"),
+    Figure("echo_overhead", "echo_overhead.png", "64 B echo through stock uvicorn: server CPU per message",
+           "server_us", "microseconds", lambda r: r["app"], _run),
+    Figure("broadcast_bench", "broadcast.png", "Broadcast of 100 B to 1,000 connections", "deliveries_per_s",
+           "deliveries/s", lambda r: r["server"], _run),
     Figure("idle_memory", "idle_memory.png", "Memory per idle connection (echo app)", "per_conn_kib", "KiB",
-           lambda r: r["impl"], _on_off),
+           lambda r: f"{r['impl']}, {_on_off(r)}", _run),
     Figure("handshake_bench", "handshake.png", "Handshakes through uvicorn", "uvicorn", "handshakes/s",
            lambda r: r["route"]),
     Figure("routing_bench", "routing.png", "Route matching, worst case", "tree_ns", "ns per match",
@@ -288,7 +304,7 @@ def plot(figure: Figure, rows: list[dict[str, Any]], out: Path) -> None:
         chosen = [row for row in rows if figure.facet(row) == facet]
         labels = [figure.label(row) for row in chosen]
         values = [row[figure.value] for row in chosen]
-        colors = ["#d9480f" if label.startswith(("bolt", "realtime")) else "#868e96" for label in labels]
+        colors = ["#d9480f" if label.startswith(("bolt", "realtime", "redis")) else "#868e96" for label in labels]
         ax.barh(labels, values, color=colors)
         ax.invert_yaxis()
         ax.set_title(facet, fontsize=9)
@@ -361,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("BOLT_BENCH_CACHE", str(Path.home() / ".cache" / "bolt-bench")))
     parser.add_argument("--python", help="run every peer in this interpreter instead of per-peer venvs")
     parser.add_argument("--dry-run", action="store_true", help="print the plan (peers, commands) and write nothing")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other benchmarks' runs of the results.json in --out (re-measure a few)")
     parser.add_argument("--replot", action="store_true",
                         help="only redraw the plots and results.md from the results.json in --out")
     args = parser.parse_args(argv)
@@ -421,6 +439,14 @@ def main(argv: list[str] | None = None) -> int:
         result["runs"].append(record)
         progress.step(f"{run.name}: {record['status']} in {record['seconds']} s")
 
+    if args.merge and (out / "results.json").exists():
+        earlier = json.loads((out / "results.json").read_text())
+        measured = {run["benchmark"] for run in result["runs"]}
+        result["runs"] = [run for run in earlier["runs"] if run["benchmark"] not in measured] + result["runs"]
+        result["peers"] = {**earlier["peers"], **result["peers"]}
+        result["date"] = f"{earlier['date']}, and {result['date']} for {', '.join(sorted(measured))}"
+        order = list(dict.fromkeys(run.script for run in RUNS))
+        result["runs"].sort(key=lambda run: order.index(run["benchmark"]))
     (out / "results.json").write_text(json.dumps(result, indent=2))
     (out / "results.md").write_text(markdown(result))
     draw(result, out)

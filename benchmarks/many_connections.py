@@ -25,10 +25,11 @@ ephemeral port range (about 28,000 ports) towards one server port. For each serv
              many of the oldest close (reset, as a dropped network does): the rate of handshakes
              actually completed, their latency p50/p99, and how many failed
 
-then again with deflate on (the clients offer permessage-deflate as browsers do): memory idle, and
-after one broadcast has used every connection's compressor. Every phase has a deadline; a server
-that cannot open N connections in time, or loses them, is reported as failing there and the run
-moves on. Keepalive pings are off (this client does not answer them).
+then, once every server has had that turn, again with deflate on (the clients offer
+permessage-deflate as browsers do): memory idle, and after one broadcast has used every connection's
+compressor. Every phase has a deadline; a server that cannot open N connections in time, or loses
+them, is reported as failing there and the run moves on. Keepalive pings are off (this client does
+not answer them).
 
 Linux only. It raises the soft RLIMIT_NOFILE to the hard limit; run as root it also raises
 net.core.somaxconn when it is below the listen backlog, and says so.
@@ -528,15 +529,17 @@ def main() -> None:
     print(f"system: {system_settings()}; changed: {changes or 'nothing'}; "
           f"at most {per_process_connections():,} connections per process", file=sys.stderr, flush=True)
     results = []
-    for name in args.only.split(","):
-        for deflate in (False,) if args.no_deflate else (False, True):
-            unopened = deflate and results[-1]["failed"].startswith("open")
+    # Every server without deflate first, so a spent budget costs the deflate runs, not a server.
+    for deflate in (False,) if args.no_deflate else (False, True):
+        for name in args.only.split(","):
+            unopened = deflate and next(r for r in results if r["server"] == name)["failed"].startswith("open")
             reason = ("run budget spent" if time.monotonic() > deadline else
                       "not run: could not open them with deflate off" if unopened else None)
             if reason:
                 results.append({"server": name, "deflate": deflate, "connections": n, "failed": reason})
                 continue
             results.append(run_server(name, n, deflate, args, deadline))
+    results.sort(key=lambda r: list(SERVERS).index(r["server"]))
     print(table(results))
     if args.json:
         Path(args.json).write_text(json.dumps({"connections": n, "system": system_settings(), "changed": changes,
