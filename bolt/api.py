@@ -15,7 +15,7 @@ from bolt.apidocs import DocsRoutes
 from bolt.asyncapi import asyncapi_document, message_types
 from bolt.exceptions import HTTPException
 from bolt.metrics import Metrics, websocket_denied
-from bolt.middleware import RATE_LIMIT_ATTR
+from bolt.security.limits import RATE_LIMIT_ATTR
 from bolt.models import Codec, codec_for, declares_model
 from bolt.openapi import openapi_document
 from bolt.params import Binder, BindError

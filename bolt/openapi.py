@@ -15,6 +15,7 @@ import msgspec
 from bolt.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, split_template
 from bolt.schemas import SchemaSet, strip_optional
+from bolt.security.auth import APIKeyAuthentication, JWTAuthentication, SessionAuthentication
 from bolt.security.config import setting
 
 OPENAPI_VERSION = "3.1.0"
@@ -54,9 +55,6 @@ def backend_schemes(backend: Any) -> dict[str, dict[str, Any]]:
     A backend of another kind describes itself with an `openapi_security` attribute holding the
     same mapping; one without it is left out of the document.
     """
-    # Imported here: bolt.auth and bolt.security import each other, and bolt.api loads the latter first.
-    from bolt.auth import APIKeyAuthentication, JWTAuthentication, SessionAuthentication
-
     if isinstance(backend, JWTAuthentication):
         schemes: dict[str, dict[str, Any]] = {}
         described = f"A JSON Web Token ({', '.join(backend.algorithms)})"

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bolt.wire import CloseCode, SharedMessage
+
 from .connection import (
     CloseReceived,
     ConnectionFailed,
@@ -22,8 +24,6 @@ from .connection import (
     ServerConnection,
 )
 from .deflate import DeflateOptions
-from .frames import CloseCode
-from .shared import SharedMessage
 
 if TYPE_CHECKING:
     from .uvicorn import WebSocketProtocol

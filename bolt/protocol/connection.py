@@ -18,9 +18,7 @@ import enum
 import zlib
 
 from bolt.accel import Utf8Validator, mask, mask_join, scan_frames
-
-from .deflate import DeflateOptions, InflateTooLarge, PerMessageDeflate, negotiate
-from .frames import (
+from bolt.wire import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -32,6 +30,8 @@ from .frames import (
     encode_header,
     is_valid_close_code,
 )
+
+from .deflate import DeflateOptions, InflateTooLarge, PerMessageDeflate, negotiate
 from .handshake import (
     MAX_REQUEST_SIZE,
     HandshakeError,

@@ -38,6 +38,8 @@ from uvicorn.protocols.utils import (
     is_ssl,
 )
 
+from bolt.wire import CloseCode, SharedMessage
+
 from .connection import (
     CloseReceived,
     ConnectionFailed,
@@ -48,8 +50,6 @@ from .connection import (
     ServerConnection,
 )
 from .deflate import DeflateOptions
-from .frames import CloseCode
-from .shared import SharedMessage
 
 __all__ = ["WebSocketProtocol"]
 
@@ -493,7 +493,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """Write a message shared with other connections, in the encoding this one needs, if it can now.
 
         The ``bolt.frames`` extension: a broadcast builds each wire encoding of its message once
-        (see :mod:`bolt.protocol.shared`) and hands the same bytes to every recipient, skipping
+        (see :mod:`bolt.wire`) and hands the same bytes to every recipient, skipping
         the per-recipient ASGI message and encode. Returns False, having written nothing, when
         the message must go through :meth:`send` instead: the connection is not open, its
         transport is paused, or it compresses with a context kept from earlier messages.

@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bolt.auth import ANONYMOUS, AuthContext, AuthenticationFailed, run_guard
 from bolt.connection import HTTPConnection
-from bolt.middleware import RATE_LIMIT_ATTR, RateLimit
 from bolt.security import cors, expiry
+from bolt.security.auth import ANONYMOUS, AuthContext, AuthenticationFailed
 from bolt.security.config import WATCHED_SETTINGS, setting, watch_settings
 from bolt.security.denial import Denial
+from bolt.security.guards import run_guard
+from bolt.security.limits import RATE_LIMIT_ATTR, RateLimit
 from bolt.security.origin import Admission, OriginPolicy
 from bolt.security.ratelimit import (
     DEFAULT_IPV6_PREFIX,
