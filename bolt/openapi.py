@@ -12,11 +12,11 @@ from typing import Any
 
 import msgspec
 
+from bolt.django import setting
 from bolt.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, split_template
 from bolt.schemas import SchemaSet, strip_optional
 from bolt.security.auth import APIKeyAuthentication, JWTAuthentication, SessionAuthentication
-from bolt.security.config import setting
 
 OPENAPI_VERSION = "3.1.0"
 COMPONENTS = "#/components/schemas/{name}"

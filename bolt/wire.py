@@ -11,6 +11,7 @@ state machine to keep the receive path free of per-frame objects.
 
 from __future__ import annotations
 
+import enum
 import struct
 from typing import Protocol
 
@@ -21,12 +22,14 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "MAX_CLOSE_REASON",
     "CloseCode",
     "SharedMessage",
     "encode_close_payload",
     "encode_frame",
     "encode_header",
     "is_valid_close_code",
+    "truncate_reason",
 ]
 
 OP_CONT = 0x0
@@ -45,21 +48,28 @@ _pack_16 = struct.Struct("!BBH").pack
 _pack_64 = struct.Struct("!BBQ").pack
 
 
-class CloseCode:
-    """Close status codes this package sends (RFC 6455 section 7.4.1, IANA registry)."""
+class CloseCode(enum.IntEnum):
+    """RFC 6455 close codes (section 7.4.1) plus the IANA-registered 1012-1014."""
 
     NORMAL = 1000
     GOING_AWAY = 1001
     PROTOCOL_ERROR = 1002
     UNSUPPORTED_DATA = 1003
-    NO_STATUS = 1005  # never on the wire: "the close frame had no code"
-    ABNORMAL = 1006  # never on the wire: "the connection dropped without a close frame"
-    INVALID_DATA = 1007
+    NO_STATUS_RECEIVED = 1005  # never on the wire: "the close frame had no code"
+    ABNORMAL_CLOSURE = 1006  # never on the wire: "the connection dropped without a close frame"
+    INVALID_FRAME_PAYLOAD_DATA = 1007
     POLICY_VIOLATION = 1008
     MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
     INTERNAL_ERROR = 1011
     SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015  # never on the wire: "the TLS handshake failed"
+
+
+# A close frame carries at most 125 bytes: the 2-byte code and up to 123 bytes of reason.
+MAX_CLOSE_REASON = 123
 
 
 def is_valid_close_code(code: int) -> bool:
@@ -70,6 +80,14 @@ def is_valid_close_code(code: int) -> bool:
     reserved and must never be sent.
     """
     return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+def truncate_reason(reason: str) -> str:
+    """``reason`` cut to the 123 bytes of UTF-8 a close frame allows, on a character boundary."""
+    raw = reason.encode("utf-8")
+    if len(raw) <= MAX_CLOSE_REASON:
+        return reason
+    return raw[:MAX_CLOSE_REASON].decode("utf-8", "ignore")
 
 
 def encode_frame(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False) -> bytes:
@@ -95,13 +113,9 @@ def encode_header(opcode: int, length: int, rsv1: bool = False) -> bytes:
 
 def encode_close_payload(code: int, reason: str = "") -> bytes:
     """Payload of a close frame; 1005 means "no code" and gives an empty payload."""
-    if code == CloseCode.NO_STATUS:
+    if code == CloseCode.NO_STATUS_RECEIVED:
         return b""
-    raw = reason.encode("utf-8")
-    if len(raw) > 123:
-        # Control frames carry at most 125 bytes; cut the reason on a character boundary.
-        raw = raw[:123].decode("utf-8", "ignore").encode("utf-8")
-    return code.to_bytes(2, "big") + raw
+    return code.to_bytes(2, "big") + truncate_reason(reason).encode("utf-8")
 
 
 class Compression(Protocol):

@@ -20,7 +20,7 @@ from typing import Any
 
 import jwt
 
-from bolt.security.config import django_settings, setting
+from bolt.django import django_settings, setting
 
 MAX_TOKEN_LENGTH = 8192
 # Longer tokens are verified every time rather than remembered, which bounds the cache's memory.
