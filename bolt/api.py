@@ -15,7 +15,6 @@ from bolt.apidocs import DocsRoutes
 from bolt.asyncapi import asyncapi_document, message_types
 from bolt.exceptions import HTTPException
 from bolt.metrics import Metrics, websocket_denied
-from bolt.middleware import RATE_LIMIT_ATTR
 from bolt.models import Codec, codec_for, declares_model
 from bolt.openapi import openapi_document
 from bolt.params import Binder, BindError
@@ -27,6 +26,7 @@ from bolt.responses import JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, Router, split_template
 from bolt.security import Denial, SecurityPipeline
 from bolt.security.expiry import forget as forget_deadline
+from bolt.security.limits import RATE_LIMIT_ATTR
 from bolt.security.pipeline import CORS_SCOPE_KEY
 from bolt.websocket import (
     CloseCode,
@@ -37,6 +37,7 @@ from bolt.websocket import (
     WebSocketDisconnect,
     WebSocketState,
 )
+from bolt.wire import truncate_reason
 
 logger = logging.getLogger("bolt")
 
@@ -49,11 +50,6 @@ HANDLER_RETURNED = "bolt.handler_returned"
 Handler = Callable[..., Any]
 _NO_ARGUMENTS: dict[str, Any] = {}  # never changed: `**` copies it into the call
 _SEND_WHOLE = Response.__call__
-
-
-def _truncate_reason(text: str) -> str:
-    """Fit a close reason into the 123 bytes a close frame allows, without splitting a character."""
-    return text.encode("utf-8")[:123].decode("utf-8", "ignore")
 
 
 class BoltAPI:
@@ -340,7 +336,7 @@ class BoltAPI:
         except WebSocketClose as exc:
             await self._end_websocket(websocket, exc.code, exc.reason)
         except (MessageTypeError, InvalidJSONMessage) as exc:
-            await self._end_websocket(websocket, exc.close_code, _truncate_reason(str(exc)))
+            await self._end_websocket(websocket, exc.close_code, truncate_reason(str(exc)))
         except Exception:
             logger.exception("WebSocket handler %s for %s raised", route.endpoint.__qualname__, websocket.path)
             # The reason is generic on purpose: exception text may hold secrets.
@@ -378,7 +374,7 @@ class BoltAPI:
             await send({"type": "websocket.http.response.body", "body": body})
         else:
             await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION,
-                        "reason": _truncate_reason(denial.detail)})
+                        "reason": truncate_reason(denial.detail)})
 
     # -- the ASGI entry, and HTTP ----------------------------------------------------------------
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bolt.wire import CloseCode, SharedMessage
+
 from .connection import (
     CloseReceived,
     ConnectionFailed,
@@ -23,8 +25,6 @@ from .connection import (
     ServerConnection,
 )
 from .deflate import DeflateOptions
-from .frames import CloseCode
-from .shared import SharedMessage
 
 if TYPE_CHECKING:
     from .uvicorn import WebSocketProtocol

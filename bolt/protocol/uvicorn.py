@@ -38,6 +38,8 @@ from uvicorn.protocols.utils import (
     is_ssl,
 )
 
+from bolt.wire import CloseCode, SharedMessage
+
 from .connection import (
     CloseReceived,
     ConnectionFailed,
@@ -48,8 +50,6 @@ from .connection import (
     ServerConnection,
 )
 from .deflate import DeflateOptions
-from .frames import CloseCode
-from .shared import SharedMessage
 
 __all__ = ["WebSocketProtocol"]
 
@@ -211,7 +211,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if conn.close_code is not None and conn.state is ConnectionState.CLOSED:
             self._put_disconnect(conn.close_code, conn.close_reason)
         else:
-            self._put_disconnect(CloseCode.ABNORMAL)
+            self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
         # asyncio never resumes writing on a lost transport: wake a send() waiting to drain.
         self._wake_writers()
 
@@ -282,7 +282,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         self._stop_keepalive()
         if state is _HANDSHAKE and self._response is None:
-            self._put_disconnect(CloseCode.ABNORMAL)  # it never opened
+            self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)  # it never opened
             self.transport.write(self.conn.reject(503, list(self.default_headers), b"Server shutting down.\n"))
             self._close_transport()
         elif state is _REMOTE_CLOSING:
@@ -493,7 +493,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """Write a message shared with other connections, in the encoding this one needs, if it can now.
 
         The ``bolt.frames`` extension: a broadcast builds each wire encoding of its message once
-        (see :mod:`bolt.protocol.shared`) and hands the same bytes to every recipient, skipping
+        (see :mod:`bolt.wire`) and hands the same bytes to every recipient, skipping
         the per-recipient ASGI message and encode. Returns False, having written nothing, when
         the message must go through :meth:`send` instead: the connection is not open, its
         transport is paused, or it compresses with a context kept from earlier messages.
@@ -529,7 +529,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 '%s - "WebSocket %s" 403', get_client_addr(self.scope), get_path_with_query_string(self.scope)
             )
             self._app_closed = True
-            self._put_disconnect(CloseCode.ABNORMAL)
+            self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
             self.transport.write(self.conn.reject(403, list(self.default_headers), b""))
             self._close_transport()
         elif kind == "websocket.http.response.start":
@@ -552,7 +552,7 @@ class WebSocketProtocol(asyncio.Protocol):
         assert self._response is not None
         status, headers, body = self._response
         self._app_closed = True
-        self._put_disconnect(CloseCode.ABNORMAL)
+        self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
         self.transport.write(self.conn.reject(status, headers, b"".join(body)))
         self._close_transport()
 
