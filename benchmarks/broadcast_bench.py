@@ -245,11 +245,8 @@ def _start_redis() -> tuple[subprocess.Popen[bytes], str]:
     return process, f"redis://127.0.0.1:{port}/0"
 
 
-def _start_cluster() -> tuple[list[subprocess.Popen[bytes]], str]:
-    """Three Redis Cluster masters (no replicas) on core 0, like the single Redis."""
-    import tempfile
-
-    directory = tempfile.mkdtemp(prefix="bolt-bench-cluster-")
+def _start_cluster(directory: str) -> tuple[list[subprocess.Popen[bytes]], str]:
+    """Three Redis Cluster masters (no replicas) on core 0, like the single Redis; their files in `directory`."""
     ports, processes = [], []
     while len(ports) < 3:
         port = free_port()
@@ -298,12 +295,16 @@ class Target:
         self.sockets: list[socket.socket] = []
         self.latencies: list[float] = []
         self.rounds = 0
+        self.directory: str | None = None  # a Redis Cluster's files
 
     def start(self) -> None:
         factory, ws_impl, workers = SERVERS[self.name]
         env = dict(os.environ, PYTHONPATH=ROOT)
         if self.name.startswith("cluster"):
-            cluster, env["BOLT_BENCH_PUBSUB"] = _start_cluster()
+            import tempfile
+
+            self.directory = tempfile.mkdtemp(prefix="bolt-bench-cluster-")
+            cluster, env["BOLT_BENCH_PUBSUB"] = _start_cluster(self.directory)
             self.processes.extend(cluster)
         elif workers > 1:
             redis_process, env["BOLT_BENCH_PUBSUB"] = _start_redis()
@@ -405,6 +406,8 @@ class Target:
             sock.close()
         for process in reversed(self.processes):
             stop_server(process)
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 GO = client_frame(b"go")

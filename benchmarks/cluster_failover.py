@@ -31,8 +31,8 @@ ROOM = "h:feed"
 async def one_run(node_timeout: int) -> dict[str, float]:
     RedisCluster.NODE_TIMEOUT_MS = node_timeout
     cluster = redis_cluster_or_skip()
-    cluster.start()
     try:
+        cluster.start()
         one, two = Hub(cluster.url), Hub(cluster.url)
         for hub in (one, two):
             hub.keep_history("h:", size=1000)

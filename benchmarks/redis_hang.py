@@ -1,6 +1,6 @@
 """How long a worker takes to notice a hung Redis: SIGSTOP the redis-server, time until health() says not ok.
 
-    python benchmarks/redis_hang.py [--runs 5] [--url redis+cluster://...]
+    python benchmarks/redis_hang.py [--runs 5]
 
 Each run starts a private redis-server (no persistence) on a free 127.0.0.1 port, starts a hub with the
 Redis backend and its default settings, joins one room, stops the server with SIGSTOP and polls

@@ -2,13 +2,15 @@
 
 The Rust extension ``bolt._accel`` is used when it was built and ``BOLT_NO_ACCEL`` is unset
 (or ``0``); otherwise the functions come from ``bolt._accel_py``. Both give identical results.
-``ENABLED`` tells which one is in use.
+``ENABLED`` tells which one is in use. The choice is made when a name is first read, so
+importing this module loads neither.
 """
 
 from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import Any
 
 __all__ = [
     "ENABLED",
@@ -37,13 +39,13 @@ def _choose() -> tuple[ModuleType, bool]:
     return _accel, True
 
 
-_impl, ENABLED = _choose()
-
-json_object_spans = _impl.json_object_spans
-mask = _impl.mask
-mask_into = _impl.mask_into
-mask_join = _impl.mask_join
-scan_frames = _impl.scan_frames
-Utf8Validator = _impl.Utf8Validator
-validate_utf8 = _impl.validate_utf8
-utf8_error_offset = _impl.utf8_error_offset
+def __getattr__(name: str) -> Any:
+    # The choice is made on first use, not on import: `import bolt` loads no extension, and an
+    # app that never reaches an accelerated path never loads one. Afterwards the names are plain
+    # module globals, so this runs once.
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    impl, enabled = _choose()
+    exports = {export: getattr(impl, export) for export in __all__ if export != "ENABLED"}
+    globals().update(exports, ENABLED=enabled)
+    return globals()[name]

@@ -15,7 +15,6 @@ from bolt.apidocs import DocsRoutes
 from bolt.asyncapi import asyncapi_document, message_types
 from bolt.exceptions import HTTPException
 from bolt.metrics import Metrics, websocket_denied
-from bolt.middleware import RATE_LIMIT_ATTR
 from bolt.models import Codec, codec_for, declares_model
 from bolt.openapi import openapi_document
 from bolt.params import Binder, BindError
@@ -27,6 +26,7 @@ from bolt.responses import JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, Router, split_template
 from bolt.security import Denial, SecurityPipeline
 from bolt.security.expiry import forget as forget_deadline
+from bolt.security.limits import RATE_LIMIT_ATTR
 from bolt.security.pipeline import CORS_SCOPE_KEY
 from bolt.websocket import (
     CloseCode,
@@ -37,6 +37,7 @@ from bolt.websocket import (
     WebSocketDisconnect,
     WebSocketState,
 )
+from bolt.wire import truncate_reason
 
 logger = logging.getLogger("bolt")
 
@@ -48,11 +49,7 @@ HANDLER_RETURNED = "bolt.handler_returned"
 
 Handler = Callable[..., Any]
 _NO_ARGUMENTS: dict[str, Any] = {}  # never changed: `**` copies it into the call
-
-
-def _truncate_reason(text: str) -> str:
-    """Fit a close reason into the 123 bytes a close frame allows, without splitting a character."""
-    return text.encode("utf-8")[:123].decode("utf-8", "ignore")
+_SEND_WHOLE = Response.__call__
 
 
 class BoltAPI:
@@ -274,17 +271,6 @@ class BoltAPI:
 
     # -- ASGI --------------------------------------------------------------------------------------
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope_type = scope["type"]
-        if scope_type == "websocket":
-            await self._websocket(scope, receive, send)
-        elif scope_type == "http":
-            await self._http(scope, receive, send)
-        elif scope_type == "lifespan":
-            await self._lifespan(receive, send)
-        else:
-            raise ValueError(f"unsupported ASGI scope type {scope_type!r}")
-
     @staticmethod
     def _route_path(scope: dict[str, Any]) -> str:
         path: str = scope["path"]
@@ -350,7 +336,7 @@ class BoltAPI:
         except WebSocketClose as exc:
             await self._end_websocket(websocket, exc.code, exc.reason)
         except (MessageTypeError, InvalidJSONMessage) as exc:
-            await self._end_websocket(websocket, exc.close_code, _truncate_reason(str(exc)))
+            await self._end_websocket(websocket, exc.close_code, truncate_reason(str(exc)))
         except Exception:
             logger.exception("WebSocket handler %s for %s raised", route.endpoint.__qualname__, websocket.path)
             # The reason is generic on purpose: exception text may hold secrets.
@@ -388,13 +374,22 @@ class BoltAPI:
             await send({"type": "websocket.http.response.body", "body": body})
         else:
             await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION,
-                        "reason": _truncate_reason(denial.detail)})
+                        "reason": truncate_reason(denial.detail)})
 
-    # -- HTTP ------------------------------------------------------------------------------------
+    # -- the ASGI entry, and HTTP ----------------------------------------------------------------
 
-    async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        # The per-request path: every step that a plain route does not need is skipped here
-        # (benchmarks/http_bench.py), so the branches below stay in this one frame.
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope_type = scope["type"]
+        if scope_type == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if scope_type == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope_type != "http":
+            raise ValueError(f"unsupported ASGI scope type {scope_type!r}")
+        # An HTTP request is served in this frame: each coroutine layer costs measurably per request
+        # (benchmarks/http_bench.py), and every step a plain route does not need is skipped.
         scope["app"] = self
         path = scope["path"]
         root = scope.get("root_path")
@@ -425,7 +420,8 @@ class BoltAPI:
             kwargs: dict[str, Any] = _NO_ARGUMENTS
             # A handler that takes nothing, on a route with nothing to check, needs no Request.
             if route.binder.specs or not self.security.unchecked(route, scope):
-                request = Request(scope, receive, dict(zip(route.param_names, match.values)), self.max_body_size)
+                path_params = dict(zip(route.param_names, match.values))
+                request = Request(scope, receive, path_params, self.max_body_size)
                 security = self.security
                 denial = None if security.unchecked(route, scope) else await security.check(request, route)
                 if denial is not None:
@@ -458,7 +454,12 @@ class BoltAPI:
             response = JSONResponse({"detail": "Internal Server Error"}, 500)
         if CORS_SCOPE_KEY in scope:
             self.security.add_cors_headers(scope, response)
-        await response(scope, receive, send)
+        if type(response).__call__ is _SEND_WHOLE:  # Response.__call__, written out: one await fewer
+            await send({"type": "http.response.start", "status": response.status_code,
+                        "headers": response.raw_headers})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else response.body})
+        else:
+            await response(scope, receive, send)
 
     @staticmethod
     def _to_response(result: Any, status_code: int) -> Response:

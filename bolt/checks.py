@@ -17,8 +17,9 @@ from django.conf import settings
 from django.core import checks
 
 from bolt.django import asgi_application, find_api
+from bolt.security.auth import JWTAuthentication, SessionAuthentication
 
-_COOKIE_AUTH = ("bolt.auth.SessionAuthentication",)
+_COOKIE_AUTH = ("bolt.auth.SessionAuthentication", "bolt.security.auth.SessionAuthentication")
 
 
 def register() -> None:
@@ -33,8 +34,6 @@ def _origin_policy_configured(api: Any) -> bool:
 
 def _uses_cookie_auth(api: Any) -> bool:
     """Whether the default authentication or any route's reads a cookie (sessions, or a JWT cookie)."""
-    from bolt.auth import JWTAuthentication, SessionAuthentication
-
     entries: list[Any] = list(getattr(settings, "BOLT_AUTHENTICATION_CLASSES", ()) or ())
     if api is not None:
         entries += api.auth or []

@@ -9,12 +9,15 @@ It is uvicorn with two defaults changed:
   `bolt.protocol.http`, which closes a connection whose request head is not complete within 10 s
   (plain uvicorn waits for ever). `--http` overrides it with any value uvicorn's `--http` accepts,
   such as a subclass with another `head_timeout` as module:Class.
+`--drain SECONDS` spreads the 1012 closes of a stopping worker over that many seconds (see
+docs/protocol.md, "Graceful drain").
 The app is given as `module:attribute`, looked up from the current directory (or `--app-dir`), as
 uvicorn does.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -58,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"WebSocket protocol, as uvicorn's --ws (default: {BOLT_PROTOCOL} when available)")
     run.add_argument("--http", default=None,
                      help="HTTP protocol, as uvicorn's --http (default: uvicorn's parser with a 10 s request-head deadline)")
+    run.add_argument("--drain", type=float, default=None, metavar="SECONDS",
+                     help="on SIGTERM, close open WebSockets with 1012 in waves over this many seconds "
+                          "(default: BOLT_DRAIN, else 0: all at once)")
     run.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
     run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
@@ -69,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.reload and args.workers:
         print("bolt run: --reload and --workers cannot be combined", file=sys.stderr)
         return 2
+    if args.drain is not None:
+        if args.drain < 0:
+            print("bolt run: --drain takes a number of seconds >= 0", file=sys.stderr)
+            return 2
+        os.environ["BOLT_DRAIN"] = str(args.drain)  # read by the protocol, in every worker process
     import uvicorn
 
     uvicorn.run(args.app, host=args.host, port=args.port, reload=args.reload, workers=args.workers,

@@ -73,10 +73,10 @@ class HTTPConnection:
 
     @property
     def auth(self) -> Any:
-        """The `bolt.auth.AuthContext` the security pipeline established (empty when unauthenticated)."""
+        """The `bolt.security.auth.AuthContext` the security pipeline established (empty when unauthenticated)."""
         auth = self.scope.get("auth")
         if auth is None:
-            from bolt.auth import ANONYMOUS  # imported here: bolt.auth imports the security package
+            from bolt.security.auth import ANONYMOUS  # here: the security package imports this module
 
             return ANONYMOUS
         return auth
@@ -84,12 +84,12 @@ class HTTPConnection:
     @property
     def user(self) -> Any:
         """The Django user (session auth), a `TokenUser` (token or API key) or an AnonymousUser."""
-        from bolt.auth import user_for
+        from bolt.security.auth import user_for
 
         return user_for(self)
 
     async def auser(self) -> Any:
         """The Django user model instance of the authenticated subject, loaded with the async ORM."""
-        from bolt.auth import auser_for
+        from bolt.security.auth import auser_for
 
         return await auser_for(self)

@@ -7,6 +7,14 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 
+def scope_header(scope: Mapping[str, Any], name: bytes) -> str | None:
+    """The first value of header `name` (lowercase bytes) in an ASGI scope, without building `Headers`."""
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 class Headers(Mapping[str, str]):
     """Case-insensitive request headers; `get` returns the first value, `getlist` all of them."""
 

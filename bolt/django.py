@@ -26,18 +26,16 @@ from typing import Any
 
 logger = logging.getLogger("bolt.django")
 
-_MISSING = object()
-
-
-def django_configured() -> bool:
-    """Whether Django's settings are loaded: by `settings.configure()`, `django.setup()` or
-    `get_asgi_application()`. A DJANGO_SETTINGS_MODULE that nothing has loaded yet does not count,
-    so reading a setting never imports the user's settings module behind their back."""
+def django_settings() -> Any | None:
+    """Django's settings object once it is loaded (by `settings.configure()`, `django.setup()` or
+    `get_asgi_application()`), else None: bolt runs without Django too. A DJANGO_SETTINGS_MODULE that
+    nothing has loaded yet does not count, so reading a setting never imports the user's settings
+    module behind their back."""
     try:
         from django.conf import settings
     except ImportError:
-        return False
-    return settings.configured
+        return None
+    return settings if settings.configured else None
 
 
 def setting(name: str, default: Any = None) -> Any:
@@ -46,12 +44,8 @@ def setting(name: str, default: Any = None) -> Any:
     Read on every call, never cached at import time, so bolt works with no Django settings at all
     and picks up settings that tests override.
     """
-    if not django_configured():
-        return default
-    from django.conf import settings
-
-    value = getattr(settings, name, _MISSING)
-    return default if value is _MISSING else value
+    settings = django_settings()
+    return default if settings is None else getattr(settings, name, default)
 
 
 class BoltMount:

@@ -1,19 +1,19 @@
 """Prometheus metrics for operators: `BoltAPI(metrics="/metrics")` (needs `pip install bolt[metrics]`).
 
-Counters and histograms are updated where things happen (a handshake, a broadcast, a drop); the
-gauges (open connections, rooms, backend health) are sampled once a second by each worker, so the hot
-path pays one histogram and two counter updates per broadcast, never per recipient. With
+The hot path stays cheap: a broadcast makes one histogram observation (its time) and adds its
+recipients and bytes to plain integers, and each message received or sent directly adds to plain
+integers too. Those integers go into Prometheus's counters when the gauges (open connections, rooms,
+backend health) are sampled: once a second by each worker, and at each scrape. Rarer events (a
+handshake, a drop, an eviction) update their counters at once. With
 `PROMETHEUS_MULTIPROC_DIR` set (several uvicorn workers), every worker writes its values there and the
 endpoint of any worker reports them all (prometheus_client's multiprocess mode).
 
-Evicted slow consumers also log one line each on `bolt.metrics`, metrics on or off: the path without
-its query string (where tokens travel), the client address and the reason. Refused handshakes are
-logged once by the security pipeline, on `bolt.security`.
+The log lines are not this module's: metrics on or off, a refused handshake is logged once by the
+security pipeline (`bolt.security`) and an evicted slow consumer by the hub (`bolt.realtime`).
 """
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +23,8 @@ if TYPE_CHECKING:
     from bolt.realtime.hub import Hub
     from bolt.security.denial import Denial
 
-logger = logging.getLogger("bolt.metrics")
 
 SAMPLE_INTERVAL = 1.0  # seconds between two samples of the gauges
-_FANOUT_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # Denial details the security pipeline uses, as bounded label values.
 _REASONS = {"Origin not allowed": "origin", "Origin required": "origin", "Rate limit exceeded": "rate_limit",
@@ -68,9 +66,8 @@ class _Instruments:
         self.sent = Counter("bolt_websocket_messages_sent",
                             "Messages sent to clients (each broadcast recipient counts)")
         self.sent_bytes = Counter("bolt_websocket_sent_bytes", "Payload bytes sent to clients")
-        self.broadcasts = Counter("bolt_broadcasts", "Broadcasts delivered in this process, by origin", ["origin"])
-        self.fanout = Histogram("bolt_broadcast_recipients", "Local recipients of one broadcast", ["origin"],
-                                buckets=_FANOUT_BUCKETS)
+        self.recipients = Counter("bolt_broadcast_recipients", "Local recipients of broadcasts (the fan-out), by "
+                                  "origin; divided by bolt_broadcast_seconds_count, the mean fan-out", ["origin"])
         self.latency = Histogram("bolt_broadcast_seconds",
                                  "local: broadcast() from call to queued for every local recipient (publish "
                                  "included); remote: from the publisher's clock to queued here",
@@ -115,14 +112,10 @@ class Metrics:
         self.instruments = instruments
         self.handshakes = instruments.handshakes
         self._accepted = instruments.handshakes.labels("accepted", "")
-        self._received = instruments.received
-        self._received_bytes = instruments.received_bytes
-        self._sent = instruments.sent
-        self._sent_bytes = instruments.sent_bytes
-        self._local = (instruments.broadcasts.labels("local"), instruments.fanout.labels("local"),
-                       instruments.latency.labels("local"))
-        self._remote = (instruments.broadcasts.labels("remote"), instruments.fanout.labels("remote"),
-                        instruments.latency.labels("remote"))
+        self._latency = {False: instruments.latency.labels("local"), True: instruments.latency.labels("remote")}
+        # Counted on the hot path as plain integers; added to the counters by flush().
+        self.received = self.received_bytes = self.sent = self.sent_bytes = 0
+        self.recipients = {False: 0, True: 0}
         self._sampler: asyncio.Task[None] | None = None
         self._reconnects = 0
 
@@ -132,34 +125,45 @@ class Metrics:
         """An accepted connection: count it and count what it receives and sends outside broadcasts."""
         self._accepted.inc()
         receive, send = websocket._receive, websocket._send
-        received, received_bytes, sent, sent_bytes = self._received, self._received_bytes, self._sent, self._sent_bytes
 
         async def counted_receive() -> Any:
             message = await receive()
             if message["type"] == "websocket.receive":
-                received.inc()
+                self.received += 1
                 data = message.get("text")
-                received_bytes.inc(_size(data if data is not None else message.get("bytes") or b""))
+                self.received_bytes += _size(data if data is not None else message.get("bytes") or b"")
             return message
 
         async def counted_send(message: Any) -> None:
             if message["type"] == "websocket.send":
-                sent.inc()
+                self.sent += 1
                 data = message.get("text")
-                sent_bytes.inc(_size(data if data is not None else message.get("bytes") or b""))
+                self.sent_bytes += _size(data if data is not None else message.get("bytes") or b"")
             await send(message)
 
         websocket._receive, websocket._send = counted_receive, counted_send
 
     def broadcast(self, recipients: int, data: str | bytes, seconds: float, remote: bool = False) -> None:
         """One broadcast queued for `recipients` local connections, `seconds` after it started."""
-        count, fanout, latency = self._remote if remote else self._local
-        count.inc()
-        fanout.observe(recipients)
-        latency.observe(seconds)
+        self._latency[remote].observe(seconds)
         if recipients:
-            self._sent.inc(recipients)
-            self._sent_bytes.inc(recipients * _size(data))
+            self.recipients[remote] += recipients
+            self.sent += recipients
+            self.sent_bytes += recipients * _size(data)
+
+    def flush(self) -> None:
+        """Add what the hot path counted since the last flush to the Prometheus counters."""
+        instruments = self.instruments
+        for counter, name in ((instruments.received, "received"), (instruments.received_bytes, "received_bytes"),
+                              (instruments.sent, "sent"), (instruments.sent_bytes, "sent_bytes")):
+            amount = getattr(self, name)
+            if amount:
+                counter.inc(amount)
+                setattr(self, name, 0)
+        for remote, amount in self.recipients.items():
+            if amount:
+                instruments.recipients.labels("remote" if remote else "local").inc(amount)
+                self.recipients[remote] = 0
 
     def dropped(self, policy: str) -> None:
         self.instruments.dropped.labels(policy).inc()
@@ -179,6 +183,7 @@ class Metrics:
         if sampler is not None:
             sampler.cancel()
             await asyncio.gather(sampler, return_exceptions=True)
+            self.flush()
             mark_process_dead()
 
     async def _sample_forever(self, hub: Hub) -> None:
@@ -187,6 +192,7 @@ class Metrics:
             await asyncio.sleep(SAMPLE_INTERVAL)
 
     def sample(self, hub: Hub) -> None:
+        self.flush()
         instruments = self.instruments
         health = hub.health()
         instruments.connections.set(health["connections"])

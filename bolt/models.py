@@ -105,7 +105,8 @@ def fields(annotation: Any) -> dict[str, bool]:
 
 
 def _is_sequence_annotation(annotation: Any) -> bool:
-    options = get_args(annotation) if get_origin(annotation) in (typing.Union, types.UnionType) else (annotation,)
+    is_union = get_origin(annotation) in (typing.Union, types.UnionType)
+    options = get_args(annotation) if is_union else (annotation,)
     return any(get_origin(option) in (list, set, frozenset, tuple) or option in (list, set, frozenset, tuple)
                for option in options)
 
@@ -251,7 +252,8 @@ def _custom_type(info: Any, seen: set[type]) -> type | None:
     inspect = msgspec.inspect
     if isinstance(info, inspect.CustomType):
         return info.cls
-    if isinstance(info, (inspect.StructType, inspect.DataclassType, inspect.TypedDictType, inspect.NamedTupleType)):
+    if isinstance(info, (inspect.StructType, inspect.DataclassType, inspect.TypedDictType,
+                         inspect.NamedTupleType)):
         if info.cls in seen:
             return None
         seen.add(info.cls)

@@ -12,10 +12,11 @@ from typing import Any
 
 import msgspec
 
+from bolt.django import setting
 from bolt.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, split_template
 from bolt.schemas import SchemaSet, strip_optional
-from bolt.security.config import setting
+from bolt.security.auth import APIKeyAuthentication, JWTAuthentication, SessionAuthentication
 
 OPENAPI_VERSION = "3.1.0"
 COMPONENTS = "#/components/schemas/{name}"
@@ -54,9 +55,6 @@ def backend_schemes(backend: Any) -> dict[str, dict[str, Any]]:
     A backend of another kind describes itself with an `openapi_security` attribute holding the
     same mapping; one without it is left out of the document.
     """
-    # Imported here: bolt.auth and bolt.security import each other, and bolt.api loads the latter first.
-    from bolt.auth import APIKeyAuthentication, JWTAuthentication, SessionAuthentication
-
     if isinstance(backend, JWTAuthentication):
         schemes: dict[str, dict[str, Any]] = {}
         described = f"A JSON Web Token ({', '.join(backend.algorithms)})"

@@ -239,7 +239,7 @@ class Binder:
         kwargs: dict[str, Any] = {}
         for spec in self.specs:
             if spec.source == "body":
-                kwargs[spec.name] = await self._body(conn, spec)
+                kwargs[spec.name] = self._body(await conn.body(), spec)  # type: ignore[attr-defined]
             else:
                 kwargs[spec.name] = self._one(conn, spec)
         return kwargs
@@ -295,8 +295,7 @@ class Binder:
             raise BindError(422, f"Invalid query: {exc}", errors) from None
 
     @staticmethod
-    async def _body(conn: HTTPConnection, spec: _Spec) -> Any:
-        body = await conn.body()  # type: ignore[attr-defined]
+    def _body(body: bytes, spec: _Spec) -> Any:
         if not body:
             if spec.default is not _NO_DEFAULT:
                 return spec.default

@@ -28,7 +28,8 @@ class Request(HTTPConnection):
     async def body(self) -> bytes:
         """The whole request body; 413 when it exceeds the api's `max_body_size`."""
         if self._body is None:
-            declared = self.headers.get("content-length")
+            # Read from the raw headers: the Headers index is built only for handlers that use it.
+            declared = next((v for k, v in self.scope.get("headers") or () if k == b"content-length"), None)
             if declared is not None and declared.isdigit() and int(declared) > self._max_body_size:
                 raise HTTPException(413, "Request body too large")
             chunks: list[bytes] = []
@@ -44,7 +45,7 @@ class Request(HTTPConnection):
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break
-            self._body = b"".join(chunks)
+            self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)  # one message: no copy
         return self._body
 
     async def json(self) -> Any:

@@ -27,6 +27,7 @@ import orjson
 from bolt.realtime.backends import PublishError
 from bolt.realtime.hub import Hub
 from bolt.realtime.names import CONTROL_PREFIX
+from bolt.security.auth import session_user
 
 logger = logging.getLogger("bolt.sessions")
 
@@ -66,8 +67,6 @@ async def _session_event(hub: Hub, text: str) -> None:
     except (ValueError, AttributeError):
         logger.warning("ignoring a malformed session event %r", text[:100])
         return
-    from bolt.auth import session_user
-
     for websocket in hub.local_connections():
         auth = websocket.scope.get("auth")
         key = getattr(auth, "session_key", None)

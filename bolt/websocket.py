@@ -1,4 +1,4 @@
-"""The `WebSocket` a handler receives, its states, close codes and exceptions."""
+"""The `WebSocket` a handler receives, its states and exceptions; `CloseCode` comes from `bolt.wire`."""
 from __future__ import annotations
 
 import enum
@@ -9,38 +9,15 @@ import orjson
 
 from bolt.connection import HTTPConnection
 from bolt.models import Codec, InvalidJSON, ValidationError, codec_for, json_default
-
-
-class CloseCode(enum.IntEnum):
-    """RFC 6455 close codes (section 7.4.1) plus the IANA-registered 1012-1014."""
-
-    NORMAL = 1000
-    GOING_AWAY = 1001
-    PROTOCOL_ERROR = 1002
-    UNSUPPORTED_DATA = 1003
-    NO_STATUS_RECEIVED = 1005
-    ABNORMAL_CLOSURE = 1006
-    INVALID_FRAME_PAYLOAD_DATA = 1007
-    POLICY_VIOLATION = 1008
-    MESSAGE_TOO_BIG = 1009
-    MANDATORY_EXTENSION = 1010
-    INTERNAL_ERROR = 1011
-    SERVICE_RESTART = 1012
-    TRY_AGAIN_LATER = 1013
-    BAD_GATEWAY = 1014
-    TLS_HANDSHAKE = 1015
-
-
-# 1005, 1006 and 1015 describe what happened locally; RFC 6455 forbids putting them on the wire.
-_RESERVED_CODES = frozenset({1004, 1005, 1006, 1015})
+from bolt.wire import MAX_CLOSE_REASON, CloseCode, is_valid_close_code
 
 
 def check_close(code: int, reason: str) -> None:
     """Raise ValueError unless `code` and `reason` can go in a close frame."""
-    if not (1000 <= code <= 1014 or 3000 <= code <= 4999) or code in _RESERVED_CODES:
+    if not is_valid_close_code(code):
         raise ValueError(f"close code {code} cannot be sent in a close frame")
-    if len(reason.encode("utf-8")) > 123:
-        raise ValueError("close reason is longer than 123 bytes of UTF-8")
+    if len(reason.encode("utf-8")) > MAX_CLOSE_REASON:
+        raise ValueError(f"close reason is longer than {MAX_CLOSE_REASON} bytes of UTF-8")
 
 
 class WebSocketState(enum.Enum):

@@ -54,7 +54,10 @@ bash tests/protocol/run_uvicorn_suite.sh bolt
 BOLT_NO_ACCEL=1 bash tests/protocol/run_uvicorn_suite.sh bolt
 
 step "Autobahn conformance of bolt's protocol (core + deflate), accelerated and pure Python"
-# Needs an Autobahn runner (AUTOBAHN_RUN, or ../shared/tools/autobahn/run.sh beside the clone);
-# without one it prints a skip line, except under CI.
+# Needs an Autobahn runner (AUTOBAHN_RUN, or the team's tools/autobahn/run.sh beside the clone or
+# in the shared folder of the machine CI runs on); without one it prints a skip line, except under CI.
+for candidate in "$ROOT/../shared/tools/autobahn/run.sh" /work/shared/tools/autobahn/run.sh; do
+    [ -x "$candidate" ] && { export AUTOBAHN_RUN="${AUTOBAHN_RUN:-$candidate}"; break; }
+done
 bash tests/protocol/run_autobahn.sh core deflate
 BOLT_NO_ACCEL=1 bash tests/protocol/run_autobahn.sh core deflate

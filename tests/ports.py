@@ -1,4 +1,4 @@
-"""Free ports on 127.0.0.1, and waiting for a server process to listen on one."""
+"""Free ports on 127.0.0.1, waiting for a server process to listen on one, and stopping it."""
 from __future__ import annotations
 
 import socket
@@ -25,3 +25,13 @@ def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | 
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)

@@ -299,7 +299,7 @@ def test_bolt_runs_without_django_settings():
         import asyncio, os, sys
         os.environ.pop("DJANGO_SETTINGS_MODULE", None)
         from bolt import BoltAPI, WebSocket
-        from bolt.django import django_configured, setting
+        from bolt.django import django_settings, setting
         from bolt.testing import WebSocketTestClient
 
         api = BoltAPI()
@@ -316,7 +316,7 @@ def test_bolt_runs_without_django_settings():
                 assert await ws.receive_text() == "x"
 
         assert setting("CORS_ALLOWED_ORIGINS", ["default"]) == ["default"]
-        assert not django_configured()
+        assert django_settings() is None
         asyncio.run(main())
         from django.conf import settings
         assert not settings.configured, "bolt configured Django behind the user's back"

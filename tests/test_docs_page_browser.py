@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 from browser import chromium
-from ports import free_port, wait_for_port
+from ports import free_port, stop_process, wait_for_port
 
 from bolt import BoltAPI
 from bolt.auth import JWTAuthentication
@@ -51,12 +51,7 @@ def base() -> Iterator[str]:
         wait_for_port(port, timeout=20, process=process)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 10)
 
 
 def until(condition: Callable[[], Any], what: str) -> Any:

@@ -3,12 +3,15 @@
 ``ServerConnection`` is the engine and needs nothing but the standard library and
 :mod:`bolt.accel`. ``WebSocketProtocol`` plugs it into uvicorn
 (``--ws bolt.protocol:WebSocketProtocol``); it is imported on first use so the engine stays
-usable without uvicorn.
+usable without uvicorn. :mod:`bolt.protocol.http` holds uvicorn's HTTP protocols with a deadline
+for the request head, which ``bolt run`` uses.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from bolt.wire import CloseCode, SharedMessage
 
 from .connection import (
     CloseReceived,
@@ -22,8 +25,6 @@ from .connection import (
     ServerConnection,
 )
 from .deflate import DeflateOptions
-from .frames import CloseCode
-from .shared import SharedMessage
 
 if TYPE_CHECKING:
     from .uvicorn import WebSocketProtocol

@@ -18,9 +18,7 @@ import enum
 import zlib
 
 from bolt.accel import Utf8Validator, mask, mask_join, scan_frames
-
-from .deflate import DeflateOptions, InflateTooLarge, PerMessageDeflate, negotiate
-from .frames import (
+from bolt.wire import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -32,6 +30,8 @@ from .frames import (
     encode_header,
     is_valid_close_code,
 )
+
+from .deflate import DeflateOptions, InflateTooLarge, PerMessageDeflate, negotiate
 from .handshake import (
     MAX_REQUEST_SIZE,
     HandshakeError,
@@ -297,7 +297,7 @@ class ServerConnection:
         if self._utf8.feed(mask(data, _rotate(key, offset))):
             self._utf8_fed = offset + len(data)
             return True
-        self._fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message", events)
+        self._fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message", events)
         return False
 
     def data_to_send(self) -> bytes:
@@ -424,7 +424,7 @@ class ServerConnection:
             try:
                 text = payload.decode("utf-8")
             except UnicodeDecodeError:
-                raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+                raise _Fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message") from None
             if self.state is ConnectionState.OPEN:
                 events.append(text)
         elif opcode == OP_BINARY and b0 & 0xC0 == 0x80:
@@ -474,7 +474,7 @@ class ServerConnection:
         chunk = mask(view[start + fed : end], _rotate(key, fed))
         self._utf8_fed = end - start
         if not self._utf8.feed(chunk):
-            raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message")
+            raise _Fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message")
 
     def _data_frame(self, b0: int, opcode: int, payload: bytes, events: list) -> None:
         """A data frame that is fragmented, compressed or follows partial validation."""
@@ -506,7 +506,7 @@ class ServerConnection:
                 raise _Fail(CloseCode.MESSAGE_TOO_BIG, f"message exceeds {self.max_size} bytes") from None
             except zlib.error:  # corrupt compressed data
                 ext.abort()
-                raise _Fail(CloseCode.INVALID_DATA, "invalid compressed data") from None
+                raise _Fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "invalid compressed data") from None
         else:
             data = payload
         self._msg_size += len(data)
@@ -515,9 +515,9 @@ class ServerConnection:
             self._utf8_fed = 0
             self._utf8_active = True
             if not self._utf8.feed(memoryview(data)[fed:] if fed else data):
-                raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message")
+                raise _Fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message")
             if fin and not self._utf8.finish():
-                raise _Fail(CloseCode.INVALID_DATA, "truncated UTF-8 at the end of a text message")
+                raise _Fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "truncated UTF-8 at the end of a text message")
         parts = self._msg_parts
         if fin:
             if parts is None:
@@ -537,7 +537,7 @@ class ServerConnection:
                     try:
                         events.append(whole.decode("utf-8"))
                     except UnicodeDecodeError:
-                        raise _Fail(CloseCode.INVALID_DATA, "invalid UTF-8 in text message") from None
+                        raise _Fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message") from None
                 else:
                     events.append(bytes(whole))
         elif parts is None:
@@ -567,9 +567,9 @@ class ServerConnection:
             try:
                 reason = payload[2:].decode("utf-8")
             except UnicodeDecodeError:
-                raise _Fail(CloseCode.INVALID_DATA, "close reason is not valid UTF-8") from None
+                raise _Fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "close reason is not valid UTF-8") from None
         else:
-            code, reason = CloseCode.NO_STATUS, ""
+            code, reason = CloseCode.NO_STATUS_RECEIVED, ""
         if self.state is ConnectionState.OPEN:
             self.state = ConnectionState.REMOTE_CLOSING
         else:
@@ -706,12 +706,14 @@ class ServerConnection:
         peer's close, bounded by a timeout, before closing the socket). From
         ``REMOTE_CLOSING`` it completes it (``CLOSED``): after a :class:`CloseReceived`
         pass its code to echo it; after a :class:`ConnectionFailed` pass the failure code.
+        Pongs still waiting in ``data_to_send`` are dropped: nothing may follow a close frame.
         """
         state = self.state
         if state is not ConnectionState.OPEN and state is not ConnectionState.REMOTE_CLOSING:
             raise LocalProtocolError(f"cannot close in state {state.value}")
-        if code != CloseCode.NO_STATUS and not is_valid_close_code(code):
+        if code != CloseCode.NO_STATUS_RECEIVED and not is_valid_close_code(code):
             raise ValueError(f"invalid close code {code}")
+        self._out = []  # pongs not yet collected: nothing may follow the close frame
         if state is ConnectionState.OPEN:
             self.state = ConnectionState.CLOSING
             self.close_code, self.close_reason = code, reason

@@ -121,7 +121,7 @@ class PerMessageDeflate:
         """What this connection's compressed messages depend on, when that is only the settings.
 
         With a fresh compressor per message, every connection with the same key compresses a
-        message to the same bytes (see :mod:`bolt.protocol.shared`); None when the compressor
+        message to the same bytes (see :mod:`bolt.wire`); None when the compressor
         keeps its context between messages.
         """
         return (self._deflate_bits, self._level, self._mem_level) if self._server_reset else None

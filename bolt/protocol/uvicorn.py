@@ -14,6 +14,7 @@ interface (spec 2.4) and nothing else.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import socket
@@ -37,6 +38,8 @@ from uvicorn.protocols.utils import (
     is_ssl,
 )
 
+from bolt.wire import CloseCode, SharedMessage
+
 from .connection import (
     CloseReceived,
     ConnectionFailed,
@@ -47,8 +50,6 @@ from .connection import (
     ServerConnection,
 )
 from .deflate import DeflateOptions
-from .frames import CloseCode
-from .shared import SharedMessage
 
 __all__ = ["WebSocketProtocol"]
 
@@ -96,6 +97,21 @@ def _unsent(transport: asyncio.WriteTransport, sock: socket.socket) -> bool:
     except (OSError, ValueError):
         return True
     return struct.unpack("i", queued)[0] > 0
+
+
+#: A stopping worker closes its open connections in this many waves over the drain period.
+DRAIN_WAVES = 10
+_drain_turns = itertools.count()  # which wave the next connection told to shut down joins
+
+
+def drain_period() -> float:
+    """Seconds over which a stopping worker closes its open connections: ``BOLT_DRAIN``, 0 by default."""
+    try:
+        return max(0.0, float(os.environ.get("BOLT_DRAIN") or 0.0))
+    except ValueError:
+        logging.getLogger("uvicorn.error").warning(
+            "BOLT_DRAIN=%r is not a number of seconds: connections close at once", os.environ["BOLT_DRAIN"])
+        return 0.0
 
 
 class WebSocketProtocol(asyncio.Protocol):
@@ -195,7 +211,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if conn.close_code is not None and conn.state is ConnectionState.CLOSED:
             self._put_disconnect(conn.close_code, conn.close_reason)
         else:
-            self._put_disconnect(CloseCode.ABNORMAL)
+            self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
         # asyncio never resumes writing on a lost transport: wake a send() waiting to drain.
         self._wake_writers()
 
@@ -246,14 +262,27 @@ class WebSocketProtocol(asyncio.Protocol):
                 self.transport.pause_reading()
 
     def shutdown(self) -> None:
-        """Called by uvicorn on graceful shutdown: close with 1012 (service restart)."""
-        self._stop_keepalive()
+        """Called by uvicorn on graceful shutdown: close with 1012 (service restart).
+
+        With a drain period (``BOLT_DRAIN`` seconds, ``bolt run --drain``) open connections are
+        closed in `DRAIN_WAVES` waves spread over it, so the clients of a stopping worker do not
+        all reconnect to the others at the same moment; until its wave a connection works as usual.
+        """
         state = self.conn.state
         if state is _OPEN:
-            self._put_disconnect(CloseCode.SERVICE_RESTART)
-            self._close(CloseCode.SERVICE_RESTART, "server shutting down", self.shutdown_close_timeout)
-        elif state is _HANDSHAKE and self._response is None:
-            self._put_disconnect(CloseCode.ABNORMAL)  # it never opened
+            wave = next(_drain_turns) % DRAIN_WAVES
+            delay = wave * drain_period() / DRAIN_WAVES
+            if delay > 0.0:
+                # Nothing is awaited from the peer while open, so the deadline slot is free; a close
+                # by either side before the wave cancels or outdates it (_drain checks the state).
+                self._cancel_close_timer()
+                self.close_timer = self.loop.call_later(delay, self._drain)
+            else:
+                self._drain()
+            return
+        self._stop_keepalive()
+        if state is _HANDSHAKE and self._response is None:
+            self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)  # it never opened
             self.transport.write(self.conn.reject(503, list(self.default_headers), b"Server shutting down.\n"))
             self._close_transport()
         elif state is _REMOTE_CLOSING:
@@ -261,6 +290,13 @@ class WebSocketProtocol(asyncio.Protocol):
         else:  # our close frame is out (no second one), or the connection never opened
             self._cancel_close_timer()
             self._close_transport()
+
+    def _drain(self) -> None:
+        """This connection's wave of a graceful shutdown: tell the app and the peer 1012."""
+        self.close_timer = None
+        if self.conn.state is _OPEN:
+            self._put_disconnect(CloseCode.SERVICE_RESTART)
+            self._close(CloseCode.SERVICE_RESTART, "server shutting down", self.shutdown_close_timeout)
 
     # ----------------------------------------------------------------- events
 
@@ -457,7 +493,7 @@ class WebSocketProtocol(asyncio.Protocol):
         """Write a message shared with other connections, in the encoding this one needs, if it can now.
 
         The ``bolt.frames`` extension: a broadcast builds each wire encoding of its message once
-        (see :mod:`bolt.protocol.shared`) and hands the same bytes to every recipient, skipping
+        (see :mod:`bolt.wire`) and hands the same bytes to every recipient, skipping
         the per-recipient ASGI message and encode. Returns False, having written nothing, when
         the message must go through :meth:`send` instead: the connection is not open, its
         transport is paused, or it compresses with a context kept from earlier messages.
@@ -493,7 +529,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 '%s - "WebSocket %s" 403', get_client_addr(self.scope), get_path_with_query_string(self.scope)
             )
             self._app_closed = True
-            self._put_disconnect(CloseCode.ABNORMAL)
+            self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
             self.transport.write(self.conn.reject(403, list(self.default_headers), b""))
             self._close_transport()
         elif kind == "websocket.http.response.start":
@@ -516,7 +552,7 @@ class WebSocketProtocol(asyncio.Protocol):
         assert self._response is not None
         status, headers, body = self._response
         self._app_closed = True
-        self._put_disconnect(CloseCode.ABNORMAL)
+        self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
         self.transport.write(self.conn.reject(status, headers, b"".join(body)))
         self._close_transport()
 

@@ -21,8 +21,10 @@ from bolt.realtime.backends.base import BackendUnavailable, PublishError
 from bolt.realtime.hub import Hub
 from bolt.realtime.names import InvalidRoomName, check_room
 from bolt.realtime.presence import JOIN, Member, PresenceEvent, PresenceSubscription
-from bolt.security.ratelimit import TokenBucket
 from bolt.models import ValidationError, codec_for
+from bolt.security import refresh_credentials
+from bolt.security.auth import AuthenticationFailed
+from bolt.security.ratelimit import TokenBucket
 from bolt.websocket import CloseCode, WebSocket, WebSocketClose
 
 logger = logging.getLogger("bolt.realtime")
@@ -268,9 +270,6 @@ class Session:
 
     async def authenticate(self, request: dict[str, Any]) -> dict[str, Any]:
         """New credentials on the open socket: the route's authentication runs again with `token`."""
-        from bolt.auth import AuthenticationFailed  # here: bolt.auth imports the security package
-        from bolt.security import refresh_credentials
-
         token = request.get("token")
         if not isinstance(token, str) or not token:
             raise ProtocolError("bad_message", "an auth needs a token (a non-empty string)")

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bolt.protocol.shared import SharedMessage
+from bolt.wire import SharedMessage
 from bolt.realtime.backends.base import Backend
 from bolt.realtime.history import HistoryPolicy
 from bolt.realtime.messages import BYTES, Message, gap, shared

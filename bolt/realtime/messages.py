@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from bolt.models import json_default
-from bolt.protocol.shared import SharedMessage
+from bolt.wire import SharedMessage
 
 TEXT = "t"    # a str, sent as a text message
 JSON = "j"    # anything else, encoded once as JSON text

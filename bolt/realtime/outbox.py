@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
-from bolt.protocol.shared import SharedMessage
+from bolt.wire import SharedMessage
 
 logger = logging.getLogger("bolt.realtime")
 

@@ -10,7 +10,7 @@ from bolt.security.origin import Admission, OriginPolicy
 from bolt.security.pipeline import SecurityPipeline
 
 if TYPE_CHECKING:
-    from bolt.auth import AuthContext
+    from bolt.security.auth import AuthContext
 
 __all__ = ["CREDENTIALS_EXPIRED", "CREDENTIALS_EXPIRED_REASON", "Admission", "Denial", "OriginPolicy",
            "SecurityPipeline", "refresh_credentials"]

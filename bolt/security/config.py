@@ -1,4 +1,6 @@
-"""Optional Django settings: read only when Django is installed and its settings are configured."""
+"""The Django settings the security pipeline caches, and the signal that says one changed.
+
+Settings are read with :func:`bolt.django.setting`."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,21 +12,6 @@ WATCHED_SETTINGS = frozenset({
     "BOLT_AUTHENTICATION_CLASSES", "BOLT_DEFAULT_GUARDS", "BOLT_RATE_LIMIT_IPV6_PREFIX",
     "BOLT_ALLOW_MISSING_ORIGIN",
 })
-
-
-def django_settings() -> Any | None:
-    """Django's settings object when it is configured, else None (bolt runs without Django too)."""
-    try:
-        from django.conf import settings
-    except ImportError:
-        return None
-    return settings if settings.configured else None
-
-
-def setting(name: str, default: Any = None) -> Any:
-    """One Django setting, or `default` when Django is absent, unconfigured, or lacks the setting."""
-    settings = django_settings()
-    return getattr(settings, name, default) if settings is not None else default
 
 
 def watch_settings(receiver: Any) -> None:

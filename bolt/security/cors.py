@@ -7,24 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from bolt.datastructures import scope_header
+from bolt.django import setting
 from bolt.responses import JSONResponse, Response
-from bolt.security.config import setting
 from bolt.security.origin import Admission
 
 DEFAULT_MAX_AGE = 86400
 
 
-def _header(scope: dict[str, Any], wanted: bytes) -> str | None:
-    for name, value in scope.get("headers") or ():
-        if name == wanted:
-            return value.decode("latin-1")
-    return None
-
-
 def is_preflight(scope: dict[str, Any]) -> bool:
     """An OPTIONS request a browser sends before a cross-origin request."""
-    return (scope["method"] == "OPTIONS" and _header(scope, b"origin") is not None
-            and _header(scope, b"access-control-request-method") is not None)
+    return (scope["method"] == "OPTIONS" and scope_header(scope, b"origin") is not None
+            and scope_header(scope, b"access-control-request-method") is not None)
 
 
 def allow_origin_headers(origin: str, admission: Admission) -> dict[str, str]:
@@ -53,14 +47,14 @@ def preflight_response(scope: dict[str, Any], admission: Admission | None, allow
     """The answer to a preflight: 403 for a refused origin, else 204 listing what may follow."""
     if admission is None:
         return JSONResponse({"detail": "Origin not allowed"}, 403, {"Vary": "Origin"})
-    origin = _header(scope, b"origin") or ""
+    origin = scope_header(scope, b"origin") or ""
     headers = allow_origin_headers(origin, admission)
     methods = set(allowed_methods)
     if "GET" in methods:
         methods.add("HEAD")
     headers["Access-Control-Allow-Methods"] = ", ".join(sorted(methods))
     allow_headers = setting("CORS_ALLOW_HEADERS", None)
-    requested = _header(scope, b"access-control-request-headers")
+    requested = scope_header(scope, b"access-control-request-headers")
     if allow_headers is not None:
         headers["Access-Control-Allow-Headers"] = ", ".join(allow_headers)
     elif requested:

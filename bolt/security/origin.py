@@ -11,6 +11,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from bolt.datastructures import scope_header
+
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # The page's scheme that a WebSocket scheme corresponds to, for the same-origin comparison.
 _PAGE_SCHEME = {"ws": "http", "wss": "https", "http": "http", "https": "https"}
@@ -90,11 +92,7 @@ class OriginPolicy:
 
 def _own_origin(scope: dict) -> Origin | None:
     """The origin of the request itself: its scheme (as a page scheme) and its Host header."""
-    host = None
-    for name, raw in scope.get("headers") or ():
-        if name == b"host":
-            host = raw.decode("latin-1")
-            break
+    host = scope_header(scope, b"host")
     scheme = _PAGE_SCHEME.get(scope.get("scheme") or ("ws" if scope["type"] == "websocket" else "http"))
     if not host or scheme is None:
         return None

@@ -11,12 +11,15 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bolt.auth import ANONYMOUS, AuthContext, AuthenticationFailed, run_guard
 from bolt.connection import HTTPConnection
-from bolt.middleware import RATE_LIMIT_ATTR, RateLimit
+from bolt.datastructures import scope_header
+from bolt.django import setting
 from bolt.security import cors, expiry
-from bolt.security.config import WATCHED_SETTINGS, setting, watch_settings
+from bolt.security.auth import ANONYMOUS, AuthContext, AuthenticationFailed
+from bolt.security.config import WATCHED_SETTINGS, watch_settings
 from bolt.security.denial import Denial
+from bolt.security.guards import run_guard
+from bolt.security.limits import RATE_LIMIT_ATTR, RateLimit
 from bolt.security.origin import Admission, OriginPolicy
 from bolt.security.ratelimit import (
     DEFAULT_IPV6_PREFIX,
@@ -55,13 +58,6 @@ def _import(path_or_object: Any) -> Any:
 
     module, _, name = path_or_object.rpartition(".")
     return getattr(import_module(module), name)()
-
-
-def _origin_header(scope: dict[str, Any]) -> str | None:
-    for name, value in scope.get("headers") or ():
-        if name == b"origin":
-            return value.decode("latin-1")
-    return None
 
 
 def _name(guard: Any) -> str:
@@ -201,13 +197,13 @@ class SecurityPipeline:
         """Whether `check` would pass this request without looking at it: the route has nothing to
         check and the request carries no Origin. The HTTP path then skips awaiting `check`."""
         policy: RoutePolicy = route.security or self.compile(route)
-        return policy.trivial and _origin_header(scope) is None
+        return policy.trivial and scope_header(scope, b"origin") is None
 
     async def check(self, conn: Any, route: Any) -> Denial | None:
         """Origin, rate limit, authentication, guards: the first refusal, or None."""
         policy: RoutePolicy = route.security or self.compile(route)
         scope = conn.scope
-        origin = _origin_header(scope)
+        origin = scope_header(scope, b"origin")
         if policy.trivial and origin is None:
             return None
 
@@ -310,7 +306,7 @@ class SecurityPipeline:
         """The response to a CORS preflight, or None when the OPTIONS request is not one."""
         if not cors.is_preflight(scope):
             return None
-        origin = _origin_header(scope) or ""
+        origin = scope_header(scope, b"origin") or ""
         admission = self.origin_policy(scope).admit(origin, scope)
         if admission is None:
             logger.warning("refused preflight %s from %s: origin %r", scope["path"], _client(scope), origin[:200])

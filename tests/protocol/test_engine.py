@@ -327,3 +327,16 @@ def test_batch_of_messages_resumes_after_a_control_frame() -> None:
     events = conn.receive_data(data + client_frame(TEXT, b"\xff"))
     assert events[0] == "a" and isinstance(events[1], Ping) and events[2:4] == [b"b", "c"]
     failed_with(conn, events, 1007)
+
+
+def test_only_the_latest_pings_are_answered_and_never_after_a_close() -> None:
+    from bolt.protocol.connection import MAX_HELD_PONGS
+
+    conn = open_connection()
+    conn.receive_data(b"".join(client_frame(0x9, str(n).encode()) for n in range(100)))
+    pongs = conn.data_to_send()
+    latest = [str(n).encode() for n in range(100 - MAX_HELD_PONGS, 100)]
+    assert pongs == b"".join(bytes((0x8A, len(payload))) + payload for payload in latest)
+    conn.receive_data(client_frame(0x9, b"late"))  # not collected before the close
+    assert conn.close(1000).startswith(b"\x88")
+    assert conn.data_to_send() == b""

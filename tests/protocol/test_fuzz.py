@@ -19,7 +19,7 @@ from bolt.protocol import (
     Request,
     ServerConnection,
 )
-from bolt.protocol.frames import is_valid_close_code
+from bolt.wire import is_valid_close_code
 
 from .helpers import client_frame, parse_server_frames, request_bytes
 

@@ -158,6 +158,12 @@ class RedisCluster:
                     return int(fields[1].split(":")[1].split("@")[0])
         raise LookupError(f"no master owns slot {slot}")
 
+    def replica_of(self, master: int) -> int:
+        """The port of `master`'s replica."""
+        nodes = [line.split() for line in self.command(master, "cluster", "nodes").splitlines()]
+        master_id = next(fields[0] for fields in nodes if "myself" in fields[2])
+        return next(int(fields[1].split(":")[1].split("@")[0]) for fields in nodes if fields[3] == master_id)
+
     def kill(self, port: int) -> None:
         process = self.processes[port]
         process.kill()

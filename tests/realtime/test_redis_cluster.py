@@ -62,6 +62,22 @@ async def test_every_key_of_a_room_is_in_one_slot_and_rooms_spread_over_masters(
 
 
 @pytest.mark.asyncio
+async def test_a_process_that_only_publishes(redis_cluster: RedisCluster) -> None:
+    """A hub with no rooms of its own (a Django view's process, say) publishes from its first call."""
+    listener, publisher = worker(redis_cluster.url), worker(redis_cluster.url)
+    heard: list[str] = []
+    try:
+        stop_listening = await listener.hub.listen("~b:control", heard.append)
+        await publisher.hub.start()
+        await publisher.hub.broadcast("~b:control", "first")
+        assert await publisher.hub.broadcast("h:x", "kept") == 1
+        await eventually(lambda: heard == ["first"])
+        await stop_listening()
+    finally:
+        await stop(listener, publisher)
+
+
+@pytest.mark.asyncio
 async def test_broadcast_resume_and_presence_across_processes(redis_cluster: RedisCluster) -> None:
     one, two = worker(redis_cluster.url), worker(redis_cluster.url)
     try:
@@ -98,12 +114,14 @@ async def test_members_of_a_process_that_stopped_beating_expire_on_every_shard(r
         backend = doomed.hub.backend
         for task in backend._tasks:  # type: ignore[union-attr]  # a crash: no heartbeat, no goodbye
             task.cancel()
-        backend._redis = None  # type: ignore[union-attr]
+        client, backend._redis = backend._redis, None  # type: ignore[union-attr]
         for room, queue in zip(rooms, events):
             assert (await asyncio.wait_for(queue.get(), 5)).type == "leave"  # the survivor's sweep
             assert await survivor.hub.count(room) == 0
         for listener in listeners:
             await listener.__aexit__(None, None, None)
+        await backend._close_pubsub()  # type: ignore[union-attr]
+        await client.aclose()  # type: ignore[union-attr]
     finally:
         await stop(survivor)
 
@@ -153,6 +171,47 @@ async def test_a_master_killed_mid_broadcast_fails_over_and_the_gap_is_signalled
             assert two.hub.health()["reconnects"] >= 1
     finally:
         await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_a_room_whose_slots_are_lost_is_unavailable_not_an_error(redis_cluster: RedisCluster) -> None:
+    """A master and its replica both gone: the room's slots are down; its broadcasts raise PublishError."""
+    room = ROOMS[2]
+    api = worker(redis_cluster.url)
+    try:
+        await api.hub.broadcast(room, "before")
+        master = redis_cluster.master_of(f"bolt:room:{{{room}}}")
+        replica = redis_cluster.replica_of(master)
+        redis_cluster.kill(replica)
+        redis_cluster.kill(master)
+        for _ in range(20):
+            with pytest.raises(PublishError):
+                await api.hub.broadcast(room, "lost")
+            await asyncio.sleep(0.1)
+    finally:
+        await stop(api)
+
+
+@pytest.mark.asyncio
+async def test_a_master_that_stops_answering_is_detected(redis_cluster: RedisCluster) -> None:
+    import signal
+
+    room = ROOMS[1]
+    api = worker(redis_cluster.url)  # default settings: a ping unanswered for health_interval (1 s)
+    try:
+        async with WebSocketTestClient(api, f"/chat/{room}") as a:
+            assert await a.receive_text() == "joined"
+            process = redis_cluster.processes[redis_cluster.master_of(f"bolt:room:{{{room}}}")]
+            process.send_signal(signal.SIGSTOP)  # hung, its sockets open
+            try:
+                await eventually(lambda: not api.hub.health()["ok"], timeout=4)
+                assert "no answer" in api.hub.health()["last_error"]
+            finally:
+                process.send_signal(signal.SIGCONT)
+            await eventually(lambda: api.hub.health()["ok"], timeout=20)
+            assert json.loads(await a.receive_text(timeout=5)) == {"room": room, "gap": {"after": None, "before": None}}
+    finally:
+        await stop(api)
 
 
 @pytest.mark.asyncio

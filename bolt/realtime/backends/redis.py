@@ -25,7 +25,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from bolt.realtime.backends.base import Backend, BackendUnavailable, PublishError
 from bolt.realtime.history import HistoryPolicy, Replay
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("bolt.realtime")
 
 PRESENCE = "p"  # message kind on a room channel: a join or leave event
+# What a Redis call can raise when Redis is away; a cluster's client adds its own (a slot not covered).
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
 # KEYS: id counter, history set, channel. ARGV: node, kind, payload, time (ms), size, ttl (ms).
 # One script, so ids enter the history in order even with many publishers. The counter of a room
@@ -64,7 +66,7 @@ class _Silent(RedisConnectionError):
 def _unavailable(what: str, error: type[BackendUnavailable] = BackendUnavailable) -> Iterator[None]:
     try:
         yield
-    except (RedisError, OSError) as exc:
+    except REDIS_ERRORS as exc:
         raise error(f"redis: {what} failed: {exc}") from exc
 
 
@@ -150,6 +152,10 @@ class RedisBackend(Backend):
                                                timeout=self.timeout, **options)
         self._redis = Redis(connection_pool=pool)
         self._sub_redis = Redis.from_url(self.url, **options)
+        await self._start_listening()
+
+    async def _start_listening(self) -> None:
+        """With the clients made: load the publish script, start the subscriber and the heartbeat."""
         self._script = self._redis.register_script(PUBLISH_SCRIPT.replace("{publish}", self.publish_command))
         self._listening = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -173,7 +179,7 @@ class RedisBackend(Backend):
     async def _close_clients(self) -> None:
         for client in (self._redis, self._sub_redis):
             if client is not None:
-                with contextlib.suppress(RedisError, OSError):
+                with contextlib.suppress(*REDIS_ERRORS):
                     await client.aclose(close_connection_pool=True)
         self._redis = self._sub_redis = None
 
@@ -217,14 +223,14 @@ class RedisBackend(Backend):
         if pubsub is not None:
             try:
                 await pubsub.subscribe(self._channel(room))
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._deafened(exc)  # the subscriber reconnects and subscribes every room again
 
     async def unsubscribe(self, room: str) -> None:
         self._rooms.discard(room)
         pubsub = self._pubsub
         if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await pubsub.unsubscribe(self._channel(room))
 
     def _deafened(self, exc: BaseException) -> None:
@@ -237,13 +243,13 @@ class RedisBackend(Backend):
         """The subscriber lost Redis, so pooled command connections are dead too: drop the idle ones
         now rather than fail the next command on each of them."""
         if self._redis is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self._redis.connection_pool.disconnect(inuse_connections=False)
 
     async def _close_pubsub(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
-            with contextlib.suppress(RedisError, OSError):
+            with contextlib.suppress(*REDIS_ERRORS):
                 await pubsub.aclose()
 
     async def _server_run_id(self) -> str | None:
@@ -281,7 +287,7 @@ class RedisBackend(Backend):
                 await self._read(self._pubsub)
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._deafened(exc)
                 first = False
             except Exception:  # a bug must not leave the process deaf for good
@@ -459,7 +465,7 @@ class RedisBackend(Backend):
                     await self._catch_up(False)  # changes whose Redis call failed with no outage seen
                 else:
                     await self._beat()
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 logger.warning("redis presence heartbeat failed: %s", exc)
                 self._last_error = f"{type(exc).__name__}: {exc}"
 

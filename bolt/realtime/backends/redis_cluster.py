@@ -15,20 +15,21 @@ clients; that is handled the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from bolt.realtime.backends.base import Backend
-from bolt.realtime.backends.redis import PUBLISH_SCRIPT, RedisBackend, _cancel
+from bolt.realtime.backends.redis import REDIS_ERRORS, RedisBackend, _cancel
 
 if TYPE_CHECKING:
     from bolt.realtime.hub import Hub
@@ -72,6 +73,8 @@ class RedisClusterBackend(RedisBackend):
     publish_command = "SPUBLISH"
 
     def __init__(self, url: str, **options: Any) -> None:
+        if not hasattr(PubSub, "ssubscribe"):
+            raise ImportError("a Redis Cluster needs a redis-py with sharded pub/sub: pip install -U redis")
         options.setdefault("max_backoff", 1.0)
         super().__init__(url, **options)
         if "{" in self.prefix or "}" in self.prefix:
@@ -105,15 +108,7 @@ class RedisClusterBackend(RedisBackend):
         # the client reads the slot map again before its next command.
         self._redis = RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
                                    max_connections=self.max_connections, **self._node_options)
-        self._script = self._redis.register_script(PUBLISH_SCRIPT.replace("{publish}", self.publish_command))
-        self._listening = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._listen()), loop.create_task(self._heartbeat())]
-        try:
-            async with asyncio.timeout(self.timeout):
-                await self._listening.wait()
-        except TimeoutError:
-            pass
+        await self._start_listening()
 
     async def _close_pubsub(self) -> None:
         shards, self._shards = self._shards, None
@@ -123,10 +118,8 @@ class RedisClusterBackend(RedisBackend):
 
     async def _close_clients(self) -> None:
         if self._redis is not None:
-            try:
+            with contextlib.suppress(*REDIS_ERRORS):
                 await self._redis.aclose()
-            except (RedisError, OSError):
-                pass
         self._redis = None
 
     async def _drop_idle_connections(self) -> None:
@@ -140,6 +133,7 @@ class RedisClusterBackend(RedisBackend):
 
     async def _open_subscriber(self) -> list[str]:
         assert isinstance(self._redis, RedisCluster)
+        await self._redis.initialize()  # once: the client's own setup (slot map, command table)
         await self._redis.nodes_manager.initialize()  # the slot map as it is now (after a failover, say)
         shards = _Shards(self)
         self._shards = shards
@@ -149,6 +143,7 @@ class RedisClusterBackend(RedisBackend):
         return rooms
 
     async def _read(self, pubsub: Any) -> None:
+        """Until any master's connection fails (its reader runs on its own)."""
         await pubsub.failed
 
     async def subscribe(self, room: str) -> None:
@@ -157,7 +152,7 @@ class RedisClusterBackend(RedisBackend):
         if shards is not None:
             try:
                 await shards.subscribe([self._channel(room)])
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 shards.fail(exc)  # the subscriber reconnects and subscribes every room again
 
     async def unsubscribe(self, room: str) -> None:
@@ -166,7 +161,7 @@ class RedisClusterBackend(RedisBackend):
         if shards is not None:
             try:
                 await shards.unsubscribe(self._channel(room))
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 shards.fail(exc)
 
     def health(self) -> dict[str, Any]:
@@ -189,6 +184,8 @@ class _Shards:
         self.leaving: set[str] = set()  # channels this process unsubscribed (their confirmation is not a loss)
         self.clients: list[Redis] = []
         self.readers: list[asyncio.Task[None]] = []
+        # One (un)subscription at a time: two joins at once must not open two connections to one master.
+        self._lock = asyncio.Lock()
         self.failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def fail(self, exc: BaseException) -> None:
@@ -213,18 +210,20 @@ class _Shards:
         for channel in channels:
             self.leaving.discard(channel)
             by_slot[key_slot(channel.encode())].append(channel)
-        for slot, group in by_slot.items():
-            node = self.cluster.nodes_manager.get_node_from_slot(slot)
-            await self._ssubscribe(node, group)
-            for channel in group:
-                self.owner[channel] = node.name
+        async with self._lock:
+            for slot, group in by_slot.items():
+                node = self.cluster.nodes_manager.get_node_from_slot(slot)
+                await self._ssubscribe(node, group)
+                for channel in group:
+                    self.owner[channel] = node.name
 
     async def unsubscribe(self, channel: str) -> None:
-        name = self.owner.pop(channel, None)
-        pubsub = self.pubsubs.get(name) if name is not None else None
-        if pubsub is not None:
-            self.leaving.add(channel)
-            await pubsub.sunsubscribe(channel)
+        async with self._lock:
+            name = self.owner.pop(channel, None)
+            pubsub = self.pubsubs.get(name) if name is not None else None
+            if pubsub is not None:
+                self.leaving.add(channel)
+                await pubsub.sunsubscribe(channel)
 
     async def _reader(self, pubsub: Any) -> None:
         try:
@@ -248,16 +247,9 @@ class _Shards:
 
     async def aclose(self) -> None:
         await _cancel(self.readers)
-        for pubsub in self.pubsubs.values():
-            try:
-                await pubsub.aclose()
-            except (RedisError, OSError):
-                pass
-        for client in self.clients:
-            try:
-                await client.aclose()
-            except (RedisError, OSError):
-                pass
+        for closable in (*self.pubsubs.values(), *self.clients):
+            with contextlib.suppress(*REDIS_ERRORS):
+                await closable.aclose()
         if not self.failed.done():
             self.failed.cancel()
         elif not self.failed.cancelled():

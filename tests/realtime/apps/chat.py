@@ -54,6 +54,12 @@ async def presence(room: str) -> dict[str, Any]:
     return {"count": len(members), "members": sorted(m.connection_id for m in members)}
 
 
+@api.get("/node")
+async def node() -> dict[str, Any]:
+    """Which worker answered: its hub's node id (the prefix of its connection ids) and its pid."""
+    return {"node": api.hub.node_id, "pid": os.getpid()}
+
+
 @api.get("/health")
 async def health() -> dict[str, Any]:
     return api.hub.health()

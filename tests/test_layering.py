@@ -1,0 +1,111 @@
+"""The package's layering: ``import bolt`` stays out of the protocol engine, and no import cycles.
+
+The cycle check reads the source with ``ast`` rather than importing: it walks each module's
+import-time imports (module level, including ``try``/``if`` blocks; not function bodies, not
+``if TYPE_CHECKING:``) and looks for a cycle among bolt's modules. Importing ``a.b.c`` runs the
+``__init__`` of ``a`` and ``a.b`` first, so those count as imported too, except for packages that
+contain the importing module: their ``__init__`` has already started by the time it runs.
+"""
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import bolt
+
+ROOT = Path(bolt.__file__).parent
+
+
+def test_import_bolt_loads_neither_the_protocol_nor_the_accelerator() -> None:
+    code = "import sys, bolt; print(sorted(m for m in sys.modules if m.startswith('bolt')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    loaded = set(ast.literal_eval(out))
+    assert not {m for m in loaded if m == "bolt.protocol" or m.startswith("bolt.protocol.")}
+    assert "bolt._accel" not in loaded
+    assert "bolt._accel_py" not in loaded
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for path in ROOT.rglob("*.py"):
+        parts = ("bolt", *path.relative_to(ROOT).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        modules[".".join(parts)] = path
+    return modules
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _import_time_nodes(body: list[ast.stmt]) -> list[ast.Import | ast.ImportFrom]:
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If):
+            if not _is_type_checking(node.test):
+                found += _import_time_nodes(node.body)
+            found += _import_time_nodes(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, node.orelse, node.finalbody, *(h.body for h in node.handlers)):
+                found += _import_time_nodes(block)
+    return found
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The bolt modules whose code runs when module `name` is imported, one step deep."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    targets: set[str] = set()
+    for node in _import_time_nodes(ast.parse(path.read_text()).body):
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+            continue
+        base = node.module or ""
+        if node.level:
+            anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+            base = ".".join([*anchor, base] if base else anchor)
+        targets.add(base)
+        targets.update(f"{base}.{alias.name}" for alias in node.names if f"{base}.{alias.name}" in modules)
+    found = set()
+    for target in targets:
+        parts = target.split(".")
+        for i in range(1, len(parts) + 1):
+            candidate = ".".join(parts[:i])
+            # A package that holds `name` has already begun importing: its __init__ does not run again.
+            if candidate in modules and candidate != name and not (name + ".").startswith(candidate + "."):
+                found.add(candidate)
+    return found
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_no_module_is_part_of_an_import_cycle() -> None:
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
