@@ -19,7 +19,7 @@ from django.core.management.base import CommandError
 from django.core.management.commands.runserver import Command as DjangoRunserver
 from django.db import connections
 
-from bolt.cli import websocket_protocol
+from bolt.cli import http_protocol, websocket_protocol
 from bolt.django import asgi_application
 
 logger = logging.getLogger("django.server")
@@ -74,8 +74,9 @@ class Command(DjangoRunserver):
         import uvicorn
 
         # log_config=None leaves Django's logging alone; the access lines come from AccessLog.
+        # bolt run's protocols: bolt's WebSockets, and the HTTP parser with its request-head deadline.
         config = uvicorn.Config(handler, host=self.addr, port=int(self.port), ws=websocket_protocol(),
-                                lifespan="auto", log_config=None, access_log=False, log_level="warning")
+                                http=http_protocol(), lifespan="auto", log_config=None, access_log=False, log_level="warning")
         server = uvicorn.Server(config)
         self.on_bind(self.port)
         try:
