@@ -76,7 +76,8 @@ class Command(DjangoRunserver):
         # log_config=None leaves Django's logging alone; the access lines come from AccessLog.
         # bolt run's protocols: bolt's WebSockets, and the HTTP parser with its request-head deadline.
         config = uvicorn.Config(handler, host=self.addr, port=int(self.port), ws=websocket_protocol(),
-                                http=http_protocol(), lifespan="auto", log_config=None, access_log=False, log_level="warning")
+                                http=http_protocol(), lifespan="auto", log_config=None, access_log=False,
+                                log_level="warning")
         server = uvicorn.Server(config)
         self.on_bind(self.port)
         try:
