@@ -322,9 +322,7 @@ class BoltAPI:
             return
         # The handler runs in this frame rather than a helper's: every message's await passes
         # through each frame on the stack, so one frame fewer is measurable on the echo path.
-        outbox = route.options.get("outbox")
-        if outbox is not None:
-            websocket.scope["bolt.outbox"] = outbox  # read by the hub when the handler accepts
+        websocket.outbox = route.options.get("outbox")  # handed to the hub when the handler accepts
         try:
             await route.endpoint(**kwargs)
         except asyncio.CancelledError:

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import enum
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
 from bolt.connection import HTTPConnection
 from bolt.models import Codec, InvalidJSON, ValidationError, codec_for, json_default
 from bolt.wire import MAX_CLOSE_REASON, CloseCode, is_valid_close_code
+
+if TYPE_CHECKING:
+    from bolt.realtime.outbox import OutboxSettings
 
 
 def check_close(code: int, reason: str) -> None:
@@ -88,6 +91,9 @@ class WebSocket(HTTPConnection):
         self._disconnect: WebSocketDisconnect | None = None
         self._connect_received = False
         self._closed_by_app = False
+        #: The route's send-queue settings (`@api.websocket(outbox=...)`), handed to the hub on accept;
+        #: None for the hub's defaults.
+        self.outbox: OutboxSettings | None = None
 
     @property
     def subprotocols(self) -> list[str]:
@@ -121,7 +127,7 @@ class WebSocket(HTTPConnection):
         self.accepted_subprotocol = subprotocol
         hub = getattr(self.scope.get("app"), "hub", None)
         if hub is not None:
-            await hub.connect(self, self.scope.get("bolt.outbox"))
+            await hub.connect(self, self.outbox)
         expires_at = getattr(self.scope.get("auth"), "expires_at", None)
         if expires_at is not None:
             from bolt.security.expiry import watch  # here: bolt.security imports this module

@@ -109,3 +109,14 @@ def test_no_module_is_part_of_an_import_cycle() -> None:
     graph = {name: _imports(name, path, modules) for name, path in modules.items()}
     cycle = _cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_protocol_and_the_framework_meet_only_in_bolt_wire() -> None:
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    protocol = {name for name in modules if name == "bolt.protocol" or name.startswith("bolt.protocol.")}
+    for name in sorted(set(modules) - protocol):
+        assert not graph[name] & protocol, f"{name} imports the protocol engine"
+    for name in sorted(protocol):
+        assert graph[name] - protocol <= {"bolt.wire", "bolt.accel"}, f"{name} imports the framework"
+    assert not graph["bolt.wire"], "bolt.wire must stay a leaf"
