@@ -51,11 +51,12 @@ async def test_a_stopping_worker_hands_its_clients_over_in_waves(redis_server: R
     try:
         wait_for_port(port, timeout=30, process=server)
         pids: dict[str, int] = {}
-        for _ in range(200):  # the two workers share the port: ask until both have answered
+        deadline = asyncio.get_running_loop().time() + 30
+        # The two workers share the port, and the second may still be starting: ask until both answered.
+        while len(pids) < 2 and asyncio.get_running_loop().time() < deadline:
             answer = await asyncio.to_thread(get, port, "/node")
             pids[answer["node"]] = answer["pid"]
-            if len(pids) == 2:
-                break
+            await asyncio.sleep(0.05)
         assert len(pids) == 2
         for _ in range(80):  # enough clients on each worker for the waves to show
             clients.append(await open_client(port))
