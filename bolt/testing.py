@@ -16,7 +16,8 @@ import orjson
 
 from bolt.api import HANDLER_RETURNED, RAISE_SERVER_EXCEPTIONS
 from bolt.datastructures import Headers
-from bolt.security.pipeline import ORIGIN_OVERRIDE
+from bolt.security.auth import AuthContext
+from bolt.security.pipeline import AUTH_OVERRIDE, ORIGIN_OVERRIDE
 
 DEFAULT_TIMEOUT = 5.0
 #: The Origin a WebSocketTestClient sends with cookies when the test gives none: the test server's own.
@@ -95,6 +96,8 @@ class WebSocketTestClient:
     Every receive waits at most `timeout` seconds (default 5) and then raises TimeoutError, so a test
     never hangs. With cookies (and no Origin header of the test's own) it sends `Origin: <origin>`, by
     default `http://testserver`, the same origin, as a browser would; `origin=None` sends none.
+    `auth_context=AuthContext(user_id=..., ...)` runs the handler as that user without credentials:
+    the route's authentication backends are skipped, its guards and limits still run.
     A refused handshake raises `WebSocketDenied` (a PermissionError) for 401/403/429 and
     `HandshakeRejected` for other statuses. An exception the handler did not handle is re-raised here.
     """
@@ -114,6 +117,7 @@ class WebSocketTestClient:
         timeout: float = DEFAULT_TIMEOUT,
         raise_server_exceptions: bool = True,
         origin: str | None = TEST_ORIGIN,
+        auth_context: AuthContext | None = None,
     ) -> None:
         path, _, inline_query = path.partition("?")
         if not isinstance(query_string, str):
@@ -138,6 +142,9 @@ class WebSocketTestClient:
             "extensions": {"websocket.http.response": {}},
             RAISE_SERVER_EXCEPTIONS: raise_server_exceptions,
         }
+        if auth_context is not None:
+            # Taken as what the route's authentication established; its guards still decide.
+            self.scope[AUTH_OVERRIDE] = self.scope["auth"] = auth_context
         if cors_allowed_origins is not None or not read_django_settings:
             self.scope[ORIGIN_OVERRIDE] = {
                 "allowed_origins": list(cors_allowed_origins or ()),

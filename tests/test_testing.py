@@ -114,3 +114,29 @@ async def test_cookies_come_with_the_test_servers_origin_unless_told_otherwise()
     assert await origin(cookies={"a": "1"}, headers={"Origin": "https://app.example"}) == "https://app.example"
     assert await origin(cookies={"a": "1"}, origin="https://other.example") == "https://other.example"
     assert await origin(cookies={"a": "1"}, origin=None) is None
+
+
+@pytest.mark.asyncio
+async def test_auth_context_runs_the_handler_as_that_user_and_guards_still_decide():
+    from bolt.auth import HasPermission, IsAuthenticated, JWTAuthentication
+    from bolt.security.auth import AuthContext
+
+    api = BoltAPI()
+
+    @api.websocket("/ws/admin", auth=[JWTAuthentication(secret="s" * 32)],
+                   guards=[IsAuthenticated(), HasPermission("chat.moderate")])
+    async def admin(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_json({"user": websocket.auth.user_id, "staff": websocket.auth.is_staff})
+
+    moderator = AuthContext(user_id="7", is_staff=True, permissions=frozenset({"chat.moderate"}))
+    async with WebSocketTestClient(api, "/ws/admin", auth_context=moderator) as ws:  # no token minted
+        assert await ws.receive_json() == {"user": "7", "staff": True}
+    with pytest.raises(WebSocketDenied) as denied:  # the guards still run on the given context
+        async with WebSocketTestClient(api, "/ws/admin", auth_context=AuthContext(user_id="8")):
+            pass
+    assert denied.value.status_code == 403
+    with pytest.raises(WebSocketDenied) as denied:  # and without one, the route's authentication applies
+        async with WebSocketTestClient(api, "/ws/admin"):
+            pass
+    assert denied.value.status_code == 401

@@ -36,6 +36,8 @@ logger = logging.getLogger("bolt.security")
 
 # Scope key the test client sets to override the origin policy (bolt.testing.ORIGIN_OVERRIDE).
 ORIGIN_OVERRIDE = "bolt.test_origins"
+# Scope key the test client sets to run a handler as a given AuthContext (its `auth_context=`).
+AUTH_OVERRIDE = "bolt.test_auth"
 AUTH_SCOPE_KEY = "auth"
 # The route's compiled policy, kept in the scope of an authenticated connection for refresh().
 POLICY_SCOPE_KEY = "bolt.security.policy"
@@ -221,7 +223,9 @@ class SecurityPipeline:
                 return denial
 
         auth = ANONYMOUS
-        if policy.backends:
+        if AUTH_OVERRIDE in scope:
+            auth = scope[AUTH_OVERRIDE]  # the test client's auth_context: as if a backend had found it
+        elif policy.backends:
             try:
                 found = await self._authenticate(policy, lambda backend: backend.authenticate(conn))
                 auth = found or ANONYMOUS
