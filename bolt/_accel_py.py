@@ -17,11 +17,8 @@ __all__ = [
     "Utf8Validator",
     "json_object_spans",
     "mask",
-    "mask_into",
     "mask_join",
     "scan_frames",
-    "utf8_error_offset",
-    "validate_utf8",
 ]
 
 
@@ -60,15 +57,6 @@ def mask(data: Buffer, key: bytes) -> bytes:
 def mask_join(parts: list[Buffer], key: bytes) -> bytes:
     """Return the concatenation of ``parts`` XOR-ed with ``key``; the key phase runs on across parts."""
     return mask(b"".join(parts), key)
-
-
-def mask_into(buf: bytearray, key: bytes, offset: int = 0) -> None:
-    """XOR ``buf[offset:]`` in place with ``key``; the key's first byte applies at ``offset``."""
-    if not isinstance(buf, bytearray):
-        raise TypeError("mask_into needs a bytearray")
-    if not 0 <= offset <= len(buf):
-        raise ValueError("offset out of range")
-    buf[offset:] = mask(memoryview(buf)[offset:], key)
 
 
 # Allowed range of the byte after each lead byte (Unicode table 3-7); later bytes are 80..BF.
@@ -135,24 +123,6 @@ class Utf8Validator:
             self.error_offset = self._fed
             return False
         return True
-
-
-def validate_utf8(data: Buffer) -> bool:
-    """Whether ``data`` is complete, valid UTF-8."""
-    try:
-        utf_8_decode(data, "strict", True)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def utf8_error_offset(data: Buffer) -> int:
-    """Offset of the first invalid or truncated sequence in ``data``, or -1 when valid."""
-    try:
-        utf_8_decode(data, "strict", True)
-    except UnicodeDecodeError as exc:
-        return exc.start
-    return -1
 
 
 def scan_frames(data: Buffer, pos: int = 0, max_size: int = 2**63) -> tuple[list[str | bytes], int]:

@@ -17,11 +17,8 @@ __all__ = [
     "Utf8Validator",
     "json_object_spans",
     "mask",
-    "mask_into",
     "mask_join",
     "scan_frames",
-    "utf8_error_offset",
-    "validate_utf8",
 ]
 
 

@@ -6,7 +6,7 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
 mod frames;
 mod json;
@@ -66,22 +66,6 @@ fn mask<'py>(
             Ok(())
         })
     })?
-}
-
-/// XOR `buf[offset:]` in place with `key`; the key's first byte applies at `offset`.
-#[pyfunction]
-#[pyo3(signature = (buf, key, offset = 0))]
-fn mask_into(buf: &Bound<'_, PyByteArray>, key: &Bound<'_, PyAny>, offset: isize) -> PyResult<()> {
-    let key = masking_key(key)?;
-    // SAFETY: the GIL is held and no Python code runs until this function returns, so nothing
-    // else can read, write or resize the bytearray while this slice exists.
-    let data = unsafe { buf.as_bytes_mut() };
-    let start = usize::try_from(offset)
-        .ok()
-        .filter(|&start| start <= data.len())
-        .ok_or_else(|| PyValueError::new_err("offset out of range"))?;
-    masking::xor_in_place(&mut data[start..], key);
-    Ok(())
 }
 
 /// Return the concatenation of `parts` XOR-ed with `key`, in one pass and one allocation: for a
@@ -162,29 +146,6 @@ impl Utf8Validator {
     fn error_offset(&self) -> isize {
         self.state.error_offset()
     }
-}
-
-fn first_error(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
-    with_bytes(data, |src, immutable| {
-        let check = || utf8::check(src).err().map(|e| e.valid_up_to());
-        if immutable && src.len() >= DETACH_THRESHOLD {
-            py.detach(check)
-        } else {
-            check()
-        }
-    })
-}
-
-/// Whether `data` is complete, valid UTF-8.
-#[pyfunction]
-fn validate_utf8(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<bool> {
-    Ok(first_error(py, data)?.is_none())
-}
-
-/// Offset of the first invalid or truncated sequence in `data`, or -1 when valid.
-#[pyfunction]
-fn utf8_error_offset(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<isize> {
-    Ok(first_error(py, data)?.map_or(-1, |offset| offset as isize))
 }
 
 /// Decode the run of simple frames that starts at `data[pos]`.
@@ -329,10 +290,7 @@ fn json_object_spans<'py>(
 #[pymodule]
 fn _accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mask, m)?)?;
-    m.add_function(wrap_pyfunction!(mask_into, m)?)?;
     m.add_function(wrap_pyfunction!(mask_join, m)?)?;
-    m.add_function(wrap_pyfunction!(validate_utf8, m)?)?;
-    m.add_function(wrap_pyfunction!(utf8_error_offset, m)?)?;
     m.add_function(wrap_pyfunction!(scan_frames, m)?)?;
     m.add_function(wrap_pyfunction!(json_object_spans, m)?)?;
     m.add_class::<Utf8Validator>()?;
