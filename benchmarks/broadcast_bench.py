@@ -488,8 +488,11 @@ def main() -> None:
     print("| server | deliveries/s | p50 to all (ms) | p99 to all (ms) | vs starlette | vs channels |")
     print("|---|---:|---:|---:|---:|---:|")
     for r in results:
-        ratio = lambda other: (f"{r['deliveries_per_s'] / by_name[other]['deliveries_per_s']:.2f}x"
-                               if other in by_name else "-")
+        def ratio(other: str) -> str:
+            if other not in by_name:
+                return "-"
+            return f"{r['deliveries_per_s'] / by_name[other]['deliveries_per_s']:.2f}x"
+
         print(f"| {r['server']} | {r['deliveries_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
               f"{ratio('starlette')} | {ratio('channels')} |")
 

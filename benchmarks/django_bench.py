@@ -24,9 +24,10 @@ import time
 import urllib.request
 from typing import Any
 
-from _load import free_port, stop_server, wait_for_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from _load import free_port, stop_server, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.join(ROOT, "tests", "djangoproject")

@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _load import free_port, stop_server, wait_for_port  # noqa: E402
-
 from bolt import BoltAPI, WebSocket  # noqa: E402
 from bolt.auth import JWTAuthentication  # noqa: E402
 from bolt.security import expiry  # noqa: E402

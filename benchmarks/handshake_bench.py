@@ -32,7 +32,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _load import cpu_seconds, free_port, stop_server, wait_for_port, write_json  # noqa: E402
-
 from bolt import BoltAPI, WebSocket, WebSocketDisconnect  # noqa: E402
 from bolt.auth import IsAuthenticated, JWTAuthentication  # noqa: E402
 

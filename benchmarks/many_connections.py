@@ -56,8 +56,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from _load import client_frame, cpu_seconds, free_port, stop_server, wait_for_port  # noqa: E402
 from broadcast_bench import BOLT_PROTOCOL, DEFLATE_OFFER, _handshake  # noqa: E402
+
+from _load import client_frame, cpu_seconds, free_port, stop_server, wait_for_port  # noqa: E402
 
 SERVERS = {  # name: (factory in broadcast_bench.py, uvicorn --ws)
     "bolt": ("make_bolt", BOLT_PROTOCOL),

@@ -23,7 +23,6 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from _load import free_port, wait_for_port  # noqa: E402
-
 from bolt.realtime import Hub  # noqa: E402
 
 LIMIT = 20.0

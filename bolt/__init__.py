@@ -16,7 +16,7 @@ from bolt.websocket import (
 
 __all__ = [
     "BoltAPI", "Body", "CloseCode", "Cookie", "HTMLResponse", "HTTPException", "Header", "JSONResponse",
-    "MessageValidationError", "Path", "PlainTextResponse", "PublishError", "Query", "Request", "Response", "StreamingResponse", "WebSocket",
-    "WebSocketClose", "WebSocketDisconnect", "WebSocketState",
+    "MessageValidationError", "Path", "PlainTextResponse", "PublishError", "Query", "Request", "Response",
+    "StreamingResponse", "WebSocket", "WebSocketClose", "WebSocketDisconnect", "WebSocketState",
 ]
 __version__ = "0.1.0"

@@ -28,7 +28,8 @@ def register() -> None:
 
 
 def _origin_policy_configured(api: Any) -> bool:
-    return bool(getattr(settings, "CORS_ALLOWED_ORIGINS", None) or getattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES", None)
+    return bool(getattr(settings, "CORS_ALLOWED_ORIGINS", None)
+                or getattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES", None)
                 or (api is not None and api.cors_allowed_origins))
 
 

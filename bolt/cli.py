@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ws", default=None,
                      help=f"WebSocket protocol, as uvicorn's --ws (default: {BOLT_PROTOCOL} when available)")
     run.add_argument("--http", default=None,
-                     help="HTTP protocol, as uvicorn's --http (default: uvicorn's parser with a 10 s request-head deadline)")
+                     help="HTTP protocol, as uvicorn's --http "
+                          "(default: uvicorn's parser with a 10 s request-head deadline)")
     run.add_argument("--drain", type=float, default=None, metavar="SECONDS",
                      help="on SIGTERM, close open WebSockets with 1012 in waves over this many seconds "
                           "(default: BOLT_DRAIN, else 0: all at once)")
@@ -83,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     uvicorn.run(args.app, host=args.host, port=args.port, reload=args.reload, workers=args.workers,
-                ws=args.ws or websocket_protocol(), http=args.http or http_protocol(), app_dir=args.app_dir, log_level=args.log_level)
+                ws=args.ws or websocket_protocol(), http=args.http or http_protocol(), app_dir=args.app_dir,
+                log_level=args.log_level)
     return 0
 
 

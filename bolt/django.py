@@ -13,10 +13,11 @@
 
 Scopes whose path matches one of the api's routes (of the same kind: HTTP or WebSocket) go to bolt;
 every other scope goes to Django, except a WebSocket for which bolt has no route when the other app is
-Django's own handler (it serves HTTP only): bolt refuses that one with 404 "Not Found". The lifespan is shared: bolt's startup and shutdown hooks always
-run, and the other app takes part too when it speaks the lifespan protocol. Django's own handler
-does not (it raises ValueError for any scope that is not HTTP); that refusal is noticed, logged at
-DEBUG level and otherwise ignored, so it never stops the server from starting.
+Django's own handler (it serves HTTP only): bolt refuses that one with 404 "Not Found". The lifespan is
+shared: bolt's startup and shutdown hooks always run, and the other app takes part too when it speaks
+the lifespan protocol. Django's own handler does not (it raises ValueError for any scope that is not
+HTTP); that refusal is noticed, logged at DEBUG level and otherwise ignored, so it never stops the
+server from starting.
 """
 from __future__ import annotations
 

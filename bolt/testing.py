@@ -195,7 +195,7 @@ class WebSocketTestClient:
         timeout = self.timeout if timeout is None else timeout
         try:
             return await asyncio.wait_for(self._from_app.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"no message from the server within {timeout} s") from None
 
     # -- connecting ------------------------------------------------------------------------------
@@ -247,7 +247,7 @@ class WebSocketTestClient:
             return
         try:
             await asyncio.wait_for(asyncio.shield(self._task), self.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
@@ -393,7 +393,8 @@ class AsyncTestClient:
         scope = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
             "method": method.upper(), "scheme": "http", "server": ("testserver", 80), "client": self.client,
-            "root_path": "", "path": path, "raw_path": path.encode("utf-8", "surrogateescape"), "query_string": query.encode(),
+            "root_path": "", "path": path, "raw_path": path.encode("utf-8", "surrogateescape"),
+            "query_string": query.encode(),
             "headers": raw_headers, "state": {}, RAISE_SERVER_EXCEPTIONS: self.raise_server_exceptions,
         }
         sent_body = False

@@ -30,6 +30,9 @@ PY="$VENV/bin/python"
 "$PY" -c "import bolt.accel as a, sys; sys.exit(0 if a.ENABLED else 'the accelerator did not build')"
 export PYTHON="$PY" BOLT_REQUIRE_REDIS=1 BOLT_REQUIRE_BROWSER=1
 
+step "lint: ruff check bolt tests benchmarks (the rules are in pyproject.toml)"
+"$PY" -m ruff check bolt tests benchmarks
+
 step "test suite, accelerated build (a missing extension fails the accel tests instead of skipping them)"
 BOLT_REQUIRE_ACCEL=1 "$PY" -m pytest -q -p no:cacheprovider
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
 from browser import chromium
 from ports import free_port, wait_for_port
 

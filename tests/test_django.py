@@ -9,11 +9,11 @@ import textwrap
 from typing import Any
 
 import pytest
-from django_settings import configure_django
 
 from bolt import BoltAPI, WebSocket
 from bolt.django import BoltMount, mount, setting
-from bolt.testing import AsyncTestClient, HandshakeRejected, WebSocketTestClient
+from bolt.testing import AsyncTestClient, HandshakeRejected, WebSocketDenied, WebSocketTestClient
+from django_settings import configure_django
 from uvicorn_server import WS_IMPLEMENTATIONS, serve
 
 configure_django()
@@ -136,7 +136,7 @@ async def test_unmatched_websocket_and_http_go_to_the_other_app():
     app = mount(make_api(), other)
     # A WebSocket to a path bolt only serves over HTTP, and one bolt does not know at all.
     for path in ("/shared", "/ws/unknown"):
-        with pytest.raises(Exception):
+        with pytest.raises((HandshakeRejected, WebSocketDenied)):
             async with WebSocketTestClient(app, path):
                 pass
     # An HTTP request to a path bolt only serves as a WebSocket.

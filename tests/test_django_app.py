@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ports import free_port, wait_for_port
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from ports import free_port, wait_for_port
 from realtime.conftest import RedisServer, redis_binary_or_skip, redis_server  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
@@ -242,7 +242,7 @@ for n in range(3):
 @pytest.mark.redis
 @pytest.mark.asyncio
 async def test_publish_from_another_process_and_a_sync_view(project: dict[str, str], servers: list[Server],
-                                                           redis_server: RedisServer) -> None:
+                                                           redis_server: RedisServer) -> None:  # noqa: F811
     project = dict(project, BOLT_TEST_PUBSUB=redis_server.url)
     workers = [Server.uvicorn(project), Server.uvicorn(project)]
     servers.extend(workers)

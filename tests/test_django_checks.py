@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from django_settings import configure_django
 
 configure_django()

@@ -9,6 +9,7 @@ logs users in, and its session cookie opens the socket.
 from __future__ import annotations
 
 import pytest
+
 from django_settings import configure_django
 
 configure_django()

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from django_settings import configure_django
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"

@@ -11,11 +11,11 @@ from typing import Any
 
 import msgspec
 import pytest
-from browser import chromium
-from ports import free_port, stop_process, wait_for_port
 
 from bolt import BoltAPI
 from bolt.auth import JWTAuthentication
+from browser import chromium
+from ports import free_port, stop_process, wait_for_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 import pytest
-from ports import free_port, wait_for_port
 
 from bolt import cli
+from ports import free_port, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "chat")

@@ -5,10 +5,21 @@ from typing import Annotated, TypedDict
 import pytest
 
 from bolt import (
-    BoltAPI, Cookie, Header, HTMLResponse, HTTPException, JSONResponse, Path, PlainTextResponse, Query, Request,
-    Response, StreamingResponse,
+    BoltAPI,
+    Cookie,
+    Header,
+    HTMLResponse,
+    HTTPException,
+    JSONResponse,
+    Path,
+    PlainTextResponse,
+    Query,
+    Request,
+    Response,
+    StreamingResponse,
 )
 from bolt.testing import AsyncTestClient, TestClient
+
 
 @dataclasses.dataclass
 class Item:
@@ -29,7 +40,7 @@ def build_api() -> BoltAPI:
         return {"hello": "world"}
 
     @api.get("/search")
-    async def search(q: str, limit: int = 10, tag: Annotated[list[str], Query()] = []):
+    async def search(q: str, limit: int = 10, tag: Annotated[list[str], Query()] = []):  # noqa: B006 (the default under test)
         return {"q": q, "limit": limit, "tags": tag}
 
     @api.get("/whoami")

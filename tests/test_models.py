@@ -10,7 +10,13 @@ import pydantic
 import pytest
 
 from bolt.models import (
-    InvalidJSON, ValidationError, codec_for, is_model_class, json_default, json_schema, schema_components,
+    InvalidJSON,
+    ValidationError,
+    codec_for,
+    is_model_class,
+    json_default,
+    json_schema,
+    schema_components,
     uses_pydantic,
 )
 

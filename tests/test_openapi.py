@@ -8,14 +8,13 @@ import jsonschema
 import msgspec
 import pydantic
 import pytest
-from django_settings import configure_django
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from bolt import BoltAPI, Cookie, Header, HTMLResponse, Query
-from bolt import apidocs
+from bolt import BoltAPI, Cookie, Header, HTMLResponse, Query, apidocs
 from bolt.auth import APIKeyAuthentication, IsAuthenticated, JWTAuthentication, SessionAuthentication
 from bolt.middleware import rate_limit
 from bolt.testing import AsyncTestClient
+from django_settings import configure_django
 
 SECRET = "openapi-test-secret-of-32-bytes!"
 

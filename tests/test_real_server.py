@@ -11,12 +11,12 @@ import logging
 import httpx
 import orjson
 import pytest
-from uvicorn_server import WS_IMPLEMENTATIONS, serve
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bolt import BoltAPI, WebSocket
 from bolt.websocket import CloseCode, WebSocketClose, WebSocketDisconnect
+from uvicorn_server import WS_IMPLEMENTATIONS, serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("ws_impl", WS_IMPLEMENTATIONS)]
 

@@ -3,7 +3,11 @@ import pytest
 
 from bolt import BoltAPI, WebSocket
 from bolt.testing import (
-    AsyncTestClient, ConnectionClosed, HandshakeRejected, WebSocketDenied, WebSocketTestClient,
+    AsyncTestClient,
+    ConnectionClosed,
+    HandshakeRejected,
+    WebSocketDenied,
+    WebSocketTestClient,
 )
 
 

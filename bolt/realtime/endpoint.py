@@ -17,11 +17,11 @@ from typing import Any
 import orjson
 
 from bolt import accel
+from bolt.models import ValidationError, codec_for
 from bolt.realtime.backends.base import BackendUnavailable, PublishError
 from bolt.realtime.hub import Hub
 from bolt.realtime.names import InvalidRoomName, check_room
 from bolt.realtime.presence import JOIN, Member, PresenceEvent, PresenceSubscription
-from bolt.models import ValidationError, codec_for
 from bolt.security import refresh_credentials
 from bolt.security.auth import AuthenticationFailed
 from bolt.security.ratelimit import TokenBucket
@@ -153,7 +153,8 @@ class Session:
             return
         ref = request.get("ref")
         if not _valid_ref(ref):
-            self.error(None, "bad_message", f"ref must be a string of at most {MAX_REF_LENGTH} characters or an integer")
+            self.error(None, "bad_message",
+                       f"ref must be a string of at most {MAX_REF_LENGTH} characters or an integer")
             return
         if over_limit:
             self.error(ref, "rate_limited", MESSAGE_RATE_EXCEEDED)

@@ -11,13 +11,13 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from bolt.wire import SharedMessage
 from bolt.realtime.backends.base import Backend
 from bolt.realtime.history import HistoryPolicy
 from bolt.realtime.messages import BYTES, Message, gap, shared
 from bolt.realtime.names import CONNECTION_PREFIX, check_room, check_target, connection_room, is_reserved, user_room
 from bolt.realtime.outbox import Outbox, OutboxSettings
 from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent, PresenceSubscription
+from bolt.wire import SharedMessage
 
 if TYPE_CHECKING:
     from bolt.metrics import Metrics

@@ -2,7 +2,8 @@
 
 A broadcast never waits for a socket: it appends the (shared, pre-built) ASGI message to every
 recipient's outbox and moves on. Under bolt's own protocol an idle outbox writes the broadcast's
-frame, encoded once for all connections alike, straight to the transport (the `bolt.frames` extension). Each outbox has one sender task that writes to its socket. When a
+frame, encoded once for all connections alike, straight to the transport (the `bolt.frames` extension).
+Each outbox has one sender task that writes to its socket. When a
 client reads too slowly the queue fills and the policy decides: drop the oldest message, drop the
 newest, or close the connection with 1013 (Try Again Later). A send that stays blocked longer than
 the send timeout means the client has stopped reading altogether; it is closed the same way.
@@ -107,7 +108,8 @@ class Outbox:
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], settings: OutboxSettings,
                  on_slow: Callable[[str], None], write: Callable[[SharedMessage], bool] | None = None,
                  on_drop: Callable[[str], None] | None = None) -> None:
-        """`on_slow(why)` is called when the policy closes the connection, `on_drop(policy)` for each dropped message."""
+        """`on_slow(why)` is called when the policy closes the connection, `on_drop(policy)` for each dropped
+        message."""
         self._send = send
         self._write = write  # the server's writer of shared messages, when it offers one for this connection
         self._queue: deque[dict[str, Any]] = deque()

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from browser import chromium
 from ports import free_port, wait_for_port
 

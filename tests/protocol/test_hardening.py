@@ -21,13 +21,10 @@ import websockets
 from bolt import BoltAPI, WebSocket
 from bolt.protocol import WebSocketProtocol
 from bolt.protocol.connection import MAX_HELD_PONGS
-
-
 from ports import free_port, wait_for_port
 
 from .helpers import client_frame, request_bytes
 from .server import read_frame, serve
-
 
 HERE = Path(__file__).parent
 SERVER_PORT_STATES = Path("/proc/net/tcp")

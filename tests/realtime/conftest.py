@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterator
 
 import pytest
+
 from ports import free_port, wait_for_port
 
 TEST_TIME_LIMIT = 60  # seconds; a hung test fails instead of stalling the run

@@ -12,9 +12,10 @@ import urllib.request
 from typing import Any
 
 import pytest
-from ports import free_port, stop_process, wait_for_port
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from ports import free_port, stop_process, wait_for_port
 
 from .conftest import RedisServer
 from .test_endpoint_workers import Client
@@ -96,7 +97,7 @@ async def test_a_stopping_worker_hands_its_clients_over_in_waves(redis_server: R
 
         # Each client comes back through the same port, to a worker that is not the stopping one,
         # and resumes after the last id it saw: everything published during the drain, once.
-        for client in leaving:
+        for _ in leaving:
             again = await open_client(port)
             clients.append(again)
             assert node_of(again) != victim

@@ -10,10 +10,10 @@ import orjson
 import pytest
 
 from bolt import BoltAPI, WebSocket, accel
-from bolt.realtime.endpoint import MAX_DEPTH, RELAY_MIN_SIZE
-from bolt.middleware import rate_limit
 from bolt.auth import APIKeyAuthentication
+from bolt.middleware import rate_limit
 from bolt.realtime import PublishError
+from bolt.realtime.endpoint import MAX_DEPTH, RELAY_MIN_SIZE
 from bolt.testing import ConnectionClosed, WebSocketTestClient
 
 pytestmark = pytest.mark.asyncio

@@ -320,6 +320,7 @@ async def test_broadcast_from_another_thread_runs_on_the_hub_loop() -> None:
 @pytest.mark.asyncio
 async def test_the_backend_comes_from_django_settings_when_not_given() -> None:
     from django.test import override_settings
+
     from django_settings import configure_django  # tests/ is on sys.path (it is not a package)
 
     configure_django()

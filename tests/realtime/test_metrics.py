@@ -11,15 +11,15 @@ import urllib.request
 from typing import Any
 
 import pytest
-from ports import free_port, stop_process, wait_for_port
 from prometheus_client.parser import text_string_to_metric_families
-from uvicorn_server import serve
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from bolt import BoltAPI, WebSocket
 from bolt.auth import APIKeyAuthentication
-from bolt.testing import WebSocketTestClient
+from bolt.testing import HandshakeRejected, WebSocketTestClient
+from ports import free_port, stop_process, wait_for_port
+from uvicorn_server import serve
 
 from .test_outbox import StalledClient
 
@@ -140,7 +140,7 @@ async def test_an_api_without_metrics_has_no_endpoint_and_still_logs_denials(cap
     api = BoltAPI()
     caplog.set_level(logging.INFO)
     assert api.hub.metrics is None
-    with pytest.raises(Exception):
+    with pytest.raises(HandshakeRejected):
         async with WebSocketTestClient(api, "/nowhere?token=secret"):
             pass
     # One line, without the query string where tokens travel.

@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from ports import free_port, wait_for_port
 from websockets.asyncio.client import ClientConnection, connect
+
+from ports import free_port, wait_for_port
 
 from .conftest import RedisServer
 
