@@ -30,7 +30,8 @@ from bolt.security.ratelimit import (
     check_ipv6_prefix,
     retry_after_seconds,
 )
-from bolt.websocket import CloseCode, WebSocketClose, WebSocketState
+from bolt.websocket import WebSocketClose, WebSocketState
+from bolt.wire import CloseCode
 
 logger = logging.getLogger("bolt.security")
 
