@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from codecs import utf_8_decode
-from json.decoder import scanstring
+from json.decoder import scanstring  # type: ignore[attr-defined]  # public at run time, not in typeshed
 
 Buffer = bytes | bytearray | memoryview
 
@@ -186,6 +186,13 @@ _TOKEN = re.compile(
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _END = "unexpected end of input"
 
+
+def _after_ws(text: str, pos: int) -> int:
+    """The first position at or after `pos` that is not JSON whitespace."""
+    blank = _WS.match(text, pos)
+    return blank.end() if blank is not None else pos  # the pattern matches the empty string: never None
+
+
 # What the scanner expects next.
 _VALUE, _VALUE_OR_CLOSE, _KEY, _KEY_OR_CLOSE, _COLON, _AFTER_VALUE = range(6)
 
@@ -222,7 +229,7 @@ def _string(text: str, start: int, end: int) -> str | None:
 
 def _spans(text: str, max_depth: int) -> dict[str, tuple[int, int]]:
     """json_object_spans for a str without surrogates, raising _Invalid."""
-    pos = _WS.match(text).end()
+    pos = _after_ws(text, 0)
     if pos == len(text) or text[pos] != "{":
         raise _Invalid(pos, _END if pos == len(text) else "the top level is not an object")
     if max_depth < 1:
@@ -236,8 +243,9 @@ def _spans(text: str, max_depth: int) -> dict[str, tuple[int, int]]:
     while True:
         token = match(text, pos)
         if token is None:
-            raise _failure(state, closers[-1], text, _WS.match(text, pos).end())
+            raise _failure(state, closers[-1], text, _after_ws(text, pos))
         kind = token.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         start, pos = token.span(kind)
         char = text[start]
         complete = False  # whether a value ends at pos
@@ -288,7 +296,7 @@ def _spans(text: str, max_depth: int) -> dict[str, tuple[int, int]]:
             raise _Invalid(start, f"expected ',' or '{closers[-1]}'")
         if complete:
             if not closers:  # the top-level object closed
-                pos = _WS.match(text, pos).end()
+                pos = _after_ws(text, pos)
                 if pos != len(text):
                     raise _Invalid(pos, "unexpected content after the object")
                 return spans

@@ -28,7 +28,7 @@ def _choose() -> tuple[ModuleType, bool]:
 
         return _accel_py, False
     try:
-        from bolt import _accel
+        from bolt import _accel  # type: ignore[attr-defined]  # the compiled extension: no stub
     except ImportError:  # not built: installed without cargo, or from a pure wheel
         from bolt import _accel_py
 

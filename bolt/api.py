@@ -189,13 +189,13 @@ class BoltAPI:
         `tags`, `summary`, `responses` ({status: description or model}) and `include_in_schema`
         describe the route in the OpenAPI document (docs/http.md).
         """
-        methods = frozenset(m.upper() for m in methods)
-        unknown = methods - set(HTTP_METHODS)
+        allowed = frozenset(m.upper() for m in methods)
+        unknown = allowed - set(HTTP_METHODS)
         if unknown:
             raise ValueError(f"unknown HTTP methods: {sorted(unknown)}")
 
         def decorator(endpoint: Handler) -> Handler:
-            route = Route(path, endpoint, "http", methods,
+            route = Route(path, endpoint, "http", allowed,
                           options=dict(options, auth=auth, guards=guards, status_code=status_code))
             binder = Binder(route, Request)
             route.binder = binder
@@ -305,9 +305,9 @@ class BoltAPI:
         scope["app"] = self
         match = self.router.match(self._route_path(scope))
         route = match.leaf.websocket if match is not None else None
-        if route is None:
-            denial = self.security.deny(scope["path"], scope, Denial(404, "Not Found"), "no WebSocket route")
-            await self._deny_websocket(scope, send, denial)
+        if match is None or route is None:
+            refusal = self.security.deny(scope["path"], scope, Denial(404, "Not Found"), "no WebSocket route")
+            await self._deny_websocket(scope, send, refusal)
             return
         websocket = WebSocket(scope, receive, send, dict(zip(route.param_names, match.values)))
         denial = await self.security.check(websocket, route)

@@ -169,7 +169,7 @@ def _defaults_filler(info: Any, memo: dict[type, Filler | None]) -> Filler | Non
         return _dataclass_filler(info, memo)
     if isinstance(info, (inspect.StructType, inspect.TypedDictType)):
         is_struct = isinstance(info, inspect.StructType)
-        container = info.cls if is_struct else dict
+        container: type[Any] = info.cls if is_struct else dict
         fields = [(f.name if is_struct else f.encode_name, fill) for f in info.fields
                   if (fill := _defaults_filler(f.type, memo)) is not None]
         if not fields:
@@ -185,13 +185,13 @@ def _defaults_filler(info: Any, memo: dict[type, Filler | None]) -> Filler | Non
     if isinstance(info, (inspect.ListType, inspect.VarTupleType, inspect.SetType, inspect.FrozenSetType,
                          inspect.DictType)):
         is_dict = isinstance(info, inspect.DictType)
-        item = _defaults_filler(info.value_type if is_dict else info.item_type, memo)
+        item = _defaults_filler(info.value_type if isinstance(info, inspect.DictType) else info.item_type, memo)
         if item is None:
             return None
 
         def fill_items(value: Any) -> None:
             if isinstance(value, (list, tuple, set, frozenset, dict)):
-                for x in (value.values() if is_dict else value):
+                for x in (value.values() if is_dict and isinstance(value, dict) else value):
                     item(x)
 
         return fill_items
@@ -263,7 +263,7 @@ def _custom_type(info: Any, seen: set[type]) -> type | None:
     elif isinstance(info, inspect.DictType):
         children = [info.key_type, info.value_type]
     else:
-        children = [getattr(info, "item_type", None)]
+        children = [getattr(info, "item_type", None)]  # type: ignore[list-item]  # None: a leaf
     for child in children:
         found = _custom_type(child, seen) if child is not None else None
         if found is not None:

@@ -198,7 +198,7 @@ class WebSocket(HTTPConnection):
         message = await self.receive()
         data = message.get("text")
         if data is None:
-            data = message.get("bytes")
+            data = message.get("bytes") or b""  # neither: not JSON, said as such
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError as exc:
@@ -208,7 +208,7 @@ class WebSocket(HTTPConnection):
         message = await self.receive()
         data = message.get("text")
         if data is None:
-            data = message.get("bytes")
+            data = message.get("bytes") or b""  # neither: not JSON, said as such
         try:
             return codec.decode(data)
         except InvalidJSON as exc:

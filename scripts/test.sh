@@ -2,7 +2,7 @@
 # Installs everything the test suite needs on a fresh machine and runs it in both builds:
 # with the Rust accelerator compiled, and in pure Python (BOLT_NO_ACCEL=1, and installs without cargo).
 #   bash scripts/test.sh               everything (about 15-25 minutes on 2 cores)
-#   QUICK=1 bash scripts/test.sh       only the pytest suite, accelerated build, and the docs site
+#   QUICK=1 bash scripts/test.sh       only ruff and mypy, the pytest suite in the accelerated build, and the docs site
 # Everything Python goes into a private venv (.venv-test), so the run proves the declared dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +32,9 @@ export PYTHON="$PY" BOLT_REQUIRE_REDIS=1 BOLT_REQUIRE_BROWSER=1
 
 step "lint: ruff check bolt tests benchmarks (the rules are in pyproject.toml)"
 "$PY" -m ruff check bolt tests benchmarks
+
+step "types: mypy (the baseline for bolt, strict for bolt.protocol and bolt.security; pyproject.toml)"
+"$PY" -m mypy
 
 step "test suite, accelerated build (a missing extension fails the accel tests instead of skipping them)"
 BOLT_REQUIRE_ACCEL=1 "$PY" -m pytest -q -p no:cacheprovider

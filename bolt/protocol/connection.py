@@ -46,6 +46,7 @@ __all__ = [
     "CloseReceived",
     "ConnectionFailed",
     "ConnectionState",
+    "Event",
     "HandshakeFailed",
     "LocalProtocolError",
     "Ping",
@@ -146,6 +147,10 @@ class ConnectionFailed:
         return f"ConnectionFailed({self.code}, {self.reason!r})"
 
 
+# What receive_data returns: whole messages as str/bytes, everything else as an event object.
+Event = str | bytes | Request | HandshakeFailed | Ping | Pong | CloseReceived | ConnectionFailed
+
+
 class LocalProtocolError(Exception):
     """The caller asked for something the connection's state does not allow."""
 
@@ -209,7 +214,7 @@ class ServerConnection:
 
     # ---------------------------------------------------------------- input
 
-    def receive_data(self, data: bytes) -> list:
+    def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes read from the peer; return the events they complete."""
         state = self.state
         if state is ConnectionState.OPEN and not self._chunks and not self._msg_opcode:
@@ -231,7 +236,7 @@ class ServerConnection:
                         return [payload.decode("utf-8")]
                     except UnicodeDecodeError:
                         pass
-        events: list = []
+        events: list[Event] = []
         if state is ConnectionState.OPEN or state is ConnectionState.CLOSING:
             chunks = self._chunks
             if chunks:
@@ -266,7 +271,7 @@ class ServerConnection:
                 self._reject_pipelined(events)
         return events
 
-    def _complete_frame(self, chunks: list[bytes], size: int, events: list) -> bytes:
+    def _complete_frame(self, chunks: list[bytes], size: int, events: list[Event]) -> bytes:
         """Deliver the pending frame, now complete in ``chunks``; return the bytes after it.
 
         Its header was checked when it began, so its payload is unmasked straight out of the
@@ -290,7 +295,7 @@ class ServerConnection:
             return b""
         return last[cut:]
 
-    def _validate_chunk(self, data: bytes, events: list) -> bool:
+    def _validate_chunk(self, data: bytes, events: list[Event]) -> bool:
         """Fail fast on bad UTF-8 in the newest piece of a pending text frame."""
         key, hlen = self._pending_key  # type: ignore[misc]
         offset = self._chunks_len - hlen  # payload bytes of this frame before ``data``
@@ -311,7 +316,7 @@ class ServerConnection:
     def _max_pending(self) -> int:
         return self.max_size + (self.max_size >> 6) + 1024
 
-    def _receive_request(self, events: list) -> None:
+    def _receive_request(self, events: list[Event]) -> None:
         buf = self._buf
         end = buf.find(b"\r\n\r\n")
         if end < 0:
@@ -332,19 +337,19 @@ class ServerConnection:
         self.state = ConnectionState.HANDSHAKE
         events.append(request)
 
-    def _refuse(self, exc: HandshakeError, events: list) -> None:
+    def _refuse(self, exc: HandshakeError, events: list[Event]) -> None:
         body = exc.detail.encode("utf-8") + b"\n"
         self._out.append(self._http_response(exc.status, exc.headers, body))
         self.state = ConnectionState.CLOSED
         self._buf = bytearray()
         events.append(HandshakeFailed(exc.status, exc.detail))
 
-    def _reject_pipelined(self, events: list) -> None:
+    def _reject_pipelined(self, events: list[Event]) -> None:
         self._refuse(HandshakeError(400, "Too much data sent before the handshake completed."), events)
 
     # --------------------------------------------------------------- frames
 
-    def _parse(self, buf: bytes | bytearray, events: list) -> int:
+    def _parse(self, buf: bytes | bytearray, events: list[Event]) -> int:
         """Parse every complete frame in ``buf``; return how many bytes were used."""
         pos = 0
         end = len(buf)
@@ -417,7 +422,7 @@ class ServerConnection:
             return end
         return pos
 
-    def _frame(self, b0: int, opcode: int, payload: bytes, events: list) -> bool:
+    def _frame(self, b0: int, opcode: int, payload: bytes, events: list[Event]) -> bool:
         """Handle one complete frame whose header was checked; return True once closed."""
         if opcode == OP_TEXT and b0 & 0xC0 == 0x80 and not self._utf8_active:
             # A whole, uncompressed text message in one frame.
@@ -476,7 +481,7 @@ class ServerConnection:
         if not self._utf8.feed(chunk):
             raise _Fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "invalid UTF-8 in text message")
 
-    def _data_frame(self, b0: int, opcode: int, payload: bytes, events: list) -> None:
+    def _data_frame(self, b0: int, opcode: int, payload: bytes, events: list[Event]) -> None:
         """A data frame that is fragmented, compressed or follows partial validation."""
         fin = b0 & 0x80
         if opcode:
@@ -520,6 +525,7 @@ class ServerConnection:
                 raise _Fail(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "truncated UTF-8 at the end of a text message")
         parts = self._msg_parts
         if fin:
+            whole: bytes | bytearray
             if parts is None:
                 whole = data
             else:
@@ -545,7 +551,7 @@ class ServerConnection:
         else:
             parts += data
 
-    def _control_frame(self, opcode: int, payload: bytes, events: list) -> bool:
+    def _control_frame(self, opcode: int, payload: bytes, events: list[Event]) -> bool:
         """Handle a ping, pong or close; return True once the connection is closed."""
         if opcode == OP_PING:
             if self.state is ConnectionState.OPEN:
@@ -579,7 +585,7 @@ class ServerConnection:
         events.append(CloseReceived(code, reason))
         return True
 
-    def _fail(self, code: int, reason: str, events: list) -> None:
+    def _fail(self, code: int, reason: str, events: list[Event]) -> None:
         if self.state is ConnectionState.OPEN:
             self.state = ConnectionState.REMOTE_CLOSING
             self.close_code, self.close_reason = code, reason

@@ -36,7 +36,7 @@ class HeadDeadline:
     _head_timer: asyncio.TimerHandle | None = None
     _head_cycle: Any = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._arm_head_deadline()
 
@@ -63,7 +63,8 @@ class HeadDeadline:
         self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
 
     def _head_done(self) -> bool:
-        return self.cycle is not self._head_cycle or self.transport.get_protocol() is not self
+        # A mixin: the transport's protocol is this object's uvicorn half (or, once upgraded, another one).
+        return self.cycle is not self._head_cycle or self.transport.get_protocol() is not self  # type: ignore[comparison-overlap]
 
     def _head_timed_out(self) -> None:
         self._head_timer = None

@@ -21,14 +21,14 @@ import socket
 import struct
 import sys
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 try:  # the kernel's count of unsent bytes (Linux, macOS); elsewhere assume some are left
     from fcntl import ioctl
     from termios import TIOCOUTQ
 except ImportError:  # pragma: no cover - Windows
-    ioctl = TIOCOUTQ = None  # type: ignore[assignment]
+    ioctl = TIOCOUTQ = None  # type: ignore[assignment,misc]
 from uvicorn.protocols.utils import (
     ClientDisconnected,
     get_client_addr,
@@ -51,7 +51,19 @@ from .connection import (
 )
 from .deflate import DeflateOptions
 
+if TYPE_CHECKING:
+    from uvicorn._types import WWWScope
+
 __all__ = ["WebSocketProtocol"]
+
+
+def _client_addr(scope: dict[str, Any]) -> str:
+    # uvicorn's log helpers are typed for its scope TypedDicts; bolt's scope is a plain dict of the same keys.
+    return get_client_addr(cast("WWWScope", scope))
+
+
+def _path_with_query(scope: dict[str, Any]) -> str:
+    return get_path_with_query_string(cast("WWWScope", scope))
 
 LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as header + payload
 _DEFLATE = DeflateOptions()  # read-only policy, shared by every connection
@@ -96,7 +108,8 @@ def _unsent(transport: asyncio.WriteTransport, sock: socket.socket) -> bool:
         queued = ioctl(sock.fileno(), TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ on a socket
     except (OSError, ValueError):
         return True
-    return struct.unpack("i", queued)[0] > 0
+    unsent: int = struct.unpack("i", queued)[0]
+    return unsent > 0
 
 
 #: A stopping worker closes its open connections in this many waves over the drain period.
@@ -192,8 +205,8 @@ class WebSocketProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------ asyncio.Protocol
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
-        self.transport = transport  # type: ignore[assignment]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # a stream transport: asyncio's servers give one
         self.connections.add(self)
         self._trailing = _trailing_bytes(transport)
         self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
@@ -517,7 +530,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         if kind == "websocket.accept":
             self.logger.info(
-                '%s - "WebSocket %s" [accepted]', get_client_addr(self.scope), get_path_with_query_string(self.scope)
+                '%s - "WebSocket %s" [accepted]', _client_addr(self.scope), _path_with_query(self.scope)
             )
             headers = list(self.default_headers) + list(message.get("headers") or [])
             self.transport.write(self.conn.accept(message.get("subprotocol"), headers))
@@ -526,7 +539,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.data_received(b"")  # frames the client sent right behind its request
         elif kind == "websocket.close":
             self.logger.info(
-                '%s - "WebSocket %s" 403', get_client_addr(self.scope), get_path_with_query_string(self.scope)
+                '%s - "WebSocket %s" 403', _client_addr(self.scope), _path_with_query(self.scope)
             )
             self._app_closed = True
             self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
@@ -537,7 +550,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if not 100 <= status < 600:
                 raise RuntimeError(f"Invalid HTTP status code '{status}' in response.")
             self.logger.info(
-                '%s - "WebSocket %s" %d', get_client_addr(self.scope), get_path_with_query_string(self.scope), status
+                '%s - "WebSocket %s" %d', _client_addr(self.scope), _path_with_query(self.scope), status
             )
             headers = list(self.default_headers) + [(n.lower(), v) for n, v in message.get("headers") or []]
             self._response = (status, headers, [])
@@ -671,8 +684,8 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         self.logger.info(
             '%s - "WebSocket %s" keepalive ping timeout',
-            get_client_addr(self.scope),
-            get_path_with_query_string(self.scope),
+            _client_addr(self.scope),
+            _path_with_query(self.scope),
         )
         self._put_disconnect(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
         self._open = False

@@ -31,6 +31,15 @@ class Replay:
         self.messages = messages
         self.last = last
 
+    @property
+    def first(self) -> int:
+        """The id of the first kept message (kept messages always have one), or `last + 1` when none is kept."""
+        if not self.messages:
+            return self.last + 1
+        seq = self.messages[0].seq
+        assert seq is not None, "a message in a room's history has an id"
+        return seq
+
 
 class History:
     """The recent messages of one room, in id order, bounded in count and age."""

@@ -312,7 +312,7 @@ class Hub:
             # The room's ids started again (its history was lost): everything since is unknown.
             outbox.put(gap(room, since, None))
         elif since < replay.last:
-            first = replay.messages[0].seq if replay.messages else replay.last + 1
+            first = replay.first
             if first > since + 1:  # some of what it missed has already fallen out of history
                 outbox.put(gap(room, since, first))
         for message in replay.messages:

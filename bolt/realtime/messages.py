@@ -11,7 +11,7 @@ anything else as JSON text. Rooms with history send JSON envelopes so a client c
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -58,7 +58,7 @@ class Message:
 
     def envelope(self, room: str) -> dict[str, Any]:
         """The message wrapped with its room, and its id in rooms with history (not for bytes)."""
-        data = self.data if self.kind == JSON else orjson.dumps(self.data).decode()
+        data = cast(str, self.data) if self.kind == JSON else orjson.dumps(self.data).decode()
         head = orjson.dumps(room).decode()
         if self.seq is None:
             return {"type": "websocket.send", "text": f'{{"room":{head},"data":{data}}}'}

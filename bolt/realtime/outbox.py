@@ -52,7 +52,7 @@ class OutboxSettings:
                 timeout: float | None | bool = False, envelopes: bool | None = None) -> OutboxSettings:
         """A copy with the given fields changed (`timeout=False` keeps the current one)."""
         return OutboxSettings(self.size if size is None else size, self.policy if policy is None else policy,
-                              self.timeout if timeout is False else timeout,  # type: ignore[arg-type]
+                              self.timeout if timeout is False else timeout,
                               self.envelopes if envelopes is None else envelopes)
 
     def __repr__(self) -> str:

@@ -25,4 +25,5 @@ async def refresh_credentials(websocket: Any, token: str) -> AuthContext:
     connection as it was, when the token is invalid or expired, is for another user (or another kind
     of credentials), or fails a guard.
     """
-    return await websocket.app.security.refresh(websocket, token)
+    context: AuthContext = await websocket.app.security.refresh(websocket, token)
+    return context

@@ -16,11 +16,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 
 from bolt.django import django_settings, setting
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 MAX_TOKEN_LENGTH = 8192
 # Longer tokens are verified every time rather than remembered, which bounds the cache's memory.
@@ -153,7 +156,7 @@ class JWTAuthentication(BaseAuthentication):
         self.cookie = cookie
         self.user_id_claim = user_id_claim
         self.max_length = max_length
-        self.options = {"require": list(require)}
+        self.options: Options = {"require": list(require)}
         self.cache_size = cache_size
         # token -> (verifying key, valid until (epoch seconds), context)
         self._verified: OrderedDict[str, tuple[Any, float, AuthContext]] = OrderedDict()
@@ -344,6 +347,7 @@ async def session_user(session_key: str) -> Any:
     from django.contrib.auth import aget_user
 
     settings = django_settings()
+    assert settings is not None, "a Django session is read only once Django's settings are loaded"
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     return await aget_user(_SessionCarrier(store))
 

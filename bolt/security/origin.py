@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from bolt.datastructures import scope_header
@@ -74,7 +75,7 @@ class OriginPolicy:
             self.origins.add(parsed)
         self.regexes = [re.compile(r) if isinstance(r, str) else r for r in regexes]
 
-    def admit(self, value: str, scope: dict) -> Admission | None:
+    def admit(self, value: str, scope: dict[str, Any]) -> Admission | None:
         """How the Origin header `value` is admitted for this request, or None when it is refused."""
         origin = parse_origin(value)
         if origin is None:
@@ -90,7 +91,7 @@ class OriginPolicy:
         return Admission.WILDCARD if self.allow_all else None
 
 
-def _own_origin(scope: dict) -> Origin | None:
+def _own_origin(scope: dict[str, Any]) -> Origin | None:
     """The origin of the request itself: its scheme (as a page scheme) and its Host header."""
     host = scope_header(scope, b"host")
     scheme = _PAGE_SCHEME.get(scope.get("scheme") or ("ws" if scope["type"] == "websocket" else "http"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bolt.connection import HTTPConnection
@@ -30,7 +30,8 @@ from bolt.security.ratelimit import (
     check_ipv6_prefix,
     retry_after_seconds,
 )
-from bolt.websocket import CloseCode, WebSocketClose, WebSocketState
+from bolt.websocket import WebSocketClose, WebSocketState
+from bolt.wire import CloseCode
 
 logger = logging.getLogger("bolt.security")
 
@@ -94,7 +95,7 @@ class RoutePolicy:
         self.allow_missing_origin = allow_missing_origin or route.kind != "websocket"
 
 
-def _key_function(key: Any) -> Callable[[Any], Any]:
+def _key_function(key: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
     if callable(key):
         return key
     if key in ("ip", "user"):
@@ -234,7 +235,7 @@ class SecurityPipeline:
             if auth.source == "cookie" and admission is Admission.WILDCARD:
                 self._warn_wildcard_cookie(route)
                 return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED),
-                                  f"cookie credentials from origin {origin[:200]!r} admitted only by '*'")
+                                  f"cookie credentials from origin {(origin or '')[:200]!r} admitted only by '*'")
             if auth.source == "cookie" and origin is None and not policy.allow_missing_origin:
                 # Browsers always send Origin on a WebSocket; without one, the cross-site check
                 # cannot be made, and a proxy that strips it must not silently switch it off.
@@ -322,7 +323,8 @@ class SecurityPipeline:
         cors.add_cors_headers(scope, response, scope.get(CORS_SCOPE_KEY))
 
     @staticmethod
-    async def _authenticate(policy: RoutePolicy, attempt: Callable[[Any], Any]) -> AuthContext | None:
+    async def _authenticate(policy: RoutePolicy,
+                            attempt: Callable[[Any], Awaitable[AuthContext | None]]) -> AuthContext | None:
         """`await attempt(backend)` for each backend in turn: the first context wins; bad credentials
         (AuthenticationFailed) refuse only if no backend succeeds; None when none had any to check."""
         failure: AuthenticationFailed | None = None
@@ -340,7 +342,7 @@ class SecurityPipeline:
 
     async def _take(self, policy: RoutePolicy, conn: Any, route: Any, auth: AuthContext) -> Denial | None:
         limit = policy.limit
-        assert limit is not None and policy.key_of is not None
+        assert limit is not None and limit.rps is not None and policy.key_of is not None
         key = policy.key_of(conn)
         if inspect.isawaitable(key):
             key = await key
@@ -388,7 +390,7 @@ def _limit_messages(websocket: Any, route: Any, messages: tuple[float, int], mod
     async def limited_receive() -> dict[str, Any]:
         nonlocal warned
         while True:
-            message = await receive()
+            message: dict[str, Any] = await receive()
             if message["type"] != "websocket.receive" or bucket.take():
                 return message
             if mode == "close":

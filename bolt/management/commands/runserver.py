@@ -86,7 +86,7 @@ class Command(DjangoRunserver):
             messages = {errno.EACCES: "You don't have permission to access that port.",
                         errno.EADDRINUSE: "That port is already in use.",
                         errno.EADDRNOTAVAIL: "That IP address can't be assigned to."}
-            self.stderr.write(f"Error: {messages.get(exc.errno, exc)}")
+            self.stderr.write(f"Error: {messages.get(exc.errno or 0, exc)}")
             os._exit(1)  # sys.exit would not end the process from the reloader's thread
         except KeyboardInterrupt:
             sys.exit(0)

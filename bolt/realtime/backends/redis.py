@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -144,8 +144,8 @@ class RedisBackend(Backend):
         await super().start(hub)
         self.node = hub.node_id
         # No silent retries: a failed command must surface (publish) or be noticed (subscriber).
-        options = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
-                   "retry": Retry(NoBackoff(), 0)}
+        options: dict[str, Any] = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
+                                   "retry": Retry(NoBackoff(), 0)}
         # A bounded pool that waits for a free connection: a burst of joins queues up instead of opening
         # one Redis connection per WebSocket.
         pool = BlockingConnectionPool.from_url(self.url, max_connections=self.max_connections,
@@ -156,6 +156,7 @@ class RedisBackend(Backend):
 
     async def _start_listening(self) -> None:
         """With the clients made: load the publish script, start the subscriber and the heartbeat."""
+        assert self._redis is not None
         self._script = self._redis.register_script(PUBLISH_SCRIPT.replace("{publish}", self.publish_command))
         self._listening = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -449,7 +450,7 @@ class RedisBackend(Backend):
         assert self._redis is not None
         with _unavailable(f"read presence of room {room!r}"):
             raw = await self._redis.zrangebyscore(self._presence_key(room), _now_ms(), "+inf")
-        return [Member(*orjson.loads(entry)) for entry in raw]
+        return [Member(*orjson.loads(entry)) for entry in cast("list[bytes]", raw)]
 
     async def count(self, room: str) -> int:
         assert self._redis is not None

@@ -106,8 +106,10 @@ class RedisClusterBackend(RedisBackend):
                               "retry": Retry(NoBackoff(), 0), **self._url_options}
         # No silent retries here either: a publish during a failover fails at once (PublishError), and
         # the client reads the slot map again before its next command.
-        self._redis = RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
-                                   max_connections=self.max_connections, **self._node_options)
+        # The cluster client answers every command the single-node one is used for.
+        self._redis = RedisCluster(  # type: ignore[assignment]
+            startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
+            max_connections=self.max_connections, **self._node_options)
         await self._start_listening()
 
     async def _close_pubsub(self) -> None:
@@ -197,7 +199,7 @@ class _Shards:
         if pubsub is not None:
             await pubsub.ssubscribe(*channels)
             return
-        client = Redis(host=node.host, port=node.port, **self.backend._node_options)
+        client = Redis(host=node.host, port=int(node.port), **self.backend._node_options)
         self.clients.append(client)
         pubsub = client.pubsub()
         await pubsub.ssubscribe(*channels)  # connects: only then is there something to read
