@@ -139,7 +139,9 @@ class WebSocket(HTTPConnection):
     def _client_gone(self, message: Mapping[str, Any]) -> NoReturn:
         self._disconnect = WebSocketDisconnect(message.get("code", CloseCode.NORMAL), message.get("reason") or "")
         self.client_state = self.application_state = WebSocketState.DISCONNECTED
-        raise self._disconnect
+        # A copy: the one kept here must not hold the traceback (its frames hold this WebSocket), or
+        # every ended connection is a reference cycle that only the cyclic GC frees.
+        raise WebSocketDisconnect(self._disconnect.code, self._disconnect.reason)
 
     def _refuse_receive(self) -> NoReturn:
         if self._disconnect is not None:

@@ -412,6 +412,11 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._app_finished(CloseCode.INTERNAL_ERROR)
                 return
             self._app_finished(CloseCode.NORMAL)
+        finally:
+            # The scope holds this protocol's own bound methods (bolt.frames): once the app is done,
+            # dropping them lets refcounting free the connection rather than the cyclic GC, whose
+            # full collections cost time in proportion to every object of the process.
+            self.scope["extensions"].pop("bolt.frames", None)
 
     def _app_finished(self, code: int) -> None:
         """The app is done: end the connection the way its state calls for."""

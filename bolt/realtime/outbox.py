@@ -116,7 +116,7 @@ class Outbox:
         self._size = settings.size
         self._policy = settings.policy
         self._timeout = settings.timeout
-        self._on_slow = on_slow
+        self._on_slow: Callable[[str], None] | None = on_slow
         self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
         self.closed = False
@@ -168,13 +168,19 @@ class Outbox:
         self._queue.clear()
 
     def _give_up(self, why: str) -> None:
+        on_slow = self._on_slow
         self.close()
-        self._on_slow(why)
+        if on_slow is not None:
+            on_slow(why)
 
     def close(self) -> None:
-        """Stop sending and forget queued messages (the connection is leaving)."""
+        """Stop sending, forget queued messages and let go of the callbacks (the connection is leaving)."""
         self.closed = True
         self._queue.clear()
+        # The callbacks usually hold the connection that holds this outbox: dropping them lets
+        # refcounting free an ended connection at once, instead of the cyclic GC (a full
+        # collection costs time in proportion to every object of the process).
+        self._on_slow = self._on_drop = None
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()

@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
+import websockets
 
 from bolt import BoltAPI, WebSocket
 from bolt.auth import APIKeyAuthentication
+from bolt.protocol import WebSocketProtocol
 from bolt.realtime import InvalidRoomName
+from bolt.realtime.hub import Connection
 from bolt.realtime.names import check_room
+from bolt.realtime.outbox import Outbox
 from bolt.testing import WebSocketTestClient
+from uvicorn_server import BOLT_PROTOCOL, serve
 
 KEYS = {"key-alice": "alice", "key-bob": "bob"}
 
@@ -375,3 +381,34 @@ async def test_a_hub_started_again_keeps_its_open_connections() -> None:
         assert [m.user_id for m in await api.hub.members("lobby")] == ["alice"]
         await api.hub.broadcast("lobby", "still here")
         assert await a.receive_text() == "still here"
+
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ending", ["close", "drop"])
+async def test_an_ended_connection_leaves_no_cyclic_garbage(ending: str) -> None:
+    """Refcounting frees an ended connection: the cyclic GC, whose full collections walk every object
+    of the process, has nothing of it to find (with many connections that walk dominated churn)."""
+    api = chat_api()
+    bolt_types = (WebSocket, WebSocketProtocol, Connection, Outbox)
+    async with asyncio.timeout(10), serve(api, ws=BOLT_PROTOCOL) as address:
+        ws = await websockets.connect(f"ws://{address}/chat/lobby", additional_headers={"x-api-key": "key-alice"})
+        assert await ws.recv() == "joined"
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            if ending == "close":
+                await ws.close()
+            else:
+                ws.transport.abort()
+            while api.hub.local_connections():
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # the server's task for the connection ends after the handler
+            gc.collect()
+            left = [type(o).__qualname__ for o in gc.garbage if isinstance(o, bolt_types)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+        assert left == []
