@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import websockets
 
-from bolt import BoltAPI, WebSocket
+from bolt import BoltAPI
 from bolt.protocol import WebSocketProtocol
 from bolt.protocol.connection import MAX_HELD_PONGS
+from demo_apps import room_api
 from ports import free_port, wait_for_port
 
 from .helpers import client_frame, request_bytes
@@ -79,23 +80,14 @@ class QuickClose(WebSocketProtocol):
     close_timeout = 0.5
 
 
-def room_api() -> BoltAPI:
-    api = BoltAPI(send_queue=4, send_timeout=0.5)  # a send blocked that long: the client stopped reading
-
-    @api.websocket("/ws")
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.join("room")
-        async for _ in websocket.iter_text():
-            pass
-
-    return api
+def evicting_room_api() -> BoltAPI:
+    return room_api(BoltAPI(send_queue=4, send_timeout=0.5))  # a send blocked that long: the client stopped reading
 
 
 @pytest.mark.skipif(not SERVER_PORT_STATES.exists(), reason="needs Linux's /proc/net/tcp")
 @pytest.mark.asyncio
 async def test_evicted_stalled_clients_are_reset_after_the_close_timeout() -> None:
-    api = room_api()
+    api = evicting_room_api()
     async with asyncio.timeout(30), serve(api, ws=QuickClose, sndbuf=16384) as srv:
         clients = [await stalled_client(srv.port, "/ws") for _ in range(20)]
         while api.hub.health()["connections"] < 20:
@@ -113,7 +105,7 @@ async def test_evicted_stalled_clients_are_reset_after_the_close_timeout() -> No
 
 @pytest.mark.asyncio
 async def test_an_evicted_client_that_reads_again_is_told_1013() -> None:
-    api = room_api()
+    api = evicting_room_api()
     async with asyncio.timeout(30), serve(api, sndbuf=16384) as srv:
         sock = await stalled_client(srv.port, "/ws")
         while api.hub.health()["connections"] < 1:

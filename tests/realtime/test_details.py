@@ -9,26 +9,13 @@ from bolt import BoltAPI, WebSocket
 from bolt.realtime import Member, PresenceEvent
 from bolt.realtime.history import HistoryPolicy
 from bolt.testing import WebSocketTestClient
-
-
-def room_api() -> tuple[BoltAPI, list[WebSocket]]:
-    api = BoltAPI()
-    sockets: list[WebSocket] = []
-
-    @api.websocket("/ws")
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.join("room")
-        sockets.append(websocket)
-        async for _ in websocket.iter_text():
-            pass
-
-    return api, sockets
+from demo_apps import room_api
 
 
 @pytest.mark.asyncio
 async def test_exclude_takes_websockets_ids_or_a_mix() -> None:
-    api, sockets = room_api()
+    sockets: list[WebSocket] = []
+    api = room_api(members=sockets)
     async with WebSocketTestClient(api, "/ws") as a, WebSocketTestClient(api, "/ws") as b, \
             WebSocketTestClient(api, "/ws") as c:
         await asyncio.sleep(0.01)
@@ -67,7 +54,7 @@ async def test_a_presence_reader_that_falls_behind_loses_the_oldest_events() -> 
 
 @pytest.mark.asyncio
 async def test_gap_callbacks_may_be_async() -> None:
-    api, _ = room_api()
+    api = room_api()
     seen: list[tuple[str, int | None]] = []
 
     @api.hub.on_gap

@@ -18,6 +18,7 @@ from websockets.exceptions import InvalidStatus
 from bolt import BoltAPI, WebSocket
 from bolt.auth import APIKeyAuthentication
 from bolt.testing import HandshakeRejected, WebSocketTestClient
+from demo_apps import room_api
 from ports import free_port, stop_process, wait_for_port
 from uvicorn_server import serve
 
@@ -103,14 +104,7 @@ async def test_drops_and_evictions_are_counted_by_policy(caplog: pytest.LogCaptu
 
     caplog.set_level(logging.WARNING, logger="bolt.realtime")
     for policy in ("drop_oldest", "close"):
-        api = BoltAPI(metrics="/metrics", send_queue=2, slow_consumer=policy)
-
-        @api.websocket("/ws")
-        async def handler(websocket: WebSocket) -> None:
-            await websocket.accept()
-            await websocket.join("room")
-            async for _ in websocket.iter_text():
-                pass
+        api = room_api(BoltAPI(metrics="/metrics", send_queue=2, slow_consumer=policy))
 
         metrics = api.hub.metrics
         dropped = metrics.instruments.dropped.labels(policy)._value.get()  # type: ignore[union-attr]

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from bolt import BoltAPI, WebSocket
+from bolt import BoltAPI
 from bolt.realtime import hub as hub_module
 from bolt.realtime.outbox import CLOSE, DROP_NEWEST, DROP_OLDEST, Outbox, OutboxSettings
+from demo_apps import room_api
 
 
 class Socket:
@@ -127,19 +128,6 @@ class StalledClient:
         self.task = asyncio.create_task(self.api(self.scope, self.incoming.get, self.send))
         await asyncio.wait_for(self.accepted.wait(), 1)
         await asyncio.sleep(0.01)
-
-
-def room_api(**route_options: Any) -> BoltAPI:
-    api = BoltAPI()
-
-    @api.websocket("/ws", **route_options)
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.join("room")
-        async for _ in websocket.iter_text():
-            pass
-
-    return api
 
 
 @pytest.mark.asyncio
