@@ -1,6 +1,7 @@
 """Free ports on 127.0.0.1, waiting for a server process to listen on one, and stopping it."""
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -27,9 +28,12 @@ def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | 
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 15.0) -> None:
-    """SIGTERM, and SIGKILL if it has not exited within `timeout` seconds."""
-    process.terminate()
+def stop_process(process: subprocess.Popen, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
+    """`sig` (SIGTERM, or SIGINT as Ctrl-C would), and SIGKILL if it has not exited within `timeout` seconds.
+
+    A process that has already exited is left as it is.
+    """
+    process.send_signal(sig)
     try:
         process.wait(timeout)
     except subprocess.TimeoutExpired:

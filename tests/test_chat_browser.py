@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from browser import chromium
-from ports import free_port, wait_for_port
+from ports import free_port, stop_process, wait_for_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -45,13 +45,8 @@ class Site:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            stop_process(process, 15, signal.SIGINT)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from bolt import cli
-from ports import free_port, wait_for_port
+from ports import free_port, stop_process, wait_for_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE = os.path.join(ROOT, "examples", "chat")
@@ -46,15 +46,6 @@ def serve_example(command: list[str], env: dict[str, str]) -> subprocess.Popen:
                             text=True)
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def test_example_in_process(tmp_path):
     run_smoke(example_env(str(tmp_path / "db.sqlite3")))
 
@@ -77,7 +68,7 @@ def test_example_through_a_real_server(launcher, tmp_path):
         wait_for_port(port, timeout=20, process=process)
         run_smoke(env, f"http://127.0.0.1:{port}")
     finally:
-        stop(process)
+        stop_process(process, 10, signal.SIGINT)
 
 
 def test_cli_prefers_bolts_protocol():

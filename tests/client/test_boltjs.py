@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from browser import chromium
-from ports import free_port, wait_for_port
+from ports import free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.browser
 
@@ -109,13 +109,8 @@ class LiveServer:
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()  # uvicorn closes its WebSockets with 1012 (service restart)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        if process is not None:
+            stop_process(process, 10)  # SIGTERM: uvicorn closes its WebSockets with 1012 (service restart)
 
 
 @pytest.fixture

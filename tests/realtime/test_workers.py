@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from ports import free_port, wait_for_port
+from ports import free_port, stop_process, wait_for_port
 
 from .conftest import RedisServer
 
@@ -53,13 +53,7 @@ class Worker:
         return await asyncio.to_thread(fetch)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process, 10)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
