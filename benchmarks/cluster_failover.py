@@ -23,7 +23,7 @@ ROOT = os.path.dirname(HERE)
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from bolt.realtime import Hub, PublishError  # noqa: E402
-from tests.realtime.conftest import RedisCluster, redis_cluster_or_skip  # noqa: E402
+from redis_servers import RedisCluster, redis_cluster_or_skip  # noqa: E402
 
 ROOM = "h:feed"
 

@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ports import free_port, wait_for_port
-from realtime.conftest import RedisServer, redis_binary_or_skip, redis_server  # noqa: F401 (a fixture)
+from redis_servers import RedisServer, redis_binary_or_skip
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

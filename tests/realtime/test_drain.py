@@ -16,8 +16,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from ports import free_port, stop_process, wait_for_port
+from redis_servers import RedisServer
 
-from .conftest import RedisServer
 from .test_endpoint_workers import Client
 from .test_workers import ROOT
 

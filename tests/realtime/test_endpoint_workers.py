@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from .conftest import RedisServer
+from redis_servers import RedisServer
+
 from .test_workers import Worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis, pytest.mark.asyncio]

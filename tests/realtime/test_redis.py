@@ -11,8 +11,7 @@ from redis.asyncio import Redis
 from bolt import BoltAPI, WebSocket
 from bolt.realtime import PublishError
 from bolt.testing import WebSocketTestClient
-
-from .conftest import RedisServer, redis_binary_or_skip
+from redis_servers import RedisServer, redis_binary_or_skip
 
 pytestmark = pytest.mark.redis
 

@@ -17,8 +17,8 @@ from bolt.realtime import PublishError
 from bolt.realtime.backends import backend_from_url
 from bolt.realtime.backends.redis_cluster import RedisClusterBackend, parse_cluster_url
 from bolt.testing import WebSocketTestClient
+from redis_servers import RedisCluster
 
-from .conftest import RedisCluster
 from .test_redis import eventually, stop, worker
 
 pytestmark = pytest.mark.redis

@@ -21,8 +21,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from ports import free_port, stop_process, wait_for_port
-
-from .conftest import RedisServer
+from redis_servers import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
