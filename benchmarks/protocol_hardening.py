@@ -134,20 +134,16 @@ async def read_close_code(sock: socket.socket) -> str:
 
 
 async def eviction(clients: int) -> None:
-    from bolt import BoltAPI, WebSocket
+    from bolt import BoltAPI
     from bolt.protocol import WebSocketProtocol
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from demo_apps import room_api  # the app tests/protocol/test_hardening.py evicts
 
     class QuickClose(WebSocketProtocol):
         close_timeout = 0.5
 
-    api = BoltAPI(send_queue=4, send_timeout=0.5)
-
-    @api.websocket("/ws")
-    async def handler(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.join("room")
-        async for _ in websocket.iter_text():
-            pass
+    api = room_api(BoltAPI(send_queue=4, send_timeout=0.5))
 
     for quick in (False, True):
         listener = socket.socket()
