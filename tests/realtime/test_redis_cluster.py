@@ -129,11 +129,16 @@ async def test_members_of_a_process_that_stopped_beating_expire_on_every_shard(r
 @pytest.mark.asyncio
 @pytest.mark.time_limit(90)
 async def test_a_master_killed_mid_broadcast_fails_over_and_the_gap_is_signalled(redis_cluster: RedisCluster) -> None:
+    """Only the rooms of the killed master get a gap: the other masters' rooms lost nothing."""
     room = ROOMS[0]
     one, two = worker(redis_cluster.url), worker(redis_cluster.url)
+    gaps: list[str] = []
+    two.hub.on_gap(lambda gap_room, last: gaps.append(gap_room))
     try:
-        async with WebSocketTestClient(two, f"/chat/{room}") as b:
-            assert await b.receive_text() == "joined"
+        async with WebSocketTestClient(two, f"/chat/{room}") as b, \
+                WebSocketTestClient(two, f"/chat/{ROOMS[1]}") as c, WebSocketTestClient(two, f"/chat/{ROOMS[2]}") as d:
+            for ws in (b, c, d):
+                assert await ws.receive_text() == "joined"
             sent, failed = 0, 0
             done = asyncio.Event()
 
@@ -169,6 +174,11 @@ async def test_a_master_killed_mid_broadcast_fails_over_and_the_gap_is_signalled
             assert redis_cluster.master_of(f"bolt:room:{{{room}}}") != master
             await eventually(lambda: two.hub.health()["ok"] and one.hub.health()["ok"], timeout=10)
             assert two.hub.health()["reconnects"] >= 1
+            assert {gap_room for gap_room in gaps if gap_room.startswith("h:")} == {room}  # ~ rooms are internal
+            assert two.hub.health()["shards"] == 3
+            for ws, other in ((c, ROOMS[1]), (d, ROOMS[2])):  # the surviving masters' rooms: no gap message
+                await one.hub.broadcast(other, "after")
+                assert json.loads(await ws.receive_text(timeout=5))["data"] == "after"
     finally:
         await stop(one, two)
 

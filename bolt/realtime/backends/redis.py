@@ -253,6 +253,10 @@ class RedisBackend(Backend):
             with contextlib.suppress(*REDIS_ERRORS):
                 await pubsub.aclose()
 
+    async def _release_lost(self) -> None:
+        """The subscriber failed: close what of it is lost (here its one connection)."""
+        await self._close_pubsub()
+
     async def _server_run_id(self) -> str | None:
         """The Redis server's run id, new at every start; None where INFO is not allowed (some managed Redis)."""
         assert self._sub_redis is not None
@@ -295,7 +299,7 @@ class RedisBackend(Backend):
                 logger.exception("redis subscriber failed")
                 self._deafened(RuntimeError("subscriber error"))
                 first = False
-            await self._close_pubsub()
+            await self._release_lost()
             await self._drop_idle_connections()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, self.max_backoff)

@@ -7,10 +7,11 @@ SPUBLISH, which only that master's shard carries. Rooms spread over the masters 
 
 Commands go through redis-py's cluster client, which follows MOVED and ASK redirects and refreshes
 its slot map after a connection error (a failover). The subscriber holds one connection per master
-that owns a subscribed room, each checked like the plain backend's: when any of them breaks or stops
-answering, the subscriber reads the slot map again, subscribes every room on its current master and
-signals a gap to every room it serves. A master whose slot moves away (resharding) unsubscribes its
-clients; that is handled the same way.
+that owns a subscribed room, each checked like the plain backend's: when one of them breaks or stops
+answering, the subscriber closes that connection only, reads the slot map again, subscribes that
+master's rooms on their current master and signals a gap to those rooms alone; the rooms of the other
+masters lost nothing. A master whose slot moves away (resharding) unsubscribes its clients; that is
+handled the same way.
 """
 from __future__ import annotations
 
@@ -112,6 +113,10 @@ class RedisClusterBackend(RedisBackend):
             max_connections=self.max_connections, **self._node_options)
         await self._start_listening()
 
+    async def _release_lost(self) -> None:
+        if self._shards is not None:
+            await self._shards.release_lost()
+
     async def _close_pubsub(self) -> None:
         shards, self._shards = self._shards, None
         self._pubsub = None
@@ -134,13 +139,15 @@ class RedisClusterBackend(RedisBackend):
     # -- subscribing ----------------------------------------------------------------------------------
 
     async def _open_subscriber(self) -> list[str]:
+        """Subscribe every room that no live connection carries; returns those rooms (all, at first)."""
         assert isinstance(self._redis, RedisCluster)
         await self._redis.initialize()  # once: the client's own setup (slot map, command table)
         await self._redis.nodes_manager.initialize()  # the slot map as it is now (after a failover, say)
-        shards = _Shards(self)
-        self._shards = shards
+        if self._shards is None:
+            self._shards = _Shards(self)
+        shards = self._shards
         self._pubsub = shards
-        rooms = list(self._rooms)
+        rooms = [room for room in self._rooms if self._channel(room) not in shards.owner]
         await shards.subscribe([self._channel(room) for room in rooms])
         return rooms
 
@@ -152,19 +159,15 @@ class RedisClusterBackend(RedisBackend):
         self._rooms.add(room)
         shards = self._shards
         if shards is not None:
-            try:
+            with contextlib.suppress(*REDIS_ERRORS):  # that master's connection is lost: see _Shards
                 await shards.subscribe([self._channel(room)])
-            except REDIS_ERRORS as exc:
-                shards.fail(exc)  # the subscriber reconnects and subscribes every room again
 
     async def unsubscribe(self, room: str) -> None:
         self._rooms.discard(room)
         shards = self._shards
         if shards is not None:
-            try:
+            with contextlib.suppress(*REDIS_ERRORS):
                 await shards.unsubscribe(self._channel(room))
-            except REDIS_ERRORS as exc:
-                shards.fail(exc)
 
     def health(self) -> dict[str, Any]:
         report = super().health()
@@ -175,7 +178,9 @@ class RedisClusterBackend(RedisBackend):
 class _Shards:
     """The subscriber of a cluster: one sharded pub/sub connection per master that owns a subscribed room.
 
-    `failed` resolves with the first error of any connection; the backend then starts over.
+    `failed` resolves with the first error of any connection, and `lost` names every master whose
+    connection failed; the backend then releases those (`release_lost`) and subscribes their rooms again,
+    keeping the other masters' connections as they are.
     """
 
     def __init__(self, backend: RedisClusterBackend) -> None:
@@ -184,15 +189,40 @@ class _Shards:
         self.pubsubs: dict[str, Any] = {}  # node name -> its pub/sub connection
         self.owner: dict[str, str] = {}  # channel -> the node it is subscribed on
         self.leaving: set[str] = set()  # channels this process unsubscribed (their confirmation is not a loss)
-        self.clients: list[Redis] = []
-        self.readers: list[asyncio.Task[None]] = []
+        self.clients_of: dict[str, Redis] = {}  # node name -> the client of its pub/sub connection
+        self.readers: dict[str, asyncio.Task[None]] = {}
+        self.lost: set[str] = set()
         # One (un)subscription at a time: two joins at once must not open two connections to one master.
         self._lock = asyncio.Lock()
         self.failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def fail(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException, node: str) -> None:
+        self.lost.add(node)
         if not self.failed.done():
             self.failed.set_exception(exc)
+
+    async def release_lost(self) -> None:
+        """Close the lost masters' connections and forget their channels; arm `failed` again."""
+        # First: a connection that fails while these close must resolve the new `failed`.
+        lost, self.lost = self.lost, set()
+        if self.failed.done():
+            if not self.failed.cancelled():
+                self.failed.exception()  # retrieved: the backend has seen it
+            self.failed = asyncio.get_running_loop().create_future()
+        for channel, name in list(self.owner.items()):
+            if name in lost:
+                del self.owner[channel]
+        for name in lost:
+            await self._close(name)
+
+    async def _close(self, name: str) -> None:
+        reader = self.readers.pop(name, None)
+        if reader is not None:
+            await _cancel([reader])
+        for closable in (self.pubsubs.pop(name, None), self.clients_of.pop(name, None)):
+            if closable is not None:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await closable.aclose()
 
     async def _ssubscribe(self, node: ClusterNode, channels: list[str]) -> None:
         pubsub = self.pubsubs.get(node.name)
@@ -200,11 +230,11 @@ class _Shards:
             await pubsub.ssubscribe(*channels)
             return
         client = Redis(host=node.host, port=int(node.port), **self.backend._node_options)
-        self.clients.append(client)
+        self.clients_of[node.name] = client
         pubsub = client.pubsub()
-        await pubsub.ssubscribe(*channels)  # connects: only then is there something to read
         self.pubsubs[node.name] = pubsub
-        self.readers.append(asyncio.get_running_loop().create_task(self._reader(pubsub)))
+        await pubsub.ssubscribe(*channels)  # connects: only then is there something to read
+        self.readers[node.name] = asyncio.get_running_loop().create_task(self._reader(node.name, pubsub))
 
     async def subscribe(self, channels: list[str]) -> None:
         # SSUBSCRIBE takes channels of one slot at a time.
@@ -215,7 +245,11 @@ class _Shards:
         async with self._lock:
             for slot, group in by_slot.items():
                 node = self.cluster.nodes_manager.get_node_from_slot(slot)
-                await self._ssubscribe(node, group)
+                try:
+                    await self._ssubscribe(node, group)
+                except REDIS_ERRORS as exc:
+                    self.fail(exc, node.name)
+                    raise
                 for channel in group:
                     self.owner[channel] = node.name
 
@@ -223,17 +257,22 @@ class _Shards:
         async with self._lock:
             name = self.owner.pop(channel, None)
             pubsub = self.pubsubs.get(name) if name is not None else None
-            if pubsub is not None:
-                self.leaving.add(channel)
+            if name is None or pubsub is None:
+                return
+            self.leaving.add(channel)
+            try:
                 await pubsub.sunsubscribe(channel)
+            except REDIS_ERRORS as exc:
+                self.fail(exc, name)
+                raise
 
-    async def _reader(self, pubsub: Any) -> None:
+    async def _reader(self, name: str, pubsub: Any) -> None:
         try:
             await self.backend._pump(pubsub, self._on_message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.fail(exc)
+            self.fail(exc, name)
 
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -248,10 +287,8 @@ class _Shards:
                 raise RedisConnectionError(f"shard channel {channel!r} moved to another master")
 
     async def aclose(self) -> None:
-        await _cancel(self.readers)
-        for closable in (*self.pubsubs.values(), *self.clients):
-            with contextlib.suppress(*REDIS_ERRORS):
-                await closable.aclose()
+        for name in list(self.pubsubs):
+            await self._close(name)
         if not self.failed.done():
             self.failed.cancel()
         elif not self.failed.cancelled():
