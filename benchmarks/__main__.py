@@ -50,8 +50,9 @@ class Peer:
 
 
 PEERS = {
-    # redis: the Redis rows; selenium and pytest: reconnect_bench drives Chromium through tests/browser.py
-    "bolt": Peer(("redis>=5.0.1", "selenium>=4.10", "pytest>=8"), "bolt",
+    # redis: the Redis rows; selenium and pytest: reconnect_bench drives Chromium through tests/browser.py;
+    # httptools: the HTTP parser `bolt run` picks when it is installed, as uvicorn[standard] installs it
+    "bolt": Peer(("redis>=5.0.1", "selenium>=4.10", "pytest>=8", "httptools>=0.6"), "bolt",
                  "bolt itself (its protocol, accelerated and pure Python)"),
     "bare": Peer((), "uvicorn", "a bare ASGI app on stock uvicorn"),
     "uvicorn": Peer(("wsproto>=1.2",), "wsproto", "uvicorn's own WebSocket protocols (websockets-sansio, wsproto)"),
@@ -60,7 +61,9 @@ PEERS = {
     "fastapi": Peer(("fastapi", "httptools>=0.6"), "fastapi", "FastAPI"),
     "channels": Peer(("channels>=4.0",), "channels", "Django Channels (InMemoryChannelLayer)"),
     "picows": Peer(("picows>=1.0",), "picows", "picows' own echo server"),
-    "django-bolt": Peer(("django-bolt",), "django_bolt", "django-bolt (Rust HTTP server for Django)"),
+    # its venv also serves bolt's rows of the same runs (httptools: bolt's HTTP parser, as in bolt's venv)
+    "django-bolt": Peer(("django-bolt", "httptools>=0.6"), "django_bolt",
+                        "django-bolt's own Rust server (Actix), `manage.py runbolt`"),
 }
 COMMON = ("websockets>=13",)  # uvicorn's default WebSocket protocol, and the clients of some scripts
 
@@ -94,7 +97,8 @@ BROADCAST_ROWS = {"bolt": "bolt,bolt+proto,realtime,realtime+proto,realtime deco
                   "starlette": "starlette,starlette+proto,bolt,bolt+proto", "channels": "channels,bolt+proto"}
 RUNS: list[Run] = [
     *_rows("echo_bench", "--servers",
-           {"bolt": "bolt,bolt-py", "uvicorn": "sansio,wsproto,bolt", "picows": "picows,bolt"},
+           {"bolt": "bolt,bolt-py", "uvicorn": "sansio,wsproto,bolt", "picows": "picows,bolt",
+            "django-bolt": "django-bolt,bolt"},
            ("--rounds", "1", "--duration", "1", "--warmup", "0.5", "--cases", "64B,64KiB")),
     *_rows("echo_overhead", "--apps", {"bolt": "bare,bolt", "starlette": "bare,bolt,starlette",
                                        "fastapi": "bare,bolt,fastapi"},
@@ -104,7 +108,8 @@ RUNS: list[Run] = [
                                     "--warmup", "5"), ("--only", "redis x2,redis x2+proto"), needs=("redis-server",)),
     *_rows("idle_memory", "--impls", {"bolt": "bolt", "uvicorn": "websockets-sansio,wsproto,bolt"},
            ("-n", "1000", "--settle", "1"), ("-n", "10000")),
-    Run("handshake_bench", "bolt", ("--seconds", "0.5", "--rounds", "1")),
+    *_rows("handshake_bench", "--servers", {"bolt": "bolt,sansio", "django-bolt": "bolt,django-bolt"},
+           ("--seconds", "0.5", "--rounds", "1")),
     Run("routing_bench", "bolt", ("--repeat", "1", "--sizes", "10,100,1000"), timeout=(60, 300)),
     Run("accel_micro", "bolt", ("--quick",), json=False),
     Run("json_relay", "bolt", ("--quick",), json=False),
@@ -116,12 +121,12 @@ RUNS: list[Run] = [
     Run("cluster_failover", "bolt", ("--runs", "1"), timeout=(120, 600), needs=("redis-server", "redis-cli"),
         json=False),
     # bolt, a bare app, Starlette and FastAPI in one run: FastAPI's venv has Starlette too.
-    Run("http_bench", "fastapi", ("--rounds", "1", "--duration", "1"), needs=("wrk",), json=False),
+    *_rows("http_bench", "--apps", {"fastapi": "bare,bolt,starlette,fastapi", "django-bolt": "bare,bolt,django-bolt"},
+           ("--rounds", "1", "--duration", "1"), needs=("wrk",), json=False),
     *_rows("many_connections", "--only", {"bolt": "bolt", "starlette": "starlette", "channels": "channels"},
            ("-n", "1000", "--broadcasts", "5", "--churn-seconds", "1", "--budget", "90"),
            ("-n", "5000", "--broadcasts", "10", "--churn-seconds", "5", "--budget", "300"), timeout=(120, 360)),
 ]
-NOT_DRIVEN = {"django-bolt": "no benchmark script drives django-bolt yet (its server is its own Rust binary)"}
 
 
 # -- the peers' venvs --------------------------------------------------------------------------------
@@ -172,7 +177,7 @@ def probe(python: str, name: str) -> Interpreter:
     found = subprocess.run([python, "-c", f"import {', '.join(dict.fromkeys(modules))}"],
                            capture_output=True, text=True, cwd=ROOT)
     if found.returncode:
-        return Interpreter(None, f"{PEERS[name].module} does not import in {python}: "
+        return Interpreter(None, f"{name}: {PEERS[name].module} does not import in {python}: "
                                  f"{(found.stderr.strip().splitlines() or ['?'])[-1]}")
     distributions = ["bolt", "uvicorn", *(p.split(">")[0].split("=")[0] for p in PEERS[name].packages)]
     listed = subprocess.run([python, "-c", code, *dict.fromkeys(distributions)], capture_output=True, text=True)
@@ -276,8 +281,8 @@ FIGURES = [  # panels by run where a peer's run has bolt beside it: compare with
            "deliveries/s", lambda r: r["server"], _run),
     Figure("idle_memory", "idle_memory.png", "Memory per idle connection (echo app)", "per_conn_kib", "KiB",
            lambda r: f"{r['impl']}, {_on_off(r)}", _run),
-    Figure("handshake_bench", "handshake.png", "Handshakes through uvicorn", "uvicorn", "handshakes/s",
-           lambda r: r["route"]),
+    Figure("handshake_bench", "handshake.png", "WebSocket handshakes: server CPU per handshake (lower is better)",
+           "cpu", "microseconds", lambda r: f"{r['server']}, {r['route']}", _run),
     Figure("routing_bench", "routing.png", "Route matching, worst case", "tree_ns", "ns per match",
            lambda r: f"{r['probe']}", lambda r: f"{r['routes']} routes"),
     Figure("many_connections", "many_memory.png", "Memory per idle connection (rooms app)", "idle_kib_per_conn",
@@ -390,13 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     if set(peers) - set(PEERS):
         parser.error(f"unknown peer(s): {', '.join(sorted(set(peers) - set(PEERS)))}")
     runs = [run for run in RUNS if (not only or run.script in only) and run.peer in peers]
-    used = [name for name in peers if any(run.peer == name for run in runs) or (name in NOT_DRIVEN and not only)]
+    used = [name for name in peers if any(run.peer == name for run in runs)]
 
     if args.dry_run:
         for name in used:
             where = args.python or Path(args.cache) / "venvs" / name
-            print(f"peer {name}: {PEERS[name].about}, in {where}"
-                  + (f" (skipped: {NOT_DRIVEN[name]})" if name in NOT_DRIVEN else ""))
+            print(f"peer {name}: {PEERS[name].about}, in {where}")
         for run in runs:
             command = run.quick if args.quick else run.full
             timeout = run.timeout[0 if args.quick else 1]
@@ -417,11 +421,8 @@ def main(argv: list[str] | None = None) -> int:
     progress = Progress(len(runs) + len(used))
     interpreters: dict[str, Interpreter] = {}
     for name in used:
-        if name in NOT_DRIVEN:
-            interpreters[name] = Interpreter(None, NOT_DRIVEN[name])
-        else:
-            progress.line(f"peer {name}: {'probing ' + args.python if args.python else 'venv under ' + args.cache}")
-            interpreters[name] = probe(args.python, name) if args.python else peer_venv(name, Path(args.cache))
+        progress.line(f"peer {name}: {'probing ' + args.python if args.python else 'venv under ' + args.cache}")
+        interpreters[name] = probe(args.python, name) if args.python else peer_venv(name, Path(args.cache))
         peer = interpreters[name]
         result["peers"][name] = ({"status": "ok", "python": peer.python, "versions": peer.versions} if peer.python
                                  else {"status": "skipped", "reason": peer.reason})

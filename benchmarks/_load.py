@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+JWT_SECRET = "handshake-benchmark-secret-" + "x" * 40  # HS256 key of every benchmark server's JWT routes
+
 
 def client_frame(payload: bytes, opcode: int = 0x1, mask: bytes = b"\x37\xfa\x21\x3d") -> bytes:
     """One final, masked client frame (RFC 6455 section 5.2) carrying `payload`."""

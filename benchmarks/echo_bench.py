@@ -3,13 +3,14 @@
     python benchmarks/echo_bench.py [--rounds 2] [--duration 3] [--servers sansio,bolt] [--cases 64B]
 
 Each server runs as a subprocess pinned to CPU 0 (``taskset -c 0``) and serves the bare ASGI
-echo app ``benchmarks/echo_app.py`` (picows serves its own echo listener):
+echo app ``benchmarks/echo_app.py`` (picows and django-bolt serve their own echo):
 
     sansio    uvicorn --ws websockets-sansio
     wsproto   uvicorn --ws wsproto
     bolt      uvicorn --ws bolt.protocol:WebSocketProtocol, Rust accelerator
     bolt-py   the same with BOLT_NO_ACCEL=1 (pure-Python fallback)
     picows    picows' own echo server, the ceiling for a Python server
+    django-bolt  django-bolt's Rust server, an `@api.websocket` echo handler (django_bolt_server.py)
 
 The load runs in this process, pinned to CPU 1: raw asyncio connections that write a frame
 masked once in advance and count replies from their headers, skipping payloads unread, so the
@@ -62,6 +63,7 @@ SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {
     "bolt": ([*UVICORN, "--ws", "bolt.protocol:WebSocketProtocol"], {"BOLT_NO_ACCEL": "0"}),
     "bolt-py": ([*UVICORN, "--ws", "bolt.protocol:WebSocketProtocol"], {"BOLT_NO_ACCEL": "1"}),
     "picows": ([sys.executable, os.path.join(ROOT, "benchmarks", "picows_echo.py")], {}),
+    "django-bolt": ([sys.executable, os.path.join(ROOT, "benchmarks", "django_bolt_server.py")], {}),
 }
 
 

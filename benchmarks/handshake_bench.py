@@ -1,20 +1,26 @@
-"""Handshakes per second on a route with JWT auth + a guard against the same route with no security.
+"""WebSocket handshakes per second on a route with JWT auth + a guard, beside the same route with none.
 
 Two measurements, side by side in one run:
 
-* in-process: the ASGI app driven directly (connect, accept, disconnect), no server, no sockets:
+* in-process: bolt's ASGI app driven directly (connect, accept, disconnect), no server, no sockets:
   the pipeline's cost against the rest of bolt's handshake path;
-* through uvicorn: a real server in a subprocess on 127.0.0.1, with concurrent clients doing full
-  TCP + HTTP upgrade + close handshakes: the cost a deployment sees.
+* through a server: each server in a subprocess on 127.0.0.1, pinned to one core (--server-cpu),
+  and concurrent clients in this process, pinned to another (--client-cpu), doing complete
+  handshakes (TCP connect, HTTP upgrade, a close each way) in a loop: the cost a deployment sees.
 
-Every route gets the same request (the same Authorization header), so only the checks differ. The
+    bolt          this app under `bolt run`'s stack: uvicorn, bolt.protocol, bolt's HTTP protocol
+    sansio        this app under stock uvicorn (--ws websockets-sansio)
+    django-bolt   the same routes in django-bolt's own Rust server (benchmarks/django_bolt_server.py)
+
+Every route gets the same request (the same Authorization header), so only the checks differ. bolt's
 secured route is measured twice: with JWTAuthentication's verified-token cache (a client reconnecting
-with its token) and without it (pyjwt verifies every handshake). Rounds alternate between the routes
-and the best round of each counts, which damps noise from the machine. Through uvicorn the server
-process's CPU time per handshake is reported too (Linux): on a shared machine it is steadier than
-the rate, which also depends on the client process getting CPU.
+with its token) and without it (pyjwt verifies every handshake). Rounds alternate between the
+servers and routes, and the best round of each counts, which damps noise from the machine. The
+server process's CPU time per handshake is reported too (Linux): on a shared machine it is steadier
+than the rate, which also depends on the client process getting CPU.
 
-    python benchmarks/handshake_bench.py [--seconds 2] [--rounds 3] [--concurrency 16] [--ws websockets-sansio]
+    python benchmarks/handshake_bench.py [--servers bolt,sansio,django-bolt] [--seconds 2] [--rounds 3]
+                                         [--concurrency 8]
 """
 from __future__ import annotations
 
@@ -28,15 +34,15 @@ import time
 
 import jwt
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
-from _load import cpu_seconds, free_port, stop_server, wait_for_port, write_json  # noqa: E402
+from _load import CLOSE_FRAME, JWT_SECRET, cpu_seconds, free_port, stop_server, wait_for_port, write_json  # noqa: E402
 from bolt import BoltAPI, WebSocket, WebSocketDisconnect  # noqa: E402
 from bolt.auth import IsAuthenticated, JWTAuthentication  # noqa: E402
 
-SECRET = "handshake-benchmark-secret-" + "x" * 40
-TOKEN = jwt.encode({"sub": "42", "exp": int(time.time()) + 86400}, SECRET, algorithm="HS256")
+TOKEN = jwt.encode({"sub": "42", "exp": int(time.time()) + 86400}, JWT_SECRET, algorithm="HS256")
 ROUTES = {
     "no security": "/ws/open",
     "JWT + guard": "/ws/secure",  # one client token, remembered after its first verification
@@ -56,11 +62,11 @@ def build_app() -> BoltAPI:
 
     api.websocket("/ws/open")(hold)
 
-    @api.websocket("/ws/secure", auth=[JWTAuthentication(secret=SECRET)], guards=[IsAuthenticated()])
+    @api.websocket("/ws/secure", auth=[JWTAuthentication(secret=JWT_SECRET)], guards=[IsAuthenticated()])
     async def secure(websocket: WebSocket) -> None:
         await hold(websocket)
 
-    @api.websocket("/ws/secure-cold", auth=[JWTAuthentication(secret=SECRET, cache_size=0)],
+    @api.websocket("/ws/secure-cold", auth=[JWTAuthentication(secret=JWT_SECRET, cache_size=0)],
                    guards=[IsAuthenticated()])
     async def secure_cold(websocket: WebSocket) -> None:
         await hold(websocket)
@@ -107,30 +113,68 @@ async def in_process_rate(path: str, seconds: float) -> float:
     return done / (time.perf_counter() - start)
 
 
-# -- through uvicorn -------------------------------------------------------------------------------
+# -- through a server ------------------------------------------------------------------------------
 
-CLOSE_FRAME = bytes([0x88, 0x82, 1, 2, 3, 4]) + bytes(b ^ m for b, m in zip(b"\x03\xe8", b"\x01\x02"))
+SERVERS = ("bolt", "sansio", "django-bolt")
+DJANGO_BOLT_ROUTES = ("no security", "JWT + guard")  # its JWT backend has no cache to turn off
+
+
+class Handshake(asyncio.Protocol):
+    """One complete handshake: the upgrade request, the 101, a close frame each way, then a TCP close."""
+
+    def __init__(self, request: bytes, done: asyncio.Future[None]) -> None:
+        self.request = request
+        self.done = done
+        self.head = b""
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.upgraded:  # the server's close frame
+            self.transport.close()
+            return
+        self.head += data
+        end = self.head.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        if not self.head.startswith(b"HTTP/1.1 101"):
+            if not self.done.done():
+                self.done.set_exception(RuntimeError(f"handshake refused: {self.head[:40]!r}"))
+            self.transport.abort()
+            return
+        self.upgraded = True
+        self.transport.write(CLOSE_FRAME)
+        if len(self.head) > end + 4:  # the server's close frame came with the 101
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.done.done():
+            return
+        if self.upgraded:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(exc or ConnectionError("closed before the 101"))
 
 
 async def one_handshake(port: int, path: str) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                      f"Authorization: Bearer {TOKEN}\r\n\r\n").encode())
-        head = await reader.readuntil(b"\r\n\r\n")
-        if not head.startswith(b"HTTP/1.1 101"):
-            raise RuntimeError(f"handshake refused: {head[:40]!r}")
-        writer.write(CLOSE_FRAME)
-        await reader.read(64)  # the server's close frame
-    finally:
-        writer.close()
+    loop = asyncio.get_running_loop()
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+               f"Authorization: Bearer {TOKEN}\r\n\r\n").encode()
+    done: asyncio.Future[None] = loop.create_future()
+    await loop.create_connection(lambda: Handshake(request, done), "127.0.0.1", port)
+    await done
 
 
-async def server_rate(port: int, path: str, seconds: float, concurrency: int, pid: int) -> tuple[float, float]:
-    """Handshakes per second with `concurrency` clients, each doing complete handshakes in a loop, and
-    the server's CPU microseconds per handshake (steadier than the rate on a busy machine)."""
+async def server_rate(port: int, path: str, seconds: float, concurrency: int, pid: int) -> tuple[float, float, float]:
+    """Handshakes per second with `concurrency` clients, each doing complete handshakes in a loop; the
+    server's CPU microseconds per handshake (steadier than the rate on a busy machine); and the
+    clients' CPU use (1.0: a full core, the clients then limit the rate)."""
     deadline = time.perf_counter() + seconds
     counts = [0] * concurrency
 
@@ -139,71 +183,102 @@ async def server_rate(port: int, path: str, seconds: float, concurrency: int, pi
             await asyncio.wait_for(one_handshake(port, path), 10)
             counts[i] += 1
 
-    cpu_before = cpu_seconds(pid)
+    cpu_before, own_before = cpu_seconds(pid), cpu_seconds(os.getpid())
     start = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     elapsed = time.perf_counter() - start
-    cpu_after = cpu_seconds(pid)
+    cpu, own = cpu_seconds(pid) - cpu_before, cpu_seconds(os.getpid()) - own_before
     total = sum(counts)
-    cpu = 1e6 * (cpu_after - cpu_before) / total
-    return total / elapsed, cpu
+    return total / elapsed, 1e6 * cpu / total, own / elapsed
 
 
-def serve(port: int, ws: str) -> None:
+def start_server(name: str, cpu: int, loop: str) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    if name == "django-bolt":
+        command = [sys.executable, os.path.join(HERE, "django_bolt_server.py"), str(port)]
+    else:
+        command = [sys.executable, __file__, "--serve", str(port), "--stack", name, "--loop", loop]
+    process = subprocess.Popen(["taskset", "-c", str(cpu), *command])
+    wait_for_port("127.0.0.1", port, process)
+    return process, port
+
+
+def serve(port: int, server: str, loop: str) -> None:
+    """This app under uvicorn: with bolt's protocols as `bolt run` picks them, or stock uvicorn's."""
     import uvicorn
 
-    uvicorn.run(app, host="127.0.0.1", port=port, ws=ws, log_level="warning", access_log=False, lifespan="off")
+    from bolt.cli import http_protocol, websocket_protocol
+
+    ws, http = (websocket_protocol(), http_protocol()) if server == "bolt" else ("websockets-sansio", "auto")
+    uvicorn.run(app, host="127.0.0.1", port=port, ws=ws, http=http, loop=loop, log_level="warning",
+                access_log=False, lifespan="off")
 
 
 # -- report ----------------------------------------------------------------------------------------
 
+def routes_of(server: str) -> list[str]:
+    return list(DJANGO_BOLT_ROUTES if server == "django-bolt" else ROUTES)
+
+
 async def main(args: argparse.Namespace) -> None:
-    results: dict[str, dict[str, float]] = {name: {} for name in ROUTES}
+    servers = args.servers.split(",")
+    os.sched_setaffinity(0, {args.client_cpu})
+    in_process: dict[str, float] = {}
     for _ in range(args.rounds):
         for name, path in ROUTES.items():
-            rate = await in_process_rate(path, args.seconds)
-            results[name]["in-process"] = max(results[name].get("in-process", 0.0), rate)
+            in_process[name] = max(in_process.get(name, 0.0), await in_process_rate(path, args.seconds))
 
-    port = free_port()
-    process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--ws", args.ws])
+    results: dict[tuple[str, str], dict[str, float]] = {(s, r): {} for s in servers for r in routes_of(s)}
+    running = {}
     try:
-        wait_for_port("127.0.0.1", port, process)
+        for server in servers:
+            running[server] = start_server(server, args.server_cpu, args.loop)
         for _ in range(args.rounds):
-            for name, path in ROUTES.items():
-                rate, cpu = await server_rate(port, path, args.seconds, args.concurrency, process.pid)
-                results[name]["uvicorn"] = max(results[name].get("uvicorn", 0.0), rate)
-                results[name]["cpu"] = min(results[name].get("cpu", float("inf")), cpu)
+            for (server, route), row in results.items():
+                process, port = running[server]
+                rate, cpu, client = await server_rate(port, ROUTES[route], args.seconds, args.concurrency,
+                                                      process.pid)
+                if rate > row.get("rate", 0.0):
+                    row.update(rate=rate, client_load=client)
+                row["cpu"] = min(row.get("cpu", float("inf")), cpu)
     finally:
-        stop_server(process)
+        for process, _ in running.values():
+            stop_server(process)
 
-    print(f"\nbest of {args.rounds} rounds of {args.seconds:g} s "
-          f"(uvicorn ws={args.ws}, {args.concurrency} concurrent clients)\n")
-    print(f"{'':<30}{'in-process':>14}{'uvicorn':>14}{'uvicorn server CPU':>22}")
-    print(f"{'route':<30}{'handshakes/s':>14}{'handshakes/s':>14}{'us/handshake':>22}")
-    for name in ROUTES:
-        row = results[name]
-        cpu = f"{row['cpu']:,.0f}" if "cpu" in row else "n/a"
-        print(f"{name:<30}{row['in-process']:>14,.0f}{row['uvicorn']:>14,.0f}{cpu:>22}")
-    write_json(args.json, [{"route": name, **row} for name, row in results.items()])
-    plain = results["no security"]
-    print("\npipeline overhead (fewer handshakes/s, or more server CPU per handshake):")
-    for name in list(ROUTES)[1:]:
-        row = results[name]
-        cpu = f"{100 * (row['cpu'] / plain['cpu'] - 1):.1f}%" if "cpu" in row and "cpu" in plain else "n/a"
-        print(f"{name:<30}{100 * (1 - row['in-process'] / plain['in-process']):>13.1f}%"
-              f"{100 * (1 - row['uvicorn'] / plain['uvicorn']):>13.1f}%{cpu:>22}")
+    print(f"\nbest of {args.rounds} rounds of {args.seconds:g} s, {args.concurrency} concurrent clients on CPU "
+          f"{args.client_cpu}, servers on CPU {args.server_cpu}\n")
+    print(f"bolt in-process (no server): {', '.join(f'{r} {v:,.0f}/s' for r, v in in_process.items())}\n")
+    print(f"{'server':<13}{'route':<24}{'handshakes/s':>14}{'server CPU':>14}{'capacity':>12}{'client busy':>13}")
+    for (server, route), row in results.items():
+        print(f"{server:<13}{route:<24}{row['rate']:>14,.0f}{row['cpu']:>11,.0f} us{1e6 / row['cpu']:>12,.0f}"
+              f"{row['client_load']:>13.0%}")
+    print("\ncapacity: handshakes per second of one fully used core (1 / server CPU per handshake)")
+    if "django-bolt" in servers:
+        print("\nvs django-bolt (same route; rate and capacity):")
+        for server in servers:
+            if server != "django-bolt":
+                for route in DJANGO_BOLT_ROUTES:
+                    mine, theirs = results[server, route], results["django-bolt", route]
+                    print(f"{server:<13}{route:<24}{mine['rate'] / theirs['rate']:>13.2f}x"
+                          f"{theirs['cpu'] / mine['cpu']:>13.2f}x")
+    write_json(args.json, [{"server": "bolt in-process", "route": r, "rate": v} for r, v in in_process.items()]
+               + [{"server": s, "route": r, **row} for (s, r), row in results.items()])
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--servers", default="bolt,sansio", help=f"subset of {','.join(SERVERS)}")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one measurement round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--ws", default="websockets-sansio", help="uvicorn's WebSocket implementation")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--loop", default="asyncio", help="uvicorn's event loop (asyncio, uvloop or auto)")
+    parser.add_argument("--stack", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve, args.ws)
+        serve(args.serve, args.stack, args.loop)
     else:
         asyncio.run(main(args))

@@ -1,11 +1,14 @@
-"""HTTP requests per second of bolt beside a bare ASGI app, Starlette and FastAPI, in one run.
+"""HTTP requests per second of bolt beside a bare ASGI app, Starlette, FastAPI and django-bolt, in one run.
 
     python benchmarks/http_bench.py [--rounds 5] [--duration 5] [--baseline DIR] [--cases hello,items]
+                                    [--apps bare,bolt,starlette,fastapi,django-bolt]
 
-Needs wrk, and Starlette and FastAPI in the same environment (`pip install starlette fastapi`;
-pydantic comes with FastAPI). Each app of benchmarks/http_apps.py runs in its own uvicorn worker
-with the same settings (`--http httptools --loop asyncio`, no access log), pinned to CPU 0;
-wrk (one thread, 32 connections) runs pinned to CPU 1. The servers start once and the wrk runs
+Needs wrk, httptools, and the peers of --apps in the same environment (`pip install starlette
+fastapi django-bolt`; pydantic comes with FastAPI). Each app of benchmarks/http_apps.py runs in its
+own uvicorn worker with the same settings (`--http httptools --loop asyncio`, no access log);
+django-bolt serves the same routes from its own Rust server, one process with one worker
+(benchmarks/django_bolt_server.py). Every server is pinned to CPU 0, and wrk (one thread, 32
+connections) to CPU 1. The servers start once and the wrk runs
 alternate between them, round after round, in a new order each round, so that whatever else the
 machine does falls on all of them alike.
 
@@ -49,9 +52,12 @@ CASES = {
 
 def start(factory: str, pythonpath: str) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "--factory", f"http_apps:{factory}",
-               "--host", HOST, "--port", str(port), "--http", "httptools", "--loop", "asyncio",
-               "--no-access-log", "--log-level", "warning", "--workers", "1"]
+    if factory == "django-bolt":
+        command = ["taskset", "-c", "0", sys.executable, os.path.join(BENCH, "django_bolt_server.py"), str(port)]
+    else:
+        command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "--factory", f"http_apps:{factory}",
+                   "--host", HOST, "--port", str(port), "--http", "httptools", "--loop", "asyncio",
+                   "--no-access-log", "--log-level", "warning", "--workers", "1"]
     # The working directory is benchmarks/, so that `bolt` is imported from PYTHONPATH and nowhere else.
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([pythonpath, BENCH])}
     process = subprocess.Popen(command, cwd=BENCH, env=env)
@@ -106,11 +112,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--baseline", help="another bolt source tree to serve beside this one")
     parser.add_argument("--cases", default="hello,items")
+    parser.add_argument("--apps", default="bare,bolt,starlette,fastapi",
+                        help="subset of bare,bolt,starlette,fastapi,django-bolt (bare is always measured: "
+                             "the ratios are to it)")
     args = parser.parse_args()
+    chosen = {"bare", *args.apps.split(",")}
     apps = {"bare": ("bare", ROOT), "bolt": ("bolt", ROOT)}
     if args.baseline:
         apps[f"bolt@{args.baseline}"] = ("bolt", os.path.abspath(args.baseline))
-    apps.update({"starlette": ("starlette", ROOT), "fastapi": ("fastapi", ROOT)})
+    apps.update({"starlette": ("starlette", ROOT), "fastapi": ("fastapi", ROOT), "django-bolt": ("django-bolt", ROOT)})
+    apps = {name: app for name, app in apps.items() if name in chosen or name.startswith("bolt@")}
     servers = {}
     try:
         for name, (factory, pythonpath) in apps.items():

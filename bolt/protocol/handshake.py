@@ -27,6 +27,7 @@ MAX_REQUEST_SIZE = 64 * 1024  # request line and headers; more is refused with 4
 MAX_HEADERS = 200
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_NONE: list[bytes] = []  # the values of a header the request lacks (read, never changed)
 
 
 class HandshakeError(Exception):
@@ -124,19 +125,25 @@ def validate_request(request: Request) -> None:
         raise HandshakeError(405, "WebSocket upgrades must use GET.", [(b"allow", b"GET")])
     if request.http_version not in ("1.1",):
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
+    # Every value of each header, gathered in one pass over them rather than one pass per header read.
+    values: dict[bytes, list[bytes]] = {}
+    for name, value in request.headers:
+        if name in values:
+            values[name].append(value)
+        else:
+            values[name] = [value]
     upgrade_needed = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")]
-    if "websocket" not in _tokens(request.get_all(b"upgrade")):
+    if "websocket" not in _tokens(values.get(b"upgrade", _NONE)):
         raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Upgrade: websocket'.", upgrade_needed)
-    if "upgrade" not in _tokens(request.get_all(b"connection")):
+    if "upgrade" not in _tokens(values.get(b"connection", _NONE)):
         raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Connection: Upgrade'.", upgrade_needed)
-    versions = request.get_all(b"sec-websocket-version")
-    if versions != [b"13"]:
+    if values.get(b"sec-websocket-version") != [b"13"]:
         raise HandshakeError(
             426, "Unsupported WebSocket version; this server speaks version 13.", [(b"sec-websocket-version", b"13")]
         )
-    if len(request.get_all(b"host")) != 1:
+    if len(values.get(b"host", _NONE)) != 1:
         raise HandshakeError(400, "Exactly one Host header is required.")
-    keys = request.get_all(b"sec-websocket-key")
+    keys = values.get(b"sec-websocket-key", _NONE)
     if len(keys) != 1:
         raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required.")
     try:
@@ -148,11 +155,11 @@ def validate_request(request: Request) -> None:
     request.key = keys[0]
     request.subprotocols = [
         token.strip()
-        for value in request.get_all(b"sec-websocket-protocol")
+        for value in values.get(b"sec-websocket-protocol", _NONE)
         for token in value.decode("latin-1").split(",")
         if token.strip()
     ]
-    request.extensions = parse_header_list(request.get_all(b"sec-websocket-extensions"))
+    request.extensions = parse_header_list(values.get(b"sec-websocket-extensions", _NONE))
 
 
 def accept_key(key: bytes) -> bytes:
@@ -160,11 +167,16 @@ def accept_key(key: bytes) -> bytes:
     return base64.b64encode(hashlib.sha1(key + _GUID).digest())
 
 
-def _reason(status: int) -> bytes:
+def _status_line(status: int) -> bytes:
     try:
-        return HTTPStatus(status).phrase.encode("ascii")
+        reason = HTTPStatus(status).phrase.encode("ascii")
     except ValueError:
-        return b""
+        reason = b""
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason)
+
+
+# Every status line of a known status, made once: an enum lookup per response costs more than the rest.
+_STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStatus}
 
 
 def build_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes | None = None) -> bytes:
@@ -172,12 +184,13 @@ def build_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes 
 
     Header names and values must not contain CR or LF: they would split the response.
     """
-    out = [b"HTTP/1.1 %d %s\r\n" % (status, _reason(status))]
-    for name, value in headers:
-        if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b":" in name:
-            raise ValueError(f"invalid response header {name!r}")
-        out.append(b"%s: %s\r\n" % (name, value))
-    out.append(b"\r\n")
-    if body:
-        out.append(body)
-    return b"".join(out)
+    lines = [b"%s: %s\r\n" % header for header in headers]
+    fields = b"".join(lines)
+    # One line per header: any other CR or LF would split the response (checked on the whole block at once).
+    if fields.count(b"\n") != len(lines) or fields.count(b"\r") != len(lines) or any(
+            b":" in name for name, _ in headers):
+        for name, value in headers:
+            if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b":" in name:
+                raise ValueError(f"invalid response header {name!r}")
+    status_line = _STATUS_LINES.get(status) or _status_line(status)
+    return b"".join((status_line, fields, b"\r\n", body or b""))
