@@ -275,8 +275,8 @@ class Hub:
                 return
         except TimeoutError:
             pass
-        except Exception:  # already gone
-            return
+        except Exception:  # a bug: said here, since nothing awaits this task; the handler is cancelled below
+            logger.exception("could not close slow consumer connection=%s", connection.id)
         if connection.task is not None and not connection.task.done():
             connection.task.cancel("bolt: slow consumer")
 
