@@ -647,7 +647,7 @@ def _shared_writer(websocket: WebSocket) -> Callable[[SharedMessage], bool] | No
     """The server's writer of shared messages for this connection, if it has one and nothing wraps its send."""
     frames = (websocket.scope.get("extensions") or {}).get(FRAMES)
     if frames is None or frames.get("send") != websocket.asgi_send:
-        return None  # a middleware between the server and the app must see every message
+        return None  # a middleware or an intercept() layer around send must see every message
     return frames.get("write")
 
 

@@ -10,13 +10,12 @@ import inspect
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bolt.connection import HTTPConnection
 from bolt.datastructures import scope_header
 from bolt.django import setting
 from bolt.extensions import testing
-from bolt.requests import Request
 from bolt.security import cors, expiry
 from bolt.security.auth import ANONYMOUS, AuthContext, AuthenticationFailed
 from bolt.security.config import WATCHED_SETTINGS, watch_settings
@@ -35,6 +34,9 @@ from bolt.security.ratelimit import (
 )
 from bolt.websocket import Receive, WebSocketClose, WebSocketState
 from bolt.wire import CloseCode
+
+if TYPE_CHECKING:
+    from bolt.requests import Request
 
 logger = logging.getLogger("bolt.security")
 
