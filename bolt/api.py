@@ -14,6 +14,7 @@ import orjson
 from bolt.apidocs import DocsRoutes
 from bolt.asyncapi import asyncapi_document, message_types
 from bolt.exceptions import HTTPException
+from bolt.extensions import raise_server_exceptions, testing
 from bolt.metrics import Metrics, websocket_denied
 from bolt.models import Codec, codec_for, declares_model
 from bolt.openapi import openapi_document
@@ -27,7 +28,6 @@ from bolt.routing import Route, Router, split_template
 from bolt.security import Denial, SecurityPipeline
 from bolt.security.expiry import forget as forget_deadline
 from bolt.security.limits import RATE_LIMIT_ATTR
-from bolt.security.pipeline import CORS_SCOPE_KEY
 from bolt.websocket import (
     CloseCode,
     InvalidJSONMessage,
@@ -42,10 +42,6 @@ from bolt.wire import truncate_reason
 logger = logging.getLogger("bolt")
 
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-# Set in the scope by the test clients: a handler's unexpected exception is re-raised into the test.
-RAISE_SERVER_EXCEPTIONS = "bolt.raise_server_exceptions"
-# Set in the scope when bolt closes a connection because its handler returned without closing it.
-HANDLER_RETURNED = "bolt.handler_returned"
 
 Handler = Callable[..., Any]
 _NO_ARGUMENTS: dict[str, Any] = {}  # never changed: `**` copies it into the call
@@ -339,13 +335,15 @@ class BoltAPI:
             logger.exception("WebSocket handler %s for %s raised", route.endpoint.__qualname__, websocket.path)
             # The reason is generic on purpose: exception text may hold secrets.
             await self._end_websocket(websocket, CloseCode.INTERNAL_ERROR, "Internal error", status_code=500)
-            if websocket.scope.get(RAISE_SERVER_EXCEPTIONS):
+            if raise_server_exceptions(scope):
                 raise
         else:
             if websocket.application_state is WebSocketState.CONNECTING:
                 logger.warning("WebSocket handler %s returned without accept()", route.endpoint.__qualname__)
             elif websocket.application_state is WebSocketState.CONNECTED:
-                websocket.scope[HANDLER_RETURNED] = True
+                test = testing(scope)
+                if test is not None and "handler_returned" in test:
+                    test["handler_returned"]()
             await self._end_websocket(websocket, CloseCode.NORMAL, "")
         finally:
             forget_deadline(websocket)
@@ -354,7 +352,7 @@ class BoltAPI:
     async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:
         """Close an accepted connection, or refuse one the handler never accepted."""
         if websocket.application_state is WebSocketState.CONNECTING:
-            await self._deny_websocket(websocket.scope, websocket._send,
+            await self._deny_websocket(websocket.scope, websocket.asgi_send,
                                        Denial(status_code, reason or "Connection refused"))
             websocket.application_state = WebSocketState.DISCONNECTED
         elif websocket.application_state is WebSocketState.CONNECTED:
@@ -414,6 +412,7 @@ class BoltAPI:
             await JSONResponse({"detail": "Method Not Allowed"}, 405, headers)(scope, receive, send)
             return
         response: Response | None = None
+        request: Request | None = None
         try:
             kwargs: dict[str, Any] = _NO_ARGUMENTS
             # A handler that takes nothing, on a route with nothing to check, needs no Request.
@@ -447,11 +446,11 @@ class BoltAPI:
             response = JSONResponse({"detail": exc.detail}, exc.status_code, exc.headers)
         except Exception:
             logger.exception("HTTP handler %s for %s raised", route.endpoint.__qualname__, scope["path"])
-            if scope.get(RAISE_SERVER_EXCEPTIONS):
+            if raise_server_exceptions(scope):
                 raise
             response = JSONResponse({"detail": "Internal Server Error"}, 500)
-        if CORS_SCOPE_KEY in scope:
-            self.security.add_cors_headers(scope, response)
+        if request is not None and request.cors is not None:
+            self.security.add_cors_headers(request, response)
         if type(response).__call__ is _SEND_WHOLE:  # Response.__call__, written out: one await fewer
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": response.raw_headers})

@@ -11,7 +11,6 @@ from bolt.security.auth import (
     MAX_API_KEY_LENGTH,
     MAX_CACHED_TOKEN_LENGTH,
     MAX_TOKEN_LENGTH,
-    USER_SCOPE_KEY,
     AnonymousUser,
     APIKeyAuthentication,
     AuthContext,
@@ -38,7 +37,7 @@ from bolt.security.guards import (
 )
 
 __all__ = [
-    "ANONYMOUS", "MAX_API_KEY_LENGTH", "MAX_CACHED_TOKEN_LENGTH", "MAX_TOKEN_LENGTH", "USER_SCOPE_KEY",
+    "ANONYMOUS", "MAX_API_KEY_LENGTH", "MAX_CACHED_TOKEN_LENGTH", "MAX_TOKEN_LENGTH",
     "APIKeyAuthentication", "AllowAny", "AnonymousUser", "AuthContext", "AuthenticationFailed",
     "BaseAuthentication", "BaseGuard", "HasAllPermissions", "HasAnyPermission", "HasPermission",
     "IsAdminUser", "IsAuthenticated", "IsStaff", "JWTAuthentication", "SessionAuthentication", "TokenUser",

@@ -16,6 +16,7 @@ class HTTPConnection:
         self._query: QueryParams | None = None
         self._cookies: dict[str, str] | None = None
         self._state: State | None = None
+        self._user: Any = None  # loaded by auser(), then what `user` returns
 
     @property
     def path(self) -> str:
@@ -83,13 +84,18 @@ class HTTPConnection:
 
     @property
     def user(self) -> Any:
-        """The Django user (session auth), a `TokenUser` (token or API key) or an AnonymousUser."""
+        """The Django user (session auth, or once `auser()` loaded it), a `TokenUser` (token or API key)
+        or an AnonymousUser."""
+        if self._user is not None:
+            return self._user
         from bolt.security.auth import user_for
 
         return user_for(self)
 
     async def auser(self) -> Any:
-        """The Django user model instance of the authenticated subject, loaded with the async ORM."""
-        from bolt.security.auth import auser_for
+        """The Django user model instance of the authenticated subject, loaded once with the async ORM."""
+        if self._user is None:
+            from bolt.security.auth import auser_for
 
-        return await auser_for(self)
+            self._user = await auser_for(self)
+        return self._user

@@ -22,6 +22,7 @@ from bolt.responses import Response
 if TYPE_CHECKING:
     from bolt.realtime.hub import Hub
     from bolt.security.denial import Denial
+    from bolt.websocket import Receive, Send, WebSocket
 
 
 SAMPLE_INTERVAL = 1.0  # seconds between two samples of the gauges
@@ -121,12 +122,13 @@ class Metrics:
 
     # -- hooks (called by the hub) ----------------------------------------------------------------------
 
-    def connected(self, websocket: Any) -> None:
+    def connected(self, websocket: WebSocket) -> None:
         """An accepted connection: count it and count what it receives and sends outside broadcasts."""
         self._accepted.inc()
-        receive, send = websocket._receive, websocket._send
+        websocket.intercept(self._count_received, self._count_sent)
 
-        async def counted_receive() -> Any:
+    def _count_received(self, receive: Receive) -> Receive:
+        async def counted_receive() -> dict[str, Any]:
             message = await receive()
             if message["type"] == "websocket.receive":
                 self.received += 1
@@ -134,14 +136,17 @@ class Metrics:
                 self.received_bytes += _size(data if data is not None else message.get("bytes") or b"")
             return message
 
-        async def counted_send(message: Any) -> None:
+        return counted_receive
+
+    def _count_sent(self, send: Send) -> Send:
+        async def counted_send(message: dict[str, Any]) -> None:
             if message["type"] == "websocket.send":
                 self.sent += 1
                 data = message.get("text")
                 self.sent_bytes += _size(data if data is not None else message.get("bytes") or b"")
             await send(message)
 
-        websocket._receive, websocket._send = counted_receive, counted_send
+        return counted_send
 
     def broadcast(self, recipients: int, data: str | bytes, seconds: float, remote: bool = False) -> None:
         """One broadcast queued for `recipients` local connections, `seconds` after it started."""

@@ -1,12 +1,15 @@
 """The HTTP `Request` a handler can ask for."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bolt.connection import HTTPConnection
 from bolt.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from bolt.security.origin import Admission
 
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
@@ -20,6 +23,9 @@ class Request(HTTPConnection):
         self._receive = receive
         self._body: bytes | None = None
         self._max_body_size = max_body_size
+        #: A cross-origin request the security pipeline admitted: its Origin and how it was admitted,
+        #: for the CORS headers of the response. None for same-origin requests.
+        self.cors: tuple[str, Admission] | None = None
 
     @property
     def method(self) -> str:

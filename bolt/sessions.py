@@ -83,8 +83,8 @@ async def _session_event(hub: Hub, text: str) -> None:
             logger.info("closing WebSocket %s: its session ended", websocket.path)
             try:
                 await websocket.end(SESSION_ENDED, SESSION_ENDED_REASON)
-            except Exception:  # already gone
-                pass
+            except Exception:  # a bug; the other connections must still be closed
+                logger.exception("could not close WebSocket %s after its session ended", websocket.path)
 
 
 def announce(event: dict[str, str], timeout: float = 5.0) -> None:
@@ -113,7 +113,7 @@ def announce(event: dict[str, str], timeout: float = 5.0) -> None:
             continue
         try:
             future.result(timeout)
-        except Exception as exc:
+        except Exception as exc:  # a signal receiver: a failure here must not fail the logout
             _report_error(exc)
 
 
@@ -123,7 +123,9 @@ def _report(future: Any) -> None:
 
 
 def _report_error(exc: BaseException) -> None:
-    if Hub.running():
+    if not isinstance(exc, (ConnectionError, TimeoutError)):  # not the backend: a bug
+        logger.error("could not tell the workers that a session ended", exc_info=exc)
+    elif Hub.running():
         logger.warning("could not tell the workers that a session ended: %s", exc)
     else:
         # Nothing serves in this process and the backend reaches no other: no socket to close.

@@ -14,10 +14,9 @@ from urllib.parse import urlencode
 import anyio.from_thread
 import orjson
 
-from bolt.api import HANDLER_RETURNED, RAISE_SERVER_EXCEPTIONS
 from bolt.datastructures import Headers
+from bolt.extensions import TESTING, Testing
 from bolt.security.auth import AuthContext
-from bolt.security.pipeline import AUTH_OVERRIDE, ORIGIN_OVERRIDE
 
 DEFAULT_TIMEOUT = 5.0
 #: The Origin a WebSocketTestClient sends with cookies when the test gives none: the test server's own.
@@ -124,6 +123,15 @@ class WebSocketTestClient:
             query_string = urlencode(query_string)
         self.app = api
         self.timeout = timeout
+        self._handler_returned = False
+        # What the test asks of the app beside what a real server sends: the `bolt.testing` extension.
+        testing: Testing = {"raise_server_exceptions": raise_server_exceptions,
+                            "handler_returned": self._on_handler_returned}
+        if auth_context is not None:
+            testing["auth"] = auth_context
+        if cors_allowed_origins is not None or not read_django_settings:
+            testing["origins"] = {"allowed_origins": list(cors_allowed_origins or ()),
+                                  "read_django_settings": read_django_settings}
         self.scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -139,17 +147,11 @@ class WebSocketTestClient:
                 [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies), origin),
             "subprotocols": list(subprotocols or ()),
             "state": {},
-            "extensions": {"websocket.http.response": {}},
-            RAISE_SERVER_EXCEPTIONS: raise_server_exceptions,
+            "extensions": {"websocket.http.response": {}, TESTING: testing},
         }
         if auth_context is not None:
             # Taken as what the route's authentication established; its guards still decide.
-            self.scope[AUTH_OVERRIDE] = self.scope["auth"] = auth_context
-        if cors_allowed_origins is not None or not read_django_settings:
-            self.scope[ORIGIN_OVERRIDE] = {
-                "allowed_origins": list(cors_allowed_origins or ()),
-                "read_django_settings": read_django_settings,
-            }
+            self.scope["auth"] = auth_context
         self.accepted = False
         self.closed = False
         self.close_code: int | None = None
@@ -270,7 +272,7 @@ class WebSocketTestClient:
 
     async def receive(self, timeout: float | None = None) -> dict[str, Any]:
         """The next ASGI message from the server; raises ConnectionClosed once it has closed."""
-        if self.closed and self._handler_returned():
+        if self.closed and self._handler_returned:
             raise HandlerReturned(self.close_code or 1000)
         if self.closed and self._from_app.empty():
             self._raise_app_error()
@@ -282,7 +284,7 @@ class WebSocketTestClient:
             self.close_reason = message.get("reason") or ""
             await self._finish()
             self._raise_app_error()
-            if self._handler_returned():
+            if self._handler_returned:
                 raise HandlerReturned(self.close_code)
             raise ConnectionClosed(self.close_code, self.close_reason)
         if message is _APP_DONE:
@@ -292,8 +294,8 @@ class WebSocketTestClient:
             raise ConnectionClosed(self.close_code, "the app returned without closing")
         return message
 
-    def _handler_returned(self) -> bool:
-        return bool(self.scope.get(HANDLER_RETURNED))
+    def _on_handler_returned(self) -> None:
+        self._handler_returned = True
 
     async def receive_text(self, timeout: float | None = None) -> str:
         message = await self.receive(timeout)
@@ -395,7 +397,8 @@ class AsyncTestClient:
             "method": method.upper(), "scheme": "http", "server": ("testserver", 80), "client": self.client,
             "root_path": "", "path": path, "raw_path": path.encode("utf-8", "surrogateescape"),
             "query_string": query.encode(),
-            "headers": raw_headers, "state": {}, RAISE_SERVER_EXCEPTIONS: self.raise_server_exceptions,
+            "headers": raw_headers, "state": {},
+            "extensions": {TESTING: {"raise_server_exceptions": self.raise_server_exceptions}},
         }
         sent_body = False
         status = 500

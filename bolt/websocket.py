@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
@@ -12,7 +12,12 @@ from bolt.models import Codec, InvalidJSON, ValidationError, codec_for, json_def
 from bolt.wire import MAX_CLOSE_REASON, CloseCode, is_valid_close_code
 
 if TYPE_CHECKING:
+    from bolt.realtime.hub import Connection
     from bolt.realtime.outbox import OutboxSettings
+
+#: An ASGI `receive` callable, and an ASGI `send` callable.
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 def check_close(code: int, reason: str) -> None:
@@ -79,7 +84,7 @@ class MessageValidationError(InvalidJSONMessage):
 class WebSocket(HTTPConnection):
     """One WebSocket connection, as handed to a `@api.websocket` handler."""
 
-    def __init__(self, scope: dict[str, Any], receive: Any, send: Any,
+    def __init__(self, scope: dict[str, Any], receive: Receive, send: Send,
                  path_params: dict[str, Any] | None = None) -> None:
         super().__init__(scope, path_params)
         self._receive = receive
@@ -94,11 +99,37 @@ class WebSocket(HTTPConnection):
         #: The route's send-queue settings (`@api.websocket(outbox=...)`), handed to the hub on accept;
         #: None for the hub's defaults.
         self.outbox: OutboxSettings | None = None
+        #: The hub's record of this connection (its id, rooms and send queue) from accept() until it ends.
+        self.hub_connection: Connection | None = None
 
     @property
     def subprotocols(self) -> list[str]:
         """The subprotocols the client offered, in its order of preference."""
         return list(self.scope.get("subprotocols") or ())
+
+    # -- the ASGI transport ------------------------------------------------------------------------
+
+    def intercept(self, receive: Callable[[Receive], Receive] | None = None,
+                  send: Callable[[Send], Send] | None = None) -> None:
+        """Put a layer around this connection's ASGI `receive` and/or `send`.
+
+        Each function is given the callable in use and returns the one every later message goes
+        through; a layer added later sits outside the earlier ones. bolt's message rate limit and
+        its metrics are such layers. The layer is set up once, so messages pay only its own cost.
+        """
+        if receive is not None:
+            self._receive = receive(self._receive)
+        if send is not None:
+            self._send = send(self._send)
+
+    @property
+    def asgi_send(self) -> Send:
+        """The ASGI `send` this connection writes through, with the layers added so far.
+
+        It is the send the app was called with until something `intercept`s it: comparing the two
+        tells whether every message still reaches the server unchanged.
+        """
+        return self._send
 
     # -- handshake -------------------------------------------------------------------------------
 

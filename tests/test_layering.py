@@ -13,7 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import bolt
+from bolt import BoltAPI, Request, WebSocket
+from bolt.auth import APIKeyAuthentication, IsAuthenticated
+from bolt.middleware import rate_limit
+from bolt.testing import AsyncTestClient, WebSocketTestClient
 
 ROOT = Path(bolt.__file__).parent
 
@@ -120,3 +126,85 @@ def test_the_protocol_and_the_framework_meet_only_in_bolt_wire() -> None:
     for name in sorted(protocol):
         assert graph[name] - protocol <= {"bolt.wire", "bolt.accel"}, f"{name} imports the framework"
     assert not graph["bolt.wire"], "bolt.wire must stay a leaf"
+
+
+def test_the_realtime_backends_never_import_the_hub() -> None:
+    """The hub calls its backend; the backend answers through the Subscriber it was started with."""
+    for path in sorted((ROOT / "realtime" / "backends").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):  # every import, TYPE_CHECKING and local ones too
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or "", *(f"{node.module}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            assert "bolt.realtime.hub" not in names, f"{path.name} imports the hub"
+
+
+# Names bolt's modules give a WebSocket they are handed.
+_WEBSOCKET_NAMES = {"websocket", "ws", "socket"}
+
+
+def _websocket_private_reads(tree: ast.AST) -> list[str]:
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")):
+            continue
+        owner = node.value
+        name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else None
+        if name in _WEBSOCKET_NAMES:
+            found.append(f"{name}.{node.attr} (line {node.lineno})")
+    return found
+
+
+def test_no_module_reaches_into_a_websocket() -> None:
+    """Outside bolt/websocket.py, a WebSocket is used through its public, typed surface only."""
+    for name, path in sorted(_modules().items()):
+        if name == "bolt.websocket":
+            continue
+        assert _websocket_private_reads(ast.parse(path.read_text())) == [], name
+
+
+def test_the_private_read_scan_finds_one() -> None:
+    assert _websocket_private_reads(ast.parse("websocket._send\nconnection.websocket._receive\nws.send")) == [
+        "websocket._send (line 1)", "websocket._receive (line 2)"]
+
+
+# The keys of an HTTP or WebSocket scope in the ASGI spec (2.4), and the two bolt adds: docs/architecture.md.
+_SCOPE_KEYS = {"type", "asgi", "http_version", "method", "scheme", "path", "raw_path", "query_string", "root_path",
+               "headers", "client", "server", "subprotocols", "state", "extensions", "app", "auth"}
+_DOCUMENTED_EXTENSIONS = {"websocket.http.response", "bolt.frames", "bolt.testing"}
+
+
+@pytest.mark.asyncio
+async def test_a_handled_connection_leaves_only_documented_keys_in_its_scope() -> None:
+    api = BoltAPI(auth=[APIKeyAuthentication({"key": "alice"})], guards=[IsAuthenticated()],
+                  cors_allowed_origins=["https://app.example"], metrics="/metrics")
+    seen: list[dict] = []
+
+    @api.websocket("/ws")
+    @rate_limit(messages=(100, 100))
+    async def handler(websocket: WebSocket) -> None:
+        seen.append(websocket.scope)
+        await websocket.accept()
+        await websocket.join("lobby")
+        await api.hub.broadcast("lobby", "hello")
+        await websocket.auser()  # loaded once, kept by the connection
+        await websocket.send_text(websocket.auth.user_id)
+        await websocket.receive_text()  # then returns without closing
+
+    @api.get("/items")
+    async def items(request: Request) -> dict:
+        seen.append(request.scope)
+        return {"user": str(request.user)}
+
+    async with WebSocketTestClient(api, "/ws", headers={"x-api-key": "key", "origin": "https://app.example"}) as ws:
+        assert await ws.receive_text() == "hello"
+        assert await ws.receive_text() == "alice"
+        await ws.send_text("bye")
+    response = await AsyncTestClient(api).get("/items", headers={"x-api-key": "key", "origin": "https://app.example"})
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    assert len(seen) == 2
+    for scope in seen:
+        assert set(scope) <= _SCOPE_KEYS
+        assert set(scope["extensions"]) <= _DOCUMENTED_EXTENSIONS

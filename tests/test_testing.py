@@ -144,3 +144,37 @@ async def test_auth_context_runs_the_handler_as_that_user_and_guards_still_decid
         async with WebSocketTestClient(api, "/ws/admin"):
             pass
     assert denied.value.status_code == 401
+
+
+@pytest.mark.asyncio
+async def test_any_asgi_caller_can_offer_the_testing_extension():
+    """docs/testing.md: what the clients ask of the app is the `bolt.testing` extension, nothing private."""
+    api = BoltAPI()
+
+    @api.websocket("/ws")
+    async def returns(websocket: WebSocket):
+        await websocket.accept()
+
+    @api.websocket("/boom")
+    async def boom(websocket: WebSocket):
+        raise LookupError("a bug")
+
+    returned: list[bool] = []
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "websocket.connect"}
+
+    async def send(message):
+        sent.append(message)
+
+    def scope(path: str) -> dict:
+        testing = {"handler_returned": lambda: returned.append(True), "raise_server_exceptions": True}
+        return {"type": "websocket", "path": path, "headers": [], "query_string": b"",
+                "extensions": {"bolt.testing": testing}}
+
+    await api(scope("/ws"), receive, send)
+    assert returned == [True]
+    assert sent[-1]["type"] == "websocket.close"
+    with pytest.raises(LookupError):
+        await api(scope("/boom"), receive, send)

@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bolt.extensions import FRAMES
 from bolt.realtime.backends.base import Backend
 from bolt.realtime.history import HistoryPolicy
 from bolt.realtime.messages import BYTES, Message, gap, shared
@@ -21,11 +22,10 @@ from bolt.wire import SharedMessage
 
 if TYPE_CHECKING:
     from bolt.metrics import Metrics
+    from bolt.websocket import WebSocket
 
 logger = logging.getLogger("bolt.realtime")
 
-# The scope key under which an accepted connection's hub record is kept.
-SCOPE_KEY = "bolt.hub.connection"
 # How long closing a slow consumer may take before its handler is cancelled instead.
 _EVICT_TIMEOUT = 5.0
 # Every hub of this process, so code outside the server (bolt.realtime.publish) can find the running one.
@@ -37,12 +37,12 @@ class Connection:
 
     __slots__ = ("id", "user_id", "websocket", "outbox", "rooms", "task", "evicted")
 
-    def __init__(self, id: str, user_id: Any, websocket: Any, outbox_settings: OutboxSettings,
+    def __init__(self, id: str, user_id: Any, websocket: WebSocket, outbox_settings: OutboxSettings,
                  on_slow: Callable[[Connection, str], None], on_drop: Callable[[str], None] | None = None) -> None:
         self.id = id
         self.user_id = user_id
         self.websocket = websocket
-        self.outbox = Outbox(websocket._send, outbox_settings, lambda why: on_slow(self, why),
+        self.outbox = Outbox(websocket.asgi_send, outbox_settings, lambda why: on_slow(self, why),
                              _shared_writer(websocket), on_drop)
         self.rooms: set[str] = set()
         self.task = asyncio.current_task()
@@ -206,14 +206,14 @@ class Hub:
         return user_room(user_id)
 
     @staticmethod
-    def connection_id(websocket: Any) -> str | None:
+    def connection_id(websocket: WebSocket) -> str | None:
         """The hub id of an accepted connection (None before accept)."""
-        connection = websocket.scope.get(SCOPE_KEY)
+        connection = websocket.hub_connection
         return connection.id if connection is not None else None
 
-    async def connect(self, websocket: Any, outbox: OutboxSettings | None = None) -> Connection:
+    async def connect(self, websocket: WebSocket, outbox: OutboxSettings | None = None) -> Connection:
         """Register an accepted connection and put it in its own room and its user's room."""
-        existing = websocket.scope.get(SCOPE_KEY)
+        existing = websocket.hub_connection
         if existing is not None:
             return existing
         await self._backend()
@@ -225,32 +225,32 @@ class Hub:
                                 metrics.dropped if metrics is not None else None)
         if metrics is not None:
             metrics.connected(websocket)  # after the outbox took the server's own send
-        websocket.scope[SCOPE_KEY] = connection
+        websocket.hub_connection = connection
         self._connections[connection.id] = connection
         await self._add(connection, connection_room(connection.id))
         if user_id is not None:
             await self._add(connection, user_room(user_id))
         return connection
 
-    async def disconnect(self, websocket: Any) -> None:
+    async def disconnect(self, websocket: WebSocket) -> None:
         """Take a finished connection out of every room (called by the api when the handler ends)."""
-        connection = websocket.scope.pop(SCOPE_KEY, None)
+        connection, websocket.hub_connection = websocket.hub_connection, None
         if connection is None or self._connections.pop(connection.id, None) is None:
             return
         connection.outbox.close()
         for room in list(connection.rooms):
             await self._remove(connection, room)
 
-    def _connection(self, websocket: Any) -> Connection:
-        connection = websocket.scope.get(SCOPE_KEY)
+    def _connection(self, websocket: WebSocket) -> Connection:
+        connection = websocket.hub_connection
         if connection is None:
             raise RuntimeError("join() and leave() need an accepted connection: call accept() first")
         return connection
 
     @staticmethod
-    def evicted(websocket: Any) -> bool:
+    def evicted(websocket: WebSocket) -> bool:
         """Whether the hub is closing this connection as a slow consumer."""
-        connection = websocket.scope.get(SCOPE_KEY)
+        connection = websocket.hub_connection
         return connection is not None and connection.evicted
 
     def _evict(self, connection: Connection, why: str) -> None:
@@ -275,14 +275,14 @@ class Hub:
                 return
         except TimeoutError:
             pass
-        except Exception:  # already gone
-            return
+        except Exception:  # a bug: said here, since nothing awaits this task; the handler is cancelled below
+            logger.exception("could not close slow consumer connection=%s", connection.id)
         if connection.task is not None and not connection.task.done():
             connection.task.cancel("bolt: slow consumer")
 
     # -- rooms ------------------------------------------------------------------------------------
 
-    async def join(self, websocket: Any, room: str, since: int | None = None) -> None:
+    async def join(self, websocket: WebSocket, room: str, since: int | None = None) -> None:
         """Add the connection to `room`; with `since`, first replay what it missed after that id.
 
         Joining a room the connection is already in does nothing.
@@ -327,7 +327,7 @@ class Hub:
             # delivered: it must not reach this connection a second time.
             self._replayed.setdefault(room, {})[connection.id] = last
 
-    async def leave(self, websocket: Any, room: str) -> None:
+    async def leave(self, websocket: WebSocket, room: str) -> None:
         """Take the connection out of `room` (no-op when it is not in it)."""
         check_room(room)
         connection = self._connection(websocket)
@@ -394,13 +394,13 @@ class Hub:
         except ConnectionError as exc:
             logger.warning("pubsub backend: %s failed: %s", what, exc)
 
-    def post(self, websocket: Any, text: str) -> None:
+    def post(self, websocket: WebSocket, text: str) -> None:
         """Queue a text message for one accepted connection of this process, in order with its broadcasts.
 
         Never waits: it goes through the connection's outbox and its slow-consumer policy. A
         connection that has ended gets nothing.
         """
-        connection = websocket.scope.get(SCOPE_KEY)
+        connection = websocket.hub_connection
         if connection is not None:
             connection.outbox.put({"type": "websocket.send", "text": text})
 
@@ -643,25 +643,25 @@ class _Listener:
             logger.exception("hub listener failed")
 
 
-def _shared_writer(websocket: Any) -> Callable[[SharedMessage], bool] | None:
+def _shared_writer(websocket: WebSocket) -> Callable[[SharedMessage], bool] | None:
     """The server's writer of shared messages for this connection, if it has one and nothing wraps its send."""
-    frames = (websocket.scope.get("extensions") or {}).get("bolt.frames")
-    if frames is None or frames.get("send") != websocket._send:
-        return None  # a middleware between the server and the app must see every message
+    frames = (websocket.scope.get("extensions") or {}).get(FRAMES)
+    if frames is None or frames.get("send") != websocket.asgi_send:
+        return None  # a middleware or an intercept() layer around send must see every message
     return frames.get("write")
 
 
 def _ids(exclude: Any) -> set[str]:
     if exclude is None:
         return set()
-    if isinstance(exclude, (str,)) or hasattr(exclude, "scope"):
+    if isinstance(exclude, str) or hasattr(exclude, "hub_connection"):
         exclude = (exclude,)
     ids = set()
     for item in exclude:
         if isinstance(item, str):
             ids.add(item)
         else:
-            connection = item.scope.get(SCOPE_KEY)
+            connection = item.hub_connection
             if connection is not None:
                 ids.add(connection.id)
     return ids

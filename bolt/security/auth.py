@@ -406,14 +406,8 @@ def anonymous_user() -> Any:
     return AnonymousUser()
 
 
-USER_SCOPE_KEY = "bolt.user"
-
-
 def user_for(conn: Any) -> Any:
-    """`conn.user`: the Django user if loaded, a TokenUser for token/API-key auth, else anonymous."""
-    user = conn.scope.get(USER_SCOPE_KEY)
-    if user is not None:
-        return user
+    """`conn.user`: the Django user the authentication found, a TokenUser for token/API-key auth, else anonymous."""
     auth = conn.auth
     if auth.django_user is not None:
         return auth.django_user
@@ -421,24 +415,16 @@ def user_for(conn: Any) -> Any:
 
 
 async def auser_for(conn: Any) -> Any:
-    """`await conn.auser()`: the Django user model instance for the authenticated subject, loaded once."""
-    user = conn.scope.get(USER_SCOPE_KEY)
-    if user is not None:
-        return user
+    """`await conn.auser()`: the Django user model instance for the authenticated subject (`conn` keeps it)."""
     auth = conn.auth
     if auth.django_user is not None:
-        user = auth.django_user
-    elif auth.is_authenticated and django_settings() is not None:
+        return auth.django_user
+    if auth.is_authenticated and django_settings() is not None:
         from django.contrib.auth import get_user_model
 
         model = get_user_model()
         try:
-            user = await model._default_manager.aget(pk=auth.user_id)
+            return await model._default_manager.aget(pk=auth.user_id)
         except (model.DoesNotExist, ValueError, TypeError):
-            user = anonymous_user()
-    elif auth.is_authenticated:
-        user = TokenUser(auth)
-    else:
-        user = anonymous_user()
-    conn.scope[USER_SCOPE_KEY] = user
-    return user
+            return anonymous_user()
+    return TokenUser(auth) if auth.is_authenticated else anonymous_user()

@@ -24,8 +24,6 @@ logger = logging.getLogger("bolt.security")
 CREDENTIALS_EXPIRED = 4401
 CREDENTIALS_EXPIRED_REASON = "Credentials expired"
 
-# The scope key holding a connection's heap entry: [deadline, sequence, websocket or None once cancelled].
-SCOPE_KEY = "bolt.expiry"
 # Below this many cancelled entries the heap is never rebuilt: they cost less than the rebuild.
 _COMPACT_AFTER = 64
 
@@ -40,19 +38,29 @@ class Deadlines:
         self._timer_at = math.inf
         self._cancelled = 0
         self._closing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+        # Each watched connection's heap entry: [deadline, sequence, websocket or None once cancelled].
+        self._entries: dict[Any, list[Any]] = {}
 
     def __len__(self) -> int:
         """How many open connections have a deadline."""
         return len(self._heap) - self._cancelled
 
-    def add(self, websocket: Any, deadline: float) -> list[Any]:
+    def watch(self, websocket: Any, deadline: float) -> None:
+        """Close `websocket` at `deadline`, replacing any earlier deadline it had."""
+        self.forget(websocket)
         entry = [deadline, next(self._sequence), websocket]
         heapq.heappush(self._heap, entry)
+        self._entries[websocket] = entry
         if deadline < self._timer_at:
             self._arm(deadline)
-        return entry
 
-    def cancel(self, entry: list[Any]) -> None:
+    def forget(self, websocket: Any) -> None:
+        """Drop the deadline of `websocket`, if it has one."""
+        entry = self._entries.pop(websocket, None)
+        if entry is not None:
+            self._cancel(entry)
+
+    def _cancel(self, entry: list[Any]) -> None:
         if entry[2] is None:
             return
         entry[2] = None
@@ -92,24 +100,23 @@ class Deadlines:
                 self._cancelled -= 1
                 continue
             entry[2] = None
-            task = asyncio.get_running_loop().create_task(_expire(websocket, entry))
+            task = asyncio.get_running_loop().create_task(self._expire(websocket, entry))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         if heap:
             self._arm(heap[0][0])
 
-
-async def _expire(websocket: Any, entry: list[Any]) -> None:
-    if websocket.scope.get(SCOPE_KEY) is not entry:
-        return  # refreshed (or ended) between the timer and this task
-    websocket.scope.pop(SCOPE_KEY)
-    client = websocket.client
-    logger.info("closing websocket %s from %s: credentials of user %s expired", websocket.path,
-                f"{client[0]}:{client[1]}" if client else "unknown", websocket.auth.user_id)
-    try:
-        await websocket.end(CREDENTIALS_EXPIRED, CREDENTIALS_EXPIRED_REASON)
-    except Exception:  # already gone
-        pass
+    async def _expire(self, websocket: Any, entry: list[Any]) -> None:
+        if self._entries.get(websocket) is not entry:
+            return  # refreshed (or ended) between the timer and this task
+        del self._entries[websocket]
+        client = websocket.client
+        logger.info("closing websocket %s from %s: credentials of user %s expired", websocket.path,
+                    f"{client[0]}:{client[1]}" if client else "unknown", websocket.auth.user_id)
+        try:
+            await websocket.end(CREDENTIALS_EXPIRED, CREDENTIALS_EXPIRED_REASON)
+        except Exception:  # a bug: said here, since nothing awaits this task
+            logger.exception("could not close websocket %s after its credentials expired", websocket.path)
 
 
 # One Deadlines per event loop; a loop that is gone takes its deadlines with it.
@@ -127,12 +134,11 @@ def deadlines() -> Deadlines:
 
 def watch(websocket: Any, expires_at: float) -> None:
     """Close `websocket` with 4401 at `expires_at` (epoch seconds), replacing any earlier deadline."""
-    forget(websocket)
-    websocket.scope[SCOPE_KEY] = deadlines().add(websocket, expires_at)
+    deadlines().watch(websocket, expires_at)
 
 
 def forget(websocket: Any) -> None:
     """Drop the connection's deadline (it ended, or its new credentials do not expire)."""
-    entry = websocket.scope.pop(SCOPE_KEY, None)
-    if entry is not None:
-        deadlines().cancel(entry)
+    found = _per_loop.get(asyncio.get_running_loop())
+    if found is not None:
+        found.forget(websocket)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import inspect
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bolt.connection import HTTPConnection
 from bolt.datastructures import scope_header
 from bolt.django import setting
+from bolt.extensions import testing
 from bolt.security import cors, expiry
 from bolt.security.auth import ANONYMOUS, AuthContext, AuthenticationFailed
 from bolt.security.config import WATCHED_SETTINGS, watch_settings
@@ -30,20 +32,16 @@ from bolt.security.ratelimit import (
     check_ipv6_prefix,
     retry_after_seconds,
 )
-from bolt.websocket import WebSocketClose, WebSocketState
+from bolt.websocket import Receive, WebSocketClose, WebSocketState
 from bolt.wire import CloseCode
+
+if TYPE_CHECKING:
+    from bolt.requests import Request
 
 logger = logging.getLogger("bolt.security")
 
-# Scope key the test client sets to override the origin policy (bolt.testing.ORIGIN_OVERRIDE).
-ORIGIN_OVERRIDE = "bolt.test_origins"
-# Scope key the test client sets to run a handler as a given AuthContext (its `auth_context=`).
-AUTH_OVERRIDE = "bolt.test_auth"
+# Where the pipeline puts the AuthContext it established (read back as `conn.auth`).
 AUTH_SCOPE_KEY = "auth"
-# The route's compiled policy, kept in the scope of an authenticated connection for refresh().
-POLICY_SCOPE_KEY = "bolt.security.policy"
-# Set by the pipeline when a cross-origin request was admitted: the origin to answer CORS for.
-CORS_SCOPE_KEY = "bolt.cors_origin"
 
 ORIGIN_NOT_ALLOWED = "Origin not allowed"
 ORIGIN_REQUIRED = "Origin required"
@@ -115,6 +113,8 @@ class SecurityPipeline:
         self.buckets = BucketTable(max_keys)
         self._origin_policies: dict[Any, OriginPolicy] = {}
         self._wildcard_cookie_warned: set[int] = set()
+        # The route policy each WebSocket was authenticated by, for refresh(); gone with the connection.
+        self._authenticated: weakref.WeakKeyDictionary[Any, RoutePolicy] = weakref.WeakKeyDictionary()
         watch_settings(self._settings_changed)
 
     # -- configuration ---------------------------------------------------------------------------
@@ -132,14 +132,15 @@ class SecurityPipeline:
     def origin_policy(self, scope: dict[str, Any]) -> OriginPolicy:
         """The origin policy for this request: the api's list plus Django's CORS settings.
 
-        A test client may replace the api's list and skip Django through `ORIGIN_OVERRIDE`; the
-        policy is then built by the same code from those values.
+        A test client may replace the api's list and skip Django (the `bolt.testing` extension's
+        `origins`); the policy is then built by the same code from those values.
         """
-        override = scope.get(ORIGIN_OVERRIDE)
+        test = testing(scope)
+        override = test.get("origins") if test is not None else None
         if override is None:
             cache_key: Any = None
         else:
-            cache_key = (tuple(override.get("allowed_origins") or ()), bool(override.get("read_django_settings")))
+            cache_key = (tuple(override["allowed_origins"]), override["read_django_settings"])
         policy = self._origin_policies.get(cache_key)
         if policy is None:
             if override is None:
@@ -215,8 +216,8 @@ class SecurityPipeline:
             admission = self.origin_policy(scope).admit(origin, scope)
             if admission is None:
                 return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED), f"origin {origin[:200]!r}")
-            if admission is not Admission.SAME_ORIGIN:
-                scope[CORS_SCOPE_KEY] = (origin, admission)
+            if admission is not Admission.SAME_ORIGIN and scope["type"] == "http":
+                conn.cors = (origin, admission)
 
         if policy.limit is not None and not policy.limit_after_auth:
             denial = await self._take(policy, conn, route, ANONYMOUS)
@@ -224,8 +225,9 @@ class SecurityPipeline:
                 return denial
 
         auth = ANONYMOUS
-        if AUTH_OVERRIDE in scope:
-            auth = scope[AUTH_OVERRIDE]  # the test client's auth_context: as if a backend had found it
+        test = testing(scope)
+        if test is not None and "auth" in test:
+            auth = test["auth"]  # the test client's auth_context: as if a backend had found it
         elif policy.backends:
             try:
                 found = await self._authenticate(policy, lambda backend: backend.authenticate(conn))
@@ -242,7 +244,8 @@ class SecurityPipeline:
                 return self.deny(route.path, scope, Denial(403, ORIGIN_REQUIRED),
                                  "cookie credentials without an Origin header")
             scope[AUTH_SCOPE_KEY] = auth
-            scope[POLICY_SCOPE_KEY] = policy
+            if scope["type"] == "websocket":
+                self._authenticated[conn] = policy
 
         if policy.limit_after_auth:
             denial = await self._take(policy, conn, route, auth)
@@ -258,7 +261,7 @@ class SecurityPipeline:
                                   f"{_name(guard)} for user {auth.user_id}")
 
         if policy.messages is not None:
-            _limit_messages(conn, route, policy.messages, policy.message_mode)
+            conn.intercept(receive=MessageLimiter(policy.messages, policy.message_mode, route.path, _client(scope)))
         return None
 
     async def refresh(self, websocket: Any, token: str) -> AuthContext:
@@ -274,7 +277,7 @@ class SecurityPipeline:
         return context
 
     async def _refresh(self, websocket: Any, token: str) -> AuthContext:
-        policy: RoutePolicy | None = websocket.scope.get(POLICY_SCOPE_KEY)
+        policy = self._authenticated.get(websocket)
         current = websocket.auth
         if policy is None or not current.is_authenticated:
             raise AuthenticationFailed("This connection was opened without credentials")
@@ -318,9 +321,9 @@ class SecurityPipeline:
         return cors.preflight_response(scope, admission, allowed_methods)
 
     @staticmethod
-    def add_cors_headers(scope: dict[str, Any], response: Any) -> None:
+    def add_cors_headers(request: Request, response: Any) -> None:
         """Add the CORS headers for a cross-origin request the pipeline admitted."""
-        cors.add_cors_headers(scope, response, scope.get(CORS_SCOPE_KEY))
+        cors.add_cors_headers(request.scope, response, request.cors)
 
     @staticmethod
     async def _authenticate(policy: RoutePolicy,
@@ -381,25 +384,36 @@ class SecurityPipeline:
         return denial
 
 
-def _limit_messages(websocket: Any, route: Any, messages: tuple[float, int], mode: str) -> None:
-    """Wrap the connection's ASGI receive so each inbound message spends a token of its own bucket."""
-    bucket = TokenBucket(*messages)
-    receive = websocket._receive
-    warned = False
+class MessageLimiter:
+    """`@rate_limit(messages=...)` on one WebSocket: a layer around its ASGI receive (`WebSocket.intercept`)
+    in which each message spends a token of the connection's own bucket. Over the limit, the
+    connection is closed with 1008 ("close") or the message is dropped ("drop")."""
 
-    async def limited_receive() -> dict[str, Any]:
-        nonlocal warned
-        while True:
-            message: dict[str, Any] = await receive()
-            if message["type"] != "websocket.receive" or bucket.take():
-                return message
-            if mode == "close":
-                logger.info("closing websocket %s from %s: %s", route.path, _client(websocket.scope),
-                            MESSAGE_RATE_EXCEEDED)
-                raise WebSocketClose(CloseCode.POLICY_VIOLATION, MESSAGE_RATE_EXCEEDED)
-            if not warned:
-                warned = True
-                logger.info("dropping messages on websocket %s from %s: %s", route.path,
-                            _client(websocket.scope), MESSAGE_RATE_EXCEEDED)
+    def __init__(self, messages: tuple[float, int], mode: str, path: str, client: str) -> None:
+        self.bucket = TokenBucket(*messages)
+        self.mode = mode
+        self.path = path
+        self.client = client
+        self.warned = False
 
-    websocket._receive = limited_receive
+    def __call__(self, receive: Receive) -> Receive:
+        take = self.bucket.take
+
+        async def limited_receive() -> dict[str, Any]:
+            while True:
+                message = await receive()
+                if message["type"] != "websocket.receive" or take():
+                    return message
+                self.exceeded()
+
+        return limited_receive
+
+    def exceeded(self) -> None:
+        """One message over the limit: close the connection, or let the message be dropped."""
+        if self.mode == "close":
+            logger.info("closing websocket %s from %s: %s", self.path, self.client, MESSAGE_RATE_EXCEEDED)
+            raise WebSocketClose(CloseCode.POLICY_VIOLATION, MESSAGE_RATE_EXCEEDED)
+        if not self.warned:
+            self.warned = True
+            logger.info("dropping messages on websocket %s from %s: %s", self.path, self.client,
+                        MESSAGE_RATE_EXCEEDED)

@@ -126,3 +126,32 @@ async def test_a_middleware_that_wraps_send_sees_every_broadcast(written: list[t
             assert await ws.recv() == "through the middleware"
     assert written == []
     assert "through the middleware" in seen
+
+
+async def test_a_layer_intercepting_send_before_accept_sees_every_broadcast(written: list[tuple[int, bytes]]) -> None:
+    api = BoltAPI()
+    seen: list[Any] = []
+
+    def record(send: Any) -> Any:
+        async def recording(message: dict[str, Any]) -> None:
+            seen.append(message.get("text"))
+            await send(message)
+
+        return recording
+
+    @api.websocket("/member")
+    async def member(websocket: WebSocket) -> None:
+        websocket.intercept(send=record)
+        await websocket.accept()
+        await websocket.join("r")
+        await websocket.send_text("joined")
+        async for _ in websocket.iter_text():
+            pass
+
+    async with asyncio.timeout(20), serve(api, ws=BOLT_PROTOCOL, ws_per_message_deflate=False) as base:
+        async with websockets.connect(f"ws://{base}/member") as ws:
+            assert await ws.recv() == "joined"
+            await api.hub.broadcast("r", "through the layer")
+            assert await ws.recv() == "through the layer"
+    assert written == []
+    assert [text for text in seen if text is not None] == ["joined", "through the layer"]  # None: accept, close

@@ -113,15 +113,19 @@ async def test_the_heap_stays_proportional_to_the_open_sockets():
     far = time.time() + 3600
 
     class Socket:
-        scope: dict = {}
+        pass
 
-    kept = [table.add(Socket(), far + i) for i in range(10)]
+    kept = [Socket() for _ in range(10)]
+    for i, socket in enumerate(kept):
+        table.watch(socket, far + i)
     for i in range(10_000):  # short-lived connections with long-lived tokens
-        table.cancel(table.add(Socket(), far + i))
+        socket = Socket()
+        table.watch(socket, far + i)
+        table.forget(socket)
     assert len(table) == 10
     assert len(table._heap) < 200
-    for entry in kept:
-        table.cancel(entry)
+    for socket in kept:
+        table.forget(socket)
     assert table._heap == [] and table._timer is None
 
 
@@ -210,13 +214,12 @@ async def test_the_room_protocol_closes_with_4401_without_a_refresh():
 
 
 class FakeSocket:
-    """What the deadlines touch of a WebSocket: its scope, its auth, its client, end()."""
+    """What the deadlines touch of a WebSocket: its path, its auth, its client, end()."""
 
     path = "/ws"
     client = ("203.0.113.1", 1)
 
     def __init__(self) -> None:
-        self.scope: dict[str, Any] = {}
         self.ended: list[tuple[int, str]] = []
         self.auth = type("Auth", (), {"user_id": "42"})()
 

@@ -1,14 +1,31 @@
-"""The interface between the hub and a pub/sub backend."""
+"""The interface between the hub and a pub/sub backend.
+
+The hub calls a `Backend`; a backend calls back only through the `Subscriber` it was started with,
+so it never imports the hub.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bolt.realtime.history import HistoryPolicy, Replay
 from bolt.realtime.messages import Message
-from bolt.realtime.presence import Member
+from bolt.realtime.presence import Member, PresenceEvent
 
-if TYPE_CHECKING:
-    from bolt.realtime.hub import Hub
+
+class Subscriber(Protocol):
+    """What a backend hands other processes' traffic to: the hub of this process."""
+
+    #: This process's id, which the backend puts on what it publishes to recognise its own echo.
+    node_id: str
+
+    def deliver_remote(self, room: str, message: Message) -> None:
+        """A broadcast another process published to `room`."""
+
+    def emit_remote(self, event: PresenceEvent) -> None:
+        """A presence event from another process."""
+
+    def signal_gap(self, room: str) -> None:
+        """Broadcasts to `room` may have been missed (the backend was unreachable)."""
 
 
 class BackendUnavailable(ConnectionError):
@@ -27,17 +44,18 @@ class Backend:
     """Carries broadcasts between processes and keeps presence and history.
 
     The hub delivers to this process's members itself; a backend only has to bring other processes'
-    broadcasts (for rooms this process has subscribed to) back through `hub.deliver_remote`.
+    broadcasts (for rooms this process has subscribed to) back through `Subscriber.deliver_remote`.
     """
 
     name = "base"
 
     def __init__(self) -> None:
-        self.hub: Hub | None = None
+        #: Set by start(): where other processes' broadcasts and presence events go.
+        self.hub: Subscriber | None = None
         # Members of this process, by room: what presence must keep alive.
         self.local: dict[str, dict[str, Member]] = {}
 
-    async def start(self, hub: Hub) -> None:
+    async def start(self, hub: Subscriber) -> None:
         self.hub = hub
 
     async def stop(self) -> None:

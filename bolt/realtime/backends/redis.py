@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -27,14 +27,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
-from bolt.realtime.backends.base import Backend, BackendUnavailable, PublishError
+from bolt.realtime.backends.base import Backend, BackendUnavailable, PublishError, Subscriber
 from bolt.realtime.history import HistoryPolicy, Replay
 from bolt.realtime.messages import Message
 from bolt.realtime.names import CONNECTION_PREFIX
 from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent
-
-if TYPE_CHECKING:
-    from bolt.realtime.hub import Hub
 
 logger = logging.getLogger("bolt.realtime")
 
@@ -140,7 +137,7 @@ class RedisBackend(Backend):
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
-    async def start(self, hub: Hub) -> None:
+    async def start(self, hub: Subscriber) -> None:
         await super().start(hub)
         self.node = hub.node_id
         # No silent retries: a failed command must surface (publish) or be noticed (subscriber).

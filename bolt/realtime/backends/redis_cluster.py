@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
@@ -29,11 +29,8 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bolt.realtime.backends.base import Backend
+from bolt.realtime.backends.base import Backend, Subscriber
 from bolt.realtime.backends.redis import REDIS_ERRORS, RedisBackend, _cancel
-
-if TYPE_CHECKING:
-    from bolt.realtime.hub import Hub
 
 SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
@@ -100,7 +97,7 @@ class RedisClusterBackend(RedisBackend):
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
-    async def start(self, hub: Hub) -> None:
+    async def start(self, hub: Subscriber) -> None:
         await Backend.start(self, hub)
         self.node = hub.node_id
         self._node_options = {"socket_timeout": self.timeout, "socket_connect_timeout": self.timeout,
@@ -271,7 +268,7 @@ class _Shards:
             await self.backend._pump(pubsub, self._on_message)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # any error, Redis's or a bug: the listener awaiting `failed` reports it
             self.fail(exc, name)
 
     def _on_message(self, message: dict[str, Any]) -> None:
