@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from bolt import BoltAPI, WebSocket
+from bolt.auth import IsAuthenticated, JWTAuthentication
 
 
 def room_api(api: BoltAPI | None = None, members: list[WebSocket] | None = None, **route_options: Any) -> BoltAPI:
@@ -55,4 +56,13 @@ def member_api(api: BoltAPI | None = None, path: str = "/ws/{room}") -> BoltAPI:
         async for _ in websocket.iter_text():
             pass
 
+    return api
+
+
+def jwt_room_api(secret: str) -> BoltAPI:
+    """A BoltAPI with the room protocol at /rt behind JWT authentication (HS256 with `secret`): an
+    authenticated client may join and publish to any room, and refresh its token in band."""
+    api = BoltAPI()
+    api.realtime("/rt", auth=[JWTAuthentication(secret=secret)], guards=[IsAuthenticated()], can_join=True,
+                 can_publish=True)
     return api
