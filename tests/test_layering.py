@@ -1,4 +1,5 @@
-"""The package's layering: ``import bolt`` stays out of the protocol engine, and no import cycles.
+"""The package's layering: ``import bolt`` stays out of the protocol engine, no import cycles, and
+modules that meet only through each other's public names.
 
 The cycle check reads the source with ``ast`` rather than importing: it walks each module's
 import-time imports (module level, including ``try``/``if`` blocks; not function bodies, not
