@@ -13,6 +13,7 @@ import pytest
 from bolt import BoltAPI, WebSocket
 from bolt.django import BoltMount, mount, setting
 from bolt.testing import AsyncTestClient, HandshakeRejected, WebSocketDenied, WebSocketTestClient
+from demo_apps import echo_api
 from django_settings import configure_django
 from uvicorn_server import WS_IMPLEMENTATIONS, serve
 
@@ -25,13 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def make_api() -> BoltAPI:
-    api = BoltAPI()
-
-    @api.websocket("/ws/echo")
-    async def echo(websocket: WebSocket):
-        await websocket.accept()
-        async for text in websocket.iter_text():
-            await websocket.send_text(text)
+    api = echo_api(path="/ws/echo")
 
     @api.get("/shared")
     async def shared():

@@ -9,18 +9,7 @@ from bolt.testing import (
     WebSocketDenied,
     WebSocketTestClient,
 )
-
-
-def echo_api() -> BoltAPI:
-    api = BoltAPI()
-
-    @api.websocket("/ws")
-    async def echo(websocket: WebSocket):
-        await websocket.accept()
-        async for text in websocket.iter_text():
-            await websocket.send_text(text)
-
-    return api
+from demo_apps import echo_api
 
 
 @pytest.fixture

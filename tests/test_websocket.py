@@ -14,6 +14,7 @@ from bolt.websocket import (
     WebSocketState,
     WebSocketStateError,
 )
+from demo_apps import echo_api
 
 pytestmark = pytest.mark.asyncio
 
@@ -140,13 +141,7 @@ async def test_disconnect_carries_the_client_code_and_repeats(caplog):
 
 
 async def test_uncaught_disconnect_ends_cleanly(caplog):
-    api = BoltAPI()
-
-    @api.websocket("/ws")
-    async def handler(websocket: WebSocket):
-        await websocket.accept()
-        async for message in websocket.iter_text():
-            await websocket.send_text(message)
+    api = echo_api()  # its handler never catches WebSocketDisconnect
 
     with caplog.at_level(logging.DEBUG, logger="bolt"):
         async with WebSocketTestClient(api, "/ws") as ws:

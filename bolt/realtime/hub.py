@@ -556,12 +556,12 @@ class Hub:
             listeners.discard(subscription)
             if not listeners:
                 del self._listeners[subscription.room]
-        if subscription._opened:
+        if subscription.opened:
             await self._release(subscription.room)
 
     def _emit(self, event: PresenceEvent) -> None:
         for subscription in self._listeners.get(event.room, ()):
-            subscription._put(event)
+            subscription.put(event)
 
     def emit_remote(self, event: PresenceEvent) -> None:
         """A presence event from another process (called by the backend)."""
@@ -581,6 +581,11 @@ class Hub:
         if loop is None or self.backend is None or loop.is_closed() or not loop.is_running():
             return None
         return loop
+
+    @property
+    def configured_backend(self) -> str | Backend | None:
+        """The backend this hub was made with (a URL or a Backend); None means the BOLT_PUBSUB setting."""
+        return self._backend_spec
 
     def publisher(self, backend: str | Backend) -> Hub:
         """A hub with this one's history rules and its own `backend`, to publish from a process that

@@ -69,7 +69,13 @@ class PresenceSubscription:
         self._opened = False
         self._closed = False
 
-    def _put(self, event: PresenceEvent) -> None:
+    @property
+    def opened(self) -> bool:
+        """Whether `open()` has run: the hub then listens to the room for this subscription."""
+        return self._opened
+
+    def put(self, event: PresenceEvent) -> None:
+        """Queue `event` for the reader (called by the hub), dropping the oldest when the queue is full."""
         if len(self._events) == self._events.maxlen:
             self.dropped += 1
         self._events.append(event)

@@ -65,7 +65,8 @@ def _route(api: Any, pubsub: str | Backend | None) -> tuple[Hub, asyncio.Abstrac
         hub = _configured_hub()  # not serving, but its history rules still give the message its id
     spec = pubsub
     if spec is None:
-        spec = hub._backend_spec if hub is not None and hub._backend_spec is not None else _setting_backend()
+        configured = hub.configured_backend if hub is not None else None
+        spec = configured if configured is not None else _setting_backend()
     if spec == "memory" or isinstance(spec, MemoryBackend):
         raise PublishError(
             "this process serves no connections and the pub/sub backend is the memory backend, which reaches "

@@ -8,22 +8,14 @@ import pytest
 from bolt import BoltAPI
 from bolt.realtime import PublishError, apublish, publish
 from bolt.testing import WebSocketTestClient
+from demo_apps import member_api
 
 pytestmark = pytest.mark.asyncio
 
 
 def room_api() -> BoltAPI:
-    api = BoltAPI()
+    api = member_api()
     api.hub.keep_history("kept")
-
-    @api.websocket("/ws/{room}")
-    async def member(websocket, room: str):
-        await websocket.accept()
-        await websocket.join(room)
-        await websocket.send_text("joined")
-        async for _ in websocket.iter_text():
-            pass
-
     return api
 
 

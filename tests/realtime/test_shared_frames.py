@@ -10,6 +10,7 @@ import websockets
 
 from bolt import BoltAPI, WebSocket
 from bolt.protocol import SharedMessage, WebSocketProtocol
+from demo_apps import member_api
 from uvicorn_server import BOLT_PROTOCOL, serve
 
 pytestmark = pytest.mark.asyncio
@@ -17,16 +18,8 @@ pytestmark = pytest.mark.asyncio
 
 def fanout_api(**options: Any) -> BoltAPI:
     """Members join a room; the control connection broadcasts what it is told (as JSON: kind and value)."""
-    api = BoltAPI(**options)
+    api = member_api(BoltAPI(**options), "/member/{room}")
     api.hub.keep_history("log:")
-
-    @api.websocket("/member/{room}")
-    async def member(websocket: WebSocket, room: str) -> None:
-        await websocket.accept()
-        await websocket.join(room)
-        await websocket.send_text("joined")
-        async for _ in websocket.iter_text():
-            pass
 
     @api.websocket("/control")
     async def control(websocket: WebSocket) -> None:

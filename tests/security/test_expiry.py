@@ -15,6 +15,7 @@ from bolt.auth import APIKeyAuthentication, AuthenticationFailed, HasPermission,
 from bolt.security import CREDENTIALS_EXPIRED, CREDENTIALS_EXPIRED_REASON, refresh_credentials
 from bolt.security.expiry import Deadlines, deadlines
 from bolt.testing import ConnectionClosed, WebSocketTestClient
+from demo_apps import jwt_room_api
 
 from .conftest import SECRET, bearer
 
@@ -176,19 +177,12 @@ async def test_refresh_needs_a_backend_that_takes_tokens():
 
 # -- the room protocol's auth message -----------------------------------------------------------------
 
-def room_api() -> BoltAPI:
-    api = BoltAPI()
-    api.realtime("/rt", auth=[JWTAuthentication(secret=SECRET)], guards=[IsAuthenticated()], can_join=True,
-                 can_publish=True)
-    return api
-
-
 async def next_message(ws: WebSocketTestClient) -> Any:
     return orjson.loads(await ws.receive_text())
 
 
 async def test_the_room_protocol_refreshes_in_band():
-    async with WebSocketTestClient(room_api(), "/rt", headers=bearer(token(1))) as ws:
+    async with WebSocketTestClient(jwt_room_api(SECRET), "/rt", headers=bearer(token(1))) as ws:
         assert (await next_message(ws))["type"] == "hello"
         fresh = token(3600)
         exp = jwt.decode(fresh, options={"verify_signature": False})["exp"]
@@ -207,7 +201,7 @@ async def test_the_room_protocol_refreshes_in_band():
 
 
 async def test_the_room_protocol_closes_with_4401_without_a_refresh():
-    async with WebSocketTestClient(room_api(), "/rt", headers=bearer(token(1))) as ws:
+    async with WebSocketTestClient(jwt_room_api(SECRET), "/rt", headers=bearer(token(1))) as ws:
         assert (await next_message(ws))["type"] == "hello"
         closed = await closed_by_server(ws)
     assert (closed.code, closed.reason) == (4401, "Credentials expired")

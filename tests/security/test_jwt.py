@@ -16,11 +16,6 @@ from bolt.testing import AsyncTestClient, WebSocketTestClient
 from .conftest import SECRET, bearer, make_token
 
 
-def create_test_jwt(user_id: int, secret: str) -> str:
-    return jwt.encode({"sub": str(user_id), "user_id": str(user_id), "exp": int(time.time()) + 3600},
-                      secret, algorithm="HS256")
-
-
 def protected_api(backend: JWTAuthentication | None = None) -> BoltAPI:
     api = BoltAPI()
 
@@ -47,27 +42,6 @@ async def refused(api: BoltAPI, **kwargs) -> PermissionError:
     with pytest.raises(PermissionError) as exc:
         await connect(api, **kwargs)
     return exc.value
-
-
-@pytest.mark.asyncio
-@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # the guide's 11-byte secret
-async def test_guide_protected_websocket():
-    api = BoltAPI()
-    secret = "test-secret"
-
-    @api.websocket("/ws/protected", auth=[JWTAuthentication(secret=secret)], guards=[IsAuthenticated()])
-    async def protected(websocket: WebSocket):
-        await websocket.accept()
-        await websocket.send_text("authenticated")
-
-    with pytest.raises(PermissionError) as exc:
-        async with WebSocketTestClient(api, "/ws/protected"):
-            pass
-    assert "Authentication required" in str(exc.value)
-
-    token = create_test_jwt(123, secret)
-    async with WebSocketTestClient(api, "/ws/protected", headers={"Authorization": f"Bearer {token}"}) as ws:
-        assert await ws.receive_text() == "authenticated"
 
 
 @pytest.mark.asyncio

@@ -11,6 +11,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from bolt import BoltAPI, Request, WebSocket
 from bolt.auth import HasPermission, JWTAuthentication
 from bolt.middleware import rate_limit
+from demo_apps import jwt_room_api
 from uvicorn_server import WS_IMPLEMENTATIONS, serve
 
 from .conftest import SECRET, bearer, make_token
@@ -206,12 +207,6 @@ def expiring(seconds: int, sub: str = "42") -> tuple[str, int]:
     return jwt.encode({"sub": sub, "exp": str(exp)}, SECRET, algorithm="HS256"), exp  # a string exp, as pyjwt allows
 
 
-def realtime_api() -> BoltAPI:
-    api = BoltAPI()
-    api.realtime("/rt", auth=[JWTAuthentication(secret=SECRET)], can_join=True, can_publish=True)
-    return api
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
 async def test_an_expired_token_closes_its_open_socket_with_4401_through_uvicorn(ws):
@@ -220,7 +215,7 @@ async def test_an_expired_token_closes_its_open_socket_with_4401_through_uvicorn
     import time
 
     token, exp = expiring(2)
-    async with serve(realtime_api(), ws=ws) as base:
+    async with serve(jwt_room_api(SECRET), ws=ws) as base:
         async with asyncio.timeout(10):
             async with connect(f"ws://{base}/rt", additional_headers=bearer(token)) as client:
                 assert json.loads(await client.recv())["type"] == "hello"
@@ -244,7 +239,7 @@ async def test_an_in_band_refresh_keeps_the_socket_open_through_uvicorn(ws):
 
     token, exp = expiring(1)
     fresh, fresh_exp = expiring(3)
-    async with serve(realtime_api(), ws=ws) as base:
+    async with serve(jwt_room_api(SECRET), ws=ws) as base:
         async with asyncio.timeout(10):
             async with connect(f"ws://{base}/rt", additional_headers=bearer(token)) as client:
                 assert json.loads(await client.recv())["type"] == "hello"

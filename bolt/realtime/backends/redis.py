@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import orjson
@@ -67,7 +67,7 @@ def _unavailable(what: str, error: type[BackendUnavailable] = BackendUnavailable
         raise error(f"redis: {what} failed: {exc}") from exc
 
 
-async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+async def cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
     """Cancel `tasks` and wait for them. A cancellation that lands as redis-py's read timeout fires can be
     swallowed (asyncio.timeout turns it into the timeout), so a task still running is cancelled again."""
     pending = set(tasks)
@@ -85,7 +85,19 @@ def _now_ms() -> int:
 
 
 class RedisBackend(Backend):
-    """Pub/sub, presence and history in Redis (redis-py's asyncio client)."""
+    """Pub/sub, presence and history in Redis (redis-py's asyncio client).
+
+    A subclass for another Redis topology (`RedisClusterBackend`) overrides these protected hooks and
+    uses this state, and nothing else of the class's internals:
+
+    - key names: `_channel`, `_room_of`, `_presence_key`, `_history_keys`;
+    - the subscriber: `_open_subscriber`, `_read`, `_release_lost`, `_close_pubsub`, `_server_run_id`,
+      `_drop_idle_connections`, and `_close_clients` at stop; its `start` makes the clients and calls
+      `_start_listening`;
+    - shared with it: `_pump` (read one subscriber connection) and `_dispatch` (hand a message on);
+    - state: `_redis` (the command client), `_pubsub` (what `_read` is given), `_rooms` (the rooms
+      this process subscribes to).
+    """
 
     name = "redis"
     publish_command = "PUBLISH"
@@ -121,15 +133,19 @@ class RedisBackend(Backend):
     # -- keys ---------------------------------------------------------------------------------------
 
     def _channel(self, room: str) -> str:
+        """The pub/sub channel of `room`."""
         return f"{self.prefix}room:{room}"
 
     def _room_of(self, channel: bytes) -> str:
+        """The room of a channel `_channel` named."""
         return channel.decode()[len(self.prefix) + 5:]  # strip "<prefix>room:"
 
     def _presence_key(self, room: str) -> str:
+        """The sorted set of `room`'s members, scored by expiry time."""
         return f"{self.prefix}presence:{room}"
 
     def _history_keys(self, room: str) -> tuple[str, str]:
+        """The id counter and the history set of `room`."""
         return f"{self.prefix}seq:{room}", f"{self.prefix}history:{room}"
 
     def _header(self, kind: str, seq: int = 0, sent: int = 0) -> bytes:
@@ -164,7 +180,7 @@ class RedisBackend(Backend):
                 await self._listening.wait()
 
     async def stop(self) -> None:
-        await _cancel(self._tasks)
+        await cancel_tasks(self._tasks)
         self._tasks = []
         with contextlib.suppress(BackendUnavailable):
             for room, members in list(self.local.items()):
@@ -175,6 +191,7 @@ class RedisBackend(Backend):
         await super().stop()
 
     async def _close_clients(self) -> None:
+        """Close the command and subscriber clients (at stop)."""
         for client in (self._redis, self._sub_redis):
             if client is not None:
                 with contextlib.suppress(*REDIS_ERRORS):
@@ -245,6 +262,7 @@ class RedisBackend(Backend):
                 await self._redis.connection_pool.disconnect(inuse_connections=False)
 
     async def _close_pubsub(self) -> None:
+        """Close the subscriber connection, if one is open."""
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(*REDIS_ERRORS):
@@ -321,7 +339,7 @@ class RedisBackend(Backend):
         if message["type"] == "message":
             self._dispatch(message["channel"], message["data"])
 
-    async def _pump(self, pubsub: Any, handle: Any) -> None:
+    async def _pump(self, pubsub: Any, handle: Callable[[dict[str, Any]], None]) -> None:
         """Hand every message of one subscriber connection to `handle` until the connection fails.
 
         A server that hangs, or a host that vanishes without closing the socket, raises no error on a
@@ -354,6 +372,7 @@ class RedisBackend(Backend):
         return node, Message.from_payload(kind, payload, seq or None, sent / 1000), payload
 
     def _dispatch(self, channel: bytes, data: bytes) -> None:
+        """Hand one message of a room's channel to the hub, unless this process published it."""
         room = self._room_of(channel)
         try:
             node, message, payload = self._parse(data)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -30,7 +31,7 @@ from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bolt.realtime.backends.base import Backend, Subscriber
-from bolt.realtime.backends.redis import REDIS_ERRORS, RedisBackend, _cancel
+from bolt.realtime.backends.redis import REDIS_ERRORS, RedisBackend, cancel_tasks
 
 SCHEMES = ("redis+cluster://", "rediss+cluster://")
 
@@ -141,7 +142,7 @@ class RedisClusterBackend(RedisBackend):
         await self._redis.initialize()  # once: the client's own setup (slot map, command table)
         await self._redis.nodes_manager.initialize()  # the slot map as it is now (after a failover, say)
         if self._shards is None:
-            self._shards = _Shards(self)
+            self._shards = _Shards(self._redis, self._node_options, self._pump, self._dispatch)
         shards = self._shards
         self._pubsub = shards
         rooms = [room for room in self._rooms if self._channel(room) not in shards.owner]
@@ -180,9 +181,13 @@ class _Shards:
     keeping the other masters' connections as they are.
     """
 
-    def __init__(self, backend: RedisClusterBackend) -> None:
-        self.backend = backend
-        self.cluster: RedisCluster = backend._redis  # type: ignore[assignment]
+    def __init__(self, cluster: RedisCluster, node_options: dict[str, Any],
+                 pump: Callable[[Any, Callable[[dict[str, Any]], None]], Awaitable[None]],
+                 dispatch: Callable[[bytes, bytes], None]) -> None:
+        self.cluster = cluster
+        self.node_options = node_options  # how to connect to one master
+        self.pump = pump  # reads one pub/sub connection until it fails: RedisBackend._pump
+        self.dispatch = dispatch  # hands a room's message on: RedisBackend._dispatch
         self.pubsubs: dict[str, Any] = {}  # node name -> its pub/sub connection
         self.owner: dict[str, str] = {}  # channel -> the node it is subscribed on
         self.leaving: set[str] = set()  # channels this process unsubscribed (their confirmation is not a loss)
@@ -215,7 +220,7 @@ class _Shards:
     async def _close(self, name: str) -> None:
         reader = self.readers.pop(name, None)
         if reader is not None:
-            await _cancel([reader])
+            await cancel_tasks([reader])
         for closable in (self.pubsubs.pop(name, None), self.clients_of.pop(name, None)):
             if closable is not None:
                 with contextlib.suppress(*REDIS_ERRORS):
@@ -226,7 +231,7 @@ class _Shards:
         if pubsub is not None:
             await pubsub.ssubscribe(*channels)
             return
-        client = Redis(host=node.host, port=int(node.port), **self.backend._node_options)
+        client = Redis(host=node.host, port=int(node.port), **self.node_options)
         self.clients_of[node.name] = client
         pubsub = client.pubsub()
         self.pubsubs[node.name] = pubsub
@@ -265,7 +270,7 @@ class _Shards:
 
     async def _reader(self, name: str, pubsub: Any) -> None:
         try:
-            await self.backend._pump(pubsub, self._on_message)
+            await self.pump(pubsub, self._on_message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any error, Redis's or a bug: the listener awaiting `failed` reports it
@@ -274,7 +279,7 @@ class _Shards:
     def _on_message(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "smessage":
-            self.backend._dispatch(message["channel"], message["data"])
+            self.dispatch(message["channel"], message["data"])
         elif kind == "sunsubscribe":
             channel = message["channel"].decode()
             if channel in self.leaving:
