@@ -294,6 +294,7 @@ class Target:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.sockets: list[socket.socket] = []
         self.latencies: list[float] = []
+        self.cpu = 0.0  # server CPU seconds (every process) during the recorded rounds
         self.rounds = 0
         self.directory: str | None = None  # a Redis Cluster's files
 
@@ -362,6 +363,7 @@ class Target:
         arrived: set[int] = set()
         poll, connections = self.epoll.poll, self.connections
         deadline = time.monotonic() + (5 if self.stalled else 60)
+        cpu = self._cpu() if record else 0.0
         started = time.perf_counter()
         self.control.sendall(self.go)
         while len(arrived) < connections:
@@ -376,7 +378,12 @@ class Target:
         self.rounds += 1
         if record:
             self.latencies.append(elapsed)
+            self.cpu += self._cpu() - cpu
         self._drain()
+
+    def _cpu(self) -> float:
+        # Counted in clock ticks: one round is shorter than a tick, but the sum over many is fair.
+        return sum(cpu_seconds(process.pid) for process in self.processes)
 
     def _drain(self) -> None:
         for sock in self.sockets:
@@ -397,6 +404,7 @@ class Target:
             "server": self.name, "messages": len(self.latencies), "stuck_after": self.stuck_after,
             "rounds": self.rounds,
             "deliveries_per_s": self.connections * len(latencies) / sum(latencies),
+            "cpu_us_per_delivery": self.cpu / max(1, self.connections * len(self.latencies)) * 1e6,
             "p50_ms": statistics.median(latencies) * 1000,
             "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         }
@@ -482,19 +490,24 @@ def main() -> None:
         return
     for r in results:
         print(f"{r['server']:<16} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
-              f"  p99 {r['p99_ms']:7.2f} ms  ({r['messages']} messages)", flush=True)
+              f"  p99 {r['p99_ms']:7.2f} ms  server CPU {r['cpu_us_per_delivery']:5.2f} us/delivery"
+              f"  ({r['messages']} messages)", flush=True)
     by_name = {r["server"]: r for r in results}
     print()
-    print("| server | deliveries/s | p50 to all (ms) | p99 to all (ms) | vs starlette | vs channels |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| server | deliveries/s | p50 to all (ms) | p99 to all (ms) | server CPU per delivery (us) "
+          "| vs starlette | vs channels | CPU vs starlette |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         def ratio(other: str) -> str:
             if other not in by_name:
                 return "-"
             return f"{r['deliveries_per_s'] / by_name[other]['deliveries_per_s']:.2f}x"
 
+        starlette = by_name.get("starlette")
+        cpu_ratio = (f"{starlette['cpu_us_per_delivery'] / r['cpu_us_per_delivery']:.2f}x"
+                     if starlette and r["cpu_us_per_delivery"] else "-")
         print(f"| {r['server']} | {r['deliveries_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-              f"{ratio('starlette')} | {ratio('channels')} |")
+              f"{r['cpu_us_per_delivery']:.2f} | {ratio('starlette')} | {ratio('channels')} | {cpu_ratio} |")
 
 
 if __name__ == "__main__":
