@@ -15,6 +15,8 @@ Compared side by side in one run, all on stock uvicorn (websockets-sansio) unles
   redis x2+proto   the same under bolt's own protocol
   redis x2 2cores+proto the same with the second worker on core 1 (beside the client): what a second
                    core adds when the 2-core machine also has to run the load client
+  bolt 2cores+proto bolt+proto in one worker allowed on both cores, where `send_many` splits a
+                   broadcast's sends over two threads
   cluster x2(+proto) the same on a 3-master Redis Cluster (redis+cluster://, SPUBLISH)
   bolt metrics(+proto) bolt with `BoltAPI(metrics="/metrics")`: what the Prometheus counters cost
   realtime(+proto) the room protocol of `api.realtime`: members join with a `join` message, and each
@@ -198,6 +200,7 @@ SERVERS = {  # name: (factory, --ws implementation, worker processes)
     "redis x2": ("make_bolt", "websockets-sansio", 2),
     "redis x2+proto": ("make_bolt", BOLT_PROTOCOL, 2),
     "redis x2 2cores+proto": ("make_bolt", BOLT_PROTOCOL, 2),
+    "bolt 2cores+proto": ("make_bolt", BOLT_PROTOCOL, 1),
     "cluster x2": ("make_bolt", "websockets-sansio", 2),
     "cluster x2+proto": ("make_bolt", BOLT_PROTOCOL, 2),
     "bolt metrics": ("make_bolt", "websockets-sansio", 1),
@@ -318,8 +321,9 @@ class Target:
         ports = []
         for worker in range(workers):  # every worker on core 0, like the single-process servers, unless "2cores"
             port = free_port()
+            cores = ("0,1" if workers == 1 else str(worker % 2)) if "2cores" in self.name else "0"
             self.processes.append(subprocess.Popen(
-                ["taskset", "-c", str(worker % 2) if "2cores" in self.name else "0", sys.executable, "-m", "uvicorn", "--factory",
+                ["taskset", "-c", cores, sys.executable, "-m", "uvicorn", "--factory",
                  f"benchmarks.broadcast_bench:{factory}", "--host", "127.0.0.1", "--port", str(port),
                  "--ws", ws_impl, "--ws-ping-interval", "0", "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env))
             wait_for_port("127.0.0.1", port, self.processes[-1], timeout=30)

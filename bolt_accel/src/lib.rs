@@ -288,12 +288,13 @@ fn json_object_spans<'py>(
     })?
 }
 
-/// Send the frame `data` to every socket of `fds` (non-blocking), with the GIL released; returns
-/// `(index, bytes taken)` for each socket that did not take it whole (0 when full or failed).
+/// Send the frame `data` to every socket of `fds` (non-blocking), with the GIL released and, for
+/// many sockets, on several cores; returns `(index, bytes taken)` for each socket that did not take
+/// it whole (0 when full or failed), in index order.
 #[pyfunction]
 fn send_many(py: Python<'_>, fds: Vec<i32>, data: &Bound<'_, PyBytes>) -> Vec<(usize, usize)> {
     let data = data.as_bytes();
-    py.detach(|| sockets::send_all(&fds, data))
+    py.detach(|| sockets::send_all_parallel(&fds, data))
 }
 
 #[pymodule]

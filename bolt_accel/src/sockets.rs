@@ -1,5 +1,38 @@
 //! One frame written to many sockets in one call: the write loop of a broadcast.
 
+/// Sockets per thread below which splitting the loop costs more (a thread's start) than it saves.
+const PER_THREAD: usize = 256;
+
+/// `send_all`, split over as many threads as this process may run on at once (its CPU affinity):
+/// most of a send is the kernel's TCP work, which then proceeds on several cores.
+pub fn send_all_parallel(fds: &[i32], data: &[u8]) -> Vec<(usize, usize)> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.min(fds.len() / PER_THREAD).max(1);
+    if threads == 1 {
+        return send_all(fds, data);
+    }
+    let chunk = fds.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = fds
+            .chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| {
+                scope.spawn(move || {
+                    let mut incomplete = send_all(part, data);
+                    for entry in &mut incomplete {
+                        entry.0 += n * chunk;
+                    }
+                    incomplete
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|worker| worker.join().expect("send_all does not panic"))
+            .collect()
+    })
+}
+
 /// `send()`s `data` on each socket of `fds` without blocking, and returns `(index, bytes taken)` for
 /// each socket that did not take all of it: 0 when its buffer was full or it failed, so the caller
 /// writes that frame (or its rest) through the connection's transport, which reports the error.
@@ -43,6 +76,21 @@ mod tests {
         // SAFETY: `fds` has room for the two descriptors socketpair() writes.
         assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
         fds
+    }
+
+    #[test]
+    fn threads_report_the_same_indexes() {
+        let good = pair();
+        let mut fds = vec![-1; 1000];
+        fds[10] = good[0];
+        fds[700] = good[0];
+        let expected: Vec<_> = (0..1000).filter(|&i| i != 10 && i != 700).map(|i| (i, 0)).collect();
+        assert_eq!(super::send_all_parallel(&fds, b"x"), expected);
+        // SAFETY: closing descriptors this test owns.
+        unsafe {
+            libc::close(good[0]);
+            libc::close(good[1]);
+        }
     }
 
     #[test]

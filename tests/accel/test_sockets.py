@@ -75,3 +75,16 @@ def test_both_take_the_same_part_of_a_full_socket(pure: ModuleType, rust: Module
         ours.close()
         theirs.close()
     assert results[0] == results[1]
+
+
+def test_many_sockets_split_over_threads_report_their_own_indexes(impl: ModuleType) -> None:
+    sockets = pairs(700)  # enough for the Rust side to use a thread per core
+    broken = set(range(0, 700, 97))
+    for index in broken:
+        sockets[index][1].close()
+    assert impl.send_many([ours.fileno() for ours, _ in sockets], b"frame") == [(index, 0) for index in sorted(broken)]
+    for index, (ours, theirs) in enumerate(sockets):
+        if index not in broken:
+            assert read_all(theirs) == b"frame"
+            theirs.close()
+        ours.close()
