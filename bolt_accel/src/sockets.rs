@@ -6,9 +6,14 @@ const PER_THREAD: usize = 256;
 /// `send_all`, split over as many threads as this process may run on at once (its CPU affinity):
 /// most of a send is the kernel's TCP work, which then proceeds on several cores.
 pub fn send_all_parallel(fds: &[i32], data: &[u8]) -> Vec<(usize, usize)> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = cores.min(fds.len() / PER_THREAD).max(1);
-    if threads == 1 {
+    if fds.len() < 2 * PER_THREAD {
+        return send_all(fds, data);
+    }
+    // Asked once: on Linux the answer reads the cgroup's CPU quota from files.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = cores.min(fds.len() / PER_THREAD);
+    if threads < 2 {
         return send_all(fds, data);
     }
     let chunk = fds.len().div_ceil(threads);
@@ -74,7 +79,10 @@ mod tests {
     fn pair() -> [i32; 2] {
         let mut fds = [0; 2];
         // SAFETY: `fds` has room for the two descriptors socketpair() writes.
-        assert_eq!(unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) }, 0);
+        assert_eq!(
+            unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
+            0
+        );
         fds
     }
 
@@ -84,7 +92,10 @@ mod tests {
         let mut fds = vec![-1; 1000];
         fds[10] = good[0];
         fds[700] = good[0];
-        let expected: Vec<_> = (0..1000).filter(|&i| i != 10 && i != 700).map(|i| (i, 0)).collect();
+        let expected: Vec<_> = (0..1000)
+            .filter(|&i| i != 10 && i != 700)
+            .map(|i| (i, 0))
+            .collect();
         assert_eq!(super::send_all_parallel(&fds, b"x"), expected);
         // SAFETY: closing descriptors this test owns.
         unsafe {
