@@ -13,6 +13,10 @@ Compared side by side in one run, all on stock uvicorn (websockets-sansio) unles
   redis x2         bolt with the Redis backend, two worker processes, the connections split between them
                    (the broadcast is published by one worker and reaches the other through Redis)
   redis x2+proto   the same under bolt's own protocol
+  redis x2 2cores+proto the same with the second worker on core 1 (beside the client): what a second
+                   core adds when the 2-core machine also has to run the load client
+  bolt 2cores+proto bolt+proto in one worker allowed on both cores, where `send_many` splits a
+                   broadcast's sends over two threads
   cluster x2(+proto) the same on a 3-master Redis Cluster (redis+cluster://, SPUBLISH)
   bolt metrics(+proto) bolt with `BoltAPI(metrics="/metrics")`: what the Prometheus counters cost
   realtime(+proto) the room protocol of `api.realtime`: members join with a `join` message, and each
@@ -195,6 +199,8 @@ SERVERS = {  # name: (factory, --ws implementation, worker processes)
     "bolt+proto": ("make_bolt", BOLT_PROTOCOL, 1),
     "redis x2": ("make_bolt", "websockets-sansio", 2),
     "redis x2+proto": ("make_bolt", BOLT_PROTOCOL, 2),
+    "redis x2 2cores+proto": ("make_bolt", BOLT_PROTOCOL, 2),
+    "bolt 2cores+proto": ("make_bolt", BOLT_PROTOCOL, 1),
     "cluster x2": ("make_bolt", "websockets-sansio", 2),
     "cluster x2+proto": ("make_bolt", BOLT_PROTOCOL, 2),
     "bolt metrics": ("make_bolt", "websockets-sansio", 1),
@@ -294,6 +300,7 @@ class Target:
         self.processes: list[subprocess.Popen[bytes]] = []
         self.sockets: list[socket.socket] = []
         self.latencies: list[float] = []
+        self.cpu = 0.0  # server CPU seconds (every process) during the recorded rounds
         self.rounds = 0
         self.directory: str | None = None  # a Redis Cluster's files
 
@@ -312,10 +319,11 @@ class Target:
         if "metrics" in self.name:
             env["BOLT_BENCH_METRICS"] = "1"
         ports = []
-        for _ in range(workers):  # every worker on core 0, like the single-process servers
+        for worker in range(workers):  # every worker on core 0, like the single-process servers, unless "2cores"
             port = free_port()
+            cores = ("0,1" if workers == 1 else str(worker % 2)) if "2cores" in self.name else "0"
             self.processes.append(subprocess.Popen(
-                ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "--factory",
+                ["taskset", "-c", cores, sys.executable, "-m", "uvicorn", "--factory",
                  f"benchmarks.broadcast_bench:{factory}", "--host", "127.0.0.1", "--port", str(port),
                  "--ws", ws_impl, "--ws-ping-interval", "0", "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=env))
             wait_for_port("127.0.0.1", port, self.processes[-1], timeout=30)
@@ -362,6 +370,7 @@ class Target:
         arrived: set[int] = set()
         poll, connections = self.epoll.poll, self.connections
         deadline = time.monotonic() + (5 if self.stalled else 60)
+        cpu = self._cpu() if record else 0.0
         started = time.perf_counter()
         self.control.sendall(self.go)
         while len(arrived) < connections:
@@ -376,7 +385,12 @@ class Target:
         self.rounds += 1
         if record:
             self.latencies.append(elapsed)
+            self.cpu += self._cpu() - cpu
         self._drain()
+
+    def _cpu(self) -> float:
+        # Counted in clock ticks: one round is shorter than a tick, but the sum over many is fair.
+        return sum(cpu_seconds(process.pid) for process in self.processes)
 
     def _drain(self) -> None:
         for sock in self.sockets:
@@ -397,6 +411,7 @@ class Target:
             "server": self.name, "messages": len(self.latencies), "stuck_after": self.stuck_after,
             "rounds": self.rounds,
             "deliveries_per_s": self.connections * len(latencies) / sum(latencies),
+            "cpu_us_per_delivery": self.cpu / max(1, self.connections * len(self.latencies)) * 1e6,
             "p50_ms": statistics.median(latencies) * 1000,
             "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         }
@@ -482,19 +497,24 @@ def main() -> None:
         return
     for r in results:
         print(f"{r['server']:<16} {r['deliveries_per_s']:>12,.0f} deliveries/s  p50 {r['p50_ms']:7.2f} ms"
-              f"  p99 {r['p99_ms']:7.2f} ms  ({r['messages']} messages)", flush=True)
+              f"  p99 {r['p99_ms']:7.2f} ms  server CPU {r['cpu_us_per_delivery']:5.2f} us/delivery"
+              f"  ({r['messages']} messages)", flush=True)
     by_name = {r["server"]: r for r in results}
     print()
-    print("| server | deliveries/s | p50 to all (ms) | p99 to all (ms) | vs starlette | vs channels |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| server | deliveries/s | p50 to all (ms) | p99 to all (ms) | server CPU per delivery (us) "
+          "| vs starlette | vs channels | CPU vs starlette |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         def ratio(other: str) -> str:
             if other not in by_name:
                 return "-"
             return f"{r['deliveries_per_s'] / by_name[other]['deliveries_per_s']:.2f}x"
 
+        starlette = by_name.get("starlette")
+        cpu_ratio = (f"{starlette['cpu_us_per_delivery'] / r['cpu_us_per_delivery']:.2f}x"
+                     if starlette and r["cpu_us_per_delivery"] else "-")
         print(f"| {r['server']} | {r['deliveries_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-              f"{ratio('starlette')} | {ratio('channels')} |")
+              f"{r['cpu_us_per_delivery']:.2f} | {ratio('starlette')} | {ratio('channels')} | {cpu_ratio} |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The differential tests in ``tests/accel/`` hold both to the same vectors.
 from __future__ import annotations
 
 import math
+import os
 import re
 from codecs import utf_8_decode
 from json.decoder import scanstring  # type: ignore[attr-defined]  # public at run time, not in typeshed
@@ -19,6 +20,7 @@ __all__ = [
     "mask",
     "mask_join",
     "scan_frames",
+    "send_many",
 ]
 
 
@@ -341,3 +343,18 @@ def json_object_spans(text: str | Buffer, max_depth: int) -> dict[str, tuple[int
         return {key: (offsets[start], offsets[end]) for key, (start, end) in spans.items()}
     except _Invalid as exc:
         raise ValueError(f"invalid JSON at {exc.pos}: {exc.reason}") from None
+
+
+def send_many(fds: list[int], data: bytes) -> list[tuple[int, int]]:
+    """Send the frame ``data`` to every socket of ``fds`` (non-blocking ones); returns ``(index, bytes
+    taken)`` for each socket that did not take it whole (0 when its buffer was full or it failed)."""
+    incomplete = []
+    write = os.write  # write(2) on a socket is send(2) without flags
+    for index, fd in enumerate(fds):
+        try:
+            taken = write(fd, data)
+        except OSError:  # full or broken: the caller's transport writes the frame and meets the error
+            taken = 0
+        if taken != len(data):
+            incomplete.append((index, taken))
+    return incomplete

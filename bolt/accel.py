@@ -19,6 +19,7 @@ __all__ = [
     "mask",
     "mask_join",
     "scan_frames",
+    "send_many",
 ]
 
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 __all__ = [
     "OP_BINARY",
@@ -141,15 +142,23 @@ class SharedMessage:
 
     Nothing is encoded until a connection asks for a frame, so a message no connection takes
     (every recipient on another server, say) costs nothing.
+
+    A message made with ``batched=True`` promises that whoever hands it to writers calls
+    :meth:`flush` after the last of them, before anything else can write to those connections. A
+    server's writer may then :meth:`hold` a connection instead of writing to it at once, and
+    :meth:`flush` writes the frame to all the held connections in one call.
     """
 
-    __slots__ = ("data", "_payload", "_plain", "_deflated")
+    __slots__ = ("data", "batched", "_payload", "_plain", "_deflated", "_held")
 
-    def __init__(self, data: str | bytes) -> None:
+    def __init__(self, data: str | bytes, batched: bool = False) -> None:
         self.data = data
+        self.batched = batched
         self._payload = data if isinstance(data, bytes) else None
         self._plain: bytes | None = None
         self._deflated: dict[tuple[int, int, int], bytes] = {}
+        # [frame, write, connections] per frame held back, in the order they were first held
+        self._held: list[tuple[bytes, Callable[[bytes, list[Any]], None], list[Any]]] | None = None
 
     @property
     def payload(self) -> bytes:
@@ -178,3 +187,22 @@ class SharedMessage:
             # With a shared key the extension compresses each message from a fresh compressor.
             frame = self._deflated[key] = encode_frame(self.opcode, extension.compress(self.payload), rsv1=True)
         return frame
+
+    def hold(self, frame: bytes, connection: Any, write: Callable[[bytes, list[Any]], None]) -> None:
+        """Keep `connection` to get `frame` at :meth:`flush`, which calls `write(frame, connections)` once."""
+        held = self._held
+        if held is None:
+            self._held = [(frame, write, [connection])]
+            return
+        for each in held:
+            if each[0] is frame and each[1] is write:
+                each[2].append(connection)
+                return
+        held.append((frame, write, [connection]))
+
+    def flush(self) -> None:
+        """Write the frames held back by :meth:`hold` to their connections."""
+        held, self._held = self._held, None
+        if held is not None:
+            for frame, write, connections in held:
+                write(frame, connections)

@@ -20,7 +20,6 @@ import os
 import socket
 import struct
 import sys
-from collections import deque
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
@@ -38,6 +37,7 @@ from uvicorn.protocols.utils import (
     is_ssl,
 )
 
+from bolt.accel import send_many
 from bolt.wire import CloseCode, SharedMessage
 
 from .connection import (
@@ -112,6 +112,26 @@ def _unsent(transport: asyncio.WriteTransport, sock: socket.socket) -> bool:
     return unsent > 0
 
 
+def _send_held(frame: bytes, protocols: list[WebSocketProtocol]) -> None:
+    """Write one broadcast frame to many connections: a single call (`bolt.accel.send_many`, in Rust
+    without the GIL) sends it on every socket whose transport holds nothing, which is what
+    ``transport.write`` would do, without a Python call per socket. A transport with bytes still
+    buffered, or one closing, gets the frame behind them, and so does a socket that took only part
+    of it (its rest) or none (full, or broken: the transport then reports the error as usual).
+    """
+    direct: list[asyncio.Transport] = []
+    fds: list[int] = []
+    for protocol in protocols:
+        transport = protocol.transport
+        if transport.get_write_buffer_size() or transport.is_closing():
+            transport.write(frame)
+        else:
+            direct.append(transport)
+            fds.append(protocol._fd)
+    for index, taken in send_many(fds, frame):
+        direct[index].write(frame[taken:] if taken else frame)
+
+
 #: A stopping worker closes its open connections in this many waves over the drain period.
 DRAIN_WAVES = 10
 _drain_turns = itertools.count()  # which wave the next connection told to shut down joins
@@ -139,7 +159,7 @@ class WebSocketProtocol(asyncio.Protocol):
     # Slots keep each connection small and the per-message attribute reads cheap.
     __slots__ = (
         "config", "app", "loop", "logger", "root_path", "app_state", "connections", "tasks", "default_headers",
-        "conn", "transport", "scope", "_trailing", "_queue", "_waiter", "_max_queue", "_read_paused",
+        "conn", "transport", "_fd", "scope", "_trailing", "_queue", "_waiter", "_max_queue", "_read_paused",
         "_disconnect", "_disconnect_delivered", "_write_paused", "_drain_waiter", "_open", "_app_closed", "_lost",
         "_response", "_ping_interval", "_ping_timeout", "_ping_timer", "_pong_timer", "_ping_payload",
         "close_timer", "_reset_timer", "_remote_close",
@@ -174,11 +194,13 @@ class WebSocketProtocol(asyncio.Protocol):
         deflate = _DEFLATE if config.ws_per_message_deflate else None
         self.conn = ServerConnection(max_size=config.ws_max_size, deflate=deflate)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self._fd = -1  # the socket a broadcast may send() to directly (see _send_held); -1 when none
         self.scope: dict[str, Any] = {}
         self._trailing = b""
 
-        # Inbound ASGI events: a deque plus one waiter, cheaper than asyncio.Queue.
-        self._queue: deque[dict[str, Any]] = deque()
+        # Inbound ASGI events plus one waiter, cheaper than asyncio.Queue. A list, not a deque: it holds
+        # a few events at most (ws_max_queue), and an empty deque costs ~700 bytes per idle connection.
+        self._queue: list[dict[str, Any]] = []
         self._waiter: asyncio.Future[None] | None = None
         self._max_queue = max(1, getattr(config, "ws_max_queue", 32))
         self._read_paused = False
@@ -207,6 +229,9 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport: asyncio's servers give one
+        sock = transport.get_extra_info("socket")
+        if sock is not None and not is_ssl(self.transport) and os.name == "posix":
+            self._fd = sock.fileno()
         self.connections.add(self)
         self._trailing = _trailing_bytes(transport)
         self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
@@ -447,7 +472,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if waiter is None or waiter.done():
                 waiter = self._waiter = self.loop.create_future()
             await waiter
-        message = queue.popleft()
+        message = queue.pop(0)
         if message is self._disconnect:
             self._disconnect_delivered = True
             if self._remote_close is not None:
@@ -512,14 +537,19 @@ class WebSocketProtocol(asyncio.Protocol):
 
         The ``bolt.frames`` extension: a broadcast builds each wire encoding of its message once
         (see :mod:`bolt.wire`) and hands the same bytes to every recipient, skipping
-        the per-recipient ASGI message and encode. Returns False, having written nothing, when
-        the message must go through :meth:`send` instead: the connection is not open, its
-        transport is paused, or it compresses with a context kept from earlier messages.
+        the per-recipient ASGI message and encode. On a plain socket a batched message holds the
+        frame, and the caller's flush writes it to all held connections in one call.
+        Returns False, having written nothing, when the message must go through :meth:`send`
+        instead: the connection is not open, its transport is paused, or it compresses with a
+        context kept from earlier messages.
         """
         if self._open and not self._write_paused:
             frame = message.frame_for(self.conn.extension)
             if frame is not None:
-                self.transport.write(frame)
+                if message.batched and self._fd >= 0:  # written with the other recipients at flush()
+                    message.hold(frame, self, _send_held)
+                else:
+                    self.transport.write(frame)
                 return True
         return False
 

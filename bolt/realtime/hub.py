@@ -475,8 +475,11 @@ class Hub:
         replayed = self._replayed.get(room)
         wrapped = self._enveloped.get(room) and message.seq is None
         if exclude is None and held is None and replayed is None and not wrapped:
-            for outbox in members.values():
-                outbox.put(asgi, frames)
+            try:
+                for outbox in members.values():
+                    outbox.put(asgi, frames)
+            finally:
+                frames.flush()  # the server may hold the frame to write it to all its sockets in one call
             return len(members)
         skip = _ids(exclude)
         envelope = envelope_frames = None
@@ -486,25 +489,30 @@ class Hub:
             envelope = message.envelope(room) if message.kind != BYTES else None
             envelope_frames = shared(envelope) if envelope is not None else None
         count = 0
-        for connection_id, outbox in list(members.items()):
-            if connection_id in skip:
-                continue
-            if wrapped and outbox.envelopes:
-                if envelope is not None:
-                    outbox.put(envelope, envelope_frames)
-                    count += 1
-                continue
-            if held is not None and connection_id in held:
-                held[connection_id].append(message)
-                continue
-            if replayed is not None and connection_id in replayed:
-                if message.seq is not None and message.seq <= replayed[connection_id]:
-                    continue  # it had this one in its replay
-                del replayed[connection_id]
-                if not replayed:
-                    del self._replayed[room]
-            outbox.put(asgi, frames)
-            count += 1
+        try:
+            for connection_id, outbox in list(members.items()):
+                if connection_id in skip:
+                    continue
+                if wrapped and outbox.envelopes:
+                    if envelope is not None:
+                        outbox.put(envelope, envelope_frames)
+                        count += 1
+                    continue
+                if held is not None and connection_id in held:
+                    held[connection_id].append(message)
+                    continue
+                if replayed is not None and connection_id in replayed:
+                    if message.seq is not None and message.seq <= replayed[connection_id]:
+                        continue  # it had this one in its replay
+                    del replayed[connection_id]
+                    if not replayed:
+                        del self._replayed[room]
+                outbox.put(asgi, frames)
+                count += 1
+        finally:
+            frames.flush()
+            if envelope_frames is not None:
+                envelope_frames.flush()
         return count
 
     def deliver_remote(self, room: str, message: Message) -> None:
@@ -639,9 +647,11 @@ class _Listener:
     def __init__(self, callback: Callable[[str], Any]) -> None:
         self.callback = callback
 
-    def put(self, message: dict[str, Any], shared: Any = None) -> None:
+    def put(self, message: dict[str, Any], shared: SharedMessage | None = None) -> None:
         if "text" not in message:
             return
+        if shared is not None:
+            shared.flush()  # the callback may write to connections: the broadcast reaches them first
         try:
             self.callback(message["text"])
         except Exception:

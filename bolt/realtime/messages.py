@@ -66,9 +66,11 @@ class Message:
 
 
 def shared(message: dict[str, Any]) -> SharedMessage:
-    """An ASGI send message as a SharedMessage, for servers that write one encoding to many connections."""
+    """An ASGI send message as a SharedMessage, for servers that write one encoding to many connections.
+
+    It is batched: the hub flushes it once every recipient has it (see `Hub.deliver`)."""
     data = message.get("bytes")
-    return SharedMessage(data if data is not None else message["text"])
+    return SharedMessage(data if data is not None else message["text"], batched=True)
 
 
 def gap(room: str, after: int | None, before: int | None) -> dict[str, Any]:

@@ -112,7 +112,8 @@ class Outbox:
         message."""
         self._send = send
         self._write = write  # the server's writer of shared messages, when it offers one for this connection
-        self._queue: deque[dict[str, Any]] = deque()
+        # Messages wait only while a sender task runs: the deque (~700 bytes) exists only then.
+        self._queue: deque[dict[str, Any]] | None = None
         self._size = settings.size
         self._policy = settings.policy
         self._timeout = settings.timeout
@@ -125,7 +126,7 @@ class Outbox:
 
     def __len__(self) -> int:
         """Messages waiting (not counting one being written)."""
-        return len(self._queue)
+        return len(self._queue) if self._queue is not None else 0
 
     def put(self, message: dict[str, Any], shared: SharedMessage | None = None) -> None:
         """Send or queue one ASGI send message; never blocks. Applies the policy when the queue is full.
@@ -146,9 +147,12 @@ class Outbox:
                 self._lost(exc)
                 return
             # The transport is full: the sender task finishes this send, then drains what queues meanwhile.
+            self._queue = deque()
             self._task = asyncio.get_running_loop().create_task(self._drain(_Rest(coro, pending)))  # type: ignore[arg-type]
             return
         queue = self._queue
+        if queue is None:
+            queue = self._queue = deque()
         if len(queue) >= self._size:
             self.dropped += 1
             if self._on_drop is not None:
@@ -165,7 +169,7 @@ class Outbox:
         # The client is gone; its handler learns that on its next receive.
         logger.debug("outbox send failed: %r", exc)
         self.closed = True
-        self._queue.clear()
+        self._queue = None
 
     def _give_up(self, why: str) -> None:
         on_slow = self._on_slow
@@ -176,7 +180,7 @@ class Outbox:
     def close(self) -> None:
         """Stop sending, forget queued messages and let go of the callbacks (the connection is leaving)."""
         self.closed = True
-        self._queue.clear()
+        self._queue = None
         # The callbacks usually hold the connection that holds this outbox: dropping them lets
         # refcounting free an ended connection at once, instead of the cyclic GC (a full
         # collection costs time in proportion to every object of the process).
@@ -187,6 +191,7 @@ class Outbox:
 
     async def _drain(self, rest: _Rest) -> None:
         queue, send = self._queue, self._send
+        assert queue is not None  # made with this task
         try:
             while True:
                 try:
@@ -199,7 +204,7 @@ class Outbox:
                     if self.closed:
                         return
                     if not queue:
-                        self._task = None  # idle again: the next put writes at once
+                        self._task = self._queue = None  # idle again: the next put writes at once
                         return
                     coro = send(queue.popleft())
                     try:

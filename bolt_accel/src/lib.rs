@@ -11,6 +11,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 mod frames;
 mod json;
 mod masking;
+mod sockets;
 mod utf8;
 
 use utf8::Utf8State;
@@ -287,12 +288,22 @@ fn json_object_spans<'py>(
     })?
 }
 
+/// Send the frame `data` to every socket of `fds` (non-blocking), with the GIL released and, for
+/// many sockets, on several cores; returns `(index, bytes taken)` for each socket that did not take
+/// it whole (0 when full or failed), in index order.
+#[pyfunction]
+fn send_many(py: Python<'_>, fds: Vec<i32>, data: &Bound<'_, PyBytes>) -> Vec<(usize, usize)> {
+    let data = data.as_bytes();
+    py.detach(|| sockets::send_all_parallel(&fds, data))
+}
+
 #[pymodule]
 fn _accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mask, m)?)?;
     m.add_function(wrap_pyfunction!(mask_join, m)?)?;
     m.add_function(wrap_pyfunction!(scan_frames, m)?)?;
     m.add_function(wrap_pyfunction!(json_object_spans, m)?)?;
+    m.add_function(wrap_pyfunction!(send_many, m)?)?;
     m.add_class::<Utf8Validator>()?;
     Ok(())
 }
