@@ -174,8 +174,6 @@ def test_the_private_read_scan_finds_one() -> None:
 
 # Private names a module may read from elsewhere, each for a reason; keep this list tiny.
 _FOREIGN_PRIVATE_ALLOWED = {
-    # The eviction log names the outbox's policy; outbox.py is being reworked, which will make it public.
-    ("bolt.realtime.hub", "_policy"),
     # Django documents a model's `_default_manager` for code that must not rely on `objects`.
     ("bolt.security.auth", "_default_manager"),
     # The standard library's hard exit (`os._exit`), the only one that ends the process from a thread.

@@ -258,7 +258,7 @@ class Hub:
         if connection.evicted:
             return
         connection.evicted = True
-        policy = connection.outbox._policy
+        policy = connection.outbox.policy
         scope = connection.websocket.scope
         client = scope.get("client")
         logger.warning("slow consumer evicted connection=%s policy=%s reason=%r path=%s client=%s",

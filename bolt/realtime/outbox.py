@@ -102,7 +102,7 @@ class Outbox:
     later messages queue behind it, bounded by the policy.
     """
 
-    __slots__ = ("_send", "_write", "_queue", "_size", "_policy", "_timeout", "_on_slow", "_on_drop", "_task",
+    __slots__ = ("_send", "_write", "_queue", "_size", "policy", "_timeout", "_on_slow", "_on_drop", "_task",
                  "closed", "dropped", "envelopes")
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], settings: OutboxSettings,
@@ -115,7 +115,7 @@ class Outbox:
         # Messages wait only while a sender task runs: the deque (~700 bytes) exists only then.
         self._queue: deque[dict[str, Any]] | None = None
         self._size = settings.size
-        self._policy = settings.policy
+        self.policy = settings.policy  # what a full queue does: read by the hub's eviction log
         self._timeout = settings.timeout
         self._on_slow: Callable[[str], None] | None = on_slow
         self._on_drop = on_drop
@@ -156,10 +156,10 @@ class Outbox:
         if len(queue) >= self._size:
             self.dropped += 1
             if self._on_drop is not None:
-                self._on_drop(self._policy)
-            if self._policy == DROP_NEWEST:
+                self._on_drop(self.policy)
+            if self.policy == DROP_NEWEST:
                 return
-            if self._policy == CLOSE:
+            if self.policy == CLOSE:
                 self._give_up("send queue full")
                 return
             queue.popleft()
