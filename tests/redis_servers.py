@@ -143,12 +143,21 @@ class RedisCluster:
 
 
 def _cluster_port() -> int:
-    """A free port whose cluster bus port (port + 10000) is free too."""
+    """A free port whose cluster bus port (port + 10000) is free too, both below the ephemeral range.
+
+    Outgoing connections take their local ports from the ephemeral range: a bus port there can be
+    taken by one of them between this check and the node's start, and the node then fails to start.
+    """
     import random
     import socket
 
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            ephemeral = int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768  # Linux's default start of the range
     for _ in range(200):
-        port = random.randrange(20000, 55000)
+        port = random.randrange(10000, max(10001, ephemeral - 10000))
         try:
             with socket.socket() as one, socket.socket() as bus:
                 one.bind(("127.0.0.1", port))
