@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import zlib
 
-from bolt.accel import Utf8Validator, mask, mask_join, scan_frames
+from bolt.accel import Utf8Validator, decode_header, mask, mask_join, scan_frames
 from bolt.wire import (
     OP_BINARY,
     OP_CLOSE,
@@ -217,25 +217,14 @@ class ServerConnection:
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes read from the peer; return the events they complete."""
         state = self.state
-        if state is ConnectionState.OPEN and not self._chunks and not self._msg_opcode:
-            # The common read: exactly one whole unfragmented, uncompressed message of up
-            # to 64 KiB. Anything else, or anything wrong, takes the general path below.
-            size = len(data)
-            if size > 5 and (data[0] == 0x81 or data[0] == 0x82):
-                b1 = data[1]
-                payload = None
-                if 0x80 <= b1 < 0xFE and size == b1 - 0x7A and size - 6 <= self.max_size:
-                    payload = mask(data[6:], data[2:6])
-                elif b1 == 0xFE and size >= 134 and size - 8 <= self.max_size:
-                    if size == ((data[2] << 8) | data[3]) + 8:  # 126..65535 bytes, minimal encoding
-                        payload = mask(memoryview(data)[8:], data[4:8])
-                if payload is not None:
-                    if data[0] == 0x82:
-                        return [payload]
-                    try:
-                        return [payload.decode("utf-8")]
-                    except UnicodeDecodeError:
-                        pass
+        if state is ConnectionState.OPEN and not self._chunks and not self._msg_opcode and not self._utf8_active:
+            # The common read: whole simple messages, decoded in one call (text validated).
+            found: list[Event]
+            found, pos = scan_frames(data, 0, self.max_size)
+            if pos == len(data):
+                return found
+            self._receive_frames(data, pos, found)
+            return found
         events: list[Event] = []
         if state is ConnectionState.OPEN or state is ConnectionState.CLOSING:
             chunks = self._chunks
@@ -255,12 +244,11 @@ class ServerConnection:
                 else:  # a small frame, or a piece that ended inside a frame header
                     data = b"".join(chunks)
             if data:
-                consumed = self._parse(data, events)
-                if consumed < len(data) and self.state is not ConnectionState.CLOSED:
-                    rest = data[consumed:] if consumed else data  # a copy: never pin a large read
-                    if self.state is not ConnectionState.REMOTE_CLOSING:
-                        self._chunks = [rest]
-                        self._chunks_len = len(rest)
+                pos = 0
+                if self.state is ConnectionState.OPEN and not self._msg_opcode and not self._utf8_active:
+                    found, pos = scan_frames(data, 0, self.max_size)
+                    events.extend(found)
+                self._receive_frames(data, pos, events)
         elif state is ConnectionState.CONNECTING:
             self._buf += data
             self._receive_request(events)
@@ -271,6 +259,15 @@ class ServerConnection:
                 self._reject_pipelined(events)
         return events
 
+    def _receive_frames(self, data: bytes, pos: int, events: list[Event]) -> None:
+        """Parse the frames from ``data[pos]`` on; keep an incomplete last one for the next read."""
+        consumed = self._parse(data, pos, events)
+        if consumed < len(data) and self.state is not ConnectionState.CLOSED:
+            rest = data[consumed:] if consumed else data  # a copy: never pin a large read
+            if self.state is not ConnectionState.REMOTE_CLOSING:
+                self._chunks = [rest]
+                self._chunks_len = len(rest)
+
     def _complete_frame(self, chunks: list[bytes], size: int, events: list[Event]) -> bytes:
         """Deliver the pending frame, now complete in ``chunks``; return the bytes after it.
 
@@ -278,9 +275,7 @@ class ServerConnection:
         pieces: one copy instead of joining them and then unmasking.
         """
         first = chunks[0]
-        b0 = first[0]
-        b1 = first[1] & 0x7F
-        hlen = 6 if b1 < 126 else 8 if b1 == 126 else 14
+        b0, hlen, _ = decode_header(first)  # complete: it was decoded when the frame began
         last = chunks[-1]
         cut = len(last) - (size - self._need)  # where the frame ends in the newest read
         parts = [memoryview(first)[hlen:], *chunks[1:-1], memoryview(last)[:cut]]
@@ -349,69 +344,35 @@ class ServerConnection:
 
     # --------------------------------------------------------------- frames
 
-    def _parse(self, buf: bytes | bytearray, events: list[Event]) -> int:
-        """Parse every complete frame in ``buf``; return how many bytes were used."""
-        pos = 0
+    def _parse(self, buf: bytes | bytearray, pos: int, events: list[Event]) -> int:
+        """Parse every complete frame in ``buf`` from ``pos`` on; return where the first incomplete one starts."""
         end = len(buf)
         self._need = 0  # bytes that complete the pending frame, when its header is known
         self._pending_key = None
-        if self.state is ConnectionState.OPEN and not self._msg_opcode and not self._utf8_active:
-            # Whole simple messages at the start of the read are decoded in one call (text
-            # validated); the loop takes over at the first other frame and judges it.
-            found, pos = scan_frames(buf, 0, self.max_size)
-            if found:
-                events.extend(found)
-                if pos == end:
-                    return end  # the common batch: nothing else in this read
         try:
             with memoryview(buf) as view:
-                while end - pos >= 2:
-                    b0 = buf[pos]
-                    b1 = buf[pos + 1]
+                while True:
+                    try:
+                        header = decode_header(buf, pos)
+                    except ValueError as exc:
+                        raise _Fail(CloseCode.PROTOCOL_ERROR, str(exc)) from None
+                    if header is None:
+                        break
+                    b0, start, length = header
                     opcode = b0 & 0x0F
-                    length = b1 & 0x7F
-                    if not b1 & 0x80:
-                        raise _Fail(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
                     if opcode >= 8:
-                        if opcode > OP_PONG:
-                            raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved opcode")
-                        if not b0 & 0x80:
-                            raise _Fail(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
-                        if length > 125:
-                            raise _Fail(CloseCode.PROTOCOL_ERROR, "control frame too long")
-                        if b0 & 0x70:
-                            raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved bits set on a control frame")
+                        self._check_control_header(b0, opcode, length)
                     else:
                         self._check_data_header(b0, opcode)
-                    if length < 126:
-                        hlen = 6
-                    elif length == 126:
-                        if end - pos < 8:
-                            break
-                        hlen = 8
-                        length = (buf[pos + 2] << 8) | buf[pos + 3]
-                        if length < 126:
-                            raise _Fail(CloseCode.PROTOCOL_ERROR, "payload length not minimally encoded")
-                    else:
-                        if end - pos < 14:
-                            break
-                        hlen = 14
-                        length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                        if length >> 63:
-                            raise _Fail(CloseCode.PROTOCOL_ERROR, "payload length has the top bit set")
-                        if length < 65536:
-                            raise _Fail(CloseCode.PROTOCOL_ERROR, "payload length not minimally encoded")
-                    if opcode < 8:
                         compressed = bool(b0 & 0x40) if opcode else self._msg_compressed
                         self._check_size(length, compressed)
-                    start = pos + hlen
                     stop = start + length
                     if stop > end:
                         if end < start:
                             break  # the masking key is still incomplete
                         self._need = stop - pos
                         if opcode < 8 and not compressed:
-                            self._validate_partial(opcode, view, start, end, bytes(buf[start - 4 : start]), hlen)
+                            self._validate_partial(opcode, view, start, end, bytes(buf[start - 4 : start]), start - pos)
                         break
                     payload = mask(view[start:stop], bytes(buf[start - 4 : start])) if length else b""
                     pos = stop
@@ -421,6 +382,17 @@ class ServerConnection:
             self._fail(exc.code, exc.reason, events)
             return end
         return pos
+
+    @staticmethod
+    def _check_control_header(b0: int, opcode: int, length: int) -> None:
+        if opcode > OP_PONG:
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved opcode")
+        if not b0 & 0x80:
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+        if length > 125:
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "control frame too long")
+        if b0 & 0x70:
+            raise _Fail(CloseCode.PROTOCOL_ERROR, "reserved bits set on a control frame")
 
     def _frame(self, b0: int, opcode: int, payload: bytes, events: list[Event]) -> bool:
         """Handle one complete frame whose header was checked; return True once closed."""
