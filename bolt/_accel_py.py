@@ -189,7 +189,7 @@ def scan_frames(data: Buffer, pos: int = 0, max_size: int = 2**63) -> tuple[list
         payload = mask(data[start:stop], bytes(data[start - 4 : start]))
         if b0 == 0x81:
             try:
-                messages.append(payload.decode("utf-8"))
+                messages.append(payload.decode())
             except UnicodeDecodeError:
                 break
         else:
