@@ -53,8 +53,9 @@ class FrameDecoder:
     def __init__(self, messages: MessageAssembler) -> None:
         self.messages = messages
         # The start of a frame cut by the end of a read, kept as pieces so that a large frame
-        # is joined once, never regrown read by read.
-        self._pending: list[bytes] = []
+        # is joined once, never regrown read by read. None when nothing is pending (most of
+        # the time: no list is kept per idle connection).
+        self._pending: list[bytes] | None = None
         self._pending_len = 0
         self._need = 0  # the pending frame's whole length once its header is known, else 0
         self._text_key: bytes | None = None  # masking key of a pending text frame validated as it arrives
@@ -72,7 +73,7 @@ class FrameDecoder:
 
     def clear(self) -> None:
         """Drop whatever is pending: the connection is ending."""
-        self._pending = []
+        self._pending = None
         self._pending_len = 0
         self._need = 0
         self._text_key = None
@@ -83,8 +84,8 @@ class FrameDecoder:
         Raises :class:`ProtocolError` when the peer broke the protocol; ``events`` then holds
         what came before. After a close frame the rest of the input is dropped.
         """
-        if self._pending:
-            joined = self._join(data, events, control)
+        if self._pending is not None:
+            joined = self._join(self._pending, data, events, control)
             if joined is None:
                 return
             data = joined
@@ -99,9 +100,8 @@ class FrameDecoder:
                 return
         self._decode(data, pos, events, control)
 
-    def _join(self, data: bytes, events: list[Event], control: ControlHandler) -> bytes | None:
+    def _join(self, pending: list[bytes], data: bytes, events: list[Event], control: ControlHandler) -> bytes | None:
         """Add ``data`` to the pending frame; return the bytes to decode, or None while it is incomplete."""
-        pending = self._pending
         pending.append(data)
         size = self._pending_len + len(data)
         if size < self._need:
@@ -109,7 +109,7 @@ class FrameDecoder:
             if self._text_key is not None:
                 self.messages.validate_more(data, self._text_key)
             return None
-        self._pending = []
+        self._pending = None
         self._pending_len = 0
         need, self._need = self._need, 0
         self._text_key = None
