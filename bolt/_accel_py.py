@@ -44,8 +44,11 @@ def mask(data: Buffer, key: bytes) -> bytes:
     if n <= _BLOCK:  # the common case, inlined: small messages are the hot path
         if not n:
             return b""
-        repeated = (key * (n // 4 + 1))[:n]
-        return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(n, "little")
+        # XOR with whole repetitions of the key (no slice of it); beyond the data's last byte the
+        # result holds key bytes, cut off when the length is not a multiple of 4.
+        m = (n + 3) >> 2
+        masked = int.from_bytes(data, "little") ^ int.from_bytes(key * m, "little")
+        return masked.to_bytes(n, "little") if not n & 3 else masked.to_bytes(m << 2, "little")[:n]
     view = memoryview(data)
     whole = n - n % _BLOCK
     key_int = _key_int(key, _BLOCK)  # _BLOCK is a multiple of 4: every block starts at key[0]
