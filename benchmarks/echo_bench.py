@@ -12,6 +12,9 @@ echo app ``benchmarks/echo_app.py`` (picows and django-bolt serve their own echo
     picows    picows' own echo server, the ceiling for a Python server
     django-bolt  django-bolt's Rust server, an `@api.websocket` echo handler (django_bolt_server.py)
 
+``--baseline DIR`` adds ``base`` and ``base-py``: bolt's protocol from another checkout of bolt
+(with its extension built in place), so a change is measured against the code before it in one run.
+
 The load runs in this process, pinned to CPU 1: raw asyncio connections that write a frame
 masked once in advance and count replies from their headers, skipping payloads unread, so the
 client costs far less per message than any server. Servers are interleaved over rounds and the
@@ -67,11 +70,24 @@ SERVERS: dict[str, tuple[list[str], dict[str, str]]] = {
 }
 
 
+def add_baseline(root: str) -> None:
+    """Servers ``base`` and ``base-py``: bolt's protocol as the checkout at ``root`` has it."""
+    root = os.path.abspath(root)
+    uvicorn = [root if arg == ROOT else arg for arg in UVICORN]
+    for name, no_accel in (("base", "0"), ("base-py", "1")):
+        SERVERS[name] = ([*uvicorn, "--ws", "bolt.protocol:WebSocketProtocol"], {"BOLT_NO_ACCEL": no_accel})
+        ROOTS[name] = root
+
+
+ROOTS: dict[str, str] = {}  # servers that import bolt from another checkout
+
+
 def start_server(name: str, port: int, cpu: int) -> subprocess.Popen:
     command, extra_env = SERVERS[name]
     command = [*command, "--port", str(port)] if command[1:3] == ["-m", "uvicorn"] else [*command, str(port)]
-    env = {**os.environ, "PYTHONPATH": ROOT, **extra_env}
-    return subprocess.Popen(["taskset", "-c", str(cpu), *command], cwd=ROOT, env=env, preexec_fn=raise_priority)
+    root = ROOTS.get(name, ROOT)
+    env = {**os.environ, "PYTHONPATH": root, **extra_env}
+    return subprocess.Popen(["taskset", "-c", str(cpu), *command], cwd=root, env=env, preexec_fn=raise_priority)
 
 
 def raise_priority() -> None:
@@ -124,8 +140,11 @@ async def main() -> None:
     parser.add_argument("--depth", type=int, default=0, help="messages in flight per connection, all cases")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--baseline", metavar="DIR", help="add servers base and base-py: bolt from checkout DIR")
     parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
+    if args.baseline:
+        add_baseline(args.baseline)
     servers, cases = args.servers.split(","), args.cases.split(",")
     os.sched_setaffinity(0, {args.client_cpu})
     raise_priority()

@@ -16,6 +16,7 @@ Buffer = bytes | bytearray | memoryview
 
 __all__ = [
     "Utf8Validator",
+    "decode_header",
     "json_object_spans",
     "mask",
     "mask_join",
@@ -45,8 +46,11 @@ def mask(data: Buffer, key: bytes) -> bytes:
     if n <= _BLOCK:  # the common case, inlined: small messages are the hot path
         if not n:
             return b""
-        repeated = (key * (n // 4 + 1))[:n]
-        return (int.from_bytes(data, "little") ^ int.from_bytes(repeated, "little")).to_bytes(n, "little")
+        # XOR with whole repetitions of the key (no slice of it); beyond the data's last byte the
+        # result holds key bytes, cut off when the length is not a multiple of 4.
+        m = (n + 3) >> 2
+        masked = int.from_bytes(data, "little") ^ int.from_bytes(key * m, "little")
+        return masked.to_bytes(n, "little") if not n & 3 else masked.to_bytes(m << 2, "little")[:n]
     view = memoryview(data)
     whole = n - n % _BLOCK
     key_int = _key_int(key, _BLOCK)  # _BLOCK is a multiple of 4: every block starts at key[0]
@@ -127,6 +131,42 @@ class Utf8Validator:
         return True
 
 
+def decode_header(data: Buffer, pos: int = 0) -> tuple[int, int, int] | None:
+    """Decode the header of the client frame that starts at ``data[pos]``.
+
+    Returns ``(b0, start, length)``: the first byte (FIN, RSV bits, opcode), the offset of the
+    payload, which the 4-byte masking key precedes, and the payload length. ``start`` may lie
+    beyond the end of ``data`` while the masking key is incomplete. None when the length itself is
+    not complete yet. ValueError, with the reason a close frame gives, for an unmasked frame or a
+    length that is not minimally encoded (RFC 6455 section 5.2).
+    """
+    if pos < 0:
+        raise ValueError("pos must not be negative")
+    if len(data) - pos < 2:
+        return None
+    b1 = data[pos + 1]
+    if not b1 & 0x80:
+        raise ValueError("client frames must be masked")
+    length = b1 & 0x7F
+    if length < 126:
+        return data[pos], pos + 6, length
+    if length == 126:
+        if len(data) - pos < 4:
+            return None
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if length < 126:
+            raise ValueError("payload length not minimally encoded")
+        return data[pos], pos + 8, length
+    if len(data) - pos < 10:
+        return None
+    length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+    if length >> 63:
+        raise ValueError("payload length has the top bit set")
+    if length < 65536:
+        raise ValueError("payload length not minimally encoded")
+    return data[pos], pos + 14, length
+
+
 def scan_frames(data: Buffer, pos: int = 0, max_size: int = 2**63) -> tuple[list[str | bytes], int]:
     """Decode the run of simple frames that starts at ``data[pos]``.
 
@@ -140,36 +180,26 @@ def scan_frames(data: Buffer, pos: int = 0, max_size: int = 2**63) -> tuple[list
         raise ValueError("pos must not be negative")
     messages: list[str | bytes] = []
     end = len(data)
-    with memoryview(data) as view:
-        while end - pos >= 6:
-            b0, b1 = view[pos], view[pos + 1]
-            if (b0 != 0x81 and b0 != 0x82) or not b1 & 0x80:
+    while end - pos >= 6:  # the shortest masked frame
+        try:
+            header = decode_header(data, pos)
+        except ValueError:  # malformed: the caller's parser judges it
+            break
+        if header is None:
+            break
+        b0, start, length = header
+        stop = start + length
+        if (b0 != 0x81 and b0 != 0x82) or length > max_size or stop > end:
+            break
+        payload = mask(data[start:stop], bytes(data[start - 4 : start]))
+        if b0 == 0x81:
+            try:
+                messages.append(payload.decode())
+            except UnicodeDecodeError:
                 break
-            length = b1 & 0x7F
-            if length < 126:
-                start = pos + 6
-            elif length == 126:
-                length = int.from_bytes(view[pos + 2 : pos + 4], "big")
-                start = pos + 8
-                if length < 126:
-                    break
-            else:
-                length = int.from_bytes(view[pos + 2 : pos + 10], "big")
-                start = pos + 14
-                if length < 65536 or length >> 63:
-                    break
-            stop = start + length
-            if length > max_size or stop > end:
-                break
-            payload = mask(view[start:stop], bytes(view[start - 4 : start]))
-            if b0 == 0x81:
-                try:
-                    messages.append(payload.decode("utf-8"))
-                except UnicodeDecodeError:
-                    break
-            else:
-                messages.append(payload)
-            pos = stop
+        else:
+            messages.append(payload)
+        pos = stop
     return messages, pos
 
 

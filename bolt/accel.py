@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "ENABLED",
     "Utf8Validator",
+    "decode_header",
     "json_object_spans",
     "mask",
     "mask_join",

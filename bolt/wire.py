@@ -5,8 +5,8 @@ written to many connections). Both :mod:`bolt.realtime` and :mod:`bolt.protocol`
 module; it imports neither, so ``import bolt`` never loads the protocol engine.
 
 Server frames are never masked (RFC 6455 section 5.1), so encoding is a header in front of
-the payload. Decoding lives in :mod:`bolt.protocol.connection`, where it is fused with the
-state machine to keep the receive path free of per-frame objects.
+the payload. Client frame headers are decoded by ``decode_header`` in :mod:`bolt.accel` (Rust,
+or its pure-Python twin), the one decoder every receive path uses.
 """
 
 from __future__ import annotations

@@ -198,62 +198,61 @@ def negotiate(
     RFC 7692 section 5 asks; a declined extension is not an error.
     """
     for name, params in offers:
-        if name != "permessage-deflate":
-            continue
-        seen: set[str] = set()
-        server_reset = options.server_no_context_takeover
-        client_reset = options.client_no_context_takeover
-        deflate_bits = options.server_max_window_bits
-        inflate_bits = 15
-        answer = ["permessage-deflate"]
-        ok = True
-        client_bits_offered: int | None = None
-        for key, value in params:
-            if key in seen:
-                ok = False
-                break
-            seen.add(key)
-            if key == "server_no_context_takeover" and value is None:
-                server_reset = True
-            elif key == "client_no_context_takeover" and value is None:
-                client_reset = True
-            elif key == "server_max_window_bits":
-                bits = _window_bits(value)
-                if bits is None or bits == 8:  # zlib cannot compress with a 256-byte window
-                    ok = False
-                    break
-                deflate_bits = min(deflate_bits, bits)
-                answer_bits = f"server_max_window_bits={deflate_bits}"
-            elif key == "client_max_window_bits":
-                bits = 15 if value is None else _window_bits(value)
-                if bits is None:
-                    ok = False
-                    break
-                client_bits_offered = bits
-            else:
-                ok = False
-                break
-        if not ok:
-            continue
-        if server_reset:
-            answer.append("server_no_context_takeover")
-        if client_reset:
-            answer.append("client_no_context_takeover")
-        if "server_max_window_bits" in seen:
-            answer.append(answer_bits)
-        if client_bits_offered is not None:
-            inflate_bits = min(client_bits_offered, options.client_max_window_bits)
-            answer.append(f"client_max_window_bits={inflate_bits}")
-            # zlib raises a requested 8-bit window to 9 bits; inflate with room for that.
-            inflate_bits = max(inflate_bits, 9)
-        return PerMessageDeflate(
-            "; ".join(answer).encode("ascii"),
-            deflate_bits,
-            inflate_bits,
-            server_reset,
-            client_reset,
-            options.level,
-            options.mem_level,
-            options.compress_min_size,
-        )
+        if name == "permessage-deflate":
+            offer = _offer_params(params)
+            extension = _accept(offer, options) if offer is not None else None
+            if extension is not None:
+                return extension
     return None
+
+
+_FLAGS = ("server_no_context_takeover", "client_no_context_takeover")
+_PARAMS = (*_FLAGS, "server_max_window_bits", "client_max_window_bits")
+
+
+def _offer_params(params: list[tuple[str, str | None]]) -> dict[str, str | None] | None:
+    """An offer's parameters by name; None when one is unknown, repeated, or a flag with a value."""
+    found: dict[str, str | None] = {}
+    for key, value in params:
+        if key in found or key not in _PARAMS or (key in _FLAGS and value is not None):
+            return None
+        found[key] = value
+    return found
+
+
+def _accept(offer: dict[str, str | None], options: DeflateOptions) -> PerMessageDeflate | None:
+    """The extension agreed for one offer's parameters, or None when their window bits are invalid."""
+    server_reset = options.server_no_context_takeover or "server_no_context_takeover" in offer
+    client_reset = options.client_no_context_takeover or "client_no_context_takeover" in offer
+    answer = ["permessage-deflate"]
+    if server_reset:
+        answer.append("server_no_context_takeover")
+    if client_reset:
+        answer.append("client_no_context_takeover")
+    deflate_bits = options.server_max_window_bits
+    if "server_max_window_bits" in offer:
+        bits = _window_bits(offer["server_max_window_bits"])
+        if bits is None or bits == 8:  # zlib cannot compress with a 256-byte window
+            return None
+        deflate_bits = min(deflate_bits, bits)
+        answer.append(f"server_max_window_bits={deflate_bits}")
+    inflate_bits = 15
+    if "client_max_window_bits" in offer:
+        value = offer["client_max_window_bits"]
+        bits = 15 if value is None else _window_bits(value)
+        if bits is None:
+            return None
+        inflate_bits = min(bits, options.client_max_window_bits)
+        answer.append(f"client_max_window_bits={inflate_bits}")
+        # zlib raises a requested 8-bit window to 9 bits; inflate with room for that.
+        inflate_bits = max(inflate_bits, 9)
+    return PerMessageDeflate(
+        "; ".join(answer).encode("ascii"),
+        deflate_bits,
+        inflate_bits,
+        server_reset,
+        client_reset,
+        options.level,
+        options.mem_level,
+        options.compress_min_size,
+    )

@@ -27,7 +27,6 @@ MAX_REQUEST_SIZE = 64 * 1024  # request line and headers; more is refused with 4
 MAX_HEADERS = 200
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_NONE: list[bytes] = []  # the values of a header the request lacks (read, never changed)
 
 
 class HandshakeError(Exception):
@@ -121,29 +120,39 @@ def validate_request(request: Request) -> None:
     Raises :class:`HandshakeError` with 426 when the client did not ask for a WebSocket (or
     asked for another version) and 400 for a malformed WebSocket request.
     """
+    _check_upgrade(request)
+    if len(request.get_all(b"host")) != 1:
+        raise HandshakeError(400, "Exactly one Host header is required.")
+    request.key = _websocket_key(request)
+    request.subprotocols = [
+        token.strip()
+        for value in request.get_all(b"sec-websocket-protocol")
+        for token in value.decode("latin-1").split(",")
+        if token.strip()
+    ]
+    request.extensions = parse_header_list(request.get_all(b"sec-websocket-extensions"))
+
+
+def _check_upgrade(request: Request) -> None:
+    """A GET over HTTP/1.1 asking to upgrade to WebSocket version 13."""
     if request.method != "GET":
         raise HandshakeError(405, "WebSocket upgrades must use GET.", [(b"allow", b"GET")])
     if request.http_version not in ("1.1",):
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
-    # Every value of each header, gathered in one pass over them rather than one pass per header read.
-    values: dict[bytes, list[bytes]] = {}
-    for name, value in request.headers:
-        if name in values:
-            values[name].append(value)
-        else:
-            values[name] = [value]
     upgrade_needed = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")]
-    if "websocket" not in _tokens(values.get(b"upgrade", _NONE)):
+    if "websocket" not in _tokens(request.get_all(b"upgrade")):
         raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Upgrade: websocket'.", upgrade_needed)
-    if "upgrade" not in _tokens(values.get(b"connection", _NONE)):
+    if "upgrade" not in _tokens(request.get_all(b"connection")):
         raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Connection: Upgrade'.", upgrade_needed)
-    if values.get(b"sec-websocket-version") != [b"13"]:
+    if request.get_all(b"sec-websocket-version") != [b"13"]:
         raise HandshakeError(
             426, "Unsupported WebSocket version; this server speaks version 13.", [(b"sec-websocket-version", b"13")]
         )
-    if len(values.get(b"host", _NONE)) != 1:
-        raise HandshakeError(400, "Exactly one Host header is required.")
-    keys = values.get(b"sec-websocket-key", _NONE)
+
+
+def _websocket_key(request: Request) -> bytes:
+    """The one Sec-WebSocket-Key, which must be 16 bytes in base64."""
+    keys = request.get_all(b"sec-websocket-key")
     if len(keys) != 1:
         raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required.")
     try:
@@ -152,14 +161,7 @@ def validate_request(request: Request) -> None:
         raw = b""
     if len(raw) != 16:
         raise HandshakeError(400, "Sec-WebSocket-Key must be 16 bytes, base64-encoded.")
-    request.key = keys[0]
-    request.subprotocols = [
-        token.strip()
-        for value in values.get(b"sec-websocket-protocol", _NONE)
-        for token in value.decode("latin-1").split(",")
-        if token.strip()
-    ]
-    request.extensions = parse_header_list(values.get(b"sec-websocket-extensions", _NONE))
+    return keys[0]
 
 
 def accept_key(key: bytes) -> bytes:

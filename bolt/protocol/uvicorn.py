@@ -66,6 +66,9 @@ def _path_with_query(scope: dict[str, Any]) -> str:
     return get_path_with_query_string(cast("WWWScope", scope))
 
 LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as header + payload
+# Replies the app sends while more received messages wait for it are held and written together
+# (one system call for a batch instead of one each), up to this many bytes.
+HOLD_LIMIT = 64 * 1024
 _DEFLATE = DeflateOptions()  # read-only policy, shared by every connection
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, frees the send queue
 
@@ -162,7 +165,7 @@ class WebSocketProtocol(asyncio.Protocol):
         "conn", "transport", "_fd", "scope", "_trailing", "_queue", "_waiter", "_max_queue", "_read_paused",
         "_disconnect", "_disconnect_delivered", "_write_paused", "_drain_waiter", "_open", "_app_closed", "_lost",
         "_response", "_ping_interval", "_ping_timeout", "_ping_timer", "_pong_timer", "_ping_payload",
-        "close_timer", "_reset_timer", "_remote_close",
+        "close_timer", "_reset_timer", "_remote_close", "_held", "_held_size",
         # Lets a test or a caller override a timeout below on one instance; allocated only then.
         "__dict__",
     )
@@ -210,6 +213,8 @@ class WebSocketProtocol(asyncio.Protocol):
         # Outbound flow control.
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._held: list[bytes] | None = None  # frames written together on the loop's next turn at the latest
+        self._held_size = 0
 
         self._open = False  # accepted and neither side has closed: the send fast path
         self._app_closed = False  # the app sent websocket.close or a denial response
@@ -239,6 +244,7 @@ class WebSocketProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
         self._open = False
+        self._held = None
         self._stop_keepalive()
         self._cancel_close_timer()
         if self._reset_timer is not None:
@@ -408,6 +414,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self._stop_keepalive()
         if self.conn.state is _REMOTE_CLOSING:
             reason = event.reason if isinstance(event, ConnectionFailed) else ""
+            if self._held is not None:
+                self._flush()
             self.transport.write(self.conn.close(event.code, reason))
         self._close_transport()
 
@@ -465,6 +473,8 @@ class WebSocketProtocol(asyncio.Protocol):
     async def receive(self) -> dict[str, Any]:
         """ASGI ``receive``: the next event; ``websocket.disconnect`` again once closed."""
         queue = self._queue
+        if not queue and self._held is not None:
+            self._flush()  # the app has answered everything it was given: out go the replies
         while not queue:
             if self._disconnect is not None and self._disconnect_delivered:
                 return self._disconnect
@@ -498,17 +508,19 @@ class WebSocketProtocol(asyncio.Protocol):
             data = message.get("bytes")
             if data is not None:
                 if len(data) < LARGE_MESSAGE:
-                    self.transport.write(self.conn.send_bytes(data))
+                    self._write_frame(self.conn.send_bytes(data))
                 else:
                     # Two writes beat copying a large payload behind its header.
                     header, payload = self.conn.send_message_parts(data)
+                    if self._held is not None:
+                        self._flush()
                     self.transport.write(header)
                     self.transport.write(payload)
                 return
             text = message.get("text")
             if text is None:
                 raise RuntimeError("websocket.send needs 'bytes' or 'text'.")
-            self.transport.write(self.conn.send_text(text))
+            self._write_frame(self.conn.send_text(text))
             return
         if self._lost:
             raise ClientDisconnected()
@@ -547,11 +559,45 @@ class WebSocketProtocol(asyncio.Protocol):
             frame = message.frame_for(self.conn.extension)
             if frame is not None:
                 if message.batched and self._fd >= 0:  # written with the other recipients at flush()
+                    if self._held is not None:
+                        self._flush()  # replies held for this connection leave before the broadcast
                     message.hold(frame, self, _send_held)
                 else:
-                    self.transport.write(frame)
+                    self._write_frame(frame)
                 return True
         return False
+
+    def _write_frame(self, frame: bytes) -> None:
+        """Write a data frame, or hold it while received messages still wait for the app.
+
+        The app answers those without yielding to the event loop, so its replies leave in one
+        write once it has answered the last of them (or asks for more with :meth:`receive`), or on
+        the loop's next turn, whichever is first. Order is kept: every other write of a frame
+        flushes what is held first.
+        """
+        held = self._held
+        if held is None:
+            if not self._queue or len(frame) >= HOLD_LIMIT:
+                self.transport.write(frame)
+            else:
+                self._held = [frame]
+                self._held_size = len(frame)
+                self.loop.call_soon(self._flush)
+        elif len(frame) >= HOLD_LIMIT:
+            self._flush()
+            self.transport.write(frame)
+        else:
+            held.append(frame)
+            self._held_size += len(frame)
+            if not self._queue or self._held_size >= HOLD_LIMIT:
+                self._flush()
+
+    def _flush(self) -> None:
+        """Write the frames held by :meth:`_write_frame`, in one write."""
+        held = self._held
+        if held is not None:
+            self._held = None
+            self.transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     async def _send_handshake(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -611,6 +657,8 @@ class WebSocketProtocol(asyncio.Protocol):
         frame = self.conn.close(code, reason)  # raises on a code that may not be sent
         self._open = False
         self._stop_keepalive()
+        if self._held is not None:
+            self._flush()
         self.transport.write(frame)
         if self._read_paused:
             self._read_paused = False
@@ -635,6 +683,8 @@ class WebSocketProtocol(asyncio.Protocol):
         ``transport.close()`` waits for the write buffer to drain, which a peer that stopped
         reading never lets happen.
         """
+        if self._held is not None and not self._lost:
+            self._flush()
         self.transport.close()
         self._wake_writers()  # a send waiting for the buffer to drain now fails
         if not self._lost and self._reset_timer is None:
@@ -726,5 +776,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._open = False
         self._stop_keepalive()
         # The peer is unresponsive: send the close frame and drop the connection (RFC 6455 7.1.7).
+        if self._held is not None:
+            self._flush()
         self.transport.write(self.conn.close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
         self._close_transport()

@@ -149,6 +149,23 @@ impl Utf8Validator {
     }
 }
 
+/// Decode the header of the client frame that starts at `data[pos]`.
+///
+/// Returns `(b0, start, length)`: the first byte (FIN, RSV bits, opcode), the offset of the
+/// payload, which the 4-byte masking key precedes, and the payload length. `start` may lie beyond
+/// the end of `data` while the masking key is incomplete. None when the length itself is not
+/// complete yet. ValueError, with the reason a close frame gives, for an unmasked frame or a
+/// length that is not minimally encoded (RFC 6455 section 5.2).
+#[pyfunction]
+#[pyo3(signature = (data, pos = 0))]
+fn decode_header(data: &Bound<'_, PyAny>, pos: isize) -> PyResult<Option<(u8, usize, u64)>> {
+    let pos =
+        usize::try_from(pos).map_err(|_| PyValueError::new_err("pos must not be negative"))?;
+    with_bytes(data, |buf, _| frames::decode_header(buf, pos))?
+        .map(|found| found.map(|h| (h.b0, h.start, h.length)))
+        .map_err(PyValueError::new_err)
+}
+
 /// Decode the run of simple frames that starts at `data[pos]`.
 ///
 /// Simple means final, uncompressed, text or binary, masked, minimally encoded, at most
@@ -299,6 +316,7 @@ fn send_many(py: Python<'_>, fds: Vec<i32>, data: &Bound<'_, PyBytes>) -> Vec<(u
 
 #[pymodule]
 fn _accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(decode_header, m)?)?;
     m.add_function(wrap_pyfunction!(mask, m)?)?;
     m.add_function(wrap_pyfunction!(mask_join, m)?)?;
     m.add_function(wrap_pyfunction!(scan_frames, m)?)?;

@@ -1,4 +1,4 @@
-"""scan_frames: both implementations decode the same runs of random client frames."""
+"""decode_header and scan_frames: both implementations decode the same random client frames."""
 
 from __future__ import annotations
 
@@ -82,3 +82,48 @@ def test_start_beyond_the_end_returns_nothing(impl: ModuleType) -> None:
     assert impl.scan_frames(b"\x81", 5) == ([], 5)
     with pytest.raises(ValueError):
         impl.scan_frames(b"", -1)
+
+
+def header_or_error(impl: ModuleType, data: bytes | bytearray | memoryview, pos: int) -> object:
+    try:
+        return impl.decode_header(data, pos)
+    except ValueError as exc:
+        return f"ValueError: {exc}"
+
+
+@given(run=st.lists(frames(), min_size=1, max_size=4), cut=st.integers(0, 20), noise=st.binary(max_size=14))
+def test_decode_header_agrees(pure: ModuleType, rust: ModuleType, run: list, cut: int, noise: bytes) -> None:
+    data = b"".join(wire for wire, _ in run)
+    data = data[: max(0, len(data) - cut)] + noise
+    for pos in range(min(len(data), 24) + 2):
+        for buffer in (data, bytearray(data), memoryview(data)):
+            assert header_or_error(pure, buffer, pos) == header_or_error(rust, buffer, pos)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"\x81\x85abcd", (0x81, 6, 5)),
+        (b"\x02\x80", (0x02, 6, 0)),  # the masking key may still be missing
+        (b"\x82\xfe\x01\x00", (0x82, 8, 256)),
+        (b"\x82\xff\x00\x00\x00\x00\x00\x01\x00\x00", (0x82, 14, 65536)),
+        (b"", None),
+        (b"\x81", None),
+        (b"\x82\xfe\x01", None),
+        (b"\x82\xff\x00\x00\x00\x00\x00\x01\x00", None),
+        (b"\x81\x05hello", "ValueError: client frames must be masked"),
+        (b"\x82\xfe\x00\x7d", "ValueError: payload length not minimally encoded"),
+        (b"\x82\xff\x00\x00\x00\x00\x00\x00\xff\xff", "ValueError: payload length not minimally encoded"),
+        (b"\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00", "ValueError: payload length has the top bit set"),
+    ],
+)
+def test_decode_header_vectors(impl: ModuleType, data: bytes, expected: object) -> None:
+    assert header_or_error(impl, data, 0) == expected
+    assert header_or_error(impl, b"xyz" + data, 3) == (
+        (expected[0], expected[1] + 3, expected[2]) if isinstance(expected, tuple) else expected
+    )
+
+
+def test_decode_header_refuses_a_negative_position(impl: ModuleType) -> None:
+    with pytest.raises(ValueError):
+        impl.decode_header(b"\x81\x80abcd", -1)

@@ -49,9 +49,8 @@ def check_run(conn: ServerConnection, chunks: list[bytes]) -> list:
         events += conn.receive_data(chunk)
         conn.data_to_send()
         # Memory: never more than one frame of unparsed input, one message being built.
-        assert conn._chunks_len <= MAX_SIZE + 14 + (MAX_SIZE >> 6) + 1024 and not conn._buf
-        parts = conn._msg_parts
-        assert parts is None or len(parts) <= MAX_SIZE
+        assert conn._frames.buffered <= MAX_SIZE + 14 + (MAX_SIZE >> 6) + 1024 and not conn._buf
+        assert conn._messages.buffered <= MAX_SIZE
     for event in events:
         assert type(event) in (str, bytes, Ping, Pong, CloseReceived, ConnectionFailed)
         if isinstance(event, (str, bytes)):

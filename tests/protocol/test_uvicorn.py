@@ -259,6 +259,25 @@ async def test_protocol_error_reply_order() -> None:
         writer.close()
 
 
+async def test_replies_to_one_read_leave_in_one_write() -> None:
+    """Replies to messages that arrived together are written together, in order, before a close."""
+    async with asyncio.timeout(10), serve(echo) as srv:
+        reader, writer, _ = await raw_connect(srv.port, request_bytes())
+        (conn,) = srv.connections
+        writes: list[bytes] = []
+        write = conn.transport.write
+        conn.transport.write = lambda data: (writes.append(bytes(data)), write(data))  # type: ignore[method-assign]
+        messages = [f"message {i}".encode() for i in range(20)]
+        writer.write(b"".join(client_frame(0x1, m) for m in messages))
+        for m in messages:
+            assert await read_frame(reader) == (0x1, m)
+        assert len(writes) == 1
+        writer.write(client_frame(0x1, b"last") + client_frame(0x8, struct.pack("!H", 1000)))
+        assert await read_frame(reader) == (0x1, b"last")
+        assert await read_frame(reader) == (0x8, struct.pack("!H", 1000))
+        writer.close()
+
+
 async def test_send_waits_while_transport_is_paused() -> None:
     sent = 0
 
