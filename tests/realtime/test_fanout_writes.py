@@ -38,6 +38,15 @@ def fanout_api(**options: Any) -> BoltAPI:
                 await websocket.send_text(f"d{n}")
                 api.hub.post(websocket, f"p{n}")
 
+    @api.websocket("/replier")
+    async def replier(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.join("room")
+        await websocket.send_text("joined")
+        async for text in websocket.iter_text():
+            await websocket.send_text(f"r{text}")  # held while more received messages wait
+            await api.hub.broadcast("room", f"b{text}")
+
     @api.websocket("/control")
     async def control(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -89,6 +98,17 @@ async def test_broadcasts_keep_their_order_with_the_connections_own_sends(deflat
         assert [await other.recv() for _ in range(50)] == [f"b{n}" for n in range(50)]
         await sender.close()
         await other.close()
+
+
+async def test_a_broadcast_follows_replies_held_for_messages_received_together() -> None:
+    async with asyncio.timeout(20), serve(fanout_api(), ws=BOLT_PROTOCOL, ws_per_message_deflate=False) as base:
+        ws = await websockets.connect(f"ws://{base}/replier")
+        assert await ws.recv() == "joined"
+        # Twenty messages in one write, so the server reads them together; masked with a zero key.
+        ws.transport.write(b"".join(b"\x81" + bytes([0x80 | len(m)]) + bytes(4) + m
+                                    for m in (str(n).encode() for n in range(20))))
+        assert [await ws.recv() for _ in range(40)] == [f"{kind}{n}" for n in range(20) for kind in "rb"]
+        await ws.close()
 
 
 async def test_a_socket_that_takes_part_of_a_frame_gets_the_rest_in_order(
