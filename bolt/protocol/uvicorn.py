@@ -233,13 +233,36 @@ class WebSocketProtocol(asyncio.Protocol):
     # ------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._attach(transport)
+        self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
+
+    def upgrade(self, transport: asyncio.BaseTransport, method: bytes, target: bytes,
+                fields: list[tuple[bytes, bytes]]) -> None:
+        """Take over ``transport`` from the HTTP protocol that parsed its upgrade request.
+
+        The same as ``connection_made(transport)``, ``transport.set_protocol(self)`` and
+        ``data_received`` with the request written out again, as uvicorn's HTTP protocols do,
+        without writing the request and parsing it back (see
+        :meth:`~bolt.protocol.connection.ServerConnection.receive_request`). Call it while the
+        HTTP protocol is still the transport's: the bytes that followed the request are taken from it.
+        """
+        self._attach(transport)
+        transport.set_protocol(self)
+        conn = self.conn
+        events = conn.receive_request(method, target, fields)
+        out = conn.data_to_send()  # a refusal
+        if out:
+            self.transport.write(out)
+        for event in events:
+            self._handle_event(event)
+
+    def _attach(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport: asyncio's servers give one
         sock = transport.get_extra_info("socket")
         if sock is not None and not is_ssl(self.transport) and os.name == "posix":
             self._fd = sock.fileno()
         self.connections.add(self)
         self._trailing = _trailing_bytes(transport)
-        self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True

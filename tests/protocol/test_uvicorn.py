@@ -10,7 +10,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bolt.protocol import SharedMessage, WebSocketProtocol
+from bolt.protocol import SharedMessage, WebSocketProtocol, http
 
 from .helpers import client_frame, request_bytes
 from .server import raw_connect, read_frame, serve
@@ -227,6 +227,43 @@ async def test_bytes_after_upgrade_are_not_lost(http: str) -> None:
         assert await read_frame(reader) == (0x1, b"sent with the request")
         assert await read_frame(reader) == (0x2, b"\x01\x02")
         writer.close()
+
+
+BOLT_HTTP = [http.H11Protocol, *([http.HttpToolsProtocol] if http.HttpToolsProtocol else [])]
+
+
+@pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
+async def test_bolt_http_hands_the_parsed_request_over(http_class: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[tuple[bytes, bytes]] = []
+    upgrade = WebSocketProtocol.upgrade
+
+    def spy(self: WebSocketProtocol, transport: Any, method: bytes, target: bytes, fields: Any) -> None:
+        taken.append((method, target))
+        upgrade(self, transport, method, target, fields)
+
+    monkeypatch.setattr(WebSocketProtocol, "upgrade", spy)
+    async with asyncio.timeout(10), serve(echo, http=http_class) as srv:
+        early = client_frame(0x1, b"sent with the request") + client_frame(0x2, b"\x01\x02")
+        reader, writer, head = await raw_connect(srv.port, request_bytes() + early)
+        assert head.startswith(b"HTTP/1.1 101")
+        assert await read_frame(reader) == (0x1, b"sent with the request")
+        assert await read_frame(reader) == (0x2, b"\x01\x02")
+        writer.close()
+        bad = request_bytes().replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 7")
+        reader, writer, head = await raw_connect(srv.port, bad)
+        assert head.startswith(b"HTTP/1.1 426")
+        assert b"sec-websocket-version: 13" in head
+        assert await reader.read() == b"Unsupported WebSocket version; this server speaks version 13.\n"
+        writer.close()
+    assert taken == [(b"GET", b"/chat?x=1")] * 2
+
+
+@pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
+async def test_bolt_http_replays_the_request_to_another_websocket_protocol(http_class: type) -> None:
+    async with asyncio.timeout(10), serve(echo, ws="websockets-sansio", http=http_class) as srv:
+        async with websockets.connect(srv.url + "/") as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
 
 
 async def test_invalid_upgrade_request_is_refused() -> None:
