@@ -65,6 +65,16 @@ def _client_addr(scope: dict[str, Any]) -> str:
 def _path_with_query(scope: dict[str, Any]) -> str:
     return get_path_with_query_string(cast("WWWScope", scope))
 
+
+def _local_addr(transport: asyncio.Transport) -> tuple[str, int | None] | None:
+    """uvicorn's ``get_local_addr`` without its system call: asyncio's transports keep the address
+    the socket had when accepted, which a connected socket keeps."""
+    info = transport.get_extra_info("sockname")
+    if isinstance(info, tuple):
+        return (str(info[0]), int(info[1]))
+    return get_local_addr(transport)
+
+
 LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as header + payload
 # Replies the app sends while more received messages wait for it are held and written together
 # (one system call for a batch instead of one each), up to this many bytes.
@@ -408,7 +418,7 @@ class WebSocketProtocol(asyncio.Protocol):
             "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
             "http_version": "1.1",
             "scheme": "wss" if is_ssl(transport) else "ws",
-            "server": get_local_addr(transport),
+            "server": _local_addr(transport),
             "client": get_remote_addr(transport),
             "root_path": self.root_path,
             "path": self.root_path + unquote(raw_path),

@@ -547,3 +547,17 @@ async def test_frames_extension_refuses_while_the_transport_is_paused() -> None:
             resumed.set()
             assert await ws.recv() == "resumed"
     assert results == [False, True]
+
+
+async def test_scope_server_is_the_local_address() -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        seen["server"] = scope["server"]
+        await send({"type": "websocket.close"})
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        with pytest.raises(InvalidStatus):
+            async with websockets.connect(srv.url + "/"):
+                pass
+    assert seen["server"] == ("127.0.0.1", srv.port)
