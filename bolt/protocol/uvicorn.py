@@ -714,13 +714,15 @@ class WebSocketProtocol(asyncio.Protocol):
         """Close the transport; reset it if the peer has not taken what is queued within ``close_timeout``.
 
         ``transport.close()`` waits for the write buffer to drain, which a peer that stopped
-        reading never lets happen.
+        reading never lets happen. A plain socket's transport with an empty buffer closes the
+        socket at once: no timer then (the usual case, one fewer per connection).
         """
         if self._held is not None and not self._lost:
             self._flush()
-        self.transport.close()
+        transport = self.transport
+        transport.close()
         self._wake_writers()  # a send waiting for the buffer to drain now fails
-        if not self._lost and self._reset_timer is None:
+        if not self._lost and self._reset_timer is None and (self._fd < 0 or transport.get_write_buffer_size()):
             self._reset_timer = self.loop.call_later(self.close_timeout, self._reset)
 
     def _reset(self) -> None:

@@ -561,3 +561,22 @@ async def test_scope_server_is_the_local_address() -> None:
             async with websockets.connect(srv.url + "/"):
                 pass
     assert seen["server"] == ("127.0.0.1", srv.port)
+
+
+async def test_no_reset_timer_when_nothing_is_left_to_send() -> None:
+    armed: list[bool] = []
+
+    class Recording(WebSocketProtocol):
+        def _close_transport(self) -> None:
+            super()._close_transport()
+            armed.append(self._reset_timer is not None)
+
+    async with asyncio.timeout(10), serve(echo, ws=Recording) as srv:
+        async with websockets.connect(srv.url + "/") as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+        for _ in range(100):
+            if armed:
+                break
+            await asyncio.sleep(0.01)
+    assert armed and not any(armed)
