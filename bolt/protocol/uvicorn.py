@@ -80,6 +80,7 @@ LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as head
 # (one system call for a batch instead of one each), up to this many bytes.
 HOLD_LIMIT = 64 * 1024
 _DEFLATE = DeflateOptions()  # read-only policy, shared by every connection
+_LOGGER = logging.getLogger("uvicorn.error")  # looked up once: getLogger takes a lock
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, frees the send queue
 
 _OPEN = ConnectionState.OPEN
@@ -155,7 +156,7 @@ def drain_period() -> float:
     try:
         return max(0.0, float(os.environ.get("BOLT_DRAIN") or 0.0))
     except ValueError:
-        logging.getLogger("uvicorn.error").warning(
+        _LOGGER.warning(
             "BOLT_DRAIN=%r is not a number of seconds: connections close at once", os.environ["BOLT_DRAIN"])
         return 0.0
 
@@ -197,7 +198,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.config = config
         self.app = config.loaded_app
         self.loop = _loop or asyncio.get_event_loop()
-        self.logger = logging.getLogger("uvicorn.error")
+        self.logger = _LOGGER
         self.root_path: str = config.root_path
         self.app_state = app_state
         self.connections = server_state.connections
@@ -643,18 +644,14 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._send_response()
             return
         if kind == "websocket.accept":
-            self.logger.info(
-                '%s - "WebSocket %s" [accepted]', _client_addr(self.scope), _path_with_query(self.scope)
-            )
+            self._log_handshake("[accepted]")
             headers = list(self.default_headers) + list(message.get("headers") or [])
             self.transport.write(self.conn.accept(message.get("subprotocol"), headers))
             self._open = True
             self._start_keepalive()
             self.data_received(b"")  # frames the client sent right behind its request
         elif kind == "websocket.close":
-            self.logger.info(
-                '%s - "WebSocket %s" 403', _client_addr(self.scope), _path_with_query(self.scope)
-            )
+            self._log_handshake("403")
             self._app_closed = True
             self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
             self.transport.write(self.conn.reject(403, list(self.default_headers), b""))
@@ -663,9 +660,7 @@ class WebSocketProtocol(asyncio.Protocol):
             status = message["status"]
             if not 100 <= status < 600:
                 raise RuntimeError(f"Invalid HTTP status code '{status}' in response.")
-            self.logger.info(
-                '%s - "WebSocket %s" %d', _client_addr(self.scope), _path_with_query(self.scope), status
-            )
+            self._log_handshake(str(status))
             headers = list(self.default_headers) + [(n.lower(), v) for n, v in message.get("headers") or []]
             self._response = (status, headers, [])
         else:
@@ -673,6 +668,11 @@ class WebSocketProtocol(asyncio.Protocol):
                 "Expected ASGI message 'websocket.accept', 'websocket.close' "
                 f"or 'websocket.http.response.start' but got '{kind}'."
             )
+
+    def _log_handshake(self, outcome: str) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(logging.INFO):  # the client and path are formatted only for a record
+            logger.info('%s - "WebSocket %s" %s', _client_addr(self.scope), _path_with_query(self.scope), outcome)
 
     def _send_response(self) -> None:
         """Answer the upgrade with the denial response the app started, with the body it has sent."""

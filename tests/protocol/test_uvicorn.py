@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from typing import Any
 
@@ -580,3 +581,39 @@ async def test_no_reset_timer_when_nothing_is_left_to_send() -> None:
                 break
             await asyncio.sleep(0.01)
     assert armed and not any(armed)
+
+
+async def test_handshake_outcomes_are_logged_at_info() -> None:
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["path"] == "/no":
+            await send({"type": "websocket.close"})
+        elif scope["path"] == "/teapot":
+            await send({"type": "websocket.http.response.start", "status": 418, "headers": []})
+            await send({"type": "websocket.http.response.body", "body": b""})
+        else:
+            await echo(scope, receive, send)
+
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("uvicorn.error")
+    handler = Collect()
+    async with asyncio.timeout(10), serve(app) as srv:
+        level = logger.level
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        try:
+            async with websockets.connect(srv.url + "/yes?x=1"):
+                pass
+            for path in ("/no", "/teapot"):
+                with pytest.raises(InvalidStatus):
+                    async with websockets.connect(srv.url + path):
+                        pass
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    outcomes = [m.split(" - ", 1)[1] for m in records if '"WebSocket ' in m]
+    assert outcomes == ['"WebSocket /yes?x=1" [accepted]', '"WebSocket /no" 403', '"WebSocket /teapot" 418']
