@@ -256,6 +256,8 @@ class WebSocketProtocol(asyncio.Protocol):
         without writing the request and parsing it back (see
         :meth:`~bolt.protocol.connection.ServerConnection.receive_request`). Call it while the
         HTTP protocol is still the transport's: the bytes that followed the request are taken from it.
+        ``connection_made`` and ``data_received`` are not called for the request: a subclass that
+        hooks them to see it hooks this too.
         """
         self._attach(transport)
         transport.set_protocol(self)
