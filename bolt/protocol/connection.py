@@ -38,6 +38,7 @@ from .handshake import (
     accept_key,
     build_response,
     parse_request,
+    request_from_fields,
     validate_request,
 )
 from .message import DEFAULT_MAX_FRAGMENTS, DEFAULT_MAX_SIZE, MessageAssembler
@@ -167,6 +168,29 @@ class ServerConnection:
         self._out = []
         return out[0] if len(out) == 1 else b"".join(out)
 
+    def receive_request(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]) -> list[Event]:
+        """Feed an upgrade request an HTTP/1.1 parser has read, instead of its bytes; return its events.
+
+        For a server whose HTTP layer parsed the request already: the result, and what
+        :meth:`data_to_send` then holds, are those of :meth:`receive_data` given the request
+        written out again (``METHOD target HTTP/1.1``, one ``name: value`` line per field).
+        """
+        if self.state is not ConnectionState.CONNECTING or self._buf:
+            raise LocalProtocolError(f"cannot take a parsed request in state {self.state.value}")
+        events: list[Event] = []
+        # The size of that head, without its final blank line, as _receive_request measures it.
+        size = len(method) + len(target) + 10 + sum(len(name) + len(value) + 4 for name, value in fields)
+        if size > self.max_request_size:
+            self._refuse(HandshakeError(431, "Request headers too large."), events)
+            return events
+        try:
+            request = request_from_fields(method, target, fields)
+        except HandshakeError as exc:
+            self._refuse(exc, events)
+            return events
+        self._take_request(request, events)
+        return events
+
     def _receive_request(self, events: list[Event]) -> None:
         buf = self._buf
         end = buf.find(b"\r\n\r\n")
@@ -177,11 +201,18 @@ class ServerConnection:
             return
         try:
             request = parse_request(bytes(buf[:end]))
-            validate_request(request)
         except HandshakeError as exc:
             self._refuse(exc, events)
             return
         del buf[: end + 4]
+        self._take_request(request, events)
+
+    def _take_request(self, request: Request, events: list[Event]) -> None:
+        try:
+            validate_request(request)
+        except HandshakeError as exc:
+            self._refuse(exc, events)
+            return
         self.request = request
         self.state = ConnectionState.HANDSHAKE
         events.append(request)

@@ -20,6 +20,7 @@ __all__ = [
     "build_response",
     "parse_header_list",
     "parse_request",
+    "request_from_fields",
     "validate_request",
 ]
 
@@ -71,16 +72,38 @@ def parse_request(head: bytes) -> Request:
     method, target, version = parts
     if not version.startswith(b"HTTP/1."):
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
-    if len(lines) - 1 > MAX_HEADERS:
-        raise HandshakeError(431, "Too many request headers.")
+    _check_count(len(lines) - 1)
     headers: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
         name, sep, value = line.partition(b":")
-        if not sep or not name or name != name.strip() or b" " in name:
+        if not sep:
             raise HandshakeError(400, "Malformed request header.")
-        headers.append((name.lower(), value.strip(b" \t")))
+        headers.append(_header(name, value))
+    return _request(method, target, version[5:], headers)
+
+
+def request_from_fields(method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]) -> Request:
+    """An HTTP/1.1 request an HTTP parser has already split into fields, checked as :func:`parse_request`
+    checks the same request in bytes (the parser has refused a colon, CR or LF in a name, CR or LF in a value).
+    """
+    _check_count(len(fields))
+    return _request(method, target, b"1.1", [_header(name, value) for name, value in fields])
+
+
+def _check_count(count: int) -> None:
+    if count > MAX_HEADERS:
+        raise HandshakeError(431, "Too many request headers.")
+
+
+def _header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    if not name or name != name.strip() or b" " in name:
+        raise HandshakeError(400, "Malformed request header.")
+    return name.lower(), value.strip(b" \t")
+
+
+def _request(method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]]) -> Request:
     try:
-        return Request(method.decode("ascii"), target.decode("ascii"), version[5:].decode("ascii"), headers)
+        return Request(method.decode("ascii"), target.decode("ascii"), version.decode("ascii"), headers)
     except UnicodeDecodeError:
         raise HandshakeError(400, "Request line is not ASCII.") from None
 

@@ -9,14 +9,21 @@ class to uvicorn's ``http`` setting (``bolt run --http module:Class``)::
 
     class Patient(H11Protocol):
         head_timeout = 30.0
+
+When the WebSocket protocol is bolt's, they also hand it the upgrade request as parsed (see
+``WebSocketProtocol.upgrade``) rather than writing it out for it to parse again.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
+import h11
+from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
+
+from .uvicorn import WebSocketProtocol
 
 __all__ = ["H11Protocol", "HeadDeadline", "HttpToolsProtocol", "default_http_protocol"]
 
@@ -33,6 +40,13 @@ class HeadDeadline:
     transport: asyncio.Transport
     loop: asyncio.AbstractEventLoop
     cycle: Any
+    ws_protocol_class: Any
+    config: Any
+    server_state: Any
+    app_state: dict[str, Any]
+    connections: set[Any]
+    logger: Any
+    client: tuple[str, int] | None
     _head_timer: asyncio.TimerHandle | None = None
     _head_cycle: Any = None
 
@@ -71,9 +85,26 @@ class HeadDeadline:
         if not self._head_done() and not self.transport.is_closing():
             self.transport.close()
 
+    def _hand_over(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]) -> bool:
+        """Give the upgrade to bolt's WebSocket protocol as parsed; False when the protocol is another."""
+        ws_class = self.ws_protocol_class
+        if not (isinstance(ws_class, type) and issubclass(ws_class, WebSocketProtocol)):
+            return False
+        if self.logger.level <= TRACE_LOG_LEVEL:
+            prefix = "%s:%d - " % self.client if self.client else ""
+            self.logger.log(TRACE_LOG_LEVEL, "%sUpgrading to WebSocket", prefix)
+        self.connections.discard(self)
+        protocol = ws_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
+        protocol.upgrade(self.transport, method, target, fields)
+        return True
+
 
 class H11Protocol(HeadDeadline, _H11Protocol):
     """uvicorn's h11 protocol with the request-head deadline."""
+
+    def handle_websocket_upgrade(self, event: h11.Request) -> None:
+        if not self._hand_over(event.method, event.target, self.headers):
+            super().handle_websocket_upgrade(event)
 
 
 try:
@@ -84,6 +115,11 @@ else:
 
     class HttpToolsProtocol(HeadDeadline, _HttpToolsProtocol):  # type: ignore[no-redef]
         """uvicorn's httptools protocol with the request-head deadline."""
+
+        def handle_websocket_upgrade(self) -> None:
+            fields = cast("list[tuple[bytes, bytes]]", self.scope["headers"])  # uvicorn's scope holds a list
+            if not self._hand_over(self.scope["method"].encode(), self.url, fields):
+                super().handle_websocket_upgrade()
 
 
 def default_http_protocol() -> type:

@@ -65,11 +65,22 @@ def _client_addr(scope: dict[str, Any]) -> str:
 def _path_with_query(scope: dict[str, Any]) -> str:
     return get_path_with_query_string(cast("WWWScope", scope))
 
+
+def _local_addr(transport: asyncio.Transport) -> tuple[str, int | None] | None:
+    """uvicorn's ``get_local_addr`` without its system call: asyncio's transports keep the address
+    the socket had when accepted, which a connected socket keeps."""
+    info = transport.get_extra_info("sockname")
+    if isinstance(info, tuple):
+        return (str(info[0]), int(info[1]))
+    return get_local_addr(transport)
+
+
 LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as header + payload
 # Replies the app sends while more received messages wait for it are held and written together
 # (one system call for a batch instead of one each), up to this many bytes.
 HOLD_LIMIT = 64 * 1024
 _DEFLATE = DeflateOptions()  # read-only policy, shared by every connection
+_LOGGER = logging.getLogger("uvicorn.error")  # looked up once: getLogger takes a lock
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, frees the send queue
 
 _OPEN = ConnectionState.OPEN
@@ -145,7 +156,7 @@ def drain_period() -> float:
     try:
         return max(0.0, float(os.environ.get("BOLT_DRAIN") or 0.0))
     except ValueError:
-        logging.getLogger("uvicorn.error").warning(
+        _LOGGER.warning(
             "BOLT_DRAIN=%r is not a number of seconds: connections close at once", os.environ["BOLT_DRAIN"])
         return 0.0
 
@@ -187,7 +198,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self.config = config
         self.app = config.loaded_app
         self.loop = _loop or asyncio.get_event_loop()
-        self.logger = logging.getLogger("uvicorn.error")
+        self.logger = _LOGGER
         self.root_path: str = config.root_path
         self.app_state = app_state
         self.connections = server_state.connections
@@ -233,13 +244,38 @@ class WebSocketProtocol(asyncio.Protocol):
     # ------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._attach(transport)
+        self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
+
+    def upgrade(self, transport: asyncio.BaseTransport, method: bytes, target: bytes,
+                fields: list[tuple[bytes, bytes]]) -> None:
+        """Take over ``transport`` from the HTTP protocol that parsed its upgrade request.
+
+        The same as ``connection_made(transport)``, ``transport.set_protocol(self)`` and
+        ``data_received`` with the request written out again, as uvicorn's HTTP protocols do,
+        without writing the request and parsing it back (see
+        :meth:`~bolt.protocol.connection.ServerConnection.receive_request`). Call it while the
+        HTTP protocol is still the transport's: the bytes that followed the request are taken from it.
+        ``connection_made`` and ``data_received`` are not called for the request: a subclass that
+        hooks them to see it hooks this too.
+        """
+        self._attach(transport)
+        transport.set_protocol(self)
+        conn = self.conn
+        events = conn.receive_request(method, target, fields)
+        out = conn.data_to_send()  # a refusal
+        if out:
+            self.transport.write(out)
+        for event in events:
+            self._handle_event(event)
+
+    def _attach(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport: asyncio's servers give one
         sock = transport.get_extra_info("socket")
         if sock is not None and not is_ssl(self.transport) and os.name == "posix":
             self._fd = sock.fileno()
         self.connections.add(self)
         self._trailing = _trailing_bytes(transport)
-        self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True
@@ -385,7 +421,7 @@ class WebSocketProtocol(asyncio.Protocol):
             "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
             "http_version": "1.1",
             "scheme": "wss" if is_ssl(transport) else "ws",
-            "server": get_local_addr(transport),
+            "server": _local_addr(transport),
             "client": get_remote_addr(transport),
             "root_path": self.root_path,
             "path": self.root_path + unquote(raw_path),
@@ -610,18 +646,14 @@ class WebSocketProtocol(asyncio.Protocol):
                 self._send_response()
             return
         if kind == "websocket.accept":
-            self.logger.info(
-                '%s - "WebSocket %s" [accepted]', _client_addr(self.scope), _path_with_query(self.scope)
-            )
+            self._log_handshake("[accepted]")
             headers = list(self.default_headers) + list(message.get("headers") or [])
             self.transport.write(self.conn.accept(message.get("subprotocol"), headers))
             self._open = True
             self._start_keepalive()
             self.data_received(b"")  # frames the client sent right behind its request
         elif kind == "websocket.close":
-            self.logger.info(
-                '%s - "WebSocket %s" 403', _client_addr(self.scope), _path_with_query(self.scope)
-            )
+            self._log_handshake("403")
             self._app_closed = True
             self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
             self.transport.write(self.conn.reject(403, list(self.default_headers), b""))
@@ -630,9 +662,7 @@ class WebSocketProtocol(asyncio.Protocol):
             status = message["status"]
             if not 100 <= status < 600:
                 raise RuntimeError(f"Invalid HTTP status code '{status}' in response.")
-            self.logger.info(
-                '%s - "WebSocket %s" %d', _client_addr(self.scope), _path_with_query(self.scope), status
-            )
+            self._log_handshake(str(status))
             headers = list(self.default_headers) + [(n.lower(), v) for n, v in message.get("headers") or []]
             self._response = (status, headers, [])
         else:
@@ -640,6 +670,11 @@ class WebSocketProtocol(asyncio.Protocol):
                 "Expected ASGI message 'websocket.accept', 'websocket.close' "
                 f"or 'websocket.http.response.start' but got '{kind}'."
             )
+
+    def _log_handshake(self, outcome: str) -> None:
+        logger = self.logger
+        if logger.isEnabledFor(logging.INFO):  # the client and path are formatted only for a record
+            logger.info('%s - "WebSocket %s" %s', _client_addr(self.scope), _path_with_query(self.scope), outcome)
 
     def _send_response(self) -> None:
         """Answer the upgrade with the denial response the app started, with the body it has sent."""
@@ -681,13 +716,15 @@ class WebSocketProtocol(asyncio.Protocol):
         """Close the transport; reset it if the peer has not taken what is queued within ``close_timeout``.
 
         ``transport.close()`` waits for the write buffer to drain, which a peer that stopped
-        reading never lets happen.
+        reading never lets happen. A plain socket's transport with an empty buffer closes the
+        socket at once: no timer then (the usual case, one fewer per connection).
         """
         if self._held is not None and not self._lost:
             self._flush()
-        self.transport.close()
+        transport = self.transport
+        transport.close()
         self._wake_writers()  # a send waiting for the buffer to drain now fails
-        if not self._lost and self._reset_timer is None:
+        if not self._lost and self._reset_timer is None and (self._fd < 0 or transport.get_write_buffer_size()):
             self._reset_timer = self.loop.call_later(self.close_timeout, self._reset)
 
     def _reset(self) -> None:

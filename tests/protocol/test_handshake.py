@@ -8,6 +8,7 @@ import hashlib
 import pytest
 
 from bolt.protocol import ConnectionState, HandshakeFailed, Request, ServerConnection
+from bolt.protocol.connection import LocalProtocolError
 
 from .helpers import KEY, client_frame, request_bytes
 
@@ -130,3 +131,51 @@ def test_too_much_pipelined_data_is_refused() -> None:
     conn.receive_data(request_bytes())
     events = conn.receive_data(b"x" * 2000)
     assert isinstance(events[0], HandshakeFailed) and events[0].status == 400
+
+
+def _fields(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower(), value) for name, value in headers]
+
+
+BASE = [(b"Host", b"example.com"), (b"Upgrade", b"websocket"), (b"Connection", b"Upgrade"),
+        (b"Sec-WebSocket-Key", KEY), (b"Sec-WebSocket-Version", b"13")]
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers", "max_request_size"),
+    [
+        (b"GET", b"/chat?x=1", BASE + [(b"Sec-WebSocket-Protocol", b"chat, superchat")], 65536),
+        (b"GET", b"/", BASE + [(b"X-Padded", b"value \t")], 65536),  # a parser may keep trailing blanks
+        (b"GET", b"/", BASE[1:], 65536),  # no Host
+        (b"GET", b"/", BASE[:3] + BASE[4:], 65536),  # no key
+        (b"GET", b"/", BASE[:4] + [(b"Sec-WebSocket-Version", b"8")], 65536),
+        (b"GET", b"/", [BASE[0], (b"Upgrade", b"h2c"), *BASE[2:]], 65536),
+        (b"POST", b"/", BASE, 65536),
+        (b"GET", "/caf\u00e9".encode(), BASE, 65536),  # not ASCII
+        (b"GET", b"/", BASE + [(b"X-N", b"1")] * 196, 65536),  # 201 headers
+        (b"GET", b"/", BASE + [(b"X-N", b"1")] * 195, 65536),  # 200 headers
+        (b"GET", b"/", BASE, 146),  # the head is 146 bytes: just fits
+        (b"GET", b"/", BASE, 145),
+    ],
+)
+def test_a_parsed_request_is_taken_as_its_bytes_would_be(
+    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]], max_request_size: int
+) -> None:
+    written = ServerConnection(max_request_size=max_request_size)
+    head = b"%s %s HTTP/1.1\r\n" % (method, target) + b"".join(b"%s: %s\r\n" % h for h in _fields(headers))
+    expected = written.receive_data(head + b"\r\n")
+    parsed = ServerConnection(max_request_size=max_request_size)
+    events = parsed.receive_request(method, target, _fields(headers))
+    assert [type(e) for e in events] == [type(e) for e in expected]
+    assert parsed.data_to_send() == written.data_to_send()
+    assert parsed.state is written.state
+    (event,), (other,) = events, expected
+    for name in type(other).__slots__:
+        assert getattr(event, name) == getattr(other, name), name
+
+
+def test_a_parsed_request_only_before_any_bytes() -> None:
+    conn = ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(LocalProtocolError):
+        conn.receive_request(b"GET", b"/", _fields(BASE))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from bolt.protocol import SharedMessage, WebSocketProtocol
+from bolt.protocol import SharedMessage, WebSocketProtocol, http
 
 from .helpers import client_frame, request_bytes
 from .server import raw_connect, read_frame, serve
@@ -227,6 +228,43 @@ async def test_bytes_after_upgrade_are_not_lost(http: str) -> None:
         assert await read_frame(reader) == (0x1, b"sent with the request")
         assert await read_frame(reader) == (0x2, b"\x01\x02")
         writer.close()
+
+
+BOLT_HTTP = [http.H11Protocol, *([http.HttpToolsProtocol] if http.HttpToolsProtocol else [])]
+
+
+@pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
+async def test_bolt_http_hands_the_parsed_request_over(http_class: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[tuple[bytes, bytes]] = []
+    upgrade = WebSocketProtocol.upgrade
+
+    def spy(self: WebSocketProtocol, transport: Any, method: bytes, target: bytes, fields: Any) -> None:
+        taken.append((method, target))
+        upgrade(self, transport, method, target, fields)
+
+    monkeypatch.setattr(WebSocketProtocol, "upgrade", spy)
+    async with asyncio.timeout(10), serve(echo, http=http_class) as srv:
+        early = client_frame(0x1, b"sent with the request") + client_frame(0x2, b"\x01\x02")
+        reader, writer, head = await raw_connect(srv.port, request_bytes() + early)
+        assert head.startswith(b"HTTP/1.1 101")
+        assert await read_frame(reader) == (0x1, b"sent with the request")
+        assert await read_frame(reader) == (0x2, b"\x01\x02")
+        writer.close()
+        bad = request_bytes().replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 7")
+        reader, writer, head = await raw_connect(srv.port, bad)
+        assert head.startswith(b"HTTP/1.1 426")
+        assert b"sec-websocket-version: 13" in head
+        assert await reader.read() == b"Unsupported WebSocket version; this server speaks version 13.\n"
+        writer.close()
+    assert taken == [(b"GET", b"/chat?x=1")] * 2
+
+
+@pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
+async def test_bolt_http_replays_the_request_to_another_websocket_protocol(http_class: type) -> None:
+    async with asyncio.timeout(10), serve(echo, ws="websockets-sansio", http=http_class) as srv:
+        async with websockets.connect(srv.url + "/") as ws:
+            await ws.send("hello")
+            assert await ws.recv() == "hello"
 
 
 async def test_invalid_upgrade_request_is_refused() -> None:
@@ -510,3 +548,72 @@ async def test_frames_extension_refuses_while_the_transport_is_paused() -> None:
             resumed.set()
             assert await ws.recv() == "resumed"
     assert results == [False, True]
+
+
+async def test_scope_server_is_the_local_address() -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        seen["server"] = scope["server"]
+        await send({"type": "websocket.close"})
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        with pytest.raises(InvalidStatus):
+            async with websockets.connect(srv.url + "/"):
+                pass
+    assert seen["server"] == ("127.0.0.1", srv.port)
+
+
+async def test_no_reset_timer_when_nothing_is_left_to_send() -> None:
+    armed: list[bool] = []
+
+    class Recording(WebSocketProtocol):
+        def _close_transport(self) -> None:
+            super()._close_transport()
+            armed.append(self._reset_timer is not None)
+
+    async with asyncio.timeout(10), serve(echo, ws=Recording) as srv:
+        async with websockets.connect(srv.url + "/") as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+        for _ in range(100):
+            if armed:
+                break
+            await asyncio.sleep(0.01)
+    assert armed and not any(armed)
+
+
+async def test_handshake_outcomes_are_logged_at_info() -> None:
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        if scope["path"] == "/no":
+            await send({"type": "websocket.close"})
+        elif scope["path"] == "/teapot":
+            await send({"type": "websocket.http.response.start", "status": 418, "headers": []})
+            await send({"type": "websocket.http.response.body", "body": b""})
+        else:
+            await echo(scope, receive, send)
+
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("uvicorn.error")
+    handler = Collect()
+    async with asyncio.timeout(10), serve(app) as srv:
+        level = logger.level
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        try:
+            async with websockets.connect(srv.url + "/yes?x=1"):
+                pass
+            for path in ("/no", "/teapot"):
+                with pytest.raises(InvalidStatus):
+                    async with websockets.connect(srv.url + path):
+                        pass
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    outcomes = [m.split(" - ", 1)[1] for m in records if '"WebSocket ' in m]
+    assert outcomes == ['"WebSocket /yes?x=1" [accepted]', '"WebSocket /no" 403', '"WebSocket /teapot" 418']
