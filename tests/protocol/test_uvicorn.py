@@ -222,12 +222,16 @@ async def test_bytes_after_upgrade_are_not_lost(http: str) -> None:
     if http == "httptools":
         pytest.importorskip("httptools")
     async with asyncio.timeout(10), serve(echo, http=http) as srv:
-        early = client_frame(0x1, b"sent with the request") + client_frame(0x2, b"\x01\x02")
-        reader, writer, head = await raw_connect(srv.port, request_bytes() + early)
-        assert head.startswith(b"HTTP/1.1 101")
-        assert await read_frame(reader) == (0x1, b"sent with the request")
-        assert await read_frame(reader) == (0x2, b"\x01\x02")
-        writer.close()
+        await _frames_sent_with_the_request_arrive(srv.port)
+
+
+async def _frames_sent_with_the_request_arrive(port: int) -> None:
+    early = client_frame(0x1, b"sent with the request") + client_frame(0x2, b"\x01\x02")
+    reader, writer, head = await raw_connect(port, request_bytes() + early)
+    assert head.startswith(b"HTTP/1.1 101")
+    assert await read_frame(reader) == (0x1, b"sent with the request")
+    assert await read_frame(reader) == (0x2, b"\x01\x02")
+    writer.close()
 
 
 BOLT_HTTP = [http.H11Protocol, *([http.HttpToolsProtocol] if http.HttpToolsProtocol else [])]
@@ -244,12 +248,7 @@ async def test_bolt_http_hands_the_parsed_request_over(http_class: type, monkeyp
 
     monkeypatch.setattr(WebSocketProtocol, "upgrade", spy)
     async with asyncio.timeout(10), serve(echo, http=http_class) as srv:
-        early = client_frame(0x1, b"sent with the request") + client_frame(0x2, b"\x01\x02")
-        reader, writer, head = await raw_connect(srv.port, request_bytes() + early)
-        assert head.startswith(b"HTTP/1.1 101")
-        assert await read_frame(reader) == (0x1, b"sent with the request")
-        assert await read_frame(reader) == (0x2, b"\x01\x02")
-        writer.close()
+        await _frames_sent_with_the_request_arrive(srv.port)
         bad = request_bytes().replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 7")
         reader, writer, head = await raw_connect(srv.port, bad)
         assert head.startswith(b"HTTP/1.1 426")
