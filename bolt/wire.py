@@ -206,3 +206,18 @@ class SharedMessage:
         if held is not None:
             for frame, write, connections in held:
                 write(frame, connections)
+
+
+class SharedFrames(Protocol):
+    """The value of the `bolt.frames` ASGI extension: a connection's writer of shared messages.
+
+    bolt's WebSocket protocol offers itself, so the extension costs an idle connection nothing.
+    """
+
+    def write_shared(self, message: SharedMessage) -> bool:
+        """Write `message` in this connection's encoding if it can now; False: send it through ASGI instead."""
+        ...
+
+    async def send(self, message: dict[str, Any]) -> None:
+        """The ASGI send the server gave the app, to compare with the one a handler holds."""
+        ...

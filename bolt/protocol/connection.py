@@ -288,6 +288,7 @@ class ServerConnection:
             reserved = {name for name, _ in out}
             out.extend((name.lower(), value) for name, value in headers if name.lower() not in reserved)
         self.state = ConnectionState.OPEN
+        self.request = None  # answered: an open connection does not keep it
         if self._buf:
             self._frames.hold(bytes(self._buf))
             self._buf = bytearray()

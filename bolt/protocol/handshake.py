@@ -95,10 +95,34 @@ def _check_count(count: int) -> None:
         raise HandshakeError(431, "Too many request headers.")
 
 
+# An open connection keeps its request's headers (the scope's) for its whole life. Most of them are
+# the same on every connection, so those are kept once per process: the header names below, and
+# whole headers whose value repeats. The table is bounded (a client choosing the values can fill it, which
+# only stops further sharing), and so is each value it keeps.
+_REPEATING = frozenset((
+    b"host", b"upgrade", b"connection", b"origin", b"user-agent", b"sec-websocket-version",
+    b"sec-websocket-extensions", b"sec-websocket-protocol", b"accept-encoding", b"accept-language",
+    b"cache-control", b"pragma", b"accept",
+))
+_NAMES = {name: name for name in _REPEATING | {b"sec-websocket-key", b"cookie", b"authorization"}}
+_SHARED_MAX = 1024
+_SHARED_VALUE_MAX = 256
+_shared_headers: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+
+
 def _header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
     if not name or name != name.strip() or b" " in name:
         raise HandshakeError(400, "Malformed request header.")
-    return name.lower(), value.strip(b" \t")
+    lowered = name.lower()
+    header = (_NAMES.get(lowered, lowered), value.strip(b" \t"))
+    if lowered not in _REPEATING or len(header[1]) > _SHARED_VALUE_MAX:
+        return header
+    shared = _shared_headers.get(header)
+    if shared is not None:
+        return shared
+    if len(_shared_headers) < _SHARED_MAX:
+        _shared_headers[header] = header
+    return header
 
 
 def _request(method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]]) -> Request:

@@ -14,12 +14,15 @@ interface (spec 2.4) and nothing else.
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 import itertools
 import logging
 import os
 import socket
 import struct
 import sys
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
@@ -28,6 +31,7 @@ try:  # the kernel's count of unsent bytes (Linux, macOS); elsewhere assume some
     from termios import TIOCOUTQ
 except ImportError:  # pragma: no cover - Windows
     ioctl = TIOCOUTQ = None  # type: ignore[assignment,misc]
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.utils import (
     ClientDisconnected,
     get_client_addr,
@@ -66,13 +70,50 @@ def _path_with_query(scope: dict[str, Any]) -> str:
     return get_path_with_query_string(cast("WWWScope", scope))
 
 
-def _local_addr(transport: asyncio.Transport) -> tuple[str, int | None] | None:
-    """uvicorn's ``get_local_addr`` without its system call: asyncio's transports keep the address
-    the socket had when accepted, which a connected socket keeps."""
-    info = transport.get_extra_info("sockname")
+def _address(
+    transport: asyncio.Transport, name: str, fallback: Callable[[asyncio.Transport], tuple[str, Any] | None]
+) -> tuple[str, Any] | None:
+    """uvicorn's ``get_local_addr``/``get_remote_addr`` without their system call: asyncio's transports
+    keep the socket's ``sockname`` and ``peername`` from when it was accepted, and an IPv4 one serves
+    the scope as it is (an idle connection keeps its scope)."""
+    info = transport.get_extra_info(name)
     if isinstance(info, tuple):
-        return (str(info[0]), int(info[1]))
-    return get_local_addr(transport)
+        return info if len(info) == 2 else (str(info[0]), int(info[1]))
+    return fallback(transport)
+
+
+_App = Callable[[dict[str, Any], Any, Any], Awaitable[object]]
+_Rewrite = Callable[[dict[str, Any], Any, Any], Coroutine[Any, Any, None]]
+
+
+@functools.lru_cache(maxsize=8)
+def _scope_rewrite(app: _App) -> tuple[_Rewrite | None, _App]:
+    """Split uvicorn's ProxyHeadersMiddleware from the app it wraps: (the scope rewrite, the app).
+
+    The middleware only rewrites the scope (client, scheme) before it awaits the app, yet awaiting
+    it would keep its coroutine for the connection's whole life, about 480 bytes of an idle
+    connection. The protocol runs the rewrite, a copy whose inner app returns at once, to its end,
+    then awaits the app itself.
+    """
+    if type(app) is not ProxyHeadersMiddleware:  # exactly: a subclass may do more than rewrite
+        return None, app
+    rewrite = copy.copy(app)
+    rewrite.app = cast("Any", _scope_only)  # uvicorn types apps with its own scope TypedDicts
+    return cast("_Rewrite", rewrite), cast("_App", app.app)
+
+
+async def _scope_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    return None
+
+
+def _run_at_once(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run a coroutine that never waits (a scope rewrite) to its end, without a task."""
+    try:
+        coroutine.send(None)
+    except StopIteration:
+        return
+    coroutine.close()
+    raise RuntimeError("a scope rewrite waited for something")
 
 
 LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as header + payload
@@ -80,6 +121,8 @@ LARGE_MESSAGE = 256 * 1024  # from this size a binary message is written as head
 # (one system call for a batch instead of one each), up to this many bytes.
 HOLD_LIMIT = 64 * 1024
 _DEFLATE = DeflateOptions()  # read-only policy, shared by every connection
+# The scope's "asgi" entry: one per ASGI version, not one per connection (an idle connection keeps its scope).
+_ASGI_INFO = {version: {"version": version, "spec_version": "2.4"} for version in ("2.0", "3.0")}
 _LOGGER = logging.getLogger("uvicorn.error")  # looked up once: getLogger takes a lock
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, frees the send queue
 
@@ -418,11 +461,11 @@ class WebSocketProtocol(asyncio.Protocol):
         transport = self.transport
         self.scope = {
             "type": "websocket",
-            "asgi": {"version": self.config.asgi_version, "spec_version": "2.4"},
+            "asgi": _ASGI_INFO[self.config.asgi_version],
             "http_version": "1.1",
             "scheme": "wss" if is_ssl(transport) else "ws",
-            "server": _local_addr(transport),
-            "client": get_remote_addr(transport),
+            "server": _address(transport, "sockname", get_local_addr),
+            "client": _address(transport, "peername", get_remote_addr),
             "root_path": self.root_path,
             "path": self.root_path + unquote(raw_path),
             "raw_path": self.root_path.encode("ascii") + raw_path.encode("ascii"),
@@ -432,9 +475,9 @@ class WebSocketProtocol(asyncio.Protocol):
             "state": self.app_state.copy(),
             "extensions": {
                 "websocket.http.response": {},
-                # Messages encoded once for many connections (see write_shared); "send" lets an app check that
-                # the send it was given is this protocol's own, with no middleware in between.
-                "bolt.frames": {"write": self.write_shared, "send": self.send},
+                # Messages encoded once for many connections (see write_shared); its send lets an app check
+                # that the send it was given is this protocol's own, with no middleware in between.
+                "bolt.frames": self,
             },
         }
         self._queue.append({"type": "websocket.connect"})
@@ -464,7 +507,10 @@ class WebSocketProtocol(asyncio.Protocol):
 
     async def _run_asgi(self) -> None:
         try:
-            result = await self.app(self.scope, self.receive, self.send)
+            rewrite_scope, app = _scope_rewrite(self.app)
+            if rewrite_scope is not None:
+                _run_at_once(rewrite_scope(self.scope, self.receive, self.send))
+            result = await app(self.scope, self.receive, self.send)
         except ClientDisconnected:
             pass
         except asyncio.CancelledError:

@@ -18,7 +18,7 @@ from bolt.realtime.messages import BYTES, Message, gap, shared
 from bolt.realtime.names import CONNECTION_PREFIX, check_room, check_target, connection_room, is_reserved, user_room
 from bolt.realtime.outbox import Outbox, OutboxSettings
 from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent, PresenceSubscription
-from bolt.wire import SharedMessage
+from bolt.wire import SharedFrames, SharedMessage
 
 if TYPE_CHECKING:
     from bolt.metrics import Metrics
@@ -665,10 +665,10 @@ class _Listener:
 
 def _shared_writer(websocket: WebSocket) -> Callable[[SharedMessage], bool] | None:
     """The server's writer of shared messages for this connection, if it has one and nothing wraps its send."""
-    frames = (websocket.scope.get("extensions") or {}).get(FRAMES)
-    if frames is None or frames.get("send") != websocket.asgi_send:
+    frames: SharedFrames | None = (websocket.scope.get("extensions") or {}).get(FRAMES)
+    if frames is None or frames.send != websocket.asgi_send:
         return None  # a middleware or an intercept() layer around send must see every message
-    return frames.get("write")
+    return frames.write_shared
 
 
 def _ids(exclude: Any) -> set[str]:

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from bolt.protocol import ConnectionState, HandshakeFailed, Request, ServerConnection
+from bolt.protocol import ConnectionState, HandshakeFailed, Request, ServerConnection, handshake
 from bolt.protocol.connection import LocalProtocolError
 
 from .helpers import KEY, client_frame, request_bytes
@@ -37,6 +37,33 @@ def test_valid_request_and_101_answer() -> None:
     assert "server: bolt\r\n" in head
     assert head.endswith("\r\n\r\n")
     assert conn.state is ConnectionState.OPEN
+
+
+def _headers(*extra: str, key: bytes = KEY) -> dict[bytes, tuple[bytes, bytes]]:
+    (request,) = ServerConnection().receive_data(request_bytes(*extra, key=key))
+    return {header[0]: header for header in request.headers}
+
+
+def test_headers_that_repeat_are_kept_once_per_process() -> None:
+    # An open connection keeps its headers for its whole life; most are the same on every connection.
+    other_key = base64.b64encode(b"another 16 bytes")
+    one, two = _headers("Origin: https://example.com"), _headers("Origin: https://example.com", key=other_key)
+    for name in (b"host", b"upgrade", b"connection", b"sec-websocket-version", b"origin"):
+        assert one[name] is two[name]
+    assert one[b"sec-websocket-key"] is not two[b"sec-websocket-key"]
+    assert one[b"sec-websocket-key"][0] is two[b"sec-websocket-key"][0]  # its name is
+    assert two[b"sec-websocket-key"] == (b"sec-websocket-key", other_key)
+    assert _headers("X-Custom: same")[b"x-custom"] is not _headers("X-Custom: same")[b"x-custom"]
+
+
+def test_the_shared_headers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(handshake, "_shared_headers", {})  # filled here, and not for the tests after this one
+    long = "Origin: https://" + "a" * 300 + ".example"
+    assert _headers(long)[b"origin"] is not _headers(long)[b"origin"]  # long values are not kept
+    for n in range(1100):  # more distinct values than the table keeps: sharing stops, parsing does not
+        assert _headers(f"Origin: https://{n}.example")[b"origin"] == (b"origin", f"https://{n}.example".encode())
+    assert _headers("Origin: https://new.example")[b"origin"] is not _headers("Origin: https://new.example")[b"origin"]
+    assert _headers("Origin: https://new.example")[b"origin"] == (b"origin", b"https://new.example")
 
 
 def test_request_may_arrive_in_pieces() -> None:

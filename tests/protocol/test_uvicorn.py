@@ -217,6 +217,36 @@ async def test_app_returning_after_accept_closes_1000() -> None:
         assert ws.close_code == 1000
 
 
+BOLT_HTTP = [http.H11Protocol, *([http.HttpToolsProtocol] if http.HttpToolsProtocol else [])]
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools", *BOLT_HTTP], ids=lambda http: getattr(http, "__name__", http))
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_proxy_headers_rewrite_the_scope_of_a_trusted_proxy(http: Any, trusted: bool) -> None:
+    # bolt's protocol runs uvicorn's proxy-headers rewrite itself rather than awaiting the middleware.
+    if http == "httptools":
+        pytest.importorskip("httptools")
+    scopes: list[dict] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await echo(scope, receive, send)
+
+    forwarded = ("X-Forwarded-For: 203.0.113.7, 127.0.0.1", "X-Forwarded-Proto: https")
+    allowed = "127.0.0.1" if trusted else "192.0.2.1"
+    async with asyncio.timeout(10), serve(app, http=http, forwarded_allow_ips=allowed) as srv:
+        reader, writer, head = await raw_connect(srv.port, request_bytes(*forwarded))
+        assert head.startswith(b"HTTP/1.1 101")
+        writer.write(client_frame(0x1, b"hi"))
+        assert await read_frame(reader) == (0x1, b"hi")
+        writer.close()
+    (scope,) = scopes
+    if trusted:
+        assert scope["client"] == ("203.0.113.7", 0) and scope["scheme"] == "wss"
+    else:
+        assert scope["client"][0] == "127.0.0.1" and scope["scheme"] == "ws"
+
+
 @pytest.mark.parametrize("http", ["h11", "httptools"])
 async def test_bytes_after_upgrade_are_not_lost(http: str) -> None:
     if http == "httptools":
@@ -232,9 +262,6 @@ async def _frames_sent_with_the_request_arrive(port: int) -> None:
     assert await read_frame(reader) == (0x1, b"sent with the request")
     assert await read_frame(reader) == (0x2, b"\x01\x02")
     writer.close()
-
-
-BOLT_HTTP = [http.H11Protocol, *([http.HttpToolsProtocol] if http.HttpToolsProtocol else [])]
 
 
 @pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
@@ -476,16 +503,16 @@ async def test_frames_extension_writes_shared_messages_while_open() -> None:
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
         frames = scope["extensions"]["bolt.frames"]
-        assert frames["send"] == send  # the app can tell that nothing wraps the server's send
+        assert frames.send == send  # the app can tell that nothing wraps the server's send
         await receive()
-        results.append(frames["write"](SharedMessage("early")))  # before accept: refused
+        results.append(frames.write_shared(SharedMessage("early")))  # before accept: refused
         await send({"type": "websocket.accept"})
-        results.append(frames["write"](SharedMessage("héllo")))
-        results.append(frames["write"](SharedMessage(b"\x00" * 70_000)))
+        results.append(frames.write_shared(SharedMessage("héllo")))
+        results.append(frames.write_shared(SharedMessage(b"\x00" * 70_000)))
         await send({"type": "websocket.send", "text": "after"})  # one stream with the ASGI sends
         await receive()
         await send({"type": "websocket.close", "code": 1000})
-        results.append(frames["write"](SharedMessage("late")))  # after our close: refused
+        results.append(frames.write_shared(SharedMessage("late")))  # after our close: refused
 
     async with asyncio.timeout(10), serve(app, ws_per_message_deflate=False) as srv:
         async with websockets.connect(srv.url + "/") as ws:
@@ -506,7 +533,7 @@ async def test_frames_extension_compresses_once_for_all_deflate_connections() ->
     async def app(scope: dict, receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "websocket.accept"})
-        results.append(scope["extensions"]["bolt.frames"]["write"](message))
+        results.append(scope["extensions"]["bolt.frames"].write_shared(message))
         if len(results) == 2:
             both.set()
         await both.wait()
@@ -529,7 +556,7 @@ async def test_frames_extension_refuses_while_the_transport_is_paused() -> None:
     resumed = asyncio.Event()
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
-        write = scope["extensions"]["bolt.frames"]["write"]
+        write = scope["extensions"]["bolt.frames"].write_shared
         await receive()
         await send({"type": "websocket.accept"})
         await paused.wait()
