@@ -20,6 +20,7 @@ DEFAULT_MAX_SIZE = 16 * 1024 * 1024  # uvicorn's ws_max_size default
 DEFAULT_MAX_FRAGMENTS = 1 << 17
 
 _BAD_UTF8 = "invalid UTF-8 in text message"
+_TRUNCATED_UTF8 = "truncated UTF-8 at the end of a text message"
 
 
 def _rotate(key: bytes, offset: int) -> bytes:
@@ -63,7 +64,7 @@ class MessageAssembler:
         self._size = 0  # payload bytes so far (inflated when compressed)
         self._wire = 0  # wire bytes so far (bounds compressed input as well)
         self._frames = 0
-        self._utf8 = Utf8Validator()
+        self._utf8: Utf8Validator | None = None  # made for the first text message that spans frames or is compressed
         self._utf8_fed = 0  # bytes of the current, still incomplete text frame already validated
         self._utf8_active = False  # the validator holds state for the current message
 
@@ -119,7 +120,7 @@ class MessageAssembler:
         if not (opcode == OP_TEXT or (opcode == 0 and self._opcode == OP_TEXT)):
             return False
         if not self._utf8_active:
-            self._utf8.reset()
+            self._reset_utf8()
             self._utf8_active = True
             self.idle = False
         fed = self._utf8_fed
@@ -135,6 +136,7 @@ class MessageAssembler:
         self._feed(mask(data, _rotate(key, fed)))
 
     def _feed(self, data: bytes | memoryview) -> None:
+        assert self._utf8 is not None  # made when the message began
         if not self._utf8.feed(data):
             raise ProtocolError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, _BAD_UTF8)
 
@@ -178,6 +180,12 @@ class MessageAssembler:
         self._parts = None
         self.idle = False
         if not self._utf8_active:
+            self._reset_utf8()
+
+    def _reset_utf8(self) -> None:
+        if self._utf8 is None:
+            self._utf8 = Utf8Validator()
+        else:
             self._utf8.reset()
 
     def _inflate(self, payload: bytes, fin: bool) -> bytes:
@@ -202,8 +210,10 @@ class MessageAssembler:
         self._utf8_fed = 0
         self._utf8_active = True
         self._feed(memoryview(data)[fed:] if fed else data)
-        if fin and not self._utf8.finish():
-            raise ProtocolError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, "truncated UTF-8 at the end of a text message")
+        if fin:
+            assert self._utf8 is not None  # made when the message began
+            if not self._utf8.finish():
+                raise ProtocolError(CloseCode.INVALID_FRAME_PAYLOAD_DATA, _TRUNCATED_UTF8)
 
     def _finish(self, data: bytes) -> str | bytes:
         whole: bytes | bytearray = data
