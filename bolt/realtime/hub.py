@@ -138,9 +138,9 @@ class Hub:
         for room in list(self._refs):
             await self._guard(backend.subscribe(room), "subscribe")
         for connection in list(self._connections.values()):
+            await self._guard(backend.subscribe(connection_room(connection.id)), "subscribe")
             for room in list(connection.rooms):
-                if not room.startswith(CONNECTION_PREFIX):
-                    await self._guard(backend.add_member(room, connection.member), "add presence")
+                await self._guard(backend.add_member(room, connection.member), "add presence")
 
     async def stop(self) -> None:
         """Disconnect the backend (server shutdown). Connections still open keep their local rooms."""
@@ -221,7 +221,7 @@ class Hub:
         existing = websocket.hub_connection
         if existing is not None:
             return existing
-        await self._backend()
+        backend = await self._backend()
         auth = getattr(websocket, "auth", None)  # set by the security pipeline when the route has auth
         user_id = getattr(auth, "user_id", None)
         metrics = self.metrics
@@ -232,7 +232,9 @@ class Hub:
             metrics.connected(websocket)  # after the outbox took the server's own send
         websocket.hub_connection = connection
         self._connections[connection.id] = connection
-        await self._add(connection, connection_room(connection.id))
+        # Its own room is not kept in the room tables (deliver finds the connection by its id): an idle
+        # connection and each handshake are cheaper for it. The backend still routes the room here.
+        await self._guard(backend.subscribe(connection_room(connection.id)), "subscribe")
         if user_id is not None:
             await self._add(connection, user_room(user_id))
         return connection
@@ -245,6 +247,8 @@ class Hub:
         connection.outbox.close()
         for room in list(connection.rooms):
             await self._remove(connection, room)
+        if self.backend is not None:
+            await self._guard(self.backend.unsubscribe(connection_room(connection.id)), "unsubscribe")
 
     def _connection(self, websocket: WebSocket) -> Connection:
         connection = websocket.hub_connection
@@ -346,10 +350,9 @@ class Hub:
         if connection.outbox.envelopes:
             self._enveloped[room] = self._enveloped.get(room, 0) + 1
         await self._retain(room)
-        if not room.startswith(CONNECTION_PREFIX):  # a connection's own room has no presence to track
-            member = connection.member
-            await self._guard(backend.add_member(room, member), "add presence")
-            self._emit(PresenceEvent(JOIN, room, member))
+        member = connection.member
+        await self._guard(backend.add_member(room, member), "add presence")
+        self._emit(PresenceEvent(JOIN, room, member))
 
     async def _remove(self, connection: Connection, room: str) -> None:
         connection.rooms.discard(room)
@@ -368,11 +371,10 @@ class Hub:
                     self._enveloped[room] = left
                 else:
                     del self._enveloped[room]
-        if not room.startswith(CONNECTION_PREFIX):
-            member = connection.member
-            if self.backend is not None:
-                await self._guard(self.backend.remove_member(room, member), "remove presence")
-            self._emit(PresenceEvent(LEAVE, room, member))
+        member = connection.member
+        if self.backend is not None:
+            await self._guard(self.backend.remove_member(room, member), "remove presence")
+        self._emit(PresenceEvent(LEAVE, room, member))
         await self._release(room)
 
     async def _retain(self, room: str) -> None:
@@ -411,7 +413,19 @@ class Hub:
 
     def local_members(self, room: str) -> list[str]:
         """Ids of this process's connections in `room`."""
-        return list(self._rooms.get(room, ()))
+        members, _ = self._members(room)
+        return list(members or ())
+
+    def _members(self, room: str) -> tuple[dict[str, Outbox] | None, int]:
+        """This process's members of `room` (connection id -> outbox), and how many want envelopes."""
+        members = self._rooms.get(room)
+        enveloped = self._enveloped.get(room, 0)
+        if room.startswith(CONNECTION_PREFIX):  # a connection's own room is not in the tables: see connect()
+            connection = self._connections.get(room[len(CONNECTION_PREFIX):])
+            if connection is not None:
+                members = {**(members or {}), connection.id: connection.outbox}
+                enveloped += connection.outbox.envelopes
+        return members, enveloped
 
     async def members(self, room: str) -> list[Member]:
         """Everyone in `room`, across processes when the backend spans them."""
@@ -467,7 +481,7 @@ class Hub:
 
     def deliver(self, room: str, message: Message, exclude: Any = None) -> int:
         """Queue `message` for this process's members of `room`; returns how many it was queued for."""
-        members = self._rooms.get(room)
+        members, enveloped = self._members(room)
         if not members:
             return 0
         if message.seq is not None:
@@ -478,7 +492,7 @@ class Hub:
         frames = shared(asgi)
         held = self._replaying.get(room)
         replayed = self._replayed.get(room)
-        wrapped = self._enveloped.get(room) and message.seq is None
+        wrapped = enveloped and message.seq is None
         if exclude is None and held is None and replayed is None and not wrapped:
             try:
                 for outbox in members.values():
@@ -531,7 +545,8 @@ class Hub:
         last = self._last_seq.get(room)
         history = self.history_policy(room) is not None
         asgi = gap(room, last, None)
-        for outbox in self._rooms.get(room, {}).values():
+        members, _ = self._members(room)
+        for outbox in (members or {}).values():
             if history or outbox.envelopes:  # plain clients of a plain room have no gap message to read
                 outbox.put(asgi)
         for callback in self._gap_callbacks:
@@ -543,7 +558,7 @@ class Hub:
                 logger.exception("gap callback failed")
 
     def rooms(self) -> list[str]:
-        """Rooms this process listens to (has members or presence listeners in)."""
+        """Rooms this process listens to (has members or presence listeners in; connections' own rooms left out)."""
         return list(self._refs)
 
     def room_sizes(self) -> list[int]:

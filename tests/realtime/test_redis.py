@@ -84,8 +84,36 @@ async def test_each_process_subscribes_only_to_rooms_it_has_members_in(redis_ser
         await stop(api)
 
 
+async def _next_text(client: WebSocketTestClient) -> str | None:
+    try:
+        return await client.receive_text(timeout=0.3)
+    except TimeoutError:
+        return None
+
+
 async def _no_channels(client: Redis) -> bool:
     return await client.pubsub_channels("bolt:room:*") == []
+
+
+@pytest.mark.asyncio
+async def test_a_connections_own_room_reaches_it_from_another_process(redis_server: RedisServer) -> None:
+    one, two = worker(redis_server.url), worker(redis_server.url)
+    client = Redis.from_url(redis_server.url)
+    try:
+        async with WebSocketTestClient(one, "/chat/lobby") as a, WebSocketTestClient(one, "/chat/lobby") as b:
+            assert await a.receive_text() == await b.receive_text() == "joined"
+            ids = one.hub.local_members("lobby")
+            assert one.hub.local_members(one.hub.connection_room(ids[0])) == ids[:1]
+            for n, connection_id in enumerate(ids):
+                await two.hub.send_to_connection(connection_id, f"only you, {n}")
+                got = await asyncio.gather(_next_text(a), _next_text(b))
+                assert sorted(got, key=str) == [None, f"only you, {n}"]  # one of the two, and only one
+            await two.hub.send_to_connection("nobody.1", "lost")  # no such connection: no one gets it
+            assert await asyncio.gather(_next_text(a), _next_text(b)) == [None, None]
+        await eventually(lambda: _no_channels(client))  # its own room's channel went with it
+    finally:
+        await client.aclose()
+        await stop(one, two)
 
 
 @pytest.mark.asyncio
