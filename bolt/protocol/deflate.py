@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["DeflateOptions", "PerMessageDeflate", "deflate_message", "negotiate"]
+__all__ = ["DeflateOptions", "DeflateTerms", "PerMessageDeflate", "deflate_message", "negotiate"]
 
 _TAIL = b"\x00\x00\xff\xff"  # the empty stored block every message ends with (RFC 7692 7.2.1)
 
@@ -76,71 +76,65 @@ class InflateTooLarge(Exception):
     """The inflated message would exceed the size limit."""
 
 
-class PerMessageDeflate:
-    """Compressor and decompressor of one connection, after negotiation."""
+class DeflateTerms:
+    """What one negotiation agreed: the same object for every connection that agreed to the same."""
 
-    __slots__ = (
-        "response",
-        "_deflate_bits",
-        "_inflate_bits",
-        "_server_reset",
-        "_client_reset",
-        "_level",
-        "_mem_level",
-        "_compressor",
-        "_decompressor",
-        "_used_since_idle",
-        "min_size",
-    )
+    __slots__ = ("response", "deflate_bits", "inflate_bits", "server_reset", "client_reset", "level", "mem_level",
+                 "min_size", "shared_key")
 
-    def __init__(
-        self,
-        response: bytes,
-        deflate_bits: int,
-        inflate_bits: int,
-        server_no_context_takeover: bool,
-        client_no_context_takeover: bool,
-        level: int,
-        mem_level: int,
-        min_size: int,
-    ) -> None:
+    def __init__(self, response: bytes, deflate_bits: int, inflate_bits: int, server_reset: bool, client_reset: bool,
+                 level: int, mem_level: int, min_size: int) -> None:
         self.response = response  # the Sec-WebSocket-Extensions value of the 101 answer
-        self._deflate_bits = deflate_bits
-        self._inflate_bits = inflate_bits
-        self._server_reset = server_no_context_takeover
-        self._client_reset = client_no_context_takeover
-        self._level = level
-        self._mem_level = mem_level
+        self.deflate_bits = deflate_bits
+        self.inflate_bits = inflate_bits
+        self.server_reset = server_reset
+        self.client_reset = client_reset
+        self.level = level
+        self.mem_level = mem_level
+        self.min_size = min_size
+        # With a fresh compressor per message, every connection with the same key compresses a
+        # message to the same bytes (see bolt.wire); None when the compressor keeps its context.
+        self.shared_key = (deflate_bits, level, mem_level) if server_reset else None
+
+
+class PerMessageDeflate:
+    """Compressor and decompressor of one connection, after negotiation.
+
+    The agreed terms are shared (an idle connection keeps only a reference to them); ``min_size``
+    and ``shared_key`` are theirs, read on every message sent.
+    """
+
+    __slots__ = ("terms", "min_size", "shared_key", "_compressor", "_decompressor", "_used_since_idle")
+
+    def __init__(self, terms: DeflateTerms) -> None:
+        self.terms = terms
+        self.min_size = terms.min_size
+        self.shared_key = terms.shared_key
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
         self._used_since_idle = False
-        self.min_size = min_size
 
     @property
-    def shared_key(self) -> tuple[int, int, int] | None:
-        """What this connection's compressed messages depend on, when that is only the settings.
-
-        With a fresh compressor per message, every connection with the same key compresses a
-        message to the same bytes (see :mod:`bolt.wire`); None when the compressor
-        keeps its context between messages.
-        """
-        return (self._deflate_bits, self._level, self._mem_level) if self._server_reset else None
+    def response(self) -> bytes:
+        """The Sec-WebSocket-Extensions value of the 101 answer."""
+        return self.terms.response
 
     def compress(self, data: bytes) -> bytes:
         """Compress one whole message; the result goes out with RSV1 set."""
         self._used_since_idle = True
         c = self._compressor
         if c is None:
-            if self._server_reset:
-                return deflate_message(data, self._deflate_bits, self._level, self._mem_level)
-            c = self._compressor = zlib.compressobj(self._level, zlib.DEFLATED, -self._deflate_bits, self._mem_level)
+            terms = self.terms
+            if terms.server_reset:
+                return deflate_message(data, terms.deflate_bits, terms.level, terms.mem_level)
+            c = self._compressor = zlib.compressobj(terms.level, zlib.DEFLATED, -terms.deflate_bits, terms.mem_level)
         return _finish(c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH))
 
     def inflate(self, data: bytes, budget: int) -> bytes:
         """Inflate the next piece of a message, producing at most ``budget`` bytes."""
         d = self._decompressor
         if d is None:
-            d = self._decompressor = zlib.decompressobj(-self._inflate_bits)
+            d = self._decompressor = zlib.decompressobj(-self.terms.inflate_bits)
         out = d.decompress(data, budget + 1)
         if len(out) > budget or d.unconsumed_tail:
             raise InflateTooLarge
@@ -150,7 +144,7 @@ class PerMessageDeflate:
         """End the message: inflate the implied tail and drop the context if agreed."""
         out = self.inflate(_TAIL, budget)
         d = self._decompressor
-        if self._client_reset or (d is not None and d.eof):
+        if self.terms.client_reset or (d is not None and d.eof):
             self._decompressor = None
         return out
 
@@ -246,13 +240,17 @@ def _accept(offer: dict[str, str | None], options: DeflateOptions) -> PerMessage
         answer.append(f"client_max_window_bits={inflate_bits}")
         # zlib raises a requested 8-bit window to 9 bits; inflate with room for that.
         inflate_bits = max(inflate_bits, 9)
-    return PerMessageDeflate(
-        "; ".join(answer).encode("ascii"),
-        deflate_bits,
-        inflate_bits,
-        server_reset,
-        client_reset,
-        options.level,
-        options.mem_level,
-        options.compress_min_size,
-    )
+    key = ("; ".join(answer), deflate_bits, inflate_bits, server_reset, client_reset, options.level,
+           options.mem_level, options.compress_min_size)
+    terms = _TERMS.get(key)
+    if terms is None:
+        terms = DeflateTerms(key[0].encode("ascii"), *key[1:])
+        if len(_TERMS) < _TERMS_MAX:
+            _TERMS[key] = terms
+    return PerMessageDeflate(terms)
+
+
+# The terms agreed so far, shared by the connections that agreed to them. Few exist (the offer's
+# parameters have a few values each; the rest is the server's options); the bound is a safeguard.
+_TERMS: dict[tuple[str, int, int, bool, bool, int, int, int], DeflateTerms] = {}
+_TERMS_MAX = 1024
