@@ -320,7 +320,9 @@ class BoltAPI:
         # through each frame on the stack, so one frame fewer is measurable on the echo path.
         websocket.outbox = route.options.get("outbox")  # handed to the hub when the handler accepts
         try:
-            await route.endpoint(**kwargs)
+            handler = route.endpoint(**kwargs)
+            del kwargs  # the handler's frame holds its arguments; this one need not keep them while it runs
+            await handler
         except asyncio.CancelledError:
             if not self.hub.evicted(websocket):
                 raise

@@ -14,6 +14,7 @@ interface (spec 2.4) and nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import copy
 import functools
 import itertools
@@ -123,6 +124,8 @@ HOLD_LIMIT = 64 * 1024
 _DEFLATE = DeflateOptions()  # read-only policy, shared by every connection
 # The scope's "asgi" entry: one per ASGI version, not one per connection (an idle connection keeps its scope).
 _ASGI_INFO = {version: {"version": version, "spec_version": "2.4"} for version in ("2.0", "3.0")}
+# set.discard reads no context variable: without this each connection's task would keep a copy of one.
+_NO_CONTEXT = contextvars.Context()
 _LOGGER = logging.getLogger("uvicorn.error")  # looked up once: getLogger takes a lock
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, frees the send queue
 
@@ -483,7 +486,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._queue.append({"type": "websocket.connect"})
         task = self.loop.create_task(self._run_asgi())
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self.tasks.discard, context=_NO_CONTEXT)
 
     def _finish_remote_close(self, event: CloseReceived | ConnectionFailed) -> None:
         """Answer the peer's close (echoing its code) or send our failure code; drop the socket."""
