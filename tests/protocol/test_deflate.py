@@ -70,6 +70,18 @@ def test_negotiation(offer: str, answer: str) -> None:
     assert got == answer
 
 
+def test_connections_that_agree_alike_share_their_terms() -> None:
+    # An idle connection keeps only a reference to what it agreed, not a copy of it.
+    one, _ = deflated(ServerConnection(), "permessage-deflate")
+    two, _ = deflated(ServerConnection(), "permessage-deflate")
+    other, _ = deflated(ServerConnection(), "permessage-deflate; server_max_window_bits=10")
+    assert one.extension is not None and two.extension is not None and other.extension is not None
+    assert one.extension is not two.extension
+    assert one.extension.terms is two.extension.terms
+    assert other.extension.terms is not one.extension.terms
+    assert other.extension.shared_key == (10, 6, 5) and one.extension.shared_key == (12, 6, 5)
+
+
 def test_context_takeover_kept_when_configured() -> None:
     options = DeflateOptions(client_no_context_takeover=False, server_no_context_takeover=False)
     _, got = deflated(ServerConnection(), "permessage-deflate", options)

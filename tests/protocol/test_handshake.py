@@ -37,6 +37,7 @@ def test_valid_request_and_101_answer() -> None:
     assert "server: bolt\r\n" in head
     assert head.endswith("\r\n\r\n")
     assert conn.state is ConnectionState.OPEN
+    assert conn.request is None  # answered: an open connection does not keep it
 
 
 def _headers(*extra: str, key: bytes = KEY) -> dict[bytes, tuple[bytes, bytes]]:
