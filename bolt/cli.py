@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--drain", type=float, default=None, metavar="SECONDS",
                      help="on SIGTERM, close open WebSockets with 1012 in waves over this many seconds "
                           "(default: BOLT_DRAIN, else 0: all at once)")
+    run.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
+                     help="event loop (default: auto, uvloop when installed, else asyncio's)")
     run.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
     run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser
@@ -84,8 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn
 
     uvicorn.run(args.app, host=args.host, port=args.port, reload=args.reload, workers=args.workers,
-                ws=args.ws or websocket_protocol(), http=args.http or http_protocol(), app_dir=args.app_dir,
-                log_level=args.log_level)
+                ws=args.ws or websocket_protocol(), http=args.http or http_protocol(), loop=args.loop,
+                app_dir=args.app_dir, log_level=args.log_level)
     return 0
 
 

@@ -49,6 +49,11 @@ rm -rf "$site_dir"
 step "test suite, pure-Python build (BOLT_NO_ACCEL=1)"
 BOLT_NO_ACCEL=1 "$PY" -m pytest -q -p no:cacheprovider
 
+step "bolt's protocol and the hub on uvloop (the loop bolt run picks when installed): their tests again"
+# Servers the suite starts in subprocesses already run on uvloop (uvicorn's --loop auto); the
+# in-process ones run on the test's loop, asyncio's unless BOLT_TEST_LOOP says otherwise.
+BOLT_TEST_LOOP=uvloop BOLT_REQUIRE_ACCEL=1 "$PY" -m pytest -q -p no:cacheprovider tests/protocol tests/realtime
+
 step "Rust unit tests of the accelerator"
 cargo test -q --release --manifest-path bolt_accel/Cargo.toml
 
@@ -59,7 +64,7 @@ step "uvicorn's own WebSocket protocol tests against bolt's protocol (sdist fetc
 bash tests/protocol/run_uvicorn_suite.sh bolt
 BOLT_NO_ACCEL=1 bash tests/protocol/run_uvicorn_suite.sh bolt
 
-step "Autobahn conformance of bolt's protocol (core + deflate), accelerated and pure Python"
+step "Autobahn conformance of bolt's protocol (core + deflate): accelerated, pure Python, and accelerated on uvloop"
 # Needs an Autobahn runner (AUTOBAHN_RUN, or the team's tools/autobahn/run.sh beside the clone or
 # in the shared folder of the machine CI runs on); without one it prints a skip line, except under CI.
 for candidate in "$ROOT/../shared/tools/autobahn/run.sh" /work/shared/tools/autobahn/run.sh; do
@@ -67,3 +72,4 @@ for candidate in "$ROOT/../shared/tools/autobahn/run.sh" /work/shared/tools/auto
 done
 bash tests/protocol/run_autobahn.sh core deflate
 BOLT_NO_ACCEL=1 bash tests/protocol/run_autobahn.sh core deflate
+BOLT_LOOP=uvloop bash tests/protocol/run_autobahn.sh core deflate

@@ -1,7 +1,9 @@
 """Suite-wide settings, and the Redis fixtures (redis_servers.py) that tests in several folders use."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import os
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -32,3 +34,13 @@ def redis_cluster() -> Iterator[RedisCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The event loop of every async test: asyncio's, or uvloop's with BOLT_TEST_LOOP=uvloop (the loop
+    `bolt run` picks when uvloop is installed, as uvicorn[standard] installs it)."""
+    if os.environ.get("BOLT_TEST_LOOP") == "uvloop":
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}

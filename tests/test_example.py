@@ -51,7 +51,7 @@ def test_example_in_process(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["uvicorn", "bolt run"])
+@pytest.mark.parametrize("launcher", ["uvicorn", "bolt run", "bolt run --loop asyncio"])
 def test_example_through_a_real_server(launcher, tmp_path):
     env = example_env(str(tmp_path / "db.sqlite3"))
     manage(env, "migrate", "--noinput")
@@ -62,7 +62,7 @@ def test_example_through_a_real_server(launcher, tmp_path):
                    "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"]
     else:
         command = [sys.executable, "-m", "bolt.cli", "run", "chat_site.asgi:application", "--port", str(port),
-                   "--log-level", "warning"]
+                   "--log-level", "warning", *launcher.split()[2:]]
     process = serve_example(command, env)
     try:
         wait_for_port(port, timeout=20, process=process)
@@ -90,6 +90,9 @@ def test_cli_arguments(monkeypatch):
     assert app == "site.asgi:application"
     assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 9000 and kwargs["workers"] == 2
     assert kwargs["ws"] == "wsproto" and kwargs["reload"] is False
+    assert kwargs["loop"] == "auto"  # uvloop when installed
+    assert cli.main(["run", "site.asgi:application", "--loop", "asyncio"]) == 0
+    assert calls[1][1]["loop"] == "asyncio"
     assert cli.main(["run", "site.asgi:application", "--reload", "--workers", "2"]) == 2
     with pytest.raises(SystemExit):
         cli.main([])

@@ -2,7 +2,8 @@
 # Autobahn conformance for bolt's WebSocket protocol.
 # Starts benchmarks/echo_app.py under uvicorn with --ws bolt.protocol:WebSocketProtocol on a free
 # 127.0.0.1 port, runs the given Autobahn sets (default: core deflate), stops the server and exits
-# non-zero unless every case is OK or INFORMATIONAL. Honours BOLT_NO_ACCEL like the rest of bolt.
+# non-zero unless every case is OK or INFORMATIONAL. Honours BOLT_NO_ACCEL like the rest of bolt;
+# BOLT_LOOP=uvloop serves on uvloop instead of asyncio's loop.
 # Usage: tests/protocol/run_autobahn.sh [core] [deflate] [limits]
 # The Autobahn|Testsuite runs on Python 2.7 only, which current systems no longer ship, so this
 # script does not install it: it uses the runner named by AUTOBAHN_RUN (a script taking
@@ -25,7 +26,7 @@ PYTHON="${PYTHON:-python3}"
 PORT="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 OUT="$(mktemp -d)"
 cd "$ROOT"
-"$PYTHON" -m uvicorn benchmarks.echo_app:app --ws bolt.protocol:WebSocketProtocol \
+"$PYTHON" -m uvicorn benchmarks.echo_app:app --ws bolt.protocol:WebSocketProtocol --loop "${BOLT_LOOP:-asyncio}" \
     --host 127.0.0.1 --port "$PORT" --log-level warning --lifespan off > "$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true' EXIT
@@ -33,7 +34,7 @@ for _ in $(seq 100); do
     "$PYTHON" -c "import socket; socket.create_connection(('127.0.0.1', $PORT), 0.2).close()" 2>/dev/null && break
     sleep 0.1
 done
-"$PYTHON" -c "import bolt.accel as a; print('bolt.accel.ENABLED =', a.ENABLED)"
+"$PYTHON" -c "import bolt.accel as a; print('bolt.accel.ENABLED =', a.ENABLED, '| loop:', '${BOLT_LOOP:-asyncio}')"
 status=0
 for set in "${SETS[@]}"; do
     result="$(timeout 1800 "$RUN" "ws://127.0.0.1:$PORT/" "$set" "$OUT/$set" 2>&1)" || status=1
