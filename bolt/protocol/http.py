@@ -118,7 +118,11 @@ else:
 
         def handle_websocket_upgrade(self) -> None:
             fields = cast("list[tuple[bytes, bytes]]", self.scope["headers"])  # uvicorn's scope holds a list
-            if not self._hand_over(self.scope["method"].encode(), self.url, fields):
+            if self._hand_over(self.scope["method"].encode(), self.url, fields):
+                # The parser holds this protocol's bound methods: without it, refcounting frees the
+                # protocol (and the transport with it) rather than the cyclic GC.
+                self.parser = None  # type: ignore[assignment]
+            else:
                 super().handle_websocket_upgrade()
 
 
