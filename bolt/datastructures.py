@@ -37,6 +37,21 @@ class Headers(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._lookup()[key.lower()][0]
 
+    def get(self, key: str, default: Any = None) -> Any:
+        if self._index is not None:
+            values = self._index.get(key.lower())
+            return values[0] if values else default
+        # Before anything needs them all, find the one header (the credentials of a handshake, say)
+        # without decoding the others.
+        try:
+            wanted = key.lower().encode("latin-1")
+        except UnicodeEncodeError:
+            return default  # no header has such a name
+        for name, value in self._raw:
+            if name.lower() == wanted:
+                return value.decode("latin-1")
+        return default
+
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key.lower() in self._lookup()
 

@@ -23,6 +23,7 @@ import h11
 from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
+from .timers import Deadlines, deadlines
 from .uvicorn import WebSocketProtocol
 
 __all__ = ["H11Protocol", "HeadDeadline", "HttpToolsProtocol", "default_http_protocol"]
@@ -47,7 +48,7 @@ class HeadDeadline:
     connections: set[Any]
     logger: Any
     client: tuple[str, int] | None
-    _head_timer: asyncio.TimerHandle | None = None
+    _head_deadlines: Deadlines | None = None  # while the head is awaited: where its deadline is
     _head_cycle: Any = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -56,32 +57,34 @@ class HeadDeadline:
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)  # type: ignore[misc]
-        if self._head_timer is not None and self._head_done():
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._head_deadlines is not None and self._head_done():
+            self._head_deadlines.clear(self._head_timed_out)
+            self._head_deadlines = None
 
     def on_response_complete(self) -> None:
         self._arm_head_deadline()  # before the pipelined request, if any, is started below
         super().on_response_complete()  # type: ignore[misc]
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        if self._head_deadlines is not None:
+            self._head_deadlines.clear(self._head_timed_out)
+            self._head_deadlines = None
         super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm_head_deadline(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
+        if self._head_deadlines is not None:  # a keep-alive connection's previous head
+            self._head_deadlines.clear(self._head_timed_out)
         self._head_cycle = self.cycle
-        self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+        # One timer per loop for every connection's head (see bolt.protocol.timers), not one each.
+        self._head_deadlines = deadlines(self.loop, self.head_timeout)
+        self._head_deadlines.set(self._head_timed_out)
 
     def _head_done(self) -> bool:
         # A mixin: the transport's protocol is this object's uvicorn half (or, once upgraded, another one).
         return self.cycle is not self._head_cycle or self.transport.get_protocol() is not self  # type: ignore[comparison-overlap]
 
     def _head_timed_out(self) -> None:
-        self._head_timer = None
+        self._head_deadlines = None
         if not self._head_done() and not self.transport.is_closing():
             self.transport.close()
 
@@ -118,7 +121,11 @@ else:
 
         def handle_websocket_upgrade(self) -> None:
             fields = cast("list[tuple[bytes, bytes]]", self.scope["headers"])  # uvicorn's scope holds a list
-            if not self._hand_over(self.scope["method"].encode(), self.url, fields):
+            if self._hand_over(self.scope["method"].encode(), self.url, fields):
+                # The parser holds this protocol's bound methods: without it, refcounting frees the
+                # protocol (and the transport with it) rather than the cyclic GC.
+                self.parser = None  # type: ignore[assignment]
+            else:
                 super().handle_websocket_upgrade()
 
 

@@ -55,6 +55,7 @@ from .connection import (
     ServerConnection,
 )
 from .deflate import DeflateOptions
+from .timers import Deadlines, deadlines
 
 if TYPE_CHECKING:
     from uvicorn._types import WWWScope
@@ -221,7 +222,7 @@ class WebSocketProtocol(asyncio.Protocol):
         "config", "app", "loop", "logger", "root_path", "app_state", "connections", "tasks", "default_headers",
         "conn", "transport", "_fd", "scope", "_trailing", "_queue", "_waiter", "_max_queue", "_read_paused",
         "_disconnect", "_disconnect_delivered", "_write_paused", "_drain_waiter", "_open", "_app_closed", "_lost",
-        "_response", "_ping_interval", "_ping_timeout", "_ping_timer", "_pong_timer", "_ping_payload",
+        "_response", "_ping_interval", "_ping_timeout", "_pings", "_pong_timer", "_ping_payload",
         "close_timer", "_reset_timer", "_remote_close", "_held", "_held_size",
         # Lets a test or a caller override a timeout below on one instance; allocated only then.
         "__dict__",
@@ -280,7 +281,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
         self._ping_interval: float | None = config.ws_ping_interval
         self._ping_timeout: float | None = config.ws_ping_timeout
-        self._ping_timer: asyncio.TimerHandle | None = None
+        self._pings: Deadlines | None = None  # while a ping is scheduled: the loop's deadlines it is in
         self._pong_timer: asyncio.TimerHandle | None = None
         self._ping_payload: bytes | None = None
         self.close_timer: asyncio.TimerHandle | None = None  # the deadline of whatever we wait for from the peer
@@ -826,19 +827,21 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def _start_keepalive(self) -> None:
         if self._ping_interval:
-            self._ping_timer = self.loop.call_later(self._ping_interval, self._send_ping)
+            # One timer per loop for every connection's next ping (see bolt.protocol.timers), not one each.
+            self._pings = deadlines(self.loop, self._ping_interval)
+            self._pings.set(self._send_ping)
 
     def _stop_keepalive(self) -> None:
-        if self._ping_timer is not None:
-            self._ping_timer.cancel()
-            self._ping_timer = None
+        if self._pings is not None:
+            self._pings.clear(self._send_ping)
+            self._pings = None
         if self._pong_timer is not None:
             self._pong_timer.cancel()
             self._pong_timer = None
 
     def _send_ping(self) -> None:
-        self._ping_timer = None
-        if not self._open:
+        pings, self._pings = self._pings, None
+        if not self._open or pings is None:
             return
         self.conn.release_idle()  # the ping tick doubles as the idle check for deflate memory
         if self._ping_payload is None or self._ping_timeout is None:
@@ -846,8 +849,8 @@ class WebSocketProtocol(asyncio.Protocol):
             self.transport.write(self.conn.send_ping(self._ping_payload))
             if self._ping_timeout is not None:
                 self._pong_timer = self.loop.call_later(self._ping_timeout, self._pong_missing)
-        assert self._ping_interval is not None
-        self._ping_timer = self.loop.call_later(self._ping_interval, self._send_ping)
+        self._pings = pings
+        pings.set(self._send_ping)
 
     def _pong_missing(self) -> None:
         self._pong_timer = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import struct
 from typing import Any
@@ -283,6 +284,30 @@ async def test_bolt_http_hands_the_parsed_request_over(http_class: type, monkeyp
         assert await reader.read() == b"Unsupported WebSocket version; this server speaks version 13.\n"
         writer.close()
     assert taken == [(b"GET", b"/chat?x=1")] * 2
+
+
+@pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
+async def test_bolt_http_protocol_is_freed_without_the_cyclic_gc(http_class: type) -> None:
+    """Once it handed the upgrade over, the HTTP protocol (and the transport it holds) is freed by
+    refcounting when the connection ends: no work for the cyclic GC on every handshake."""
+    async with asyncio.timeout(10), serve(echo, http=http_class) as srv:
+        gc.collect()
+        gc.disable()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        try:
+            async with websockets.connect(srv.url + "/") as ws:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+            while srv.connections:
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)  # the server's task for the connection ends after the close
+            gc.collect()
+            left = [type(o).__qualname__ for o in gc.garbage if isinstance(o, http_class)]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert left == []
 
 
 @pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
@@ -601,6 +626,20 @@ async def test_scope_server_is_the_local_address() -> None:
             async with websockets.connect(srv.url + "/"):
                 pass
     assert seen["server"] == ("127.0.0.1", srv.port)
+
+
+async def test_scope_client_is_the_peer_address() -> None:
+    seen: dict[str, Any] = {}
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        seen["client"] = scope["client"]
+        await send({"type": "websocket.accept"})
+        await receive()
+
+    async with asyncio.timeout(10), serve(app) as srv:
+        async with websockets.connect(srv.url + "/") as ws:
+            local = ws.transport.get_extra_info("sockname")
+    assert seen["client"] == ("127.0.0.1", local[1])
 
 
 async def test_no_reset_timer_when_nothing_is_left_to_send() -> None:
