@@ -352,7 +352,8 @@ class Hub:
         await self._retain(room)
         member = connection.member
         await self._guard(backend.add_member(room, member), "add presence")
-        self._emit(PresenceEvent(JOIN, room, member))
+        if room in self._listeners:  # most rooms (a user's own, say) have no one listening here
+            self._emit(PresenceEvent(JOIN, room, member))
 
     async def _remove(self, connection: Connection, room: str) -> None:
         connection.rooms.discard(room)
@@ -374,7 +375,8 @@ class Hub:
         member = connection.member
         if self.backend is not None:
             await self._guard(self.backend.remove_member(room, member), "remove presence")
-        self._emit(PresenceEvent(LEAVE, room, member))
+        if room in self._listeners:
+            self._emit(PresenceEvent(LEAVE, room, member))
         await self._release(room)
 
     async def _retain(self, room: str) -> None:
