@@ -88,7 +88,6 @@ _App = Callable[[dict[str, Any], Any, Any], Awaitable[object]]
 _Rewrite = Callable[[dict[str, Any], Any, Any], Coroutine[Any, Any, None]]
 
 
-@functools.lru_cache(maxsize=8)
 def _scope_rewrite(app: _App) -> tuple[_Rewrite | None, _App]:
     """Split uvicorn's ProxyHeadersMiddleware from the app it wraps: (the scope rewrite, the app).
 
@@ -99,9 +98,14 @@ def _scope_rewrite(app: _App) -> tuple[_Rewrite | None, _App]:
     """
     if type(app) is not ProxyHeadersMiddleware:  # exactly: a subclass may do more than rewrite
         return None, app
-    rewrite = copy.copy(app)
+    return _split_proxy_headers(app)
+
+
+@functools.lru_cache(maxsize=8)  # the middleware, not the app: an app need not be hashable
+def _split_proxy_headers(middleware: ProxyHeadersMiddleware) -> tuple[_Rewrite, _App]:
+    rewrite = copy.copy(middleware)
     rewrite.app = cast("Any", _scope_only)  # uvicorn types apps with its own scope TypedDicts
-    return cast("_Rewrite", rewrite), cast("_App", app.app)
+    return cast("_Rewrite", rewrite), cast("_App", middleware.app)
 
 
 async def _scope_only(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -248,6 +248,20 @@ async def test_proxy_headers_rewrite_the_scope_of_a_trusted_proxy(http: Any, tru
         assert scope["client"][0] == "127.0.0.1" and scope["scheme"] == "ws"
 
 
+@pytest.mark.parametrize("proxy_headers", [True, False])
+async def test_an_app_that_cannot_be_hashed_is_served(proxy_headers: bool) -> None:
+    class Unhashable:  # as a dataclass with eq=True is
+        __hash__ = None  # type: ignore[assignment]
+
+        async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+            await echo(scope, receive, send)
+
+    async with asyncio.timeout(10), serve(Unhashable(), proxy_headers=proxy_headers) as srv:
+        async with websockets.connect(srv.url + "/") as ws:
+            await ws.send("hi")
+            assert await ws.recv() == "hi"
+
+
 @pytest.mark.parametrize("http", ["h11", "httptools"])
 async def test_bytes_after_upgrade_are_not_lost(http: str) -> None:
     if http == "httptools":
