@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import struct
 from typing import Any
@@ -13,6 +12,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bolt.protocol import SharedMessage, WebSocketProtocol, http
+from cyclic_garbage import cyclic_garbage
 
 from .helpers import client_frame, request_bytes
 from .server import raw_connect, read_frame, serve
@@ -305,22 +305,13 @@ async def test_bolt_http_protocol_is_freed_without_the_cyclic_gc(http_class: typ
     """Once it handed the upgrade over, the HTTP protocol (and the transport it holds) is freed by
     refcounting when the connection ends: no work for the cyclic GC on every handshake."""
     async with asyncio.timeout(10), serve(echo, http=http_class) as srv:
-        gc.collect()
-        gc.disable()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
+        with cyclic_garbage(http_class) as left:
             async with websockets.connect(srv.url + "/") as ws:
                 await ws.send("hi")
                 assert await ws.recv() == "hi"
             while srv.connections:
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)  # the server's task for the connection ends after the close
-            gc.collect()
-            left = [type(o).__qualname__ for o in gc.garbage if isinstance(o, http_class)]
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
-            gc.enable()
     assert left == []
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from bolt.realtime.hub import Connection
 from bolt.realtime.names import check_room
 from bolt.realtime.outbox import Outbox
 from bolt.testing import WebSocketTestClient
+from cyclic_garbage import cyclic_garbage
 from uvicorn_server import BOLT_PROTOCOL, serve
 
 KEYS = {"key-alice": "alice", "key-bob": "bob"}
@@ -394,10 +394,7 @@ async def test_an_ended_connection_leaves_no_cyclic_garbage(ending: str) -> None
     async with asyncio.timeout(10), serve(api, ws=BOLT_PROTOCOL) as address:
         ws = await websockets.connect(f"ws://{address}/chat/lobby", additional_headers={"x-api-key": "key-alice"})
         assert await ws.recv() == "joined"
-        gc.collect()
-        gc.disable()
-        gc.set_debug(gc.DEBUG_SAVEALL)
-        try:
+        with cyclic_garbage(*bolt_types) as left:
             if ending == "close":
                 await ws.close()
             else:
@@ -405,10 +402,4 @@ async def test_an_ended_connection_leaves_no_cyclic_garbage(ending: str) -> None
             while api.hub.local_connections():
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)  # the server's task for the connection ends after the handler
-            gc.collect()
-            left = [type(o).__qualname__ for o in gc.garbage if isinstance(o, bolt_types)]
-        finally:
-            gc.set_debug(0)
-            gc.garbage.clear()
-            gc.enable()
         assert left == []
