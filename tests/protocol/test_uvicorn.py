@@ -8,6 +8,7 @@ import struct
 from typing import Any
 
 import pytest
+import uvicorn
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -700,3 +701,31 @@ async def test_handshake_outcomes_are_logged_at_info() -> None:
             logger.setLevel(level)
     outcomes = [m.split(" - ", 1)[1] for m in records if '"WebSocket ' in m]
     assert outcomes == ['"WebSocket /yes?x=1" [accepted]', '"WebSocket /no" 403', '"WebSocket /teapot" 418']
+
+
+@pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
+async def test_served_on_a_unix_socket(http_class: type, tmp_path: Any) -> None:
+    # Behind a proxy on the same host (uvicorn --uds): no TCP addresses for the scope.
+    scopes: list[dict] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        scopes.append(scope)
+        await echo(scope, receive, send)
+
+    path = str(tmp_path / "bolt.sock")
+    config = uvicorn.Config(app, uds=path, ws=WebSocketProtocol, http=http_class, lifespan="off",
+                            log_level="warning", ws_ping_interval=None)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                await asyncio.sleep(0.01)
+            async with websockets.unix_connect(path, "ws://localhost/") as ws:
+                await ws.send("over a unix socket")
+                assert await ws.recv() == "over a unix socket"
+    finally:
+        server.should_exit = True
+        await task
+    (scope,) = scopes
+    assert scope["client"] is None and scope["path"] == "/"
