@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the test suite needs on a fresh machine and runs it in both builds:
 # with the Rust accelerator compiled, and in pure Python (BOLT_NO_ACCEL=1, and installs without cargo).
-#   bash scripts/test.sh               everything (about 25-35 minutes on 2 cores)
+#   bash scripts/test.sh               everything (about 35-50 minutes on 2 cores)
 #   QUICK=1 bash scripts/test.sh       only ruff and mypy, the pytest suite in the accelerated build, and the docs site
 # Everything Python goes into a private venv (.venv-test), so the run proves the declared dependencies.
 set -euo pipefail
