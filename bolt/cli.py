@@ -5,10 +5,11 @@
 It is uvicorn with two defaults changed:
 - WebSocket connections are handled by `bolt.protocol:WebSocketProtocol` when that module imports,
   else by uvicorn's own choice ("auto"). `--ws` overrides it with any value uvicorn's `--ws` accepts.
-- HTTP is parsed by uvicorn's own parser (httptools when installed, else h11) wrapped by
-  `bolt.protocol.http`, which closes a connection whose request head is not complete within 10 s
-  (plain uvicorn waits for ever). `--http` overrides it with any value uvicorn's `--http` accepts,
-  such as a subclass with another `head_timeout` as module:Class.
+- Each connection starts with `bolt.protocol.http.HeadReader`, which reads the first request head:
+  a WebSocket upgrade goes straight to bolt's protocol, anything else to uvicorn's own parser
+  (httptools when installed, else h11). Either closes a connection whose request head is not
+  complete within 10 s (plain uvicorn waits for ever). `--http` overrides it with any value
+  uvicorn's `--http` accepts, such as a subclass with another `head_timeout` as module:Class.
 `--drain SECONDS` spreads the 1012 closes of a stopping worker over that many seconds (see
 docs/protocol.md, "Graceful drain").
 The app is given as `module:attribute`, looked up from the current directory (or `--app-dir`), as
@@ -37,14 +38,13 @@ def websocket_protocol() -> str:
 
 
 def http_protocol() -> str:
-    """uvicorn's HTTP parser with bolt's request-head deadline, as a module:Class string."""
+    """bolt's first protocol (`bolt.protocol.http.HeadReader`), as a module:Class string."""
     try:
-        from bolt.protocol.http import default_http_protocol
+        from bolt.protocol.http import HeadReader
     except Exception as exc:  # uvicorn changed its internals: serve anyway, without the deadline
         print(f"bolt run: bolt.protocol.http failed to import ({exc!r}); using uvicorn's HTTP parser", file=sys.stderr)
         return "auto"
-    cls = default_http_protocol()
-    return f"{cls.__module__}:{cls.__qualname__}"
+    return f"{HeadReader.__module__}:{HeadReader.__qualname__}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,16 +17,20 @@ When the WebSocket protocol is bolt's, they also hand it the upgrade request as 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any, cast
 
 import h11
 from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
+from .handshake import MAX_REQUEST_SIZE
 from .timers import Deadlines, deadlines
 from .uvicorn import WebSocketProtocol
 
-__all__ = ["H11Protocol", "HeadDeadline", "HttpToolsProtocol", "default_http_protocol"]
+__all__ = [
+    "H11Protocol", "HeadDeadline", "HeadReader", "HttpToolsProtocol", "default_http_protocol", "is_websocket_upgrade",
+]
 
 
 class HeadDeadline:
@@ -132,3 +136,122 @@ else:
 def default_http_protocol() -> type:
     """The parser uvicorn's "auto" would pick (httptools when installed, else h11), with the deadline."""
     return HttpToolsProtocol or H11Protocol
+
+
+# The two headers that make a request an upgrade, found without parsing the others.
+_UPGRADE_FIELDS = re.compile(rb"\r\n(connection|upgrade):[ \t]*([^\r\n]*)", re.IGNORECASE)
+
+
+def is_websocket_upgrade(head: bytes) -> bool:
+    """Whether a request head asks for a WebSocket, by uvicorn's rule: the last ``Connection``
+    header has the token ``upgrade`` and the last ``Upgrade`` header is ``websocket``."""
+    connection = upgrade = None
+    for name, value in _UPGRADE_FIELDS.findall(head):
+        if len(name) == 10:
+            connection = value
+        else:
+            upgrade = value
+    if connection is None or upgrade is None or upgrade.rstrip(b" \t").lower() != b"websocket":
+        return False
+    return any(token.strip().lower() == b"upgrade" for token in connection.split(b","))
+
+
+class HeadReader(asyncio.Protocol):
+    """The protocol a connection starts with under `bolt run`: it reads the first request head and
+    hands the connection to the protocol that serves it.
+
+    A WebSocket upgrade goes to bolt's ``WebSocketProtocol`` as bytes, which parses and checks the
+    head itself: no HTTP protocol object is made for it and uvicorn parses nothing. Anything else
+    (another method, another HTTP version, a head the WebSocket rule does not match, more than
+    ``MAX_REQUEST_SIZE`` bytes without a blank line) goes to ``http_class``, uvicorn's parser with
+    the head deadline, with the bytes read so far, as if it had read them itself. When the WebSocket
+    protocol is not bolt's, every connection goes to ``http_class``.
+
+    Like ``HeadDeadline``, it closes a connection whose head is not complete ``head_timeout``
+    seconds after it was made. Pass a subclass to uvicorn's ``http`` setting to change either::
+
+        class Patient(HeadReader):
+            head_timeout = 30.0
+            http_class = H11Protocol
+    """
+
+    head_timeout = HeadDeadline.head_timeout
+    http_class: type = default_http_protocol()
+
+    __slots__ = ("config", "server_state", "app_state", "loop", "transport", "_head", "_deadlines")
+
+    def __init__(
+        self,
+        config: Any,
+        server_state: Any,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.config = config
+        self.server_state = server_state
+        self.app_state = app_state
+        self.loop = _loop or asyncio.get_event_loop()
+        self.transport: asyncio.Transport | None = None
+        self._head = b""
+        self._deadlines: Deadlines | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)
+        self.server_state.connections.add(self)  # until handed over: a stopping server closes it
+        self._deadlines = deadlines(self.loop, self.head_timeout)
+        self._deadlines.set(self._timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        head = self._head + data if self._head else data
+        if not b"GET ".startswith(head[:4]):  # not a GET: uvicorn's to serve, at once
+            self._hand_over(self.http_class, head)
+            return
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(head) > MAX_REQUEST_SIZE:
+                self._hand_over(self.http_class, head)
+            else:
+                self._head = head
+            return
+        ws_class = self.config.ws_protocol_class
+        if isinstance(ws_class, type) and issubclass(ws_class, WebSocketProtocol) and is_websocket_upgrade(
+                head[:end]):
+            self._hand_over(ws_class, head)
+        else:
+            self._hand_over(self.http_class, head)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._release()
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes: no request is coming
+
+    def shutdown(self) -> None:
+        """Called by uvicorn when the server stops: no request has started here, so close."""
+        self._release()
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _hand_over(self, cls: type, data: bytes) -> None:
+        self._release()
+        self._head = b""
+        transport = cast("asyncio.Transport", self.transport)
+        protocol = cls(config=self.config, server_state=self.server_state, app_state=self.app_state)
+        if isinstance(protocol, WebSocketProtocol):
+            protocol.take_over(transport, data)
+        else:
+            protocol.connection_made(transport)
+            transport.set_protocol(protocol)
+            protocol.data_received(data)
+
+    def _release(self) -> None:
+        if self._deadlines is not None:
+            self._deadlines.clear(self._timed_out)
+            self._deadlines = None
+            self.server_state.connections.discard(self)
+
+    def _timed_out(self) -> None:
+        self._deadlines = None
+        self.server_state.connections.discard(self)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()

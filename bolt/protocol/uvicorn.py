@@ -296,6 +296,7 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._attach(transport)
+        self._trailing = _trailing_bytes(transport)
         self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
 
     def upgrade(self, transport: asyncio.BaseTransport, method: bytes, target: bytes,
@@ -311,6 +312,7 @@ class WebSocketProtocol(asyncio.Protocol):
         hooks them to see it hooks this too.
         """
         self._attach(transport)
+        self._trailing = _trailing_bytes(transport)
         transport.set_protocol(self)
         conn = self.conn
         events = conn.receive_request(method, target, fields)
@@ -320,13 +322,25 @@ class WebSocketProtocol(asyncio.Protocol):
         for event in events:
             self._handle_event(event)
 
+    def take_over(self, transport: asyncio.BaseTransport, data: bytes) -> None:
+        """Take over ``transport`` from a protocol that read ``data`` from it and nothing else.
+
+        The same as ``connection_made(transport)``, ``transport.set_protocol(self)`` and
+        ``data_received(data)``; when ``data`` holds the whole upgrade request, as it does from
+        `bolt.protocol.http.HeadReader`, no timer is set for the rest of it.
+        """
+        self._attach(transport)
+        transport.set_protocol(self)
+        self.data_received(data)
+        if self.conn.state is ConnectionState.CONNECTING:
+            self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
+
     def _attach(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # a stream transport: asyncio's servers give one
         sock = transport.get_extra_info("socket")
         if sock is not None and not is_ssl(self.transport) and os.name == "posix":
             self._fd = sock.fileno()
         self.connections.add(self)
-        self._trailing = _trailing_bytes(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._lost = True

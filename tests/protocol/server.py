@@ -11,6 +11,7 @@ from typing import Any
 import uvicorn
 
 from bolt.protocol import WebSocketProtocol
+from bolt.protocol.http import HeadReader
 
 
 class Served:
@@ -26,8 +27,10 @@ class Served:
 
 @contextlib.asynccontextmanager
 async def serve(app: Any, ws: type = WebSocketProtocol, sndbuf: int | None = None, **options: Any) -> AsyncIterator[Served]:
-    """Serve ``app``; ``sndbuf`` sets the kernel send buffer of every accepted socket (they inherit it)."""
+    """Serve ``app`` as `bolt run` does (bolt's ``HeadReader`` first, unless ``http=`` says otherwise);
+    ``sndbuf`` sets the kernel send buffer of every accepted socket (they inherit it)."""
     options.setdefault("ws_ping_interval", None)
+    options.setdefault("http", HeadReader)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, ws=ws, lifespan="off", log_level="warning", **options)
     server = uvicorn.Server(config)
     sockets = None

@@ -26,6 +26,10 @@ class QuickH11Protocol(http.H11Protocol):
     head_timeout = 0.5
 
 
+class QuickHeadReader(http.HeadReader):
+    head_timeout = 0.5
+
+
 if http.HttpToolsProtocol is not None:
 
     class QuickHttpToolsProtocol(http.HttpToolsProtocol):  # type: ignore[misc, valid-type]

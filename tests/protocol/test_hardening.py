@@ -207,7 +207,7 @@ async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("parser", ["H11Protocol", "HttpToolsProtocol"])
+@pytest.mark.parametrize("parser", ["HeadReader", "H11Protocol", "HttpToolsProtocol"])
 async def test_bolt_run_closes_sockets_that_trickle_a_request_head(parser: str) -> None:
     from bolt.protocol import http
 
@@ -234,8 +234,9 @@ async def test_bolt_run_closes_sockets_that_trickle_a_request_head(parser: str) 
 
 def test_bolt_run_uses_the_head_deadline_by_default() -> None:
     from bolt.cli import http_protocol
-    from bolt.protocol.http import HeadDeadline, default_http_protocol
+    from bolt.protocol.http import HeadDeadline, HeadReader, default_http_protocol
 
     cls = default_http_protocol()
     assert issubclass(cls, HeadDeadline) and cls.head_timeout == 10.0
-    assert http_protocol() == f"bolt.protocol.http:{cls.__name__}"
+    assert HeadReader.head_timeout == 10.0 and HeadReader.http_class is cls
+    assert http_protocol() == "bolt.protocol.http:HeadReader"

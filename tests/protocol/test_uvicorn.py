@@ -222,7 +222,8 @@ async def test_app_returning_after_accept_closes_1000() -> None:
 BOLT_HTTP = [http.H11Protocol, *([http.HttpToolsProtocol] if http.HttpToolsProtocol else [])]
 
 
-@pytest.mark.parametrize("http", ["h11", "httptools", *BOLT_HTTP], ids=lambda http: getattr(http, "__name__", http))
+@pytest.mark.parametrize(
+    "http", ["h11", "httptools", http.HeadReader, *BOLT_HTTP], ids=lambda http: getattr(http, "__name__", http))
 @pytest.mark.parametrize("trusted", [True, False])
 async def test_proxy_headers_rewrite_the_scope_of_a_trusted_proxy(http: Any, trusted: bool) -> None:
     # bolt's protocol runs uvicorn's proxy-headers rewrite itself rather than awaiting the middleware.
@@ -263,8 +264,8 @@ async def test_an_app_that_cannot_be_hashed_is_served(proxy_headers: bool) -> No
             assert await ws.recv() == "hi"
 
 
-@pytest.mark.parametrize("http", ["h11", "httptools"])
-async def test_bytes_after_upgrade_are_not_lost(http: str) -> None:
+@pytest.mark.parametrize("http", ["h11", "httptools", http.HeadReader], ids=lambda http: getattr(http, "__name__", http))
+async def test_bytes_after_upgrade_are_not_lost(http: Any) -> None:
     if http == "httptools":
         pytest.importorskip("httptools")
     async with asyncio.timeout(10), serve(echo, http=http) as srv:
@@ -301,7 +302,7 @@ async def test_bolt_http_hands_the_parsed_request_over(http_class: type, monkeyp
     assert taken == [(b"GET", b"/chat?x=1")] * 2
 
 
-@pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("http_class", [http.HeadReader, *BOLT_HTTP], ids=lambda cls: cls.__name__)
 async def test_bolt_http_protocol_is_freed_without_the_cyclic_gc(http_class: type) -> None:
     """Once it handed the upgrade over, the HTTP protocol (and the transport it holds) is freed by
     refcounting when the connection ends: no work for the cyclic GC on every handshake."""
@@ -316,7 +317,7 @@ async def test_bolt_http_protocol_is_freed_without_the_cyclic_gc(http_class: typ
     assert left == []
 
 
-@pytest.mark.parametrize("http_class", BOLT_HTTP, ids=lambda cls: cls.__name__)
+@pytest.mark.parametrize("http_class", [http.HeadReader, *BOLT_HTTP], ids=lambda cls: cls.__name__)
 async def test_bolt_http_replays_the_request_to_another_websocket_protocol(http_class: type) -> None:
     async with asyncio.timeout(10), serve(echo, ws="websockets-sansio", http=http_class) as srv:
         async with websockets.connect(srv.url + "/") as ws:

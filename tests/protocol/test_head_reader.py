@@ -1,0 +1,203 @@
+"""`bolt.protocol.http.HeadReader`, the protocol `bolt run` starts every connection with, on a real uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bolt.protocol import WebSocketProtocol, http
+
+from .helpers import client_frame, request_bytes
+from .server import raw_connect, read_frame, serve
+
+pytestmark = pytest.mark.asyncio
+
+# The HTTP protocols a HeadReader can hand plain HTTP to: uvicorn's parsers with the head deadline.
+HTTP_CLASSES = [http.H11Protocol, *([http.HttpToolsProtocol] if http.HttpToolsProtocol else [])]
+
+
+def reader_for(http_class: type) -> type:
+    return type("Reader", (http.HeadReader,), {"http_class": http_class})
+
+
+async def app(scope: dict, receive: Any, send: Any) -> None:
+    """WebSocket: echo text. HTTP: answer ``METHOD path body`` (and the request's Upgrade header, if any)."""
+    if scope["type"] == "websocket":
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (message := await receive())["type"] != "websocket.disconnect":
+            await send({"type": "websocket.send", "text": message.get("text") or ""})
+        return
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    upgrade = dict(scope["headers"]).get(b"upgrade", b"")
+    answer = b"%s %s %s %s" % (scope["method"].encode(), scope["path"].encode(), body, upgrade)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(answer))]})
+    await send({"type": "http.response.body", "body": answer})
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+    return head.split(b"\r\n", 1)[0], await reader.readexactly(length)
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """What bolt's WebSocket protocol was given by a HeadReader, one entry per connection."""
+    seen: list[bytes] = []
+    take_over = WebSocketProtocol.take_over
+
+    def spy(self: WebSocketProtocol, transport: Any, data: bytes) -> None:
+        seen.append(data)
+        take_over(self, transport, data)
+
+    monkeypatch.setattr(WebSocketProtocol, "take_over", spy)
+    return seen
+
+
+async def test_an_upgrade_goes_to_bolt_as_bytes_with_the_frames_behind_it(taken: list[bytes]) -> None:
+    early = client_frame(0x1, b"sent with the request")
+    async with asyncio.timeout(10), serve(app) as srv:
+        reader, writer, head = await raw_connect(srv.port, request_bytes() + early)
+        assert head.startswith(b"HTTP/1.1 101")
+        assert await read_frame(reader) == (0x1, b"sent with the request")
+        writer.close()
+    assert taken == [request_bytes() + early]
+
+
+async def test_a_head_in_pieces_is_put_together(taken: list[bytes]) -> None:
+    request = request_bytes()
+    async with asyncio.timeout(10), serve(app) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        for start in range(0, len(request), 9):  # split inside "GET ", inside "\r\n\r\n", everywhere
+            writer.write(request[start : start + 9])
+            await writer.drain()
+            await asyncio.sleep(0.005)
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        writer.write(client_frame(0x1, b"hi"))
+        assert await read_frame(reader) == (0x1, b"hi")
+        writer.close()
+    assert taken == [request]
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES, ids=lambda cls: cls.__name__)
+async def test_plain_http_goes_to_uvicorn_with_the_bytes_read(http_class: type, taken: list[bytes]) -> None:
+    async with asyncio.timeout(10), serve(app, http=reader_for(http_class)) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        # Two pipelined requests in one write, then a POST with its body in a second write.
+        writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /a  ")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /b  ")
+        writer.write(b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        await writer.drain()
+        writer.write(b"hello")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"POST /c hello ")
+        writer.close()
+        # A first read that is not a GET is handed over at once, before its head is complete.
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"POST /d HTTP/1.1\r\nHost: x\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        assert [type(c).__name__ for c in srv.server.server_state.connections] == [http_class.__name__]
+        writer.write(b"Content-Length: 0\r\n\r\n")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"POST /d  ")
+        writer.close()
+    assert taken == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"Upgrade: websocket\r\n",  # no Connection: upgrade
+        b"Upgrade: h2c\r\nConnection: Upgrade\r\n",  # another protocol
+        b"Upgrade: websocket\r\nConnection: Upgrade\r\nConnection: keep-alive\r\n",  # the last one counts
+        b"Upgrade: websocket, h2c\r\nConnection: Upgrade\r\n",  # one protocol, as uvicorn reads it
+    ],
+)
+async def test_a_request_uvicorn_would_not_upgrade_is_plain_http(headers: bytes, taken: list[bytes]) -> None:
+    async with asyncio.timeout(10), serve(app) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /p HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+        status, body = await read_response(reader)
+        assert status == b"HTTP/1.1 200 OK" and body.startswith(b"GET /p  ")
+        writer.close()
+    assert taken == []
+
+
+async def test_case_and_blanks_in_the_upgrade_headers_are_read_as_uvicorn_reads_them(taken: list[bytes]) -> None:
+    request = request_bytes().replace(b"Upgrade: websocket", b"UPGRADE:  WebSocket \t")
+    request = request.replace(b"Connection: keep-alive, Upgrade", b"connection:keep-alive ,upgrade")
+    async with asyncio.timeout(10), serve(app) as srv:
+        reader, writer, head = await raw_connect(srv.port, request)
+        assert head.startswith(b"HTTP/1.1 101")
+        writer.close()
+    assert len(taken) == 1
+
+
+@pytest.mark.parametrize(
+    ("bad", "status"),
+    [
+        (b"X-Bad: a\nInjected: b\r\n", 400),  # a bare LF inside a header line
+        (b"X-Bad: a\rb\r\n", 400),  # a bare CR
+        (b"X-Bad: a\x00b\r\n", 400),  # NUL
+        (b"X-Bad: a\r\n folded\r\n", 400),  # obs-fold
+        (b"X Bad: a\r\n", 400),  # a space in the name
+        (b"X-Bad : a\r\n", 400),  # a space before the colon
+        (b"X-B(a)d: a\r\n", 400),  # not a token
+    ],
+)
+@pytest.mark.parametrize("http_name", ["HeadReader", "httptools"])
+async def test_a_malformed_upgrade_is_refused_as_uvicorn_refuses_it(bad: bytes, status: int, http_name: str) -> None:
+    """What bolt's engine refuses, parsing the head alone, uvicorn's httptools protocol refuses too."""
+    if http_name == "httptools":
+        pytest.importorskip("httptools")
+    request = request_bytes().replace(b"Sec-WebSocket-Version", bad + b"Sec-WebSocket-Version")
+    async with asyncio.timeout(10), serve(app, http=http.HeadReader if http_name == "HeadReader" else "httptools") as srv:
+        reader, writer, head = await raw_connect(srv.port, request)
+        assert head.startswith(b"HTTP/1.1 %d" % status)
+        writer.close()
+
+
+async def test_a_head_without_end_beyond_the_request_limit_goes_to_uvicorn(taken: list[bytes]) -> None:
+    async with asyncio.timeout(10), serve(app, http=reader_for(http.H11Protocol)) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-Long: " + b"y" * 70_000)
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 431") or head.startswith(b"HTTP/1.1 400")  # h11's answer, whichever
+        writer.close()
+    assert taken == []
+
+
+async def test_a_connection_waiting_for_its_head_is_closed_when_the_server_stops() -> None:
+    async with asyncio.timeout(10):
+        async with serve(app) as srv:
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            assert [type(c) for c in srv.server.server_state.connections] == [http.HeadReader]
+            loop = asyncio.get_running_loop()
+            stopping = loop.time()
+        assert await reader.read() == b""  # closed, with nothing sent
+        assert loop.time() - stopping < 2  # not held until the head deadline
+        writer.close()
+
+
+async def test_a_client_gone_before_its_head_leaves_nothing_behind() -> None:
+    async with asyncio.timeout(10), serve(app) as srv:
+        connections = srv.server.server_state.connections
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET / HT")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        assert len(connections) == 1
+        writer.close()
+        while connections:
+            await asyncio.sleep(0.01)
