@@ -274,7 +274,8 @@ if __name__ == "__main__":
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--loop", default="asyncio", help="uvicorn's event loop (asyncio, uvloop or auto)")
+    parser.add_argument("--loop", default="auto",
+                        help="uvicorn's event loop: auto (uvloop, installed with bolt, as bolt run picks it), asyncio, uvloop")
     parser.add_argument("--stack", help=argparse.SUPPRESS)
     parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()

@@ -7,9 +7,10 @@ It is uvicorn with two defaults changed:
   else by uvicorn's own choice ("auto"). `--ws` overrides it with any value uvicorn's `--ws` accepts.
 - Each connection starts with `bolt.protocol.http.HeadReader`, which reads the first request head:
   a WebSocket upgrade goes straight to bolt's protocol, anything else to uvicorn's own parser
-  (httptools when installed, else h11). Either closes a connection whose request head is not
+  (httptools, which bolt installs; h11 without it). Either closes a connection whose request head is not
   complete within 10 s (plain uvicorn waits for ever). `--http` overrides it with any value
   uvicorn's `--http` accepts, such as a subclass with another `head_timeout` as module:Class.
+It runs on uvloop (`--loop auto`; bolt depends on it except on Windows, as uvicorn[standard] does).
 `--drain SECONDS` spreads the 1012 closes of a stopping worker over that many seconds (see
 docs/protocol.md, "Graceful drain").
 The app is given as `module:attribute`, looked up from the current directory (or `--app-dir`), as
@@ -66,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="on SIGTERM, close open WebSockets with 1012 in waves over this many seconds "
                           "(default: BOLT_DRAIN, else 0: all at once)")
     run.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
-                     help="event loop (default: auto, uvloop when installed, else asyncio's)")
+                     help="event loop (default: auto, uvloop, which bolt installs except on Windows; "
+                          "else asyncio's)")
     run.add_argument("--app-dir", default=".", help="directory to import the app from (default: .)")
     run.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     return parser

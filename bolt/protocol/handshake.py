@@ -70,6 +70,7 @@ class Request:
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(rb"(%s) ([\x21-\x7e\x80-\xff]+) HTTP/([0-9]\.[0-9])" % _TOKEN)
 _FIELD_LINES = re.compile(rb"(?:\r\n%s:[\t\x20-\x7e\x80-\xff]*)*" % _TOKEN)
+_FIELD = re.compile(rb"\r\n(%s):[ \t]*([^\r\n]*)" % _TOKEN)  # on lines _FIELD_LINES has checked
 
 
 def parse_request(head: bytes) -> Request:
@@ -85,12 +86,15 @@ def parse_request(head: bytes) -> Request:
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
     if _FIELD_LINES.fullmatch(head, line_end) is None:
         raise HandshakeError(400, "Malformed request header.")
-    lines = head[line_end + 2 :].split(b"\r\n") if line_end < len(head) else []
-    _check_count(len(lines))
+    fields = _FIELD.findall(head, line_end)
+    _check_count(len(fields))
     headers: list[tuple[bytes, bytes]] = []
-    for field in lines:
-        name, _, value = field.partition(b":")
-        headers.append(_header(name, value))
+    lowered = _lowered
+    for name, value in fields:
+        low = lowered.get(name)
+        if low is None:
+            low = _lower(name)
+        headers.append(_shared((low, value.rstrip(b" \t"))))
     return _request(method, target, version, headers)
 
 
@@ -122,12 +126,20 @@ _SHARED_VALUE_MAX = 256
 _shared_headers: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
 
 
-def _header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
-    if not name or name != name.strip() or b" " in name:
-        raise HandshakeError(400, "Malformed request header.")
-    lowered = name.lower()
-    header = (_NAMES.get(lowered, lowered), value.strip(b" \t"))
-    if lowered not in _REPEATING or len(header[1]) > _SHARED_VALUE_MAX:
+_lowered: dict[bytes, bytes] = {}  # a header name as clients spell it -> its shared lower-case form
+
+
+def _lower(name: bytes) -> bytes:
+    low = name.lower()
+    low = _NAMES.get(low, low)
+    if len(_lowered) < _SHARED_MAX and len(name) <= 64:
+        _lowered[name] = low
+    return low
+
+
+def _shared(header: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
+    """The process's one copy of a header that repeats from one connection to the next."""
+    if header[0] not in _REPEATING or len(header[1]) > _SHARED_VALUE_MAX:
         return header
     shared = _shared_headers.get(header)
     if shared is not None:
@@ -135,6 +147,13 @@ def _header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
     if len(_shared_headers) < _SHARED_MAX:
         _shared_headers[header] = header
     return header
+
+
+def _header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    if not name or name != name.strip() or b" " in name:
+        raise HandshakeError(400, "Malformed request header.")
+    lowered = name.lower()
+    return _shared((_NAMES.get(lowered, lowered), value.strip(b" \t")))
 
 
 def _request(method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]]) -> Request:
@@ -173,45 +192,60 @@ def parse_header_list(values: list[bytes]) -> list[tuple[str, list[tuple[str, st
     return offers
 
 
+# The headers the handshake reads; validate_request collects them in one pass over the request's.
+_HANDSHAKE_FIELDS = frozenset((
+    b"host", b"upgrade", b"connection", b"sec-websocket-version", b"sec-websocket-key",
+    b"sec-websocket-protocol", b"sec-websocket-extensions",
+))
+
+
 def validate_request(request: Request) -> None:
     """Check the upgrade request against RFC 6455 section 4.2.1, filling key, subprotocols, extensions.
 
     Raises :class:`HandshakeError` with 426 when the client did not ask for a WebSocket (or
     asked for another version) and 400 for a malformed WebSocket request.
     """
-    _check_upgrade(request)
-    if len(request.get_all(b"host")) != 1:
+    fields: dict[bytes, list[bytes]] = {}
+    for name, value in request.headers:
+        if name in _HANDSHAKE_FIELDS:
+            values = fields.get(name)
+            if values is None:
+                fields[name] = [value]
+            else:
+                values.append(value)
+    _check_upgrade(request, fields)
+    if len(fields.get(b"host", ())) != 1:
         raise HandshakeError(400, "Exactly one Host header is required.")
-    request.key = _websocket_key(request)
-    request.subprotocols = [
-        token.strip()
-        for value in request.get_all(b"sec-websocket-protocol")
-        for token in value.decode("latin-1").split(",")
-        if token.strip()
-    ]
-    request.extensions = parse_header_list(request.get_all(b"sec-websocket-extensions"))
+    request.key = _websocket_key(fields.get(b"sec-websocket-key", []))
+    protocols = fields.get(b"sec-websocket-protocol")
+    if protocols:
+        request.subprotocols = [
+            token.strip() for value in protocols for token in value.decode("latin-1").split(",") if token.strip()
+        ]
+    extensions = fields.get(b"sec-websocket-extensions")
+    if extensions:
+        request.extensions = parse_header_list(extensions)
 
 
-def _check_upgrade(request: Request) -> None:
+def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
     """A GET over HTTP/1.1 asking to upgrade to WebSocket version 13."""
     if request.method != "GET":
         raise HandshakeError(405, "WebSocket upgrades must use GET.", [(b"allow", b"GET")])
     if request.http_version not in ("1.1",):
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
     upgrade_needed = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")]
-    if "websocket" not in _tokens(request.get_all(b"upgrade")):
+    if "websocket" not in _tokens(fields.get(b"upgrade", [])):
         raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Upgrade: websocket'.", upgrade_needed)
-    if "upgrade" not in _tokens(request.get_all(b"connection")):
+    if "upgrade" not in _tokens(fields.get(b"connection", [])):
         raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Connection: Upgrade'.", upgrade_needed)
-    if request.get_all(b"sec-websocket-version") != [b"13"]:
+    if fields.get(b"sec-websocket-version") != [b"13"]:
         raise HandshakeError(
             426, "Unsupported WebSocket version; this server speaks version 13.", [(b"sec-websocket-version", b"13")]
         )
 
 
-def _websocket_key(request: Request) -> bytes:
+def _websocket_key(keys: list[bytes]) -> bytes:
     """The one Sec-WebSocket-Key, which must be 16 bytes in base64."""
-    keys = request.get_all(b"sec-websocket-key")
     if len(keys) != 1:
         raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required.")
     try:
