@@ -5,7 +5,7 @@
 Each server worker is one uvicorn process pinned to core 0, serving the rooms app of broadcast_bench.py
 (every member joins one room; a control connection asks for broadcasts):
 
-  bolt        `await api.hub.broadcast(room, msg)` under bolt's own protocol (what `bolt run` serves)
+  bolt        `await api.hub.broadcast(room, msg)` under bolt's own protocol and HeadReader (what `bolt run` serves)
   starlette   the hand-written loop from FastAPI's docs, on stock uvicorn (websockets-sansio)
   channels    Django Channels' `group_send` with the InMemoryChannelLayer, on stock uvicorn
 
@@ -243,8 +243,10 @@ class Server:
     def __init__(self, name: str, deflate: bool, files: int) -> None:
         factory, ws = SERVERS[name]
         self.port = free_port()
+        # bolt's server starts each connection with its HeadReader, as `bolt run` does; the others, uvicorn's parser.
+        http = ["--http", "bolt.protocol.http:HeadReader"] if ws == BOLT_PROTOCOL else []
         command = ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "--factory",
-                   f"benchmarks.broadcast_bench:{factory}", "--host", HOST, "--port", str(self.port), "--ws", ws,
+                   f"benchmarks.broadcast_bench:{factory}", "--host", HOST, "--port", str(self.port), "--ws", ws, *http,
                    "--ws-ping-interval", "0", "--ws-per-message-deflate", "true" if deflate else "false",
                    "--backlog", str(BACKLOG), "--log-level", "error", "--no-access-log", "--lifespan", "off"]
         limit = (files, files)
