@@ -50,19 +50,19 @@ class Peer:
 
 
 PEERS = {
-    # redis: the Redis rows; selenium and pytest: reconnect_bench drives Chromium through tests/browser.py;
-    # httptools: the HTTP parser `bolt run` picks when it is installed, as uvicorn[standard] installs it
-    "bolt": Peer(("redis>=5.0.1", "selenium>=4.10", "pytest>=8", "httptools>=0.6"), "bolt",
+    # redis: the Redis rows; selenium and pytest: reconnect_bench drives Chromium through tests/browser.py.
+    # Every venv has bolt's own dependencies, uvloop and httptools among them: uvicorn serves every peer on them.
+    "bolt": Peer(("redis>=5.0.1", "selenium>=4.10", "pytest>=8"), "bolt",
                  "bolt itself (its protocol, accelerated and pure Python)"),
     "bare": Peer((), "uvicorn", "a bare ASGI app on stock uvicorn"),
     "uvicorn": Peer(("wsproto>=1.2",), "wsproto", "uvicorn's own WebSocket protocols (websockets-sansio, wsproto)"),
     "starlette": Peer(("starlette>=0.37",), "starlette", "Starlette"),
     # http_bench serves bolt, Starlette and FastAPI from FastAPI's venv, through uvicorn's httptools parser
-    "fastapi": Peer(("fastapi", "httptools>=0.6"), "fastapi", "FastAPI"),
+    "fastapi": Peer(("fastapi",), "fastapi", "FastAPI"),
     "channels": Peer(("channels>=4.0",), "channels", "Django Channels (InMemoryChannelLayer)"),
     "picows": Peer(("picows>=1.0",), "picows", "picows' own echo server"),
-    # its venv also serves bolt's rows of the same runs (httptools: bolt's HTTP parser, as in bolt's venv)
-    "django-bolt": Peer(("django-bolt", "httptools>=0.6"), "django_bolt",
+    # its venv also serves bolt's rows of the same runs
+    "django-bolt": Peer(("django-bolt",), "django_bolt",
                         "django-bolt's own Rust server (Actix), `manage.py runbolt`"),
 }
 COMMON = ("websockets>=13",)  # uvicorn's default WebSocket protocol, and the clients of some scripts
