@@ -195,7 +195,7 @@ def parse_header_list(values: list[bytes]) -> list[tuple[str, list[tuple[str, st
 # The headers the handshake reads; validate_request collects them in one pass over the request's.
 _HANDSHAKE_FIELDS = frozenset((
     b"host", b"upgrade", b"connection", b"sec-websocket-version", b"sec-websocket-key",
-    b"sec-websocket-protocol", b"sec-websocket-extensions",
+    b"sec-websocket-protocol", b"sec-websocket-extensions", b"content-length", b"transfer-encoding",
 ))
 
 
@@ -216,6 +216,10 @@ def validate_request(request: Request) -> None:
     _check_upgrade(request, fields)
     if len(fields.get(b"host", ())) != 1:
         raise HandshakeError(400, "Exactly one Host header is required.")
+    # The bytes after the head are the WebSocket's: a body would be read as frames, and a proxy that
+    # reads it as a body would disagree with this server on where the WebSocket starts.
+    if b"transfer-encoding" in fields or fields.get(b"content-length", [b"0"]) != [b"0"]:
+        raise HandshakeError(400, "An upgrade request has no body.")
     request.key = _websocket_key(fields.get(b"sec-websocket-key", []))
     protocols = fields.get(b"sec-websocket-protocol")
     if protocols:

@@ -162,13 +162,15 @@ class HeadReader(asyncio.Protocol):
 
     A WebSocket upgrade goes to bolt's ``WebSocketProtocol`` as bytes, which parses and checks the
     head itself: no HTTP protocol object is made for it and uvicorn parses nothing. Anything else
-    (another method, another HTTP version, a head the WebSocket rule does not match, more than
-    ``MAX_REQUEST_SIZE`` bytes without a blank line) goes to ``http_class``, uvicorn's parser with
-    the head deadline, with the bytes read so far, as if it had read them itself. When the WebSocket
-    protocol is not bolt's, every connection goes to ``http_class``.
+    (another method, a head the WebSocket rule does not match, more than ``MAX_REQUEST_SIZE`` bytes
+    without a blank line, a blank line without its CR) goes to ``http_class``, a uvicorn HTTP
+    protocol (with the head deadline), with the bytes read so far, as if it had read them itself.
+    When the WebSocket protocol is not bolt's, every connection goes to ``http_class``.
 
-    Like ``HeadDeadline``, it closes a connection whose head is not complete ``head_timeout``
-    seconds after it was made. Pass a subclass to uvicorn's ``http`` setting to change either::
+    It closes a connection whose first request head is not complete ``head_timeout`` seconds after
+    the connection was made, also when ``http_class`` is reading the rest of it (its ``cycle``
+    says when its first request has started). Pass a subclass to uvicorn's ``http`` setting to
+    change either::
 
         class Patient(HeadReader):
             head_timeout = 30.0
@@ -178,7 +180,7 @@ class HeadReader(asyncio.Protocol):
     head_timeout = HeadDeadline.head_timeout
     http_class: type = default_http_protocol()
 
-    __slots__ = ("config", "server_state", "app_state", "loop", "transport", "_head", "_deadlines")
+    __slots__ = ("config", "server_state", "app_state", "loop", "transport", "_head", "_deadlines", "_http")
 
     def __init__(
         self,
@@ -191,9 +193,10 @@ class HeadReader(asyncio.Protocol):
         self.server_state = server_state
         self.app_state = app_state
         self.loop = _loop or asyncio.get_event_loop()
-        self.transport: asyncio.Transport | None = None
-        self._head = b""
-        self._deadlines: Deadlines | None = None
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]  # until connection_made
+        self._head: bytearray | None = None  # a GET head read in more than one piece, so far
+        self._deadlines: Deadlines | None = None  # while the first head is awaited
+        self._http: Any = None  # the HTTP protocol given an incomplete head: the deadline still holds
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast("asyncio.Transport", transport)
@@ -202,49 +205,63 @@ class HeadReader(asyncio.Protocol):
         self._deadlines.set(self._timed_out)
 
     def data_received(self, data: bytes) -> None:
-        head = self._head + data if self._head else data
+        buffered = self._head
+        seen = 0
+        head: bytes | bytearray = data
+        if buffered is not None:
+            seen = len(buffered)
+            buffered += data
+            head = buffered
         if not b"GET ".startswith(head[:4]):  # not a GET: uvicorn's to serve, at once
-            self._hand_over(self.http_class, head)
+            self._to_http(bytes(head), complete=head.find(b"\r\n\r\n") >= 0)
             return
-        end = head.find(b"\r\n\r\n")
+        end = head.find(b"\r\n\r\n", max(0, seen - 3))  # only where the new bytes can complete it
         if end < 0:
-            if len(head) > MAX_REQUEST_SIZE:
-                self._hand_over(self.http_class, head)
-            else:
-                self._head = head
+            # Past bolt's limit, or a blank line without its CR: uvicorn's parser answers those.
+            if len(head) > MAX_REQUEST_SIZE or head.find(b"\n\n", max(0, seen - 1)) >= 0:
+                self._to_http(bytes(head), complete=False)
+            elif buffered is None:
+                self._head = bytearray(data)
             return
+        whole = bytes(head)  # the bytes read, not a copy, unless they came in pieces
         ws_class = self.config.ws_protocol_class
         if isinstance(ws_class, type) and issubclass(ws_class, WebSocketProtocol) and is_websocket_upgrade(
-                head[:end]):
-            self._hand_over(ws_class, head)
+                whole[:end]):
+            self._stop_reading()
+            ws_class(config=self.config, server_state=self.server_state, app_state=self.app_state).take_over(
+                self.transport, whole)
         else:
-            self._hand_over(self.http_class, head)
+            self._to_http(whole, complete=True)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._release()
+        self._stop_reading()
 
     def eof_received(self) -> bool | None:
         return None  # the transport closes: no request is coming
 
     def shutdown(self) -> None:
         """Called by uvicorn when the server stops: no request has started here, so close."""
-        self._release()
-        if self.transport is not None and not self.transport.is_closing():
+        self._stop_reading()
+        if not self.transport.is_closing():
             self.transport.close()
 
-    def _hand_over(self, cls: type, data: bytes) -> None:
-        self._release()
-        self._head = b""
-        transport = cast("asyncio.Transport", self.transport)
-        protocol = cls(config=self.config, server_state=self.server_state, app_state=self.app_state)
-        if isinstance(protocol, WebSocketProtocol):
-            protocol.take_over(transport, data)
+    def _to_http(self, data: bytes, complete: bool) -> None:
+        """Hand the connection to ``http_class``; with the head ``complete``, the deadline is its own."""
+        self.server_state.connections.discard(self)
+        self._head = None
+        transport = self.transport
+        protocol = self.http_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
+        if complete:
+            self._stop_reading()
         else:
-            protocol.connection_made(transport)
-            transport.set_protocol(protocol)
-            protocol.data_received(data)
+            # Its own head deadline starts now; this one, set when the connection was made, still holds.
+            self._http = protocol
+        protocol.connection_made(transport)
+        transport.set_protocol(protocol)
+        protocol.data_received(data)
 
-    def _release(self) -> None:
+    def _stop_reading(self) -> None:
+        self._head = None
         if self._deadlines is not None:
             self._deadlines.clear(self._timed_out)
             self._deadlines = None
@@ -252,6 +269,10 @@ class HeadReader(asyncio.Protocol):
 
     def _timed_out(self) -> None:
         self._deadlines = None
-        self.server_state.connections.discard(self)
-        if self.transport is not None and not self.transport.is_closing():
+        http, self._http = self._http, None
+        if http is None:
+            self.server_state.connections.discard(self)
+        elif getattr(http, "cycle", None) is not None or self.transport.get_protocol() is not http:
+            return  # uvicorn has started its first request (or handed the connection on): the head is done
+        if not self.transport.is_closing():
             self.transport.close()

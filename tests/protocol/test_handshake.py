@@ -117,6 +117,34 @@ def test_http_10_is_400() -> None:
     assert event.status == 400
 
 
+@pytest.mark.parametrize("extra", ["Content-Length: 3", "Transfer-Encoding: chunked", "Content-Length: 0\r\nContent-Length: 0"])
+def test_a_body_on_the_upgrade_is_400(extra: str) -> None:
+    event, _ = refuse(request_bytes(extra))
+    assert (event.status, event.detail) == (400, "An upgrade request has no body.")
+
+
+def test_an_empty_body_is_allowed() -> None:
+    conn = ServerConnection()
+    (event,) = conn.receive_data(request_bytes("Content-Length: 0"))
+    assert isinstance(event, Request)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"X-Bad: a\nb", b"X-Bad: a\rb", b"X-Bad: a\x00b", b"X-Bad: a\x7fb", b"X Bad: a", b"X-Bad : a", b"X(Bad): a",
+     b": a", b"no colon", b"\tfolded"],
+)
+def test_a_malformed_header_line_is_400(line: bytes) -> None:
+    event, _ = refuse(request_bytes().replace(b"\r\n\r\n", b"\r\n" + line + b"\r\n\r\n"))
+    assert event.status == 400
+
+
+@pytest.mark.parametrize("line", [b"GET  / HTTP/1.1", b"GET / HTTP/1.1 ", b"G(T / HTTP/1.1", b"GET /\x01 HTTP/1.1"])
+def test_a_malformed_request_line_is_400(line: bytes) -> None:
+    event, _ = refuse(request_bytes().replace(b"GET /chat?x=1 HTTP/1.1", line, 1))
+    assert (event.status, event.detail) == (400, "Malformed request line.")
+
+
 def test_garbage_is_400() -> None:
     event, _ = refuse(b"\x16\x03\x01 hello\r\n\r\n")
     assert event.status == 400

@@ -201,3 +201,82 @@ async def test_a_client_gone_before_its_head_leaves_nothing_behind() -> None:
         writer.close()
         while connections:
             await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize(
+    ("extra", "status"),
+    [
+        ("Content-Length: 3", 400),
+        ("Transfer-Encoding: chunked", 400),
+        ("Content-Length: 3\r\nTransfer-Encoding: chunked", 400),
+        ("Content-Length: 0", 101),
+    ],
+)
+@pytest.mark.parametrize("http_name", ["HeadReader", "HttpToolsProtocol"])
+async def test_an_upgrade_with_a_body_is_refused(extra: str, status: int, http_name: str) -> None:
+    """The bytes after the head are the WebSocket's: a body there is what request smuggling is made of."""
+    http_class = getattr(http, http_name)
+    if http_class is None:
+        pytest.skip("httptools is not installed")
+    async with asyncio.timeout(10), serve(app, http=http_class) as srv:
+        reader, writer, head = await raw_connect(srv.port, request_bytes(extra) + b"abc")
+        assert head.startswith(b"HTTP/1.1 %d" % status)
+        if status == 400 and http_name == "HeadReader":  # httptools refuses the CL + TE conflict itself
+            assert await reader.read() == b"An upgrade request has no body.\n"
+        writer.close()
+
+
+async def test_a_head_without_cr_is_answered_at_once() -> None:
+    async with asyncio.timeout(5), serve(app) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /lf HTTP/1.1\nHost: x\n\n")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 400")  # uvicorn's httptools answer
+        writer.close()
+
+
+class QuickReader(http.HeadReader):
+    head_timeout = 0.5
+
+
+async def trickle_until_closed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> float:
+    """Send a header line every 50 ms until the server closes; when that was (loop time)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            writer.write(b"X: y\r\n")
+            if await asyncio.wait_for(reader.read(), 0.05) == b"":
+                return loop.time()
+        except TimeoutError:
+            continue
+        except ConnectionError:
+            return loop.time()
+
+
+@pytest.mark.parametrize(
+    "first", [b"POST / HTTP/1.1\r\nHost: x\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + b"y" * 70_000 + b"\r\n"])
+async def test_the_first_head_deadline_holds_after_the_hand_over(first: bytes) -> None:
+    """A head handed to uvicorn's protocol unfinished must still be complete ``head_timeout`` after the
+    connection was made, not that long after the hand-over."""
+    async with asyncio.timeout(10), serve(app, http=QuickReader) as srv:
+        loop = asyncio.get_running_loop()
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        opened = loop.time()
+        await asyncio.sleep(0.3)
+        writer.write(first)  # handed over now, 0.3 s in
+        closed = await trickle_until_closed(reader, writer)
+        assert closed - opened < 0.75  # 0.5 s, not 0.8 s
+        writer.close()
+
+
+async def test_the_first_head_deadline_leaves_a_keep_alive_connection_alone() -> None:
+    async with asyncio.timeout(10), serve(app, http=QuickReader) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"POST /a HTTP/1.1\r\nHost: x\r\n")  # handed over unfinished
+        await asyncio.sleep(0.1)
+        writer.write(b"Content-Length: 0\r\n\r\n")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"POST /a  ")
+        writer.write(b"GET /b HTTP/1.1\r\n")  # the next head, slowly, past the first head's deadline
+        await asyncio.sleep(0.6)
+        writer.write(b"Host: x\r\n\r\n")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /b  ")
+        writer.close()
