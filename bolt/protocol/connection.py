@@ -14,6 +14,7 @@ frames; it composes a :class:`~bolt.protocol.frames.FrameDecoder` (bytes to fram
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 
 from bolt.wire import (
     OP_BINARY,
@@ -94,13 +95,16 @@ class ServerConnection:
 
     ``max_size`` bounds every message after inflation (1009 when exceeded);
     ``max_fragments`` bounds the frames of one message; ``deflate`` enables
-    permessage-deflate with the given policy when the client offers it.
+    permessage-deflate with the given policy when the client offers it;
+    ``response_headers`` (a server's ``date`` and ``server``, say) go first on the refusals
+    the connection answers on its own.
     """
 
     __slots__ = (
         "state",
         "deflate_options",
         "max_request_size",
+        "response_headers",
         "request",
         "subprotocol",
         "extension",
@@ -118,10 +122,12 @@ class ServerConnection:
         max_fragments: int = DEFAULT_MAX_FRAGMENTS,
         deflate: DeflateOptions | None = None,
         max_request_size: int = MAX_REQUEST_SIZE,
+        response_headers: Sequence[tuple[bytes, bytes]] = (),
     ) -> None:
         self.state = ConnectionState.CONNECTING
         self.deflate_options = deflate
         self.max_request_size = max_request_size
+        self.response_headers = response_headers
         self.request: Request | None = None
         self.subprotocol: str | None = None
         self.extension: PerMessageDeflate | None = None
@@ -219,7 +225,7 @@ class ServerConnection:
 
     def _refuse(self, exc: HandshakeError, events: list[Event]) -> None:
         body = exc.detail.encode("utf-8") + b"\n"
-        self._out.append(self._http_response(exc.status, exc.headers, body))
+        self._out.append(self._http_response(exc.status, [*self.response_headers, *exc.headers], body))
         self.state = ConnectionState.CLOSED
         self._buf = bytearray()
         events.append(HandshakeFailed(exc.status, exc.detail))

@@ -257,7 +257,8 @@ class WebSocketProtocol(asyncio.Protocol):
         self.default_headers: list[tuple[bytes, bytes]] = server_state.default_headers
 
         deflate = _DEFLATE if config.ws_per_message_deflate else None
-        self.conn = ServerConnection(max_size=config.ws_max_size, deflate=deflate)
+        self.conn = ServerConnection(
+            max_size=config.ws_max_size, deflate=deflate, response_headers=self.default_headers)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self._fd = -1  # the socket a broadcast may send() to directly (see _send_held); -1 when none
         self.scope: dict[str, Any] = {}

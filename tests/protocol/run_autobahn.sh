@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Autobahn conformance for bolt's WebSocket protocol.
-# Starts benchmarks/echo_app.py under uvicorn with --ws bolt.protocol:WebSocketProtocol on a free
+# Starts benchmarks/echo_app.py under uvicorn with --ws bolt.protocol:WebSocketProtocol and, as
+# `bolt run` serves, --http bolt.protocol.http:HeadReader (BOLT_HTTP=httptools for uvicorn's own) on a free
 # 127.0.0.1 port, runs the given Autobahn sets (default: core deflate), stops the server and exits
 # non-zero unless every case is OK or INFORMATIONAL. Honours BOLT_NO_ACCEL like the rest of bolt;
 # BOLT_LOOP=uvloop serves on uvloop instead of asyncio's loop.
@@ -27,6 +28,7 @@ PORT="$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0))
 OUT="$(mktemp -d)"
 cd "$ROOT"
 "$PYTHON" -m uvicorn benchmarks.echo_app:app --ws bolt.protocol:WebSocketProtocol --loop "${BOLT_LOOP:-asyncio}" \
+    --http "${BOLT_HTTP:-bolt.protocol.http:HeadReader}" \
     --host 127.0.0.1 --port "$PORT" --log-level warning --lifespan off > "$OUT/server.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true' EXIT

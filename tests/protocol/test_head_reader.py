@@ -280,3 +280,13 @@ async def test_the_first_head_deadline_leaves_a_keep_alive_connection_alone() ->
         writer.write(b"Host: x\r\n\r\n")
         assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /b  ")
         writer.close()
+
+
+async def test_a_refused_upgrade_carries_the_server_headers() -> None:
+    """The engine's own refusals carry uvicorn's default headers (date, server), as its other answers do."""
+    async with asyncio.timeout(10), serve(app) as srv:
+        reader, writer, head = await raw_connect(srv.port, request_bytes().replace(b"Version: 13", b"Version: 7"))
+        lines = head.lower().split(b"\r\n")
+        assert lines[0].startswith(b"http/1.1 426")
+        assert any(line.startswith(b"date: ") for line in lines) and b"server: uvicorn" in lines
+        writer.close()
