@@ -5,8 +5,7 @@ that moment. Each event loop keeps one heap of (deadline, connection) entries an
 for the earliest deadline, so an idle socket costs one small heap entry, not a timer of its own.
 A connection that ends first marks its entry cancelled; cancelled entries are dropped when they
 reach the top of the heap, or all at once when they outnumber the live ones, so the heap stays
-proportional to the open sockets. The timer is left armed when the last socket ends: it then
-fires once with nothing to close.
+proportional to the open sockets.
 """
 from __future__ import annotations
 
@@ -71,18 +70,22 @@ class Deadlines:
             heapq.heapify(self._heap)
             self._cancelled = 0
         if self._cancelled == len(self._heap):  # nothing left to wait for
-            # The timer stays: firing with nothing to do costs less than a timer cancelled and made
-            # again for the next connection, which a server with few sockets would pay on each one.
             self._heap.clear()
             self._cancelled = 0
+            self._disarm()
 
     def _arm(self, deadline: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        self._disarm()
         loop = asyncio.get_running_loop()
         # The loop's clock is monotonic, deadlines are wall-clock: convert at arming time.
         self._timer = loop.call_at(loop.time() + max(0.0, deadline - time.time()), self._fire)
         self._timer_at = deadline
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_at = math.inf
 
     def _fire(self) -> None:
         self._timer = None

@@ -106,30 +106,7 @@ async def test_idle_sockets_share_one_timer_and_leave_nothing_behind():
     for client in clients:
         await client.__aexit__(None, None, None)
     assert len(deadlines()) == 0
-    assert deadlines()._heap == [] and deadlines()._entries == {}
-    assert timers() - before <= 1  # the one timer may stay armed: it fires once with nothing to do
-
-
-async def test_the_timer_outlives_the_last_socket_and_fires_harmlessly():
-    table = Deadlines()
-
-    class Socket:
-        pass
-
-    first = Socket()
-    table.watch(first, time.time() + 0.05)
-    timer = table._timer
-    table.forget(first)
-    second = Socket()  # a later deadline reuses the armed timer
-    table.watch(second, time.time() + 3600)
-    assert table._timer is timer and not timer.cancelled()
-    table.forget(second)
-    await asyncio.sleep(0.1)  # it fires: nothing to close, nothing re-armed
-    assert table._timer is None and table._heap == [] and len(table) == 0
-    earlier = Socket()
-    table.watch(earlier, time.time() + 1800)
-    assert table._timer is not None
-    table.forget(earlier)
+    assert deadlines()._heap == [] and deadlines()._timer is None
 
 
 async def test_the_heap_stays_proportional_to_the_open_sockets():
@@ -150,7 +127,7 @@ async def test_the_heap_stays_proportional_to_the_open_sockets():
     assert len(table._heap) < 200
     for socket in kept:
         table.forget(socket)
-    assert table._heap == [] and table._entries == {}
+    assert table._heap == [] and table._timer is None
 
 
 async def test_refresh_moves_the_deadline():
