@@ -49,7 +49,7 @@ rm -rf "$site_dir"
 step "test suite, pure-Python build (BOLT_NO_ACCEL=1)"
 BOLT_NO_ACCEL=1 "$PY" -m pytest -q -p no:cacheprovider
 
-step "bolt's protocol and the hub on uvloop (the loop bolt run picks when installed): their tests again"
+step "bolt's protocol and the hub on uvloop (the loop bolt run serves on): their tests again"
 # Servers the suite starts in subprocesses already run on uvloop (uvicorn's --loop auto); the
 # in-process ones run on the test's loop, asyncio's unless BOLT_TEST_LOOP says otherwise.
 BOLT_TEST_LOOP=uvloop BOLT_REQUIRE_ACCEL=1 "$PY" -m pytest -q -p no:cacheprovider tests/protocol tests/realtime

@@ -38,7 +38,7 @@ def redis_cluster() -> Iterator[RedisCluster]:
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """The event loop of every async test: asyncio's, or uvloop's with BOLT_TEST_LOOP=uvloop (the loop
-    `bolt run` picks when uvloop is installed, as uvicorn[standard] installs it)."""
+    `bolt run` serves on: bolt installs it, as uvicorn[standard] does)."""
     if os.environ.get("BOLT_TEST_LOOP") == "uvloop":
         import uvloop
 
