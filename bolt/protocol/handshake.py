@@ -152,8 +152,7 @@ def _shared(header: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
 def _header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
     if not name or name != name.strip() or b" " in name:
         raise HandshakeError(400, "Malformed request header.")
-    lowered = name.lower()
-    return _shared((_NAMES.get(lowered, lowered), value.strip(b" \t")))
+    return _shared((_lowered.get(name) or _lower(name), value.strip(b" \t")))
 
 
 def _request(method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]]) -> Request:

@@ -33,6 +33,13 @@ __all__ = [
 ]
 
 
+def _bolt_websocket_class(ws_class: object) -> type[WebSocketProtocol] | None:
+    """uvicorn's configured WebSocket protocol class when it is bolt's (a subclass included), else None."""
+    if isinstance(ws_class, type) and issubclass(ws_class, WebSocketProtocol):
+        return ws_class
+    return None
+
+
 class HeadDeadline:
     """Mixin for a uvicorn HTTP protocol: close the connection when a request head takes too long.
 
@@ -94,8 +101,8 @@ class HeadDeadline:
 
     def _hand_over(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]) -> bool:
         """Give the upgrade to bolt's WebSocket protocol as parsed; False when the protocol is another."""
-        ws_class = self.ws_protocol_class
-        if not (isinstance(ws_class, type) and issubclass(ws_class, WebSocketProtocol)):
+        ws_class = _bolt_websocket_class(self.ws_protocol_class)
+        if ws_class is None:
             return False
         if self.logger.level <= TRACE_LOG_LEVEL:
             prefix = "%s:%d - " % self.client if self.client else ""
@@ -116,7 +123,7 @@ class H11Protocol(HeadDeadline, _H11Protocol):
 
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
-except ImportError:  # httptools is optional (uvicorn[standard])
+except ImportError:  # bolt installs httptools; installed without its dependencies, it serves on h11
     HttpToolsProtocol: type | None = None
 else:
 
@@ -224,9 +231,8 @@ class HeadReader(asyncio.Protocol):
                 self._head = bytearray(data)
             return
         whole = bytes(head)  # the bytes read, not a copy, unless they came in pieces
-        ws_class = self.config.ws_protocol_class
-        if isinstance(ws_class, type) and issubclass(ws_class, WebSocketProtocol) and is_websocket_upgrade(
-                whole[:end]):
+        ws_class = _bolt_websocket_class(self.config.ws_protocol_class)
+        if ws_class is not None and is_websocket_upgrade(whole[:end]):
             self._stop_reading()
             ws_class(config=self.config, server_state=self.server_state, app_state=self.app_state).take_over(
                 self.transport, whole)
