@@ -5,7 +5,8 @@ that moment. Each event loop keeps one heap of (deadline, connection) entries an
 for the earliest deadline, so an idle socket costs one small heap entry, not a timer of its own.
 A connection that ends first marks its entry cancelled; cancelled entries are dropped when they
 reach the top of the heap, or all at once when they outnumber the live ones, so the heap stays
-proportional to the open sockets.
+proportional to the open sockets. The timer stays armed when the last connection ends (it then
+finds nothing to do), so short-lived connections do not each arm and cancel one.
 """
 from __future__ import annotations
 
@@ -34,7 +35,9 @@ class Deadlines:
     def __init__(self) -> None:
         self._heap: list[list[Any]] = []
         self._sequence = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
+        # The armed timer, weakly: the loop holds it while it is pending, and a reference from here would
+        # keep the loop (this object's key in _per_loop) alive.
+        self._timer: weakref.ref[asyncio.TimerHandle] | None = None
         self._timer_at = math.inf
         self._cancelled = 0
         self._closing: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
@@ -69,23 +72,18 @@ class Deadlines:
             self._heap = [e for e in self._heap if e[2] is not None]
             heapq.heapify(self._heap)
             self._cancelled = 0
-        if self._cancelled == len(self._heap):  # nothing left to wait for
+        if self._cancelled == len(self._heap):  # nothing left to wait for; the timer will find nothing
             self._heap.clear()
             self._cancelled = 0
-            self._disarm()
 
     def _arm(self, deadline: float) -> None:
-        self._disarm()
+        timer = self._timer() if self._timer is not None else None
+        if timer is not None:
+            timer.cancel()
         loop = asyncio.get_running_loop()
         # The loop's clock is monotonic, deadlines are wall-clock: convert at arming time.
-        self._timer = loop.call_at(loop.time() + max(0.0, deadline - time.time()), self._fire)
+        self._timer = weakref.ref(loop.call_at(loop.time() + max(0.0, deadline - time.time()), self._fire))
         self._timer_at = deadline
-
-    def _disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer = None
-        self._timer_at = math.inf
 
     def _fire(self) -> None:
         self._timer = None

@@ -106,7 +106,9 @@ async def test_idle_sockets_share_one_timer_and_leave_nothing_behind():
     for client in clients:
         await client.__aexit__(None, None, None)
     assert len(deadlines()) == 0
-    assert deadlines()._heap == [] and deadlines()._timer is None
+    assert deadlines()._heap == []
+    # The one timer stays armed for the next connection: the last one out does not cancel it.
+    assert timers() - before == 1
 
 
 async def test_the_heap_stays_proportional_to_the_open_sockets():
@@ -127,7 +129,7 @@ async def test_the_heap_stays_proportional_to_the_open_sockets():
     assert len(table._heap) < 200
     for socket in kept:
         table.forget(socket)
-    assert table._heap == [] and table._timer is None
+    assert table._heap == []
 
 
 async def test_refresh_moves_the_deadline():
@@ -235,3 +237,35 @@ async def test_a_refresh_between_the_timer_and_the_close_wins():
     await asyncio.sleep(0.05)
     assert socket.ended == [(4401, "Credentials expired")]
     assert len(deadlines()) == 0
+
+
+async def test_a_timer_left_armed_finds_nothing_and_the_next_deadline_still_holds():
+    table = Deadlines()
+    first, second = FakeSocket(), FakeSocket()
+    table.watch(first, time.time() + 0.05)
+    table.forget(first)  # the connection ended: the timer stays armed for 0.05 s
+    table.watch(second, time.time() + 0.15)  # later than the armed timer: no second timer
+    await asyncio.sleep(0.1)
+    assert first.ended == [] and second.ended == [] and len(table) == 1
+    await asyncio.sleep(0.15)
+    assert second.ended == [(4401, "Credentials expired")] and len(table) == 0
+
+
+async def test_an_armed_timer_does_not_keep_a_finished_loop_alive():
+    import gc
+    import weakref
+
+    async def one_connection() -> None:
+        socket = FakeSocket()
+        deadlines().watch(socket, time.time() + 3600)
+        deadlines().forget(socket)  # the timer stays armed, an hour away
+
+    def a_loop_that_ends() -> weakref.ref[asyncio.AbstractEventLoop]:
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(one_connection())
+        loop.close()
+        return weakref.ref(loop)
+
+    gone = await asyncio.to_thread(a_loop_that_ends)
+    gc.collect()
+    assert gone() is None
