@@ -80,6 +80,8 @@ class HasAllPermissions(BaseGuard):
 async def run_guard(guard: Any, conn: Any) -> bool:
     """Call a guard (a BaseGuard or any callable taking the connection) and await it if needed."""
     result = guard(conn)
+    if result is True or result is False:  # most guards: no awaitable check (an ABC lookup) needed
+        return result
     if inspect.isawaitable(result):
         result = await result
     return result is True
