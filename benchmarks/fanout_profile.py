@@ -56,6 +56,7 @@ def _hub(transports: list[Any], fds: list[int]) -> Hub:
     for n, (transport, fd) in enumerate(zip(transports, fds)):
         protocol = WebSocketProtocol.__new__(WebSocketProtocol)  # an open connection, no handshake
         protocol._open, protocol._write_paused, protocol.conn = True, False, _Plain()
+        protocol._held, protocol._queue = None, []  # no replies held, no messages waiting for the app
         protocol.transport, protocol._fd = transport, fd
         members[str(n)] = Outbox(None, OutboxSettings(), lambda why: None, protocol.write_shared)  # type: ignore[arg-type]
     hub._rooms["r"] = members  # type: ignore[assignment]
