@@ -10,6 +10,7 @@ import math
 import os
 import re
 from codecs import utf_8_decode
+from collections.abc import Set as AbstractSet
 from json.decoder import scanstring  # type: ignore[attr-defined]  # public at run time, not in typeshed
 
 Buffer = bytes | bytearray | memoryview
@@ -20,6 +21,7 @@ __all__ = [
     "json_object_spans",
     "mask",
     "mask_join",
+    "parse_head",
     "scan_frames",
     "send_many",
 ]
@@ -201,6 +203,65 @@ def scan_frames(data: Buffer, pos: int = 0, max_size: int = 2**63) -> tuple[list
             messages.append(payload)
         pos = stop
     return messages, pos
+
+
+# The request head of a WebSocket upgrade: RFC 9112's grammar, as strict as an HTTP parser's. A token
+# method, a target with no space or control character, and header lines of a token name and a value of
+# visible characters, spaces and tabs (no obs-fold, no bare CR or LF, no NUL).
+_HTTP_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+_REQUEST_LINE = re.compile(rb"(%s) ([\x21-\x7e\x80-\xff]+) HTTP/([0-9]\.[0-9])" % _HTTP_TOKEN)
+_FIELD_LINES = re.compile(rb"(?:\r\n%s:[\t\x20-\x7e\x80-\xff]*)*" % _HTTP_TOKEN)
+_FIELD = re.compile(rb"\r\n(%s):[ \t]*([^\r\n]*)" % _HTTP_TOKEN)  # on lines _FIELD_LINES has checked
+
+MAX_HEADERS = 200  # more header lines are refused with 431
+_SHARED_MAX = 1024  # headers kept once per process: at most this many,
+_SHARED_VALUE_MAX = 256  # of values at most this long
+
+Header = tuple[bytes, bytes]
+
+
+def share_header(header: Header, repeating: AbstractSet[bytes], shared: dict[Header, Header]) -> Header:
+    """The tuple `shared` keeps for `header` when its name is in `repeating` (see `parse_head`), else `header`."""
+    if header[0] not in repeating or len(header[1]) > _SHARED_VALUE_MAX:
+        return header
+    kept = shared.get(header)
+    if kept is not None:
+        return kept
+    if len(shared) < _SHARED_MAX:
+        shared[header] = header
+    return header
+
+
+def parse_head(head: bytes, names: dict[bytes, bytes], repeating: AbstractSet[bytes],
+               shared: dict[Header, Header]) -> tuple[bytes, bytes, bytes, list[Header]]:
+    """Split the request head of a WebSocket upgrade (everything before the blank line, without it).
+
+    Returns ``(method, target, version, headers)``, ``version`` as in ``b"1.1"``. Header names are
+    lower-cased, and given as the object ``names`` maps them to when it has them; values lose the
+    spaces and tabs around them. A header whose name is in ``repeating``, with a value of at most 256
+    bytes, is the very tuple ``shared`` holds for it, or is added there while ``shared`` has fewer than
+    1024: the headers that repeat from one connection to the next are kept once per process.
+    ValueError with ``(status, detail)`` for a head the handshake refuses.
+    """
+    line_end = head.find(b"\r\n")
+    if line_end < 0:
+        line_end = len(head)
+    line = _REQUEST_LINE.fullmatch(head, 0, line_end)
+    if line is None:
+        raise ValueError(400, "Malformed request line.")
+    method, target, version = line.groups()
+    if not version.startswith(b"1."):
+        raise ValueError(400, "WebSocket upgrades need HTTP/1.1.")
+    if _FIELD_LINES.fullmatch(head, line_end) is None:
+        raise ValueError(400, "Malformed request header.")
+    fields = _FIELD.findall(head, line_end)
+    if len(fields) > MAX_HEADERS:
+        raise ValueError(431, "Too many request headers.")
+    headers = []
+    for name, value in fields:
+        low = name.lower()
+        headers.append(share_header((names.get(low, low), value.rstrip(b" \t")), repeating, shared))
+    return method, target, version, headers
 
 
 # JSON scanning for json_object_spans: one regex match per token (whitespace before it included),

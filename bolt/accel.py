@@ -19,6 +19,7 @@ __all__ = [
     "json_object_spans",
     "mask",
     "mask_join",
+    "parse_head",
     "scan_frames",
     "send_many",
 ]

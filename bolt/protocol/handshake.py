@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from http import HTTPStatus
+
+from bolt import accel
+from bolt._accel_py import MAX_HEADERS, share_header
 
 __all__ = [
     "MAX_REQUEST_SIZE",
@@ -25,7 +27,6 @@ __all__ = [
 ]
 
 MAX_REQUEST_SIZE = 64 * 1024  # request line and headers; more is refused with 431
-MAX_HEADERS = 200
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -68,37 +69,13 @@ class Request:
         return f"Request(method={self.method!r}, target={self.target!r})"
 
 
-# RFC 9112's grammar, as strict as an HTTP parser's: a token method, a target with no space or control
-# character, and header lines of a token name and a value of visible characters, spaces and tabs (no
-# obs-fold, no bare CR or LF, no NUL). Under `bolt run` this parser is the only one an upgrade meets.
-_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
-_REQUEST_LINE = re.compile(rb"(%s) ([\x21-\x7e\x80-\xff]+) HTTP/([0-9]\.[0-9])" % _TOKEN)
-_FIELD_LINES = re.compile(rb"(?:\r\n%s:[\t\x20-\x7e\x80-\xff]*)*" % _TOKEN)
-_FIELD = re.compile(rb"\r\n(%s):[ \t]*([^\r\n]*)" % _TOKEN)  # on lines _FIELD_LINES has checked
-
-
 def parse_request(head: bytes) -> Request:
-    """Parse a request head (everything before the blank line, without it)."""
-    line_end = head.find(b"\r\n")
-    if line_end < 0:
-        line_end = len(head)
-    line = _REQUEST_LINE.fullmatch(head, 0, line_end)
-    if line is None:
-        raise HandshakeError(400, "Malformed request line.")
-    method, target, version = line.groups()
-    if not version.startswith(b"1."):
-        raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
-    if _FIELD_LINES.fullmatch(head, line_end) is None:
-        raise HandshakeError(400, "Malformed request header.")
-    fields = _FIELD.findall(head, line_end)
-    _check_count(len(fields))
-    headers: list[tuple[bytes, bytes]] = []
-    lowered = _lowered
-    for name, value in fields:
-        low = lowered.get(name)
-        if low is None:
-            low = _lower(name)
-        headers.append(_shared((low, value.rstrip(b" \t"))))
+    """Parse a request head (everything before the blank line, without it), as strictly as an HTTP/1.1
+    parser: under `bolt run` this parser is the only one an upgrade meets (see `bolt.accel.parse_head`)."""
+    try:
+        method, target, version, headers = accel.parse_head(head, _NAMES, _REPEATING, _shared_headers)
+    except ValueError as exc:
+        raise HandshakeError(*exc.args) from None
     return _request(method, target, version, headers)
 
 
@@ -106,13 +83,9 @@ def request_from_fields(method: bytes, target: bytes, fields: list[tuple[bytes, 
     """An HTTP/1.1 request an HTTP parser has already split into fields, checked as :func:`parse_request`
     checks the same request in bytes (the parser has refused a colon, CR or LF in a name, CR or LF in a value).
     """
-    _check_count(len(fields))
-    return _request(method, target, b"1.1", [_header(name, value) for name, value in fields])
-
-
-def _check_count(count: int) -> None:
-    if count > MAX_HEADERS:
+    if len(fields) > MAX_HEADERS:
         raise HandshakeError(431, "Too many request headers.")
+    return _request(method, target, b"1.1", [_header(name, value) for name, value in fields])
 
 
 # An open connection keeps its request's headers (the scope's) for its whole life. Most of them are
@@ -125,38 +98,14 @@ _REPEATING = frozenset((
     b"cache-control", b"pragma", b"accept",
 ))
 _NAMES = {name: name for name in _REPEATING | {b"sec-websocket-key", b"cookie", b"authorization"}}
-_SHARED_MAX = 1024
-_SHARED_VALUE_MAX = 256
 _shared_headers: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
-
-
-_lowered: dict[bytes, bytes] = {}  # a header name as clients spell it -> its shared lower-case form
-
-
-def _lower(name: bytes) -> bytes:
-    low = name.lower()
-    low = _NAMES.get(low, low)
-    if len(_lowered) < _SHARED_MAX and len(name) <= 64:
-        _lowered[name] = low
-    return low
-
-
-def _shared(header: tuple[bytes, bytes]) -> tuple[bytes, bytes]:
-    """The process's one copy of a header that repeats from one connection to the next."""
-    if header[0] not in _REPEATING or len(header[1]) > _SHARED_VALUE_MAX:
-        return header
-    shared = _shared_headers.get(header)
-    if shared is not None:
-        return shared
-    if len(_shared_headers) < _SHARED_MAX:
-        _shared_headers[header] = header
-    return header
 
 
 def _header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
     if not name or name != name.strip() or b" " in name:
         raise HandshakeError(400, "Malformed request header.")
-    return _shared((_lowered.get(name) or _lower(name), value.strip(b" \t")))
+    low = name.lower()
+    return share_header((_NAMES.get(low, low), value.strip(b" \t")), _REPEATING, _shared_headers)
 
 
 def _request(method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]]) -> Request:

@@ -6,9 +6,10 @@
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 mod frames;
+mod head;
 mod json;
 mod masking;
 mod sockets;
@@ -314,10 +315,57 @@ fn send_many(py: Python<'_>, fds: Vec<i32>, data: &Bound<'_, PyBytes>) -> Vec<(u
     py.detach(|| sockets::send_all_parallel(&fds, data))
 }
 
+/// Split the request head of a WebSocket upgrade (everything before the blank line, without it).
+///
+/// Returns `(method, target, version, headers)`, `version` as in `b"1.1"`. Header names are
+/// lower-cased, and given as the object `names` maps them to when it has them; values lose the
+/// spaces and tabs around them. A header whose name is in `repeating`, with a value of at most 256
+/// bytes, is the very tuple `shared` holds for it, or is added there while `shared` has fewer than
+/// 1024: the headers that repeat from one connection to the next are kept once per process.
+/// ValueError with `(status, detail)` for a head the handshake refuses.
+#[pyfunction]
+fn parse_head<'py>(
+    py: Python<'py>,
+    head: &Bound<'py, PyBytes>,
+    names: &Bound<'py, PyDict>,
+    repeating: &Bound<'py, PyAny>,
+    shared: &Bound<'py, PyDict>,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyList>)> {
+    let data = head.as_bytes();
+    let parsed = head::parse(data).map_err(|(status, detail)| PyValueError::new_err((status, detail)))?;
+    let headers = PyList::empty(py);
+    for (name, value) in parsed.fields {
+        let lowered = PyBytes::new(py, &data[name].to_ascii_lowercase());
+        let name = match names.get_item(&lowered)? {
+            Some(known) => known,
+            None => lowered.into_any(),
+        };
+        let value_len = value.len();
+        let header = PyTuple::new(py, [name.clone(), PyBytes::new(py, &data[value]).into_any()])?;
+        if value_len <= head::SHARED_VALUE_MAX && repeating.contains(&name)? {
+            if let Some(kept) = shared.get_item(&header)? {
+                headers.append(kept)?;
+                continue;
+            }
+            if shared.len() < head::SHARED_MAX {
+                shared.set_item(&header, &header)?;
+            }
+        }
+        headers.append(header)?;
+    }
+    Ok((
+        PyBytes::new(py, &data[parsed.method]),
+        PyBytes::new(py, &data[parsed.target]),
+        PyBytes::new(py, &data[parsed.version]),
+        headers,
+    ))
+}
+
 #[pymodule]
 fn _accel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode_header, m)?)?;
     m.add_function(wrap_pyfunction!(mask, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_head, m)?)?;
     m.add_function(wrap_pyfunction!(mask_join, m)?)?;
     m.add_function(wrap_pyfunction!(scan_frames, m)?)?;
     m.add_function(wrap_pyfunction!(json_object_spans, m)?)?;
