@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
@@ -18,6 +20,15 @@ if TYPE_CHECKING:
 #: An ASGI `receive` callable, and an ASGI `send` callable.
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@functools.cache
+def _credential_expiry() -> ModuleType:
+    """`bolt.security.expiry`, imported on first use (bolt.security imports this module) and then kept:
+    an import statement run on every accept costs more than the rest of the deadline's bookkeeping."""
+    from bolt.security import expiry
+
+    return expiry
 
 
 def check_close(code: int, reason: str) -> None:
@@ -161,9 +172,7 @@ class WebSocket(HTTPConnection):
             await hub.connect(self, self.outbox)
         expires_at = getattr(self.scope.get("auth"), "expires_at", None)
         if expires_at is not None:
-            from bolt.security.expiry import watch  # here: bolt.security imports this module
-
-            watch(self, expires_at)
+            _credential_expiry().watch(self, expires_at)
 
     # -- receiving -------------------------------------------------------------------------------
 

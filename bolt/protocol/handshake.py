@@ -238,8 +238,9 @@ def build_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes 
     lines = [b"%s: %s\r\n" % header for header in headers]
     fields = b"".join(lines)
     # One line per header: any other CR or LF would split the response (checked on the whole block at once).
+    # (find, not `in`: on bytes, `in` first tries its operand as an int and raises and clears a TypeError)
     if fields.count(b"\n") != len(lines) or fields.count(b"\r") != len(lines) or any(
-            b":" in name for name, _ in headers):
+            name.find(b":") >= 0 for name, _ in headers):
         for name, value in headers:
             if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b":" in name:
                 raise ValueError(f"invalid response header {name!r}")

@@ -135,10 +135,12 @@ class Hub:
         if self.metrics is not None:
             self.metrics.start(self)
         # Started again after stop() with connections still open: the new backend must know their rooms.
-        for room in list(self._refs):
+        subscribes = backend.subscriptions
+        for room in list(self._refs) if subscribes else ():
             await self._guard(backend.subscribe(room), "subscribe")
         for connection in list(self._connections.values()):
-            await self._guard(backend.subscribe(connection_room(connection.id)), "subscribe")
+            if subscribes:
+                await self._guard(backend.subscribe(connection_room(connection.id)), "subscribe")
             for room in list(connection.rooms):
                 await self._guard(backend.add_member(room, connection.member), "add presence")
 
@@ -234,7 +236,8 @@ class Hub:
         self._connections[connection.id] = connection
         # Its own room is not kept in the room tables (deliver finds the connection by its id): an idle
         # connection and each handshake are cheaper for it. The backend still routes the room here.
-        await self._guard(backend.subscribe(connection_room(connection.id)), "subscribe")
+        if backend.subscriptions:
+            await self._guard(backend.subscribe(connection_room(connection.id)), "subscribe")
         if user_id is not None:
             await self._add(connection, user_room(user_id))
         return connection
@@ -247,7 +250,7 @@ class Hub:
         connection.outbox.close()
         for room in list(connection.rooms):
             await self._remove(connection, room)
-        if self.backend is not None:
+        if self.backend is not None and self.backend.subscriptions:
             await self._guard(self.backend.unsubscribe(connection_room(connection.id)), "unsubscribe")
 
     def _connection(self, websocket: WebSocket) -> Connection:
@@ -382,7 +385,7 @@ class Hub:
     async def _retain(self, room: str) -> None:
         count = self._refs.get(room, 0)
         self._refs[room] = count + 1
-        if count == 0:
+        if count == 0 and self.backend.subscriptions:  # type: ignore[union-attr]
             await self._guard(self.backend.subscribe(room), "subscribe")  # type: ignore[union-attr]
 
     async def _release(self, room: str) -> None:
@@ -392,7 +395,7 @@ class Hub:
             return
         self._refs.pop(room, None)
         self._last_seq.pop(room, None)
-        if self.backend is not None:
+        if self.backend is not None and self.backend.subscriptions:
             await self._guard(self.backend.unsubscribe(room), "unsubscribe")
 
     @staticmethod

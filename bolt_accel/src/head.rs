@@ -28,42 +28,68 @@ pub struct Head {
     pub fields: Vec<(Range<usize>, Range<usize>)>,
 }
 
-fn is_token(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || b"-!#$%&'*+.^_`|~".contains(&byte)
+/// A table of the bytes `$class` accepts, indexed by byte.
+macro_rules! table {
+    ($class:ident) => {{
+        let mut out = [false; 256];
+        let mut byte = 0;
+        while byte < 256 {
+            out[byte] = $class(byte as u8);
+            byte += 1;
+        }
+        out
+    }};
 }
 
-fn is_target(byte: u8) -> bool {
-    (0x21..=0x7e).contains(&byte) || byte >= 0x80
+const fn is_token(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric()
+        || matches!(byte, b'-' | b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~')
 }
 
-fn is_value(byte: u8) -> bool {
-    byte == b'\t' || (0x20..=0x7e).contains(&byte) || byte >= 0x80
+const fn is_target(byte: u8) -> bool {
+    (byte >= 0x21 && byte <= 0x7e) || byte >= 0x80
+}
+
+const fn is_value(byte: u8) -> bool {
+    byte == b'\t' || (byte >= 0x20 && byte <= 0x7e) || byte >= 0x80
+}
+
+static TOKEN: [bool; 256] = table!(is_token);
+static TARGET: [bool; 256] = table!(is_target);
+static VALUE: [bool; 256] = table!(is_value);
+
+/// The end of the run of `class` bytes that starts at `from`.
+fn run(data: &[u8], from: usize, class: &[bool; 256]) -> usize {
+    data[from..].iter().position(|&b| !class[b as usize]).map_or(data.len(), |n| from + n)
 }
 
 fn is_blank(byte: &u8) -> bool {
     *byte == b' ' || *byte == b'\t'
 }
 
-/// Where `needle` first occurs in `haystack` at or after `from`.
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    haystack
-        .get(from..)?
-        .windows(needle.len())
-        .position(|window| window == needle)
-        .map(|at| at + from)
+/// Where the first CRLF of `data` is.
+fn find_crlf(data: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(n) = data[from..].iter().position(|&b| b == b'\r') {
+        let at = from + n;
+        if data.get(at + 1) == Some(&b'\n') {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// `method SP target SP HTTP/d.d`, the whole of `line`.
 fn request_line(line: &[u8]) -> Option<(Range<usize>, Range<usize>, Range<usize>)> {
-    let method_end = line.iter().position(|&b| !is_token(b))?;
-    if method_end == 0 || line[method_end] != b' ' {
+    let method_end = run(line, 0, &TOKEN);
+    if method_end == 0 || line.get(method_end) != Some(&b' ') {
         return None;
     }
     let target_start = method_end + 1;
-    let target_len = line[target_start..].iter().position(|&b| !is_target(b))?;
-    let target_end = target_start + target_len;
+    let target_end = run(line, target_start, &TARGET);
     let version = &line[target_end..];
-    let well_formed = target_len > 0
+    let well_formed = target_end > target_start
         && version.len() == 9
         && version.starts_with(b" HTTP/")
         && version[6].is_ascii_digit()
@@ -72,34 +98,31 @@ fn request_line(line: &[u8]) -> Option<(Range<usize>, Range<usize>, Range<usize>
     well_formed.then(|| (0..method_end, target_start..target_end, target_end + 6..line.len()))
 }
 
-/// One header line (after its CRLF) of `head`, from `start` to `end`: (name, value).
-fn field(head: &[u8], start: usize, end: usize) -> Option<(Range<usize>, Range<usize>)> {
-    let line = &head[start..end];
-    let colon = line.iter().position(|&b| !is_token(b))?;
-    if colon == 0 || line[colon] != b':' || !line[colon + 1..].iter().all(|&b| is_value(b)) {
-        return None;
-    }
-    let value = &line[colon + 1..];
-    let leading = value.iter().take_while(|b| is_blank(b)).count();
-    let trailing = value[leading..].iter().rev().take_while(|b| is_blank(b)).count();
-    let value_start = start + colon + 1 + leading;
-    Some((start..start + colon, value_start..end - trailing))
-}
-
 /// Split a request head (everything before the blank line, without it).
 pub fn parse(head: &[u8]) -> Result<Head, (u16, &'static str)> {
-    let line_end = find(head, b"\r\n", 0).unwrap_or(head.len());
+    let line_end = find_crlf(head).unwrap_or(head.len());
     let (method, target, version) = request_line(&head[..line_end]).ok_or(MALFORMED_LINE)?;
     if !head[version.clone()].starts_with(b"1.") {
         return Err(NOT_HTTP_11);
     }
     let mut fields = Vec::new();
-    let mut start = line_end;
-    while start < head.len() {
-        // `start` is at a CRLF: the one ending the previous line, which this line's name follows.
-        let end = find(head, b"\r\n", start + 2).unwrap_or(head.len());
-        fields.push(field(head, start + 2, end).ok_or(MALFORMED_HEADER)?);
-        start = end;
+    let mut at = line_end;
+    // `at` is at the CRLF that ends the previous line, or at the end of the head.
+    while at < head.len() {
+        let name_start = at + 2;
+        let name_end = run(head, name_start, &TOKEN);
+        if name_end == name_start || head.get(name_end) != Some(&b':') {
+            return Err(MALFORMED_HEADER);
+        }
+        let value = &head[name_end + 1..run(head, name_end + 1, &VALUE)];
+        at = name_end + 1 + value.len();
+        if at < head.len() && (head[at] != b'\r' || head.get(at + 1) != Some(&b'\n')) {
+            return Err(MALFORMED_HEADER); // a byte no value may hold: a control, or a bare CR or LF
+        }
+        let leading = value.iter().take_while(|b| is_blank(b)).count();
+        let trailing = value[leading..].iter().rev().take_while(|b| is_blank(b)).count();
+        let value_start = name_end + 1 + leading;
+        fields.push((name_start..name_end, value_start..at - trailing));
     }
     if fields.len() > MAX_HEADERS {
         return Err(TOO_MANY_HEADERS);

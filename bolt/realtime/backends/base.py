@@ -48,6 +48,10 @@ class Backend:
     """
 
     name = "base"
+    #: Whether the hub calls `subscribe` and `unsubscribe` as this process's rooms come and go. A
+    #: backend that brings no other process's broadcasts (the memory backend) sets it False, and
+    #: each connection then skips those calls.
+    subscriptions = True
 
     def __init__(self) -> None:
         #: Set by start(): where other processes' broadcasts and presence events go.

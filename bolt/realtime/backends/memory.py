@@ -16,6 +16,7 @@ class MemoryBackend(Backend):
     """
 
     name = "memory"
+    subscriptions = False  # broadcasts never come from another process
 
     def __init__(self, max_histories: int = 10_000) -> None:
         super().__init__()
