@@ -183,6 +183,10 @@ def validate_request(request: Request) -> None:
         request.extensions = parse_header_list(extensions)
 
 
+_WEBSOCKET = [b"websocket"]
+_UPGRADE = ([b"Upgrade"], [b"upgrade"], [b"keep-alive, Upgrade"])
+
+
 def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
     """A GET over HTTP/1.1 asking to upgrade to WebSocket version 13."""
     if request.method != "GET":
@@ -190,9 +194,12 @@ def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
     if request.http_version not in ("1.1",):
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
     upgrade_needed = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")]
-    if "websocket" not in _tokens(fields.get(b"upgrade", [])):
+    # The values every browser sends are recognised whole before any is split into tokens.
+    upgrade = fields.get(b"upgrade", [])
+    if upgrade != _WEBSOCKET and "websocket" not in _tokens(upgrade):
         raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Upgrade: websocket'.", upgrade_needed)
-    if "upgrade" not in _tokens(fields.get(b"connection", [])):
+    connection = fields.get(b"connection", [])
+    if connection not in _UPGRADE and "upgrade" not in _tokens(connection):
         raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Connection: Upgrade'.", upgrade_needed)
     if fields.get(b"sec-websocket-version") != [b"13"]:
         raise HandshakeError(
@@ -205,7 +212,7 @@ def _websocket_key(keys: list[bytes]) -> bytes:
     if len(keys) != 1:
         raise HandshakeError(400, "Exactly one Sec-WebSocket-Key header is required.")
     try:
-        raw = base64.b64decode(keys[0], validate=True)
+        raw = binascii.a2b_base64(keys[0], strict_mode=True)  # only the base64 alphabet, padded as it must be
     except binascii.Error:
         raw = b""
     if len(raw) != 16:
@@ -237,10 +244,11 @@ def build_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes 
     """
     lines = [b"%s: %s\r\n" % header for header in headers]
     fields = b"".join(lines)
-    # One line per header: any other CR or LF would split the response (checked on the whole block at once).
-    # (find, not `in`: on bytes, `in` first tries its operand as an int and raises and clears a TypeError)
-    if fields.count(b"\n") != len(lines) or fields.count(b"\r") != len(lines) or any(
-            name.find(b":") >= 0 for name, _ in headers):
+    # One line per header: any other CR or LF would split the response, and a colon in a name would
+    # move the name's end (each checked on all the headers at once). find, not `in`: on bytes, `in`
+    # first tries its operand as an int, raising and clearing a TypeError inside CPython.
+    if (fields.count(b"\n") != len(lines) or fields.count(b"\r") != len(lines)
+            or b"".join([name for name, _ in headers]).find(b":") >= 0):
         for name, value in headers:
             if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b":" in name:
                 raise ValueError(f"invalid response header {name!r}")
