@@ -47,8 +47,9 @@ class Headers(Mapping[str, str]):
             wanted = key.lower().encode("latin-1")
         except UnicodeEncodeError:
             return default  # no header has such a name
+        size = len(wanted)
         for name, value in self._raw:
-            if name.lower() == wanted:
+            if len(name) == size and name.lower() == wanted:  # the length first: most names differ in it
                 return value.decode("latin-1")
         return default
 

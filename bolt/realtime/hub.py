@@ -239,7 +239,7 @@ class Hub:
         if backend.subscriptions:
             await self._guard(backend.subscribe(connection_room(connection.id)), "subscribe")
         if user_id is not None:
-            await self._add(connection, user_room(user_id))
+            await self._add(connection, user_room(user_id), backend)
         return connection
 
     async def disconnect(self, websocket: WebSocket) -> None:
@@ -307,13 +307,14 @@ class Hub:
         if room in connection.rooms:
             return
         if since is None:
-            await self._add(connection, room)
+            await self._add(connection, room, await self._backend())
             return
         held: list[Message] = []
         self._replaying.setdefault(room, {})[connection.id] = held
         try:
-            await self._add(connection, room)
-            replay = await (await self._backend()).replay(room, since, policy)  # type: ignore[arg-type]
+            backend = await self._backend()
+            await self._add(connection, room, backend)
+            replay = await backend.replay(room, since, policy)  # type: ignore[arg-type]
         finally:
             waiting = self._replaying.get(room, {})
             waiting.pop(connection.id, None)
@@ -346,13 +347,13 @@ class Hub:
         if room in connection.rooms:
             await self._remove(connection, room)
 
-    async def _add(self, connection: Connection, room: str) -> None:
-        backend = await self._backend()
+    async def _add(self, connection: Connection, room: str, backend: Backend) -> None:
         connection.rooms.add(room)
         self._rooms.setdefault(room, {})[connection.id] = connection.outbox
         if connection.outbox.envelopes:
             self._enveloped[room] = self._enveloped.get(room, 0) + 1
-        await self._retain(room)
+        if self._retain(room):
+            await self._guard(backend.subscribe(room), "subscribe")
         member = connection.member
         await self._guard(backend.add_member(room, member), "add presence")
         if room in self._listeners:  # most rooms (a user's own, say) have no one listening here
@@ -380,23 +381,24 @@ class Hub:
             await self._guard(self.backend.remove_member(room, member), "remove presence")
         if room in self._listeners:
             self._emit(PresenceEvent(LEAVE, room, member))
-        await self._release(room)
+        if self._release(room):
+            await self._guard(self.backend.unsubscribe(room), "unsubscribe")  # type: ignore[union-attr]
 
-    async def _retain(self, room: str) -> None:
+    def _retain(self, room: str) -> bool:
+        """One more member or listener of `room` here; True for the first, when the backend must subscribe."""
         count = self._refs.get(room, 0)
         self._refs[room] = count + 1
-        if count == 0 and self.backend.subscriptions:  # type: ignore[union-attr]
-            await self._guard(self.backend.subscribe(room), "subscribe")  # type: ignore[union-attr]
+        return count == 0 and self.backend is not None and self.backend.subscriptions
 
-    async def _release(self, room: str) -> None:
+    def _release(self, room: str) -> bool:
+        """One member or listener of `room` less here; True for the last, when the backend must unsubscribe."""
         count = self._refs.get(room, 0) - 1
         if count > 0:
             self._refs[room] = count
-            return
+            return False
         self._refs.pop(room, None)
         self._last_seq.pop(room, None)
-        if self.backend is not None and self.backend.subscriptions:
-            await self._guard(self.backend.unsubscribe(room), "unsubscribe")
+        return self.backend is not None and self.backend.subscriptions
 
     @staticmethod
     async def _guard(operation: Any, what: str) -> None:
@@ -580,8 +582,9 @@ class Hub:
         return subscription
 
     async def _open_listener(self, subscription: PresenceSubscription) -> None:
-        await self._backend()
-        await self._retain(subscription.room)
+        backend = await self._backend()
+        if self._retain(subscription.room):
+            await self._guard(backend.subscribe(subscription.room), "subscribe")
 
     async def _close_listener(self, subscription: PresenceSubscription) -> None:
         listeners = self._listeners.get(subscription.room)
@@ -589,8 +592,8 @@ class Hub:
             listeners.discard(subscription)
             if not listeners:
                 del self._listeners[subscription.room]
-        if subscription.opened:
-            await self._release(subscription.room)
+        if subscription.opened and self._release(subscription.room):
+            await self._guard(self.backend.unsubscribe(subscription.room), "unsubscribe")  # type: ignore[union-attr]
 
     def _emit(self, event: PresenceEvent) -> None:
         for subscription in self._listeners.get(event.room, ()):
@@ -635,17 +638,19 @@ class Hub:
         """Call `callback(text)` with every text broadcast to `room` from any process, until the returned
         coroutine function is awaited. For bolt's own control rooms; clients never see these messages."""
         check_target(room)
-        await self._backend()
+        backend = await self._backend()
         key = f"listener.{next(self._ids)}"
         self._rooms.setdefault(room, {})[key] = _Listener(callback)  # type: ignore[assignment]
-        await self._retain(room)
+        if self._retain(room):
+            await self._guard(backend.subscribe(room), "subscribe")
 
         async def stop() -> None:
             members = self._rooms.get(room)
             if members is not None and members.pop(key, None) is not None:
                 if not members:
                     del self._rooms[room]
-                await self._release(room)
+                if self._release(room):
+                    await self._guard(self.backend.unsubscribe(room), "unsubscribe")  # type: ignore[union-attr]
 
         return stop
 
