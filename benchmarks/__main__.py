@@ -113,6 +113,8 @@ RUNS: list[Run] = [
     *_rows("handshake_bench", "--servers", {"bolt": "bolt,sansio", "django-bolt": "bolt,django-bolt"},
            ("--seconds", "0.5", "--rounds", "1")),
     Run("routing_bench", "bolt", ("--repeat", "1", "--sizes", "10,100,1000"), timeout=(60, 300)),
+    Run("handshake_instructions", "bolt", ("--handshakes", "200"), ("--handshakes", "1000"), timeout=(300, 900),
+        needs=("valgrind", "callgrind_control"), json=False),
     Run("accel_micro", "bolt", ("--quick",), json=False),
     Run("json_relay", "bolt", ("--quick",), json=False),
     Run("django_bench", "bolt", ("--messages", "200", "--logouts", "5"), needs=("redis-server",), json=False),
