@@ -1,7 +1,8 @@
 """The one place that chooses between the Rust accelerator and its pure-Python twins.
 
-The Rust extension ``bolt._accel`` is used when it was built and ``BOLT_NO_ACCEL`` is unset
-(or ``0``); otherwise the functions come from ``bolt._accel_py``. Both give identical results.
+The Rust extension ``bolt._accel`` is used when it was built (from this bolt: one that lacks a
+function is not used, with a warning) and ``BOLT_NO_ACCEL`` is unset (or ``0``); otherwise the
+functions come from ``bolt._accel_py``. Both give identical results.
 ``ENABLED`` tells which one is in use. The choice is made when a name is first read, so
 importing this module loads neither.
 """
@@ -9,6 +10,7 @@ importing this module loads neither.
 from __future__ import annotations
 
 import os
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -30,11 +32,16 @@ def _choose() -> tuple[ModuleType, bool]:
         from bolt import _accel_py
 
         return _accel_py, False
+    from bolt import _accel_py
+
     try:
         from bolt import _accel  # type: ignore[attr-defined]  # the compiled extension: no stub
     except ImportError:  # not built: installed without cargo, or from a pure wheel
-        from bolt import _accel_py
-
+        return _accel_py, False
+    missing = [name for name in __all__ if name != "ENABLED" and not hasattr(_accel, name)]
+    if missing:  # built from an older bolt and left in place: all twins come from one side
+        warnings.warn(f"bolt._accel was built from an older bolt (it has no {', '.join(missing)}): using the "
+                      "pure-Python twins; reinstall bolt to rebuild it", RuntimeWarning, stacklevel=3)
         return _accel_py, False
     return _accel, True
 

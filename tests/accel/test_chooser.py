@@ -41,3 +41,14 @@ def test_exports_come_from_one_implementation() -> None:
     source = _accel_rust if accel.ENABLED else _accel_py
     for name in accel.__all__[1:]:  # every export but ENABLED
         assert getattr(accel, name) is getattr(source, name)
+
+
+def test_an_extension_from_an_older_bolt_is_not_used() -> None:
+    # A compiled module left from an earlier build, without a function this bolt exports.
+    stale = ("import sys, types, warnings; stale = types.ModuleType('bolt._accel'); stale.mask = len; "
+             "sys.modules['bolt._accel'] = stale; warnings.simplefilter('always'); "
+             "import bolt.accel as a; a.mask; print(a.ENABLED, a.mask is not len)")
+    out = subprocess.run([sys.executable, "-c", stale], capture_output=True, text=True, check=True, timeout=60,
+                         env={k: v for k, v in os.environ.items() if k != "BOLT_NO_ACCEL"})
+    assert out.stdout.split() == ["False", "True"]
+    assert "RuntimeWarning: bolt._accel was built from an older bolt (it has no Utf8Validator, decode_header" in out.stderr
