@@ -213,14 +213,14 @@ _REQUEST_LINE = re.compile(rb"(%s) ([\x21-\x7e\x80-\xff]+) HTTP/([0-9]\.[0-9])" 
 _FIELD_LINES = re.compile(rb"(?:\r\n%s:[\t\x20-\x7e\x80-\xff]*)*" % _HTTP_TOKEN)
 _FIELD = re.compile(rb"\r\n(%s):[ \t]*([^\r\n]*)" % _HTTP_TOKEN)  # on lines _FIELD_LINES has checked
 
-MAX_HEADERS = 200  # more header lines are refused with 431
+_MAX_HEADERS = 200  # more header lines are refused with 431
 _SHARED_MAX = 1024  # headers kept once per process: at most this many,
 _SHARED_VALUE_MAX = 256  # of values at most this long
 
 Header = tuple[bytes, bytes]
 
 
-def share_header(header: Header, repeating: AbstractSet[bytes], shared: dict[Header, Header]) -> Header:
+def _share_header(header: Header, repeating: AbstractSet[bytes], shared: dict[Header, Header]) -> Header:
     """The tuple `shared` keeps for `header` when its name is in `repeating` (see `parse_head`), else `header`."""
     if header[0] not in repeating or len(header[1]) > _SHARED_VALUE_MAX:
         return header
@@ -255,12 +255,12 @@ def parse_head(head: bytes, names: dict[bytes, bytes], repeating: AbstractSet[by
     if _FIELD_LINES.fullmatch(head, line_end) is None:
         raise ValueError(400, "Malformed request header.")
     fields = _FIELD.findall(head, line_end)
-    if len(fields) > MAX_HEADERS:
+    if len(fields) > _MAX_HEADERS:
         raise ValueError(431, "Too many request headers.")
     headers = []
     for name, value in fields:
         low = name.lower()
-        headers.append(share_header((names.get(low, low), value.rstrip(b" \t")), repeating, shared))
+        headers.append(_share_header((names.get(low, low), value.rstrip(b" \t")), repeating, shared))
     return method, target, version, headers
 
 

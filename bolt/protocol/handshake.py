@@ -12,7 +12,6 @@ import binascii
 from http import HTTPStatus
 
 from bolt import accel
-from bolt._accel_py import MAX_HEADERS, share_header
 
 __all__ = [
     "MAX_REQUEST_SIZE",
@@ -81,11 +80,13 @@ def parse_request(head: bytes) -> Request:
 
 def request_from_fields(method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]) -> Request:
     """An HTTP/1.1 request an HTTP parser has already split into fields, checked as :func:`parse_request`
-    checks the same request in bytes (the parser has refused a colon, CR or LF in a name, CR or LF in a value).
+    checks the same request in bytes: written out as that head and parsed by it.
     """
-    if len(fields) > MAX_HEADERS:
-        raise HandshakeError(431, "Too many request headers.")
-    return _request(method, target, b"1.1", [_header(name, value) for name, value in fields])
+    # The parser has refused a colon, CR or LF in a name and CR or LF in a value; should one get
+    # through, it must not move where a header starts or its name ends once written out.
+    if any(b":" in name or b"\r" in value or b"\n" in value for name, value in fields):
+        raise HandshakeError(400, "Malformed request header.")
+    return parse_request(b"%s %s HTTP/1.1" % (method, target) + b"".join([b"\r\n%s: %s" % field for field in fields]))
 
 
 # An open connection keeps its request's headers (the scope's) for its whole life. Most of them are
@@ -99,13 +100,6 @@ _REPEATING = frozenset((
 ))
 _NAMES = {name: name for name in _REPEATING | {b"sec-websocket-key", b"cookie", b"authorization"}}
 _shared_headers: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
-
-
-def _header(name: bytes, value: bytes) -> tuple[bytes, bytes]:
-    if not name or name != name.strip() or b" " in name:
-        raise HandshakeError(400, "Malformed request header.")
-    low = name.lower()
-    return share_header((_NAMES.get(low, low), value.strip(b" \t")), _REPEATING, _shared_headers)
 
 
 def _request(method: bytes, target: bytes, version: bytes, headers: list[tuple[bytes, bytes]]) -> Request:

@@ -230,6 +230,15 @@ def test_a_parsed_request_is_taken_as_its_bytes_would_be(
         assert getattr(event, name) == getattr(other, name), name
 
 
+@pytest.mark.parametrize("field", [(b"X-A", b"1\r\nOrigin: https://evil.example"), (b"X-A", b"1\nB: 2"),
+                                   (b"Origin: https://evil.example\r\nX", b"1"), (b"X:Y", b"1")])
+def test_a_parsed_field_cannot_add_or_rename_a_header(field: tuple[bytes, bytes]) -> None:
+    # A parser refuses these; if one got through, writing the fields out must not make a new header of it.
+    conn = ServerConnection()
+    (event,) = conn.receive_request(b"GET", b"/", [*_fields(BASE), field])
+    assert isinstance(event, HandshakeFailed) and event.status == 400
+
+
 def test_a_parsed_request_only_before_any_bytes() -> None:
     conn = ServerConnection()
     conn.receive_data(b"GET / HTTP/1.1\r\n")
