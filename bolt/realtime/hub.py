@@ -238,6 +238,8 @@ class Hub:
         # connection and each handshake are cheaper for it. The backend still routes the room here.
         if backend.subscriptions:
             await self._guard(backend.subscribe(connection_room(connection.id)), "subscribe")
+            if backend is not self.backend:  # stopped (or restarted) while subscribing
+                backend = await self._backend()
         if user_id is not None:
             await self._add(connection, user_room(user_id), backend)
         return connection
