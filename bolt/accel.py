@@ -28,12 +28,10 @@ __all__ = [
 
 
 def _choose() -> tuple[ModuleType, bool]:
-    if os.environ.get("BOLT_NO_ACCEL", "") not in ("", "0"):
-        from bolt import _accel_py
-
-        return _accel_py, False
     from bolt import _accel_py
 
+    if os.environ.get("BOLT_NO_ACCEL", "") not in ("", "0"):
+        return _accel_py, False
     try:
         from bolt import _accel  # type: ignore[attr-defined]  # the compiled extension: no stub
     except ImportError:  # not built: installed without cargo, or from a pure wheel
