@@ -38,6 +38,7 @@ from .handshake import (
     Request,
     accept_key,
     build_response,
+    header_lines,
     parse_request,
     request_from_fields,
     validate_request,
@@ -60,6 +61,11 @@ __all__ = [
 # Pongs kept for data_to_send(); beyond this only the latest pings are answered (RFC 6455 5.5.3
 # allows answering just the most recent one), so pings from a peer that does not read cost no memory.
 MAX_HELD_PONGS = 16
+
+# The start of every 101 answer, up to the accept key.
+_SWITCHING_PROTOCOLS = (
+    b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\nsec-websocket-accept: ")
+_ACCEPT_HEADERS = frozenset((b"upgrade", b"connection", b"sec-websocket-accept"))
 
 
 class ConnectionState(enum.Enum):
@@ -278,27 +284,32 @@ class ServerConnection:
         if self.state is not ConnectionState.HANDSHAKE or self.request is None:
             raise LocalProtocolError(f"cannot accept in state {self.state.value}")
         request = self.request
-        out = [
-            (b"upgrade", b"websocket"),
-            (b"connection", b"Upgrade"),
-            (b"sec-websocket-accept", accept_key(request.key)),
-        ]
+        # The lines this engine writes itself are correct by construction; what a caller chose is checked.
+        head = [_SWITCHING_PROTOCOLS, accept_key(request.key), b"\r\n"]
+        chosen = []
         if subprotocol:
             self.subprotocol = subprotocol
-            out.append((b"sec-websocket-protocol", subprotocol.encode("latin-1")))
+            chosen.append((b"sec-websocket-protocol", subprotocol.encode("latin-1")))
         if self.deflate_options is not None and request.extensions:
             self.extension = self._messages.extension = negotiate(request.extensions, self.deflate_options)
             if self.extension is not None:
-                out.append((b"sec-websocket-extensions", self.extension.response))
+                head.append(b"sec-websocket-extensions: %s\r\n" % self.extension.response)
         if headers:
-            reserved = {name for name, _ in out}
-            out.extend((name.lower(), value) for name, value in headers if name.lower() not in reserved)
+            reserved = _ACCEPT_HEADERS  # a caller's header does not repeat one the handshake has set
+            if subprotocol:
+                reserved = reserved | {b"sec-websocket-protocol"}
+            if self.extension is not None:
+                reserved = reserved | {b"sec-websocket-extensions"}
+            chosen += [(name.lower(), value) for name, value in headers if name.lower() not in reserved]
+        if chosen:
+            head.append(header_lines(chosen))
+        head.append(b"\r\n")
         self.state = ConnectionState.OPEN
         self.request = None  # answered: an open connection does not keep it
         if self._buf:
             self._frames.hold(bytes(self._buf))
             self._buf = bytearray()
-        return build_response(101, out)
+        return b"".join(head)
 
     def reject(self, status: int, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b"") -> bytes:
         """Refuse the upgrade with an ordinary HTTP response; the connection is then closed."""

@@ -7,7 +7,6 @@ parser refuses, and it is bounded in size and in header count.
 
 from __future__ import annotations
 
-import base64
 import binascii
 from http import HTTPStatus
 
@@ -19,6 +18,7 @@ __all__ = [
     "Request",
     "accept_key",
     "build_response",
+    "header_lines",
     "parse_header_list",
     "parse_request",
     "request_from_fields",
@@ -216,7 +216,7 @@ def _websocket_key(keys: list[bytes]) -> bytes:
 
 def accept_key(key: bytes) -> bytes:
     """The ``Sec-WebSocket-Accept`` value proving the server read ``key``."""
-    return base64.b64encode(_sha1(key + _GUID).digest())
+    return binascii.b2a_base64(_sha1(key + _GUID).digest(), newline=False)
 
 
 def _status_line(status: int) -> bytes:
@@ -231,20 +231,28 @@ def _status_line(status: int) -> bytes:
 _STATUS_LINES = {status.value: _status_line(status.value) for status in HTTPStatus}
 
 
-def build_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes | None = None) -> bytes:
-    """Serialise an HTTP/1.1 response head (and body, when given).
+def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """The lines of ``headers`` in a response head, each ending in CRLF.
 
-    Header names and values must not contain CR or LF: they would split the response.
+    ValueError for a header that would split the response or move a name's end: a CR or LF
+    anywhere, or a colon in a name.
     """
     lines = [b"%s: %s\r\n" % header for header in headers]
     fields = b"".join(lines)
-    # One line per header: any other CR or LF would split the response, and a colon in a name would
-    # move the name's end (each checked on all the headers at once). find, not `in`: on bytes, `in`
-    # first tries its operand as an int, raising and clearing a TypeError inside CPython.
+    # Each test runs over all the headers at once. find, not `in`: on bytes, `in` first tries its
+    # operand as an int, raising and clearing a TypeError inside CPython.
     if (fields.count(b"\n") != len(lines) or fields.count(b"\r") != len(lines)
             or b"".join([name for name, _ in headers]).find(b":") >= 0):
         for name, value in headers:
             if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b":" in name:
                 raise ValueError(f"invalid response header {name!r}")
+    return fields
+
+
+def build_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes | None = None) -> bytes:
+    """Serialise an HTTP/1.1 response head (and body, when given).
+
+    Header names and values must not contain CR or LF, nor names a colon (ValueError).
+    """
     status_line = _STATUS_LINES.get(status) or _status_line(status)
-    return b"".join((status_line, fields, b"\r\n", body or b""))
+    return b"".join((status_line, header_lines(headers), b"\r\n", body or b""))

@@ -9,6 +9,7 @@ import pytest
 
 from bolt.protocol import ConnectionState, HandshakeFailed, Request, ServerConnection, handshake
 from bolt.protocol.connection import LocalProtocolError
+from bolt.protocol.deflate import DeflateOptions
 
 from .helpers import KEY, client_frame, request_bytes
 
@@ -172,6 +173,25 @@ def test_header_injection_is_refused() -> None:
     conn.receive_data(request_bytes())
     with pytest.raises(ValueError):
         conn.accept(None, [(b"x-evil", b"a\r\nset-cookie: b")])
+
+
+def test_a_callers_header_does_not_repeat_one_the_handshake_set() -> None:
+    conn = ServerConnection(deflate=DeflateOptions())
+    conn.receive_data(request_bytes("Sec-WebSocket-Protocol: chat", "Sec-WebSocket-Extensions: permessage-deflate"))
+    head = conn.accept("chat", [(b"Upgrade", b"h2c"), (b"Sec-WebSocket-Protocol", b"other"),
+                                (b"sec-websocket-extensions", b"x-other"), (b"X-Trace", b"1")]).decode()
+    lines = head.split("\r\n")
+    assert lines[:3] == ["HTTP/1.1 101 Switching Protocols", "upgrade: websocket", "connection: Upgrade"]
+    assert [line for line in lines if line.startswith("sec-websocket-protocol")] == ["sec-websocket-protocol: chat"]
+    assert [line for line in lines if line.startswith("sec-websocket-extensions")] == [
+        "sec-websocket-extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"]
+    assert "x-trace: 1" in lines and lines[-2:] == ["", ""]
+
+    # Without a chosen subprotocol nor an extension, those names are the caller's to send.
+    conn = ServerConnection()
+    conn.receive_data(request_bytes())
+    head = conn.accept(None, [(b"sec-websocket-protocol", b"mine"), (b"connection", b"close")]).decode()
+    assert "sec-websocket-protocol: mine\r\n" in head and "connection: close" not in head
 
 
 def test_frames_pipelined_behind_the_request_are_kept() -> None:
