@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bolt import BoltAPI, WebSocket
-from bolt.realtime import PublishError
+from bolt.realtime import BackendUnavailable, PublishError
 from bolt.testing import WebSocketTestClient
 from redis_servers import RedisServer, redis_binary_or_skip
 
@@ -160,7 +160,12 @@ async def test_members_of_a_process_that_stopped_beating_expire_within_the_ttl(r
 
 
 async def _count_is(api: BoltAPI, room: str, expected: int) -> bool:
-    return await api.hub.count(room) == expected
+    try:
+        return await api.hub.count(room) == expected
+    except BackendUnavailable:
+        # Just after Redis comes back, a pooled connection the old server closed can be handed out
+        # once before its end is noticed (bolt's commands are not retried): not yet, then.
+        return False
 
 
 @pytest.mark.asyncio
