@@ -60,7 +60,7 @@ def protocol_schemas(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     members = {"type": "array", "items": member}
     error = {"type": "object", "properties": {"code": {"type": "string", "examples": [
         "bad_json", "bad_message", "unknown_type", "invalid_room", "forbidden", "not_joined", "too_many_rooms",
-        "no_history", "invalid_data", "rate_limited", "unavailable", "internal"]},
+        "no_history", "invalid_data", "rate_limited", "unavailable", "unauthorized", "internal"]},
         "reason": {"type": "string"}}, "required": ["code", "reason"]}
     return {
         "Room": {"type": "string", "pattern": ROOM_PATTERN, "description": "A room name."},
@@ -78,6 +78,10 @@ def protocol_schemas(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "Publish": _object("Publish", {"type": {"const": "publish"}, "room": room, "ref": ref, "data": data},
                            ["type", "room", "data"], "Broadcast `data` to everyone in a room the connection is in."),
         "Ping": _object("Ping", {"type": {"const": "ping"}, "ref": ref}, ["type"], "Ask for a reply."),
+        "Auth": _object("Auth", {"type": {"const": "auth"}, "token": {"type": "string", "minLength": 1}, "ref": ref},
+                        ["type", "token"],
+                        "Fresh credentials for the open connection, checked as at the handshake, before the ones "
+                        "it was opened with expire (then it is closed with 4401)."),
         "Hello": _object("Hello", {"type": {"const": "hello"}, "version": {"const": VERSION},
                                    "connection": {"type": "string"}, "user": {"type": ["string", "null"]},
                                    "max_rooms": {"type": "integer", "minimum": 1}},
@@ -93,8 +97,10 @@ def protocol_schemas(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "required": ["after", "before"]}}, ["room", "gap"],
             "Messages after `after` and before `before` are lost to this connection."),
         "Reply": _object("Reply", {"type": {"const": "reply"}, "ref": ref, "ok": {"type": "boolean"},
-                                   "id": {"type": "integer"}, "error": error}, ["type", "ok"],
-                         "The one answer to a message that carried a `ref` (and to every ping)."),
+                                   "id": {"type": "integer"}, "error": error,
+                                   "expires_at": {"type": ["number", "null"]}}, ["type", "ok"],
+                         "The one answer to a message that carried a `ref` (and to every ping); to an accepted "
+                         "`auth`, `expires_at` is when the new credentials expire (epoch seconds, null: never)."),
         "ProtocolError": _object("ProtocolError", {"type": {"const": "error"}, "error": error}, ["type", "error"],
                                  "A message without a `ref` failed; the connection stays open."),
         "Presence": {"title": "Presence", "description": "Who is in a room: the full list after a join, then changes.",
@@ -109,7 +115,7 @@ def protocol_schemas(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-CLIENT_MESSAGES = ("Join", "Leave", "Publish", "Ping")
+CLIENT_MESSAGES = ("Join", "Leave", "Publish", "Ping", "Auth")
 SERVER_MESSAGES = ("Hello", "RoomMessage", "Gap", "Reply", "ProtocolError", "Presence")
 
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 import warnings
 from typing import Annotated, Any
 
 import jsonschema
+import jwt
 import msgspec
 import pytest
 
@@ -23,6 +25,7 @@ from bolt.asyncapi import CLIENT_MESSAGES, ROOM_PATTERN, SERVER_MESSAGES
 from bolt.auth import APIKeyAuthentication, IsAuthenticated, JWTAuthentication, SessionAuthentication
 from bolt.realtime import names
 from bolt.testing import AsyncTestClient, WebSocketTestClient
+from demo_apps import jwt_room_api
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)  # asyncapi3's models shadow a BaseModel attribute
@@ -187,12 +190,14 @@ def test_client_messages_of_the_protocol_page_fit_and_bad_ones_do_not(document):
     good = [("Join", {"type": "join", "room": "lobby", "since": 5, "presence": True, "ref": 1}),
             ("Leave", {"type": "leave", "room": "lobby", "ref": "a"}),
             ("Publish", {"type": "publish", "room": "lobby", "data": {"text": "hi"}}),
-            ("Ping", {"type": "ping"})]
+            ("Ping", {"type": "ping"}),
+            ("Auth", {"type": "auth", "token": "eyJhbGciOi.e30.sig", "ref": 5})]
     for name, message in good:
         validator(document, name).validate(message)
     bad = [("Join", {"type": "join", "room": "no spaces"}), ("Join", {"type": "join", "room": "a", "since": -1}),
            ("Publish", {"type": "publish", "room": "lobby", "data": {"text": 3}}),
-           ("Leave", {"type": "leave", "room": "lobby", "ref": "x" * 65})]
+           ("Leave", {"type": "leave", "room": "lobby", "ref": "x" * 65}),
+           ("Auth", {"type": "auth", "token": ""}), ("Auth", {"type": "auth"})]
     for name, message in bad:
         assert not validator(document, name).is_valid(message), message
 
@@ -233,6 +238,29 @@ async def test_what_a_live_realtime_endpoint_sends_fits_the_document():
     assert [r["ok"] for r in seen["Reply"]] == [True, True, False, True]
     assert seen["Reply"][2]["error"]["code"] == "invalid_data"
     assert seen["Presence"][0]["members"] == [{"connection": seen["Hello"][0]["connection"], "user": None}]
+
+
+@pytest.mark.asyncio
+async def test_the_replies_to_auth_fit_the_document():
+    secret = "asyncapi-test-secret-of-32-bytes!"
+    api = jwt_room_api(secret)
+    document = api.asyncapi()
+    check(document)
+    token = jwt.encode({"sub": "42", "exp": int(time.time()) + 60}, secret, algorithm="HS256")
+    intruder = jwt.encode({"sub": "7", "exp": int(time.time()) + 60}, secret, algorithm="HS256")
+    async with WebSocketTestClient(api, "/rt", headers={"Authorization": f"Bearer {token}"}) as ws:
+        validator(document, "Hello").validate(await ws.receive_json())
+        for message in ({"type": "auth", "token": token, "ref": 1}, {"type": "auth", "token": intruder, "ref": 2},
+                        {"type": "auth", "token": "garbage"}):
+            validator(document, "Auth").validate(message)
+            await ws.send_json(message)
+        accepted, refused, error = [await ws.receive_json() for _ in range(3)]
+    validator(document, "Reply").validate(accepted)
+    assert accepted["ok"] and isinstance(accepted["expires_at"], int)
+    validator(document, "Reply").validate(refused)
+    assert refused["error"]["code"] == "unauthorized"
+    validator(document, "ProtocolError").validate(error)
+    assert error["error"]["code"] == "unauthorized"
 
 
 @pytest.mark.asyncio

@@ -660,8 +660,11 @@ class Hub:
 
     def health(self) -> dict[str, Any]:
         """Backend state (is the subscriber connected or deaf?) and local counts."""
-        report: dict[str, Any] = self.backend.health() if self.backend is not None else {"ok": True,
-                                                                                        "backend": "not started"}
+        if self.backend is not None:
+            report = self.backend.health()
+        else:
+            report = Backend().health()  # the same keys, before the first connection starts the backend
+            report["backend"] = "not started"
         report["node"] = self.node_id
         report["connections"] = len(self._connections)
         report["rooms"] = len(self._refs)

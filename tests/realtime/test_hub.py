@@ -403,3 +403,21 @@ async def test_an_ended_connection_leaves_no_cyclic_garbage(ending: str) -> None
                 await asyncio.sleep(0.01)
             await asyncio.sleep(0.05)  # the server's task for the connection ends after the handler
         assert left == []
+
+
+HEALTH_KEYS = {"ok", "backend", "subscriber", "deaf_since", "last_error", "reconnects", "subscribed_rooms", "node",
+               "connections", "rooms", "queued", "dropped"}
+
+
+@pytest.mark.asyncio
+async def test_health_has_the_documented_keys_on_the_memory_backend_and_before_start() -> None:
+    api = chat_api()
+    before = api.hub.health()
+    assert set(before) == HEALTH_KEYS and before["backend"] == "not started" and before["ok"]
+    async with client(api, "/chat/lobby", "alice") as ws:
+        await joined(ws)
+        health = api.hub.health()
+        assert set(health) == HEALTH_KEYS
+        assert health["backend"] == "memory" and health["ok"] and health["subscriber"] == "none"
+        assert health["connections"] == 1 and health["rooms"] >= 1 and health["reconnects"] == 0
+    await api.hub.stop()

@@ -97,4 +97,9 @@ class Backend:
         return len(await self.members(room))
 
     def health(self) -> dict[str, Any]:
-        return {"backend": self.name, "ok": True}
+        """The backend's part of `Hub.health()`; the same keys on every backend, so a probe reads any.
+
+        A backend without a subscriber (the memory one) is never deaf: `subscriber` is "none".
+        """
+        return {"backend": self.name, "ok": True, "subscriber": "none", "deaf_since": None, "last_error": None,
+                "reconnects": 0, "subscribed_rooms": 0}
