@@ -11,6 +11,7 @@ It is uvicorn with two defaults changed:
   complete within 10 s (plain uvicorn waits for ever). `--http` overrides it with any value
   uvicorn's `--http` accepts, such as a subclass with another `head_timeout` as module:Class.
 It runs on uvloop (`--loop auto`; bolt depends on it except on Windows, as uvicorn[standard] does).
+bolt's own log lines (refused handshakes, slow consumers, ...) are printed at `--log-level` too.
 `--drain SECONDS` spreads the 1012 closes of a stopping worker over that many seconds (see
 docs/protocol.md, "Graceful drain").
 The app is given as `module:attribute`, looked up from the current directory (or `--app-dir`), as
@@ -19,9 +20,11 @@ uvicorn does.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 BOLT_PROTOCOL = "bolt.protocol:WebSocketProtocol"
 
@@ -89,8 +92,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     uvicorn.run(args.app, host=args.host, port=args.port, reload=args.reload, workers=args.workers,
                 ws=args.ws or websocket_protocol(), http=args.http or http_protocol(), loop=args.loop,
-                app_dir=args.app_dir, log_level=args.log_level)
+                app_dir=args.app_dir, log_level=args.log_level, log_config=log_config(args.log_level))
     return 0
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, with bolt's loggers (refused handshakes, slow consumers, ...) at `level`
+    through the same handler. A Django project's LOGGING, applied when the app loads, still wins."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["bolt"] = {"handlers": ["default"], "level": level.upper(), "propagate": False}
+    return config
 
 
 if __name__ == "__main__":

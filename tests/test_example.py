@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -96,3 +97,30 @@ def test_cli_arguments(monkeypatch):
     assert cli.main(["run", "site.asgi:application", "--reload", "--workers", "2"]) == 2
     with pytest.raises(SystemExit):
         cli.main([])
+
+
+LOGGED_APP = '''
+from bolt import BoltAPI
+api = BoltAPI()
+'''
+
+
+@pytest.mark.parametrize("level, shown", [("info", True), ("warning", False)])
+def test_bolt_run_prints_bolts_own_log_lines_at_its_log_level(level, shown, tmp_path):
+    (tmp_path / "logged_app.py").write_text(LOGGED_APP)
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "bolt.cli", "run", "logged_app:api", "--port", str(port),
+                                "--log-level", level], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, timeout=20, process=process)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /ws/nowhere HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         b"Sec-WebSocket-Version: 13\r\n\r\n")
+            assert sock.recv(100).startswith(b"HTTP/1.1 404 ")
+    finally:
+        stop_process(process, 10, signal.SIGINT)
+    log = process.stderr.read()
+    line = "INFO:     refused websocket /ws/nowhere from 127.0.0.1:"
+    assert (line in log) is shown, log
