@@ -180,23 +180,25 @@ class ServerConnection:
         self._out = []
         return out[0] if len(out) == 1 else b"".join(out)
 
-    def receive_request(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]) -> list[Event]:
-        """Feed an upgrade request an HTTP/1.1 parser has read, instead of its bytes; return its events.
+    def receive_request(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]],
+                        http_version: bytes = b"1.1") -> list[Event]:
+        """Feed an upgrade request an HTTP parser has read, instead of its bytes; return its events.
 
         For a server whose HTTP layer parsed the request already: the result, and what
         :meth:`data_to_send` then holds, are those of :meth:`receive_data` given the request
-        written out again (``METHOD target HTTP/1.1``, one ``name: value`` line per field).
+        written out again (``METHOD target HTTP/<http_version>``, one ``name: value`` line per field).
         """
         if self.state is not ConnectionState.CONNECTING or self._buf:
             raise LocalProtocolError(f"cannot take a parsed request in state {self.state.value}")
         events: list[Event] = []
         # The size of that head, without its final blank line, as _receive_request measures it.
-        size = len(method) + len(target) + 10 + sum(len(name) + len(value) + 4 for name, value in fields)
+        size = len(method) + len(target) + len(http_version) + 7
+        size += sum(len(name) + len(value) + 4 for name, value in fields)
         if size > self.max_request_size:
             self._refuse(HandshakeError(431, "Request headers too large."), events)
             return events
         try:
-            request = request_from_fields(method, target, fields)
+            request = request_from_fields(method, target, fields, http_version)
         except HandshakeError as exc:
             self._refuse(exc, events)
             return events

@@ -8,6 +8,7 @@ parser refuses, and it is bounded in size and in header count.
 from __future__ import annotations
 
 import binascii
+import re
 from http import HTTPStatus
 
 from bolt import accel
@@ -78,15 +79,19 @@ def parse_request(head: bytes) -> Request:
     return _request(method, target, version, headers)
 
 
-def request_from_fields(method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]) -> Request:
-    """An HTTP/1.1 request an HTTP parser has already split into fields, checked as :func:`parse_request`
+def request_from_fields(method: bytes, target: bytes, fields: list[tuple[bytes, bytes]],
+                        http_version: bytes = b"1.1") -> Request:
+    """A request an HTTP parser has already split into fields, checked as :func:`parse_request`
     checks the same request in bytes: written out as that head and parsed by it.
+
+    ``http_version`` is the version the parser read (``b"1.0"``, say, which is refused).
     """
     # The parser has refused a colon, CR or LF in a name and CR or LF in a value; should one get
     # through, it must not move where a header starts or its name ends once written out.
     if any(b":" in name or b"\r" in value or b"\n" in value for name, value in fields):
         raise HandshakeError(400, "Malformed request header.")
-    return parse_request(b"%s %s HTTP/1.1" % (method, target) + b"".join([b"\r\n%s: %s" % field for field in fields]))
+    line = b"%s %s HTTP/%s" % (method, target, http_version)
+    return parse_request(line + b"".join([b"\r\n%s: %s" % field for field in fields]))
 
 
 # An open connection keeps its request's headers (the scope's) for its whole life. Most of them are
@@ -187,6 +192,8 @@ def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
         raise HandshakeError(405, "WebSocket upgrades must use GET.", [(b"allow", b"GET")])
     if request.http_version not in ("1.1",):
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
+    if request.target[:1] != "/":
+        request.target = _origin_form(request.target)
     upgrade_needed = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")]
     # The values every browser sends are recognised whole before any is split into tokens.
     upgrade = fields.get(b"upgrade", [])
@@ -199,6 +206,19 @@ def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
         raise HandshakeError(
             426, "Unsupported WebSocket version; this server speaks version 13.", [(b"sec-websocket-version", b"13")]
         )
+
+
+# An absolute-form target (RFC 9112 section 3.2.2), which a server must accept: scheme, authority, path.
+_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^#]*)")
+
+
+def _origin_form(target: str) -> str:
+    """The path and query of an absolute-form target; 400 for a target that is neither that nor a path."""
+    absolute = _ABSOLUTE_FORM.fullmatch(target)
+    if absolute is None:
+        raise HandshakeError(400, "The request target must be a path or an absolute URI.")
+    path = absolute.group(1)
+    return path if path[:1] == "/" else "/" + path  # "ws://host" and "ws://host?q" address the root
 
 
 def _websocket_key(keys: list[bytes]) -> bytes:

@@ -26,7 +26,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
 from .handshake import MAX_REQUEST_SIZE
 from .timers import Deadlines, deadlines
-from .uvicorn import WebSocketProtocol
+from .uvicorn import WebSocketProtocol, trailing_bytes
 
 __all__ = [
     "H11Protocol", "HeadDeadline", "HeadReader", "HttpToolsProtocol", "default_http_protocol", "is_websocket_upgrade",
@@ -99,7 +99,8 @@ class HeadDeadline:
         if not self._head_done() and not self.transport.is_closing():
             self.transport.close()
 
-    def _hand_over(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]]) -> bool:
+    def _hand_over(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]], http_version: bytes,
+                   trailing: bytes | None = None) -> bool:
         """Give the upgrade to bolt's WebSocket protocol as parsed; False when the protocol is another."""
         ws_class = _bolt_websocket_class(self.ws_protocol_class)
         if ws_class is None:
@@ -109,7 +110,7 @@ class HeadDeadline:
             self.logger.log(TRACE_LOG_LEVEL, "%sUpgrading to WebSocket", prefix)
         self.connections.discard(self)
         protocol = ws_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
-        protocol.upgrade(self.transport, method, target, fields)
+        protocol.upgrade(self.transport, method, target, fields, http_version, trailing)
         return True
 
 
@@ -117,7 +118,7 @@ class H11Protocol(HeadDeadline, _H11Protocol):
     """uvicorn's h11 protocol with the request-head deadline."""
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        if not self._hand_over(event.method, event.target, self.headers):
+        if not self._hand_over(event.method, event.target, self.headers, event.http_version):
             super().handle_websocket_upgrade(event)
 
 
@@ -128,16 +129,63 @@ except ImportError:  # bolt installs httptools; installed without its dependenci
 else:
 
     class HttpToolsProtocol(HeadDeadline, _HttpToolsProtocol):  # type: ignore[no-redef]
-        """uvicorn's httptools protocol with the request-head deadline."""
+        """uvicorn's httptools protocol with the request-head deadline.
+
+        An upgrade pipelined behind requests still being answered waits for their responses (which
+        go out in the order of the requests, RFC 9112 section 9.3.2) before bolt's WebSocket protocol
+        takes the connection; what the client sends meanwhile is kept for it, with reading paused.
+        """
+
+        # (method, target, fields, version, bytes sent behind it) of an upgrade waiting for its turn.
+        _waiting: tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes, bytearray] | None = None
 
         def handle_websocket_upgrade(self) -> None:
-            fields = cast("list[tuple[bytes, bytes]]", self.scope["headers"])  # uvicorn's scope holds a list
-            if self._hand_over(self.scope["method"].encode(), self.url, fields):
-                # The parser holds this protocol's bound methods: without it, refcounting frees the
-                # protocol (and the transport with it) rather than the cyclic GC.
-                self.parser = None  # type: ignore[assignment]
-            else:
+            if _bolt_websocket_class(self.ws_protocol_class) is None:
                 super().handle_websocket_upgrade()
+                return
+            fields = cast("list[tuple[bytes, bytes]]", self.scope["headers"])  # uvicorn's scope holds a list
+            upgrade = (self.scope["method"].encode(), self.url, fields, self.scope["http_version"].encode(),
+                       bytearray(trailing_bytes(self.transport)))
+            if not self._answered():
+                self._waiting = upgrade
+                self.transport.pause_reading()
+                return
+            self._upgrade(*upgrade)
+
+        def _answered(self) -> bool:
+            """Whether every request read before the upgrade has its whole response."""
+            return not self.pipeline and (self.cycle is None or self.cycle.response_complete)
+
+        def data_received(self, data: bytes) -> None:
+            if self._waiting is not None:  # the WebSocket's first bytes: not for the HTTP parser
+                self._waiting[4].extend(data)
+                self.transport.pause_reading()
+                return
+            super().data_received(data)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            waiting = self._waiting
+            if waiting is None or self.transport.is_closing():
+                return
+            if not self._answered():
+                self.transport.pause_reading()  # uvicorn resumed it for a request that is not coming
+                return
+            self._waiting = None
+            self._unset_keepalive_if_required()  # the keep-alive timer uvicorn armed for a next request
+            if self._head_deadlines is not None:
+                self._head_deadlines.clear(self._head_timed_out)
+                self._head_deadlines = None
+            self.transport.resume_reading()
+            method, target, fields, version, trailing = waiting
+            self._upgrade(method, target, fields, version, bytes(trailing))
+
+        def _upgrade(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]], version: bytes,
+                     trailing: bytes | bytearray) -> None:
+            self._hand_over(method, target, fields, version, bytes(trailing))
+            # The parser holds this protocol's bound methods: without it, refcounting frees the
+            # protocol (and the transport with it) rather than the cyclic GC.
+            self.parser = None  # type: ignore[assignment]
 
 
 def default_http_protocol() -> type:

@@ -140,7 +140,7 @@ _REMOTE_CLOSING = ConnectionState.REMOTE_CLOSING
 _CLOSING = ConnectionState.CLOSING
 
 
-def _trailing_bytes(transport: asyncio.BaseTransport) -> bytes:
+def trailing_bytes(transport: asyncio.BaseTransport) -> bytes:
     """Bytes the client sent behind its upgrade request, still held by the HTTP protocol.
 
     uvicorn replays only the request head; whatever followed it in the same read (a client
@@ -297,26 +297,27 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._attach(transport)
-        self._trailing = _trailing_bytes(transport)
+        self._trailing = trailing_bytes(transport)
         self.close_timer = self.loop.call_later(self.handshake_timeout, self._handshake_timeout)
 
     def upgrade(self, transport: asyncio.BaseTransport, method: bytes, target: bytes,
-                fields: list[tuple[bytes, bytes]]) -> None:
+                fields: list[tuple[bytes, bytes]], http_version: bytes = b"1.1", trailing: bytes | None = None) -> None:
         """Take over ``transport`` from the HTTP protocol that parsed its upgrade request.
 
         The same as ``connection_made(transport)``, ``transport.set_protocol(self)`` and
         ``data_received`` with the request written out again, as uvicorn's HTTP protocols do,
         without writing the request and parsing it back (see
-        :meth:`~bolt.protocol.connection.ServerConnection.receive_request`). Call it while the
-        HTTP protocol is still the transport's: the bytes that followed the request are taken from it.
+        :meth:`~bolt.protocol.connection.ServerConnection.receive_request`). ``trailing`` is what the
+        client sent behind the request; without it, call this while the HTTP protocol is still the
+        transport's, which holds those bytes.
         ``connection_made`` and ``data_received`` are not called for the request: a subclass that
         hooks them to see it hooks this too.
         """
         self._attach(transport)
-        self._trailing = _trailing_bytes(transport)
+        self._trailing = trailing_bytes(transport) if trailing is None else trailing
         transport.set_protocol(self)
         conn = self.conn
-        events = conn.receive_request(method, target, fields)
+        events = conn.receive_request(method, target, fields, http_version)
         out = conn.data_to_send()  # a refusal
         if out:
             self.transport.write(out)

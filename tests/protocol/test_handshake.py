@@ -264,3 +264,17 @@ def test_a_parsed_request_only_before_any_bytes() -> None:
     conn.receive_data(b"GET / HTTP/1.1\r\n")
     with pytest.raises(LocalProtocolError):
         conn.receive_request(b"GET", b"/", _fields(BASE))
+
+
+@pytest.mark.parametrize("target, path", [("http://example.com/chat?x=1", "/chat?x=1"), ("ws://example.com:8000", "/"),
+                                          ("wss://example.com?q=1", "/?q=1"), ("HTTPS://h/a/b", "/a/b")])
+def test_an_absolute_form_target_is_read_as_its_path(target: str, path: str) -> None:
+    # RFC 9112 3.2.2: a server must accept the absolute form; routing sees the path and query.
+    (request,) = ServerConnection().receive_data(request_bytes(target=target))
+    assert isinstance(request, Request) and request.target == path
+
+
+@pytest.mark.parametrize("target", ["chat", "*", "example.com/chat", "http:/chat", "http://h/chat#frag"])
+def test_a_target_neither_a_path_nor_an_absolute_uri_is_400(target: str) -> None:
+    event, out = refuse(request_bytes(target=target))
+    assert event.status == 400 and b"must be a path or an absolute URI" in out

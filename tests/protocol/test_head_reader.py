@@ -290,3 +290,63 @@ async def test_a_refused_upgrade_carries_the_server_headers() -> None:
         assert lines[0].startswith(b"http/1.1 426")
         assert any(line.startswith(b"date: ") for line in lines) and b"server: uvicorn" in lines
         writer.close()
+
+
+async def slow_app(scope: dict, receive: Any, send: Any) -> None:
+    """`app`, with HTTP answers that take a moment: an upgrade behind one must wait for it."""
+    if scope["type"] == "http":
+        await asyncio.sleep(0.2)
+    await app(scope, receive, send)
+
+
+async def read_all(reader: asyncio.StreamReader) -> bytes:
+    data = b""
+    while chunk := await reader.read(65536):
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+async def test_an_upgrade_behind_requests_is_answered_after_them(http_class: type) -> None:
+    # RFC 9112 9.3.2: responses go out in the order of the requests, the 101 too.
+    early = client_frame(0x1, b"behind the upgrade")
+    plain = b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n"
+    async with asyncio.timeout(10), serve(slow_app, http=reader_for(http_class)) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(plain + plain.replace(b"one", b"two") + request_bytes() + early)
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /one  ")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /two  ")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+        assert await read_frame(reader) == (0x1, b"behind the upgrade")
+        writer.write(client_frame(0x1, b"after"))
+        assert await read_frame(reader) == (0x1, b"after")
+        writer.close()
+
+        # A refused upgrade behind a request: the request's answer first, then the refusal, then the end.
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(plain + request_bytes().replace(b"Sec-WebSocket-Version: 13", b"Sec-WebSocket-Version: 8"))
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /one  ")
+        rest = await read_all(reader)
+        assert rest.startswith(b"HTTP/1.1 426 ")
+        writer.close()
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+@pytest.mark.parametrize("line, status", [
+    (b"GET /chat HTTP/1.0", b"400"), (b"GET http://example.com/chat?x=1 HTTP/1.1", b"101"),
+    (b"GET ws://example.com HTTP/1.1", b"101"), (b"GET chat HTTP/1.1", b"400"), (b"GET * HTTP/1.1", b"400")])
+async def test_an_upgrade_uvicorn_parsed_gets_the_answer_its_bytes_get(line: bytes, status: bytes,
+                                                                      http_class: type) -> None:
+    request = line + request_bytes()[request_bytes().index(b"\r\n"):]
+    async with asyncio.timeout(10), serve(app, http=reader_for(http_class)) as srv:
+        # First on the connection, the upgrade is read by bolt; after a request, by uvicorn's parser.
+        for first in (b"", b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+            writer.write(first + request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if first and not (status == b"400" and head.startswith(b"HTTP/1.1 400 ")):  # httptools refuses "chat"
+                assert head.startswith(b"HTTP/1.1 200 OK")
+                await reader.readexactly(len(b"GET /one  "))
+                head = await reader.readuntil(b"\r\n\r\n")
+            assert head.split(b" ")[1] == status, (first, head)
+            writer.close()

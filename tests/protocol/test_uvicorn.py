@@ -286,9 +286,9 @@ async def test_bolt_http_hands_the_parsed_request_over(http_class: type, monkeyp
     taken: list[tuple[bytes, bytes]] = []
     upgrade = WebSocketProtocol.upgrade
 
-    def spy(self: WebSocketProtocol, transport: Any, method: bytes, target: bytes, fields: Any) -> None:
+    def spy(self: WebSocketProtocol, transport: Any, method: bytes, target: bytes, fields: Any, *more: Any) -> None:
         taken.append((method, target))
-        upgrade(self, transport, method, target, fields)
+        upgrade(self, transport, method, target, fields, *more)
 
     monkeypatch.setattr(WebSocketProtocol, "upgrade", spy)
     async with asyncio.timeout(10), serve(echo, http=http_class) as srv:
