@@ -37,7 +37,7 @@ from .handshake import (
     HandshakeError,
     Request,
     accept_key,
-    build_response,
+    closing_response,
     header_lines,
     parse_request,
     request_from_fields,
@@ -233,7 +233,7 @@ class ServerConnection:
 
     def _refuse(self, exc: HandshakeError, events: list[Event]) -> None:
         body = exc.detail.encode("utf-8") + b"\n"
-        self._out.append(self._http_response(exc.status, [*self.response_headers, *exc.headers], body))
+        self._out.append(closing_response(exc.status, [*self.response_headers, *exc.headers], body))
         self.state = ConnectionState.CLOSED
         self._buf = bytearray()
         events.append(HandshakeFailed(exc.status, exc.detail))
@@ -319,19 +319,7 @@ class ServerConnection:
             raise LocalProtocolError(f"cannot reject in state {self.state.value}")
         self.state = ConnectionState.CLOSED
         self._buf = bytearray()
-        return self._http_response(status, headers or [], body)
-
-    @staticmethod
-    def _http_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
-        names = {name.lower() for name, _ in headers}
-        extra = []
-        if b"content-type" not in names and body:
-            extra.append((b"content-type", b"text/plain; charset=utf-8"))
-        if b"content-length" not in names:
-            extra.append((b"content-length", str(len(body)).encode("ascii")))
-        if b"connection" not in names:
-            extra.append((b"connection", b"close"))
-        return build_response(status, list(headers) + extra, body)
+        return closing_response(status, headers or [], body)
 
     def send_text(self, text: str) -> bytes:
         """One text message as a single frame."""

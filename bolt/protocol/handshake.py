@@ -14,11 +14,13 @@ from http import HTTPStatus
 from bolt import accel
 
 __all__ = [
+    "MAX_HEADERS",
     "MAX_REQUEST_SIZE",
     "HandshakeError",
     "Request",
     "accept_key",
     "build_response",
+    "closing_response",
     "header_lines",
     "parse_header_list",
     "parse_request",
@@ -27,6 +29,7 @@ __all__ = [
 ]
 
 MAX_REQUEST_SIZE = 64 * 1024  # request line and headers; more is refused with 431
+MAX_HEADERS = 200  # header lines; more are refused with 431 (bolt.accel.parse_head's limit)
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
@@ -267,6 +270,20 @@ def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
             if b"\r" in name or b"\n" in name or b"\r" in value or b"\n" in value or b":" in name:
                 raise ValueError(f"invalid response header {name!r}")
     return fields
+
+
+def closing_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    """A whole response after which the connection closes: ``headers`` plus the content type (plain
+    text), length and ``connection: close`` they lack."""
+    names = {name.lower() for name, _ in headers}
+    extra = []
+    if b"content-type" not in names and body:
+        extra.append((b"content-type", b"text/plain; charset=utf-8"))
+    if b"content-length" not in names:
+        extra.append((b"content-length", str(len(body)).encode("ascii")))
+    if b"connection" not in names:
+        extra.append((b"connection", b"close"))
+    return build_response(status, list(headers) + extra, body)
 
 
 def build_response(status: int, headers: list[tuple[bytes, bytes]], body: bytes | None = None) -> bytes:

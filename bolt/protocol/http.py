@@ -24,7 +24,7 @@ import h11
 from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
-from .handshake import MAX_REQUEST_SIZE
+from .handshake import MAX_HEADERS, MAX_REQUEST_SIZE, closing_response
 from .timers import Deadlines, deadlines
 from .uvicorn import WebSocketProtocol, trailing_bytes
 
@@ -138,6 +138,12 @@ else:
 
         # (method, target, fields, version, bytes sent behind it) of an upgrade waiting for its turn.
         _waiting: tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes, bytearray] | None = None
+        # Bytes read of the request head in progress (None while a body is read). httptools keeps a head
+        # however long it grows: past MAX_REQUEST_SIZE or MAX_HEADERS lines it is refused with 431.
+        _head_bytes: int | None = 0
+        _head_ended_here = False  # a message ended in the read being parsed: that read is not counted
+        _refusal: tuple[int, str] | None = None  # why on_header stopped the parser
+        _refused: tuple[int, str] | None = None  # the refusal owed once the earlier requests are answered
 
         def handle_websocket_upgrade(self) -> None:
             if _bolt_websocket_class(self.ws_protocol_class) is None:
@@ -161,10 +167,54 @@ else:
                 self._waiting[4].extend(data)
                 self.transport.pause_reading()
                 return
+            self._head_ended_here = False
             super().data_received(data)
+            if self._head_bytes is None or self._head_ended_here or self.transport.is_closing():
+                return
+            # The read in which the message before it ended is not counted: the bound is one read more.
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_REQUEST_SIZE:
+                self.logger.warning("Invalid HTTP request received: request headers too large.")
+                self._head_bytes = None
+                self._refuse(431, "Request headers too large.")
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            if len(self.headers) >= MAX_HEADERS:
+                self._refusal = (431, "Too many request headers.")
+                raise ValueError(self._refusal[1])  # stops the parser; uvicorn then calls send_400_response
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            self._head_bytes = None
+            if self.parser.get_http_version() == "1.1" and sum(name == b"host" for name, _ in self.headers) != 1:
+                # RFC 9112 section 3.2, which h11 enforces and httptools does not.
+                self._refusal = (400, "Exactly one Host header is required.")
+                raise ValueError(self._refusal[1])
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._head_bytes = 0
+            self._head_ended_here = True
+
+        def send_400_response(self, msg: str) -> None:
+            self._refuse(*(self._refusal or (400, msg)))
+
+        def _refuse(self, status: int, detail: str) -> None:
+            """Answer a request the parser refused, then close; after the responses still owed to the
+            requests before it (uvicorn would write it at once, ahead of them)."""
+            self._refused = (status, detail)
+            if not self._answered():
+                self.transport.pause_reading()  # the parser has stopped: nothing more is read
+                return
+            self.transport.write(closing_response(status, list(self.server_state.default_headers), detail.encode()))
+            self.transport.close()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
+            if self._refused is not None and self._answered() and not self.transport.is_closing():
+                self._refuse(*self._refused)
+                return
             waiting = self._waiting
             if waiting is None or self.transport.is_closing():
                 return
