@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import h11
 from uvicorn.logging import TRACE_LOG_LEVEL
@@ -134,16 +134,21 @@ else:
         An upgrade pipelined behind requests still being answered waits for their responses (which
         go out in the order of the requests, RFC 9112 section 9.3.2) before bolt's WebSocket protocol
         takes the connection; what the client sends meanwhile is kept for it, with reading paused.
+        A request head is bounded as the WebSocket engine bounds an upgrade's (431 past
+        ``MAX_REQUEST_SIZE`` or ``MAX_HEADERS`` lines), HTTP/1.1 needs exactly one Host (400), and a
+        refused head is answered after the responses owed to the requests before it.
         """
 
         # (method, target, fields, version, bytes sent behind it) of an upgrade waiting for its turn.
         _waiting: tuple[bytes, bytes, list[tuple[bytes, bytes]], bytes, bytearray] | None = None
-        # Bytes read of the request head in progress (None while a body is read). httptools keeps a head
-        # however long it grows: past MAX_REQUEST_SIZE or MAX_HEADERS lines it is refused with 431.
-        _head_bytes: int | None = 0
+        # httptools keeps a head however long it grows: past MAX_REQUEST_SIZE or MAX_HEADERS lines it is
+        # refused with 431. Two counts: the parsed size of the head's target and complete header lines,
+        # and the bytes read while it is incomplete (a line that never ends reaches no callback).
+        _head_size = 0
+        _head_bytes: int | None = 0  # None while a body is read
         _head_ended_here = False  # a message ended in the read being parsed: that read is not counted
-        _refusal: tuple[int, str] | None = None  # why on_header stopped the parser
-        _refused: tuple[int, str] | None = None  # the refusal owed once the earlier requests are answered
+        _refusal: tuple[int, str] | None = None  # why a parser callback stopped the parser
+        _refused: tuple[int, str, bool] | None = None  # status, detail, and whether it waits for earlier answers
 
         def handle_websocket_upgrade(self) -> None:
             if _bolt_websocket_class(self.ws_protocol_class) is None:
@@ -169,27 +174,43 @@ else:
                 return
             self._head_ended_here = False
             super().data_received(data)
-            if self._head_bytes is None or self._head_ended_here or self.transport.is_closing():
+            if self._head_bytes is None or self._head_ended_here or self._refused or self.transport.is_closing():
                 return
             # The read in which the message before it ended is not counted: the bound is one read more.
             self._head_bytes += len(data)
             if self._head_bytes > MAX_REQUEST_SIZE:
                 self.logger.warning("Invalid HTTP request received: request headers too large.")
-                self._head_bytes = None
                 self._refuse(431, "Request headers too large.")
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._head_size = 0
+
+        def on_url(self, url: bytes) -> None:
+            self._grow_head(len(url))
+            super().on_url(url)
 
         def on_header(self, name: bytes, value: bytes) -> None:
             if len(self.headers) >= MAX_HEADERS:
-                self._refusal = (431, "Too many request headers.")
-                raise ValueError(self._refusal[1])  # stops the parser; uvicorn then calls send_400_response
+                self._stop_parser(431, "Too many request headers.")
+            self._grow_head(len(name) + len(value) + 4)
             super().on_header(name, value)
 
+        def _grow_head(self, size: int) -> None:
+            self._head_size += size
+            if self._head_size > MAX_REQUEST_SIZE:
+                self._stop_parser(431, "Request headers too large.")
+
+        def _stop_parser(self, status: int, detail: str) -> NoReturn:
+            """Refuse the request from a parser callback: uvicorn then calls send_400_response."""
+            self._refusal = (status, detail)
+            raise ValueError(detail)
+
         def on_headers_complete(self) -> None:
+            hosts = sum(name == b"host" for name, _ in self.headers)
+            if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
+                self._stop_parser(400, "Exactly one Host header is required.")  # RFC 9112 3.2, as h11 does
             self._head_bytes = None
-            if self.parser.get_http_version() == "1.1" and sum(name == b"host" for name, _ in self.headers) != 1:
-                # RFC 9112 section 3.2, which h11 enforces and httptools does not.
-                self._refusal = (400, "Exactly one Host header is required.")
-                raise ValueError(self._refusal[1])
             super().on_headers_complete()
 
         def on_message_complete(self) -> None:
@@ -201,10 +222,13 @@ else:
             self._refuse(*(self._refusal or (400, msg)))
 
         def _refuse(self, status: int, detail: str) -> None:
-            """Answer a request the parser refused, then close; after the responses still owed to the
-            requests before it (uvicorn would write it at once, ahead of them)."""
-            self._refused = (status, detail)
-            if not self._answered():
+            """Answer a request the parser refused, then close. A head refused behind requests still
+            being answered is answered after them (uvicorn would write it at once, ahead of them); a
+            refused body is its own request's answer, at once. The first refusal is the one sent."""
+            if self._refused is None:
+                self._refused = (status, detail, self._head_bytes is not None)
+            status, detail, after_earlier = self._refused
+            if after_earlier and not self._answered():
                 self.transport.pause_reading()  # the parser has stopped: nothing more is read
                 return
             self.transport.write(closing_response(status, list(self.server_state.default_headers), detail.encode()))
@@ -213,7 +237,7 @@ else:
         def on_response_complete(self) -> None:
             super().on_response_complete()
             if self._refused is not None and self._answered() and not self.transport.is_closing():
-                self._refuse(*self._refused)
+                self._refuse(*self._refused[:2])
                 return
             waiting = self._waiting
             if waiting is None or self.transport.is_closing():

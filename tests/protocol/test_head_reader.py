@@ -356,10 +356,12 @@ async def test_an_upgrade_uvicorn_parsed_gets_the_answer_its_bytes_get(line: byt
 async def test_httptools_refuses_a_head_beyond_the_limits_with_431(first: bytes) -> None:
     # uvicorn's httptools protocol keeps a head however long it grows; bolt's stops at the engine's limits.
     endless = b"GET /two HTTP/1.1\r\nHost: x\r\nX-Long: " + b"a" * (MAX_REQUEST_SIZE + 1024)
+    whole = endless + b"\r\n\r\n"  # complete, and likely read at once: the parsed size refuses it
     many = b"GET /two HTTP/1.1\r\nHost: x\r\n" + b"X-N: 1\r\n" * MAX_HEADERS + b"\r\n"
     fits = b"GET /two HTTP/1.1\r\nHost: x\r\n" + b"X-N: 1\r\n" * (MAX_HEADERS - 1) + b"\r\n"
     async with asyncio.timeout(10), serve(app, http=http.HttpToolsProtocol) as srv:
-        for head, answer in ((endless, b"HTTP/1.1 431 "), (many, b"HTTP/1.1 431 "), (fits, b"HTTP/1.1 200 ")):
+        for head, answer in ((endless, b"HTTP/1.1 431 "), (whole, b"HTTP/1.1 431 "), (many, b"HTTP/1.1 431 "),
+                             (fits, b"HTTP/1.1 200 ")):
             reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
             if first:  # a large body before it is not counted as the next head
                 writer.write(first + head[:100])
@@ -377,10 +379,23 @@ async def test_httptools_refuses_a_head_beyond_the_limits_with_431(first: bytes)
 @pytest.mark.parametrize("http_class", HTTP_CLASSES)
 @pytest.mark.parametrize("request_head, status", [
     (b"GET /one HTTP/1.1\r\n\r\n", b"400"), (b"GET /one HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"400"),
-    (b"GET /one HTTP/1.0\r\n\r\n", b"200"), (b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n", b"200")])
+    (b"GET /one HTTP/1.0\r\n\r\n", b"200"), (b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n", b"200"),
+    (b"GET /one HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", b"400")])
 async def test_an_http11_request_needs_exactly_one_host(http_class: type, request_head: bytes, status: bytes) -> None:
     async with asyncio.timeout(10), serve(app, http=http_class) as srv:
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
         writer.write(request_head)
         assert (await reader.readuntil(b"\r\n\r\n")).split(b" ")[1] == status
+        writer.close()
+
+
+@pytest.mark.skipif(http.HttpToolsProtocol is None, reason="httptools is not installed")
+@pytest.mark.parametrize("body", [b"3\r\nabc\r\nzz\r\n", b"3\r\nabc\r\n0\r\n" + b"T: v\r\n" * (MAX_HEADERS + 10)])
+async def test_a_refused_body_is_answered_at_once(body: bytes) -> None:
+    # The request whose body the parser refuses owes no earlier answer: its refusal goes out now.
+    async with asyncio.timeout(10), serve(app, http=http.HttpToolsProtocol) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+        answer = await asyncio.wait_for(reader.read(), 5)  # then the connection is closed
+        assert answer.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 431 ")), answer
         writer.close()
