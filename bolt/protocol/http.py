@@ -17,6 +17,7 @@ When the WebSocket protocol is bolt's, they also hand it the upgrade request as 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 from typing import Any, NoReturn, cast
 
@@ -73,8 +74,13 @@ class HeadDeadline:
             self._head_deadlines = None
 
     def on_response_complete(self) -> None:
-        self._arm_head_deadline()  # before the pipelined request, if any, is started below
+        if not self._next_head_read():
+            self._arm_head_deadline()  # before the pipelined request, if any, is started below
         super().on_response_complete()  # type: ignore[misc]
+
+    def _next_head_read(self) -> bool:
+        """Whether the next request's head has been read already: it needs no deadline."""
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._head_deadlines is not None:
@@ -118,8 +124,20 @@ class H11Protocol(HeadDeadline, _H11Protocol):
     """uvicorn's h11 protocol with the request-head deadline."""
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
-        if not self._hand_over(event.method, event.target, self.headers, event.http_version):
+        if _bolt_websocket_class(self.ws_protocol_class) is None:
             super().handle_websocket_upgrade(event)
+        elif asyncio.current_task() is None:
+            self._hand_over(event.method, event.target, self.headers, event.http_version)
+        else:
+            # Read once the response before it was complete, in that request's task: the WebSocket's
+            # own task must not inherit its context. h11 keeps what the client sends meanwhile.
+            self.loop.call_soon(self._hand_over_if_open, event.method, event.target, self.headers,
+                                event.http_version, context=contextvars.Context())
+
+    def _hand_over_if_open(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]],
+                           http_version: bytes) -> None:
+        if not self.transport.is_closing():  # the client may have left meanwhile
+            self._hand_over(method, target, fields, http_version)
 
 
 try:
@@ -147,8 +165,18 @@ else:
         _head_size = 0
         _head_bytes: int | None = 0  # None while a body is read
         _head_ended_here = False  # a message ended in the read being parsed: that read is not counted
+        _before: Any = None  # the request cycle before the last one read (uvicorn keeps only the last)
         _refusal: tuple[int, str] | None = None  # why a parser callback stopped the parser
-        _refused: tuple[int, str, bool] | None = None  # status, detail, and whether it waits for earlier answers
+        # A refusal: status, detail, and the request cycle whose response goes out before it (None: none).
+        _refused: tuple[int, str, Any] | None = None
+
+        @staticmethod
+        def _answered(cycle: Any) -> bool:
+            """Whether ``cycle`` (and so every request before it: they are answered in order) has its response."""
+            return cycle is None or cycle.response_complete
+
+        def _next_head_read(self) -> bool:
+            return bool(self.pipeline) or self._waiting is not None or self._refused is not None
 
         def handle_websocket_upgrade(self) -> None:
             if _bolt_websocket_class(self.ws_protocol_class) is None:
@@ -157,15 +185,11 @@ else:
             fields = cast("list[tuple[bytes, bytes]]", self.scope["headers"])  # uvicorn's scope holds a list
             upgrade = (self.scope["method"].encode(), self.url, fields, self.scope["http_version"].encode(),
                        bytearray(trailing_bytes(self.transport)))
-            if not self._answered():
+            if not self._answered(self.cycle):  # the last request before the upgrade
                 self._waiting = upgrade
                 self.transport.pause_reading()
                 return
             self._upgrade(*upgrade)
-
-        def _answered(self) -> bool:
-            """Whether every request read before the upgrade has its whole response."""
-            return not self.pipeline and (self.cycle is None or self.cycle.response_complete)
 
         def data_received(self, data: bytes) -> None:
             if self._waiting is not None:  # the WebSocket's first bytes: not for the HTTP parser
@@ -210,8 +234,11 @@ else:
             hosts = sum(name == b"host" for name, _ in self.headers)
             if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
                 self._stop_parser(400, "Exactly one Host header is required.")  # RFC 9112 3.2, as h11 does
+            before = self.cycle
+            super().on_headers_complete()  # may still refuse the head (a target httptools cannot split)
+            if self.cycle is not before:  # a request cycle was made (an upgrade makes none)
+                self._before = before
             self._head_bytes = None
-            super().on_headers_complete()
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
@@ -222,13 +249,18 @@ else:
             self._refuse(*(self._refusal or (400, msg)))
 
         def _refuse(self, status: int, detail: str) -> None:
-            """Answer a request the parser refused, then close. A head refused behind requests still
-            being answered is answered after them (uvicorn would write it at once, ahead of them); a
-            refused body is its own request's answer, at once. The first refusal is the one sent."""
+            """Answer a request the parser refused, then close, after the responses owed to the requests
+            before it (uvicorn would write it at once, ahead of them). The first refusal is the one sent."""
             if self._refused is None:
-                self._refused = (status, detail, self._head_bytes is not None)
-            status, detail, after_earlier = self._refused
-            if after_earlier and not self._answered():
+                if self._head_bytes is not None:  # a head: after the last request read before it
+                    after = self.cycle
+                else:  # the body of the last request read: after the one before it
+                    after = self._before
+                    if self.pipeline and self.pipeline[0][0] is self.cycle:
+                        self.pipeline.popleft()  # queued, never started: the refusal is its answer
+                self._refused = (status, detail, after)
+            status, detail, after = self._refused
+            if not self._answered(after):
                 self.transport.pause_reading()  # the parser has stopped: nothing more is read
                 return
             self.transport.write(closing_response(status, list(self.server_state.default_headers), detail.encode()))
@@ -236,13 +268,15 @@ else:
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
-            if self._refused is not None and self._answered() and not self.transport.is_closing():
-                self._refuse(*self._refused[:2])
+            if self.transport.is_closing():
+                return
+            if self._refused is not None:
+                self._refuse(*self._refused[:2])  # now, or later (reading paused again) if still owed
                 return
             waiting = self._waiting
-            if waiting is None or self.transport.is_closing():
+            if waiting is None:
                 return
-            if not self._answered():
+            if not self._answered(self.cycle):
                 self.transport.pause_reading()  # uvicorn resumed it for a request that is not coming
                 return
             self._waiting = None
@@ -250,12 +284,14 @@ else:
             if self._head_deadlines is not None:
                 self._head_deadlines.clear(self._head_timed_out)
                 self._head_deadlines = None
-            self.transport.resume_reading()
-            method, target, fields, version, trailing = waiting
-            self._upgrade(method, target, fields, version, bytes(trailing))
+            # Called from the last request's task: the WebSocket's own task must not inherit its context.
+            self.loop.call_soon(self._upgrade, *waiting, context=contextvars.Context())
 
         def _upgrade(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]], version: bytes,
                      trailing: bytes | bytearray) -> None:
+            if self.transport.is_closing():
+                return  # the client left while the upgrade waited
+            self.transport.resume_reading()  # paused while it waited
             self._hand_over(method, target, fields, version, bytes(trailing))
             # The parser holds this protocol's bound methods: without it, refcounting frees the
             # protocol (and the transport with it) rather than the cyclic GC.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
 import pytest
@@ -399,3 +400,57 @@ async def test_a_refused_body_is_answered_at_once(body: bytes) -> None:
         answer = await asyncio.wait_for(reader.read(), 5)  # then the connection is closed
         assert answer.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 431 ")), answer
         writer.close()
+
+
+@pytest.mark.skipif(http.HttpToolsProtocol is None, reason="httptools is not installed")
+@pytest.mark.parametrize("refused", [b"GET http:// HTTP/1.1\r\nHost: x\r\n\r\n",  # a target httptools cannot split
+                                     b"POST /two HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"])
+async def test_a_refused_request_behind_one_being_answered_is_answered_after_it(refused: bytes) -> None:
+    async with asyncio.timeout(10), serve(slow_app, http=http.HttpToolsProtocol) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n" + refused)
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /one  ")
+        assert (await reader.read()).startswith(b"HTTP/1.1 400 ")  # then the connection is closed
+        writer.close()
+
+
+class QuickHttpTools(http.HttpToolsProtocol or object):  # type: ignore[misc]
+    head_timeout = 0.3
+
+
+@pytest.mark.skipif(http.HttpToolsProtocol is None, reason="httptools is not installed")
+async def test_the_head_deadline_spares_a_pipelined_request_being_answered() -> None:
+    # Its head was read with the request before it: its answer may take longer than the deadline.
+    async def slower(scope: dict, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.5 if scope.get("path") == "/two" else 0.0)
+        await app(scope, receive, send)
+
+    async with asyncio.timeout(10), serve(slower, http=QuickHttpTools) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /one  ")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /two  ")
+        writer.close()
+
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+async def test_a_waiting_upgrade_does_not_inherit_the_context_of_the_request_before_it(http_class: type) -> None:
+    seen: list[str] = []
+
+    async def marking(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            seen.append(REQUEST_ID.get())
+        else:
+            REQUEST_ID.set(scope["path"])
+        await slow_app(scope, receive, send)
+
+    async with asyncio.timeout(10), serve(marking, http=reader_for(http_class)) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n" + request_bytes())
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /one  ")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+        writer.close()
+    assert seen == ["none"]
