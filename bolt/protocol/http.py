@@ -131,13 +131,23 @@ class H11Protocol(HeadDeadline, _H11Protocol):
         else:
             # Read once the response before it was complete, in that request's task: the WebSocket's
             # own task must not inherit its context. h11 keeps what the client sends meanwhile.
+            self._handing_over = True
             self.loop.call_soon(self._hand_over_if_open, event.method, event.target, self.headers,
                                 event.http_version, context=contextvars.Context())
 
+    _handing_over = False  # an upgrade is to be handed over on the loop's next turn
+
     def _hand_over_if_open(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]],
                            http_version: bytes) -> None:
-        if not self.transport.is_closing():  # the client may have left meanwhile
+        if not self.transport.is_closing():  # the client may have left meanwhile, or the server stopped
+            self.transport.resume_reading()  # uvicorn pauses it when h11 holds bytes behind the request
             self._hand_over(method, target, fields, http_version)
+
+    def shutdown(self) -> None:
+        if self._handing_over:  # h11 has read the upgrade: there is no response left to end
+            self.transport.close()
+        else:
+            super().shutdown()
 
 
 try:
@@ -276,21 +286,24 @@ else:
             waiting = self._waiting
             if waiting is None:
                 return
+            self.transport.pause_reading()  # uvicorn resumed it for a request that is not coming
             if not self._answered(self.cycle):
-                self.transport.pause_reading()  # uvicorn resumed it for a request that is not coming
                 return
-            self._waiting = None
             self._unset_keepalive_if_required()  # the keep-alive timer uvicorn armed for a next request
             if self._head_deadlines is not None:
                 self._head_deadlines.clear(self._head_timed_out)
                 self._head_deadlines = None
             # Called from the last request's task: the WebSocket's own task must not inherit its context.
-            self.loop.call_soon(self._upgrade, *waiting, context=contextvars.Context())
+            # Until it runs, what arrives still joins the upgrade's bytes (data_received).
+            self.loop.call_soon(self._upgrade_waiting, context=contextvars.Context())
+
+        def _upgrade_waiting(self) -> None:
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None and not self.transport.is_closing():  # the client may have left meanwhile
+                self._upgrade(*waiting)
 
         def _upgrade(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]], version: bytes,
                      trailing: bytes | bytearray) -> None:
-            if self.transport.is_closing():
-                return  # the client left while the upgrade waited
             self.transport.resume_reading()  # paused while it waited
             self._hand_over(method, target, fields, version, bytes(trailing))
             # The parser holds this protocol's bound methods: without it, refcounting frees the

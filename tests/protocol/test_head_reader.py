@@ -454,3 +454,19 @@ async def test_a_waiting_upgrade_does_not_inherit_the_context_of_the_request_bef
         assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
         writer.close()
     assert seen == ["none"]
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+async def test_frames_sent_while_an_upgrade_waits_reach_the_websocket_and_it_reads_on(http_class: type) -> None:
+    async with asyncio.timeout(10), serve(slow_app, http=reader_for(http_class)) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n" + request_bytes())
+        await asyncio.sleep(0.05)  # a read of its own, while /one is being answered
+        writer.write(client_frame(0x1, b"while waiting"))
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /one  ")
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101 ")
+        assert await read_frame(reader) == (0x1, b"while waiting")
+        for text in (b"after", b"and after"):
+            writer.write(client_frame(0x1, text))
+            assert await read_frame(reader) == (0x1, text)
+        writer.close()
