@@ -29,7 +29,8 @@ __all__ = [
 ]
 
 MAX_REQUEST_SIZE = 64 * 1024  # request line and headers; more is refused with 431
-MAX_HEADERS = 200  # header lines; more are refused with 431 (bolt.accel.parse_head's limit)
+# Header lines; more are refused with 431. bolt.accel.parse_head's own limit, restated (a test holds the two equal).
+MAX_HEADERS = 200
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 

@@ -278,3 +278,13 @@ def test_an_absolute_form_target_is_read_as_its_path(target: str, path: str) -> 
 def test_a_target_neither_a_path_nor_an_absolute_uri_is_400(target: str) -> None:
     event, out = refuse(request_bytes(target=target))
     assert event.status == 400 and b"must be a path or an absolute URI" in out
+
+
+def test_max_headers_is_the_head_parsers_limit() -> None:
+    # handshake.MAX_HEADERS (which bolt's httptools protocol also enforces) restates bolt.accel.parse_head's
+    # limit, in Rust and in its twin: this holds the three to one number, in either build.
+    extra = [f"X-N: {n}" for n in range(handshake.MAX_HEADERS - 5)]  # request_bytes() has 5 header lines
+    (request,) = ServerConnection().receive_data(request_bytes(*extra))
+    assert isinstance(request, Request) and len(request.headers) == handshake.MAX_HEADERS
+    event, _ = refuse(request_bytes(*extra, "X-N: last"))
+    assert event.status == 431
