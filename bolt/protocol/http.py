@@ -106,18 +106,35 @@ class HeadDeadline:
             self.transport.close()
 
     def _hand_over(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]], http_version: bytes,
-                   trailing: bytes | None = None) -> bool:
-        """Give the upgrade to bolt's WebSocket protocol as parsed; False when the protocol is another."""
-        ws_class = _bolt_websocket_class(self.ws_protocol_class)
-        if ws_class is None:
-            return False
+                   trailing: bytes | bytearray | None = None) -> None:
+        """Give the upgrade to bolt's WebSocket protocol as parsed (the caller checked that it is bolt's).
+
+        ``trailing``: what the client sent behind the request, when the transport no longer holds it.
+        """
+        ws_class = cast("type[WebSocketProtocol]", self.ws_protocol_class)
         if self.logger.level <= TRACE_LOG_LEVEL:
             prefix = "%s:%d - " % self.client if self.client else ""
             self.logger.log(TRACE_LOG_LEVEL, "%sUpgrading to WebSocket", prefix)
+        self.transport.resume_reading()  # paused while the upgrade waited, or by uvicorn's flow control
         self.connections.discard(self)
         protocol = ws_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
-        protocol.upgrade(self.transport, method, target, fields, http_version, trailing)
-        return True
+        protocol.upgrade(self.transport, method, target, fields, http_version,
+                         None if trailing is None else bytes(trailing))
+
+    def _hand_over_soon(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]], http_version: bytes,
+                        trailing: bytearray | None = None) -> None:
+        """Hand the upgrade over on the loop's next turn, in a fresh context.
+
+        For an upgrade read while the request before it was answered, from that request's task:
+        the WebSocket's own task must not inherit that task's context variables.
+        """
+        self.loop.call_soon(self._hand_over_if_open, method, target, fields, http_version, trailing,
+                            context=contextvars.Context())
+
+    def _hand_over_if_open(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]],
+                           http_version: bytes, trailing: bytearray | None) -> None:
+        if not self.transport.is_closing():  # the client may have left meanwhile, or the server stopped
+            self._hand_over(method, target, fields, http_version, trailing)
 
 
 class H11Protocol(HeadDeadline, _H11Protocol):
@@ -129,19 +146,11 @@ class H11Protocol(HeadDeadline, _H11Protocol):
         elif asyncio.current_task() is None:
             self._hand_over(event.method, event.target, self.headers, event.http_version)
         else:
-            # Read once the response before it was complete, in that request's task: the WebSocket's
-            # own task must not inherit its context. h11 keeps what the client sends meanwhile.
+            # Read in the task of the request before it; h11 keeps what the client sends meanwhile.
             self._handing_over = True
-            self.loop.call_soon(self._hand_over_if_open, event.method, event.target, self.headers,
-                                event.http_version, context=contextvars.Context())
+            self._hand_over_soon(event.method, event.target, self.headers, event.http_version)
 
     _handing_over = False  # an upgrade is to be handed over on the loop's next turn
-
-    def _hand_over_if_open(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]],
-                           http_version: bytes) -> None:
-        if not self.transport.is_closing():  # the client may have left meanwhile, or the server stopped
-            self.transport.resume_reading()  # uvicorn pauses it when h11 holds bytes behind the request
-            self._hand_over(method, target, fields, http_version)
 
     def shutdown(self) -> None:
         if self._handing_over:  # h11 has read the upgrade: there is no response left to end
@@ -199,7 +208,7 @@ else:
                 self._waiting = upgrade
                 self.transport.pause_reading()
                 return
-            self._upgrade(*upgrade)
+            self._hand_over(*upgrade)
 
         def data_received(self, data: bytes) -> None:
             if self._waiting is not None:  # the WebSocket's first bytes: not for the HTTP parser
@@ -293,19 +302,13 @@ else:
             if self._head_deadlines is not None:
                 self._head_deadlines.clear(self._head_timed_out)
                 self._head_deadlines = None
-            # Called from the last request's task: the WebSocket's own task must not inherit its context.
-            # Until it runs, what arrives still joins the upgrade's bytes (data_received).
-            self.loop.call_soon(self._upgrade_waiting, context=contextvars.Context())
+            # Until it is handed over, what arrives still joins the upgrade's bytes (data_received).
+            self._hand_over_soon(*waiting)
 
-        def _upgrade_waiting(self) -> None:
-            waiting, self._waiting = self._waiting, None
-            if waiting is not None and not self.transport.is_closing():  # the client may have left meanwhile
-                self._upgrade(*waiting)
-
-        def _upgrade(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]], version: bytes,
-                     trailing: bytes | bytearray) -> None:
-            self.transport.resume_reading()  # paused while it waited
-            self._hand_over(method, target, fields, version, bytes(trailing))
+        def _hand_over(self, method: bytes, target: bytes, fields: list[tuple[bytes, bytes]], http_version: bytes,
+                       trailing: bytes | bytearray | None = None) -> None:
+            self._waiting = None
+            super()._hand_over(method, target, fields, http_version, trailing)
             # The parser holds this protocol's bound methods: without it, refcounting frees the
             # protocol (and the transport with it) rather than the cyclic GC.
             self.parser = None  # type: ignore[assignment]
