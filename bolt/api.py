@@ -24,7 +24,7 @@ from bolt.realtime.hub import Hub
 from bolt.realtime.outbox import OutboxSettings
 from bolt.requests import DEFAULT_MAX_BODY, Request
 from bolt.responses import JSONResponse, PlainTextResponse, Response
-from bolt.routing import Route, Router, split_template
+from bolt.routing import Route, Router, route_path, split_template
 from bolt.security import Denial, SecurityPipeline
 from bolt.security.expiry import forget as forget_deadline
 from bolt.security.limits import RATE_LIMIT_ATTR
@@ -260,18 +260,12 @@ class BoltAPI:
 
     def handles(self, scope: dict[str, Any]) -> bool:
         """Whether a route of this api matches the scope's path (used to share a server with Django)."""
-        match = self.router.match(self._route_path(scope))
+        match = self.router.match(route_path(scope))
         if match is None:
             return False
         return match.leaf.websocket is not None if scope["type"] == "websocket" else bool(match.leaf.http)
 
     # -- ASGI --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _route_path(scope: dict[str, Any]) -> str:
-        path: str = scope["path"]
-        root = scope.get("root_path", "")
-        return path[len(root):] if root and path.startswith(root) else path
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:
@@ -299,7 +293,7 @@ class BoltAPI:
 
     async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["app"] = self
-        match = self.router.match(self._route_path(scope))
+        match = self.router.match(route_path(scope))
         route = match.leaf.websocket if match is not None else None
         if match is None or route is None:
             refusal = self.security.deny(scope["path"], scope, Denial(404, "Not Found"), "no WebSocket route")
@@ -348,7 +342,8 @@ class BoltAPI:
                     test["handler_returned"]()
             await self._end_websocket(websocket, CloseCode.NORMAL, "")
         finally:
-            forget_deadline(websocket)
+            if websocket.auth.expires_at is not None:  # accept() (or a refresh) watches only these
+                forget_deadline(websocket)
             await self.hub.disconnect(websocket)
 
     async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:
@@ -393,11 +388,7 @@ class BoltAPI:
         # Each step a plain route does not need is skipped: every coroutine layer and lookup costs
         # measurably per request (benchmarks/http_bench.py).
         scope["app"] = self
-        path = scope["path"]
-        root = scope.get("root_path")
-        if root and path.startswith(root):
-            path = path[len(root):]
-        match = self.router.match(path)
+        match = self.router.match(route_path(scope))
         if match is None or not match.leaf.http:
             await JSONResponse({"detail": "Not Found"}, 404)(scope, receive, send)
             return

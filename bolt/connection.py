@@ -1,9 +1,19 @@
 """What HTTP requests and WebSocket connections have in common: the scope and views over it."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from bolt.datastructures import Headers, QueryParams, State, parse_cookies
+
+
+@functools.cache
+def _anonymous() -> Any:
+    """The empty AuthContext, imported on first use (the security package imports this module) and then
+    kept: an import statement run on every read of `auth` costs more than the rest of it."""
+    from bolt.security.auth import ANONYMOUS
+
+    return ANONYMOUS
 
 
 class HTTPConnection:
@@ -76,11 +86,7 @@ class HTTPConnection:
     def auth(self) -> Any:
         """The `bolt.security.auth.AuthContext` the security pipeline established (empty when unauthenticated)."""
         auth = self.scope.get("auth")
-        if auth is None:
-            from bolt.security.auth import ANONYMOUS  # here: the security package imports this module
-
-            return ANONYMOUS
-        return auth
+        return auth if auth is not None else _anonymous()
 
     @property
     def user(self) -> Any:

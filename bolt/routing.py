@@ -19,6 +19,13 @@ _FLOAT = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 _BOOL = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
+def route_path(scope: dict[str, Any]) -> str:
+    """The scope's path below its ``root_path``: what a router matches."""
+    path: str = scope["path"]
+    root = scope.get("root_path")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
 class ConversionError(ValueError):
     """A raw string that does not convert to the annotated type; the message says what was expected."""
 

@@ -162,8 +162,10 @@ class WebSocket(HTTPConnection):
         if subprotocol is not None and subprotocol not in self.subprotocols:
             raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
         await self._receive_connect()
-        items = headers.items() if isinstance(headers, Mapping) else (headers or ())
-        raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
+        raw = []
+        if headers is not None:  # (an ABC isinstance check is not free: skipped when there are none)
+            items = headers.items() if isinstance(headers, Mapping) else headers
+            raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
         await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
         self.application_state = self.client_state = WebSocketState.CONNECTED
         self.accepted_subprotocol = subprotocol

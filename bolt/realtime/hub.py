@@ -38,7 +38,7 @@ class Connection:
     __slots__ = ("id", "user_id", "websocket", "outbox", "rooms", "task", "evicted", "_hub")
 
     def __init__(self, id: str, user_id: Any, websocket: WebSocket, outbox_settings: OutboxSettings, hub: Hub,
-                 on_drop: Callable[[str], None] | None = None) -> None:
+                 on_drop: Callable[[str], None] | None = None, task: asyncio.Task[Any] | None = None) -> None:
         self.id = id
         self.user_id = user_id
         self.websocket = websocket
@@ -47,7 +47,7 @@ class Connection:
         # about 250 bytes less per connection.
         self.outbox = Outbox(websocket.asgi_send, outbox_settings, self._slow, _shared_writer(websocket), on_drop)
         self.rooms: set[str] = set()
-        self.task = asyncio.current_task()
+        self.task = task  # the handler's: cancelled when even closing a slow consumer is stuck
         self.evicted = False
 
     @property
@@ -223,13 +223,16 @@ class Hub:
         existing = websocket.hub_connection
         if existing is not None:
             return existing
-        backend = await self._backend()
+        loop = asyncio.get_running_loop()
+        backend = self.backend
+        if backend is None or self._loop is not loop:
+            backend = await self._backend()
         auth = getattr(websocket, "auth", None)  # set by the security pipeline when the route has auth
         user_id = getattr(auth, "user_id", None)
         metrics = self.metrics
         connection = Connection(f"{self.node_id}.{next(self._ids)}", user_id, websocket,
                                 outbox or self.outbox_settings, self,
-                                metrics.dropped if metrics is not None else None)
+                                metrics.dropped if metrics is not None else None, asyncio.current_task(loop))
         if metrics is not None:
             metrics.connected(websocket)  # after the outbox took the server's own send
         websocket.hub_connection = connection

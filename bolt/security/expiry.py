@@ -50,7 +50,8 @@ class Deadlines:
 
     def watch(self, websocket: Any, deadline: float) -> None:
         """Close `websocket` at `deadline`, replacing any earlier deadline it had."""
-        self.forget(websocket)
+        if websocket in self._entries:
+            self.forget(websocket)
         entry = [deadline, next(self._sequence), websocket]
         heapq.heappush(self._heap, entry)
         self._entries[websocket] = entry
@@ -119,14 +120,22 @@ class Deadlines:
 
 # One Deadlines per event loop; a loop that is gone takes its deadlines with it.
 _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Deadlines] = weakref.WeakKeyDictionary()
+# The last loop asked for and its deadlines: a server runs one loop, and a WeakKeyDictionary lookup
+# (a weak reference made per call) is most of the cost of watching a connection.
+_last: tuple[weakref.ref[asyncio.AbstractEventLoop], Deadlines] | None = None
 
 
 def deadlines() -> Deadlines:
     """The running event loop's deadlines."""
+    global _last
     loop = asyncio.get_running_loop()
+    last = _last
+    if last is not None and last[0]() is loop:
+        return last[1]
     found = _per_loop.get(loop)
     if found is None:
         found = _per_loop[loop] = Deadlines()
+    _last = (weakref.ref(loop), found)
     return found
 
 
@@ -137,6 +146,4 @@ def watch(websocket: Any, expires_at: float) -> None:
 
 def forget(websocket: Any) -> None:
     """Drop the connection's deadline (it ended, or its new credentials do not expire)."""
-    found = _per_loop.get(asyncio.get_running_loop())
-    if found is not None:
-        found.forget(websocket)
+    deadlines().forget(websocket)

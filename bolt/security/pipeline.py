@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from bolt.connection import HTTPConnection
 from bolt.datastructures import scope_header
 from bolt.django import setting
 from bolt.extensions import testing
+from bolt.routing import route_path
 from bolt.security import cors, expiry
 from bolt.security.auth import ANONYMOUS, AuthContext, AuthenticationFailed
 from bolt.security.config import WATCHED_SETTINGS, watch_settings
@@ -113,8 +113,6 @@ class SecurityPipeline:
         self.buckets = BucketTable(max_keys)
         self._origin_policies: dict[Any, OriginPolicy] = {}
         self._wildcard_cookie_warned: set[int] = set()
-        # The route policy each WebSocket was authenticated by, for refresh(); gone with the connection.
-        self._authenticated: weakref.WeakKeyDictionary[Any, RoutePolicy] = weakref.WeakKeyDictionary()
         watch_settings(self._settings_changed)
 
     # -- configuration ---------------------------------------------------------------------------
@@ -244,8 +242,6 @@ class SecurityPipeline:
                 return self.deny(route.path, scope, Denial(403, ORIGIN_REQUIRED),
                                  "cookie credentials without an Origin header")
             scope[AUTH_SCOPE_KEY] = auth
-            if scope["type"] == "websocket":
-                self._authenticated[conn] = policy
 
         if policy.limit_after_auth:
             denial = await self._take(policy, conn, route, auth)
@@ -277,9 +273,9 @@ class SecurityPipeline:
         return context
 
     async def _refresh(self, websocket: Any, token: str) -> AuthContext:
-        policy = self._authenticated.get(websocket)
+        policy = self._policy_of(websocket)
         current = websocket.auth
-        if policy is None or not current.is_authenticated:
+        if policy is None or not policy.backends or not current.is_authenticated:
             raise AuthenticationFailed("This connection was opened without credentials")
         if not isinstance(token, str) or not token:
             raise AuthenticationFailed("Invalid token")
@@ -307,6 +303,15 @@ class SecurityPipeline:
         else:
             expiry.watch(websocket, context.expires_at)
         return context
+
+    def _policy_of(self, websocket: Any) -> RoutePolicy | None:
+        """The policy of the api's WebSocket route that `websocket` came in by (None: not one of them)."""
+        match = self.api.router.match(route_path(websocket.scope))
+        route = match.leaf.websocket if match is not None else None
+        if route is None:
+            return None
+        policy: RoutePolicy = route.security or self.compile(route)
+        return policy
 
     # -- CORS for HTTP routes ---------------------------------------------------------------------
 
