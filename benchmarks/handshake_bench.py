@@ -19,8 +19,12 @@ servers and routes, and the best round of each counts, which damps noise from th
 server process's CPU time per handshake is reported too (Linux): on a shared machine it is steadier
 than the rate, which also depends on the client process getting CPU.
 
+The clients run on uvloop unless told otherwise: clients on asyncio's loop keep their own core
+busy, and a server then never has to wake them, which changes its cost per handshake (see
+docs/benchmarks.md, "Saturated servers").
+
     python benchmarks/handshake_bench.py [--servers bolt,sansio,django-bolt] [--seconds 2] [--rounds 3]
-                                         [--concurrency 8]
+                                         [--concurrency 8] [--client-loop uvloop|asyncio]
 """
 from __future__ import annotations
 
@@ -239,20 +243,23 @@ async def main(args: argparse.Namespace) -> None:
                 rate, cpu, client = await server_rate(port, ROUTES[route], args.seconds, args.concurrency,
                                                       process.pid)
                 if rate > row.get("rate", 0.0):
-                    row.update(rate=rate, client_load=client)
+                    row.update(rate=rate, client_load=client, server_load=rate * cpu / 1e6)
                 row["cpu"] = min(row.get("cpu", float("inf")), cpu)
     finally:
         for process, _ in running.values():
             stop_server(process)
 
     print(f"\nbest of {args.rounds} rounds of {args.seconds:g} s, {args.concurrency} concurrent clients on CPU "
-          f"{args.client_cpu}, servers on CPU {args.server_cpu}\n")
+          f"{args.client_cpu} ({args.client_loop}), servers on CPU {args.server_cpu}\n")
     print(f"bolt in-process (no server): {', '.join(f'{r} {v:,.0f}/s' for r, v in in_process.items())}\n")
-    print(f"{'server':<13}{'route':<24}{'handshakes/s':>14}{'server CPU':>14}{'capacity':>12}{'client busy':>13}")
+    print(f"{'server':<13}{'route':<24}{'handshakes/s':>14}{'server CPU':>14}{'capacity':>12}{'server busy':>13}"
+          f"{'client busy':>13}")
     for (server, route), row in results.items():
         print(f"{server:<13}{route:<24}{row['rate']:>14,.0f}{row['cpu']:>11,.0f} us{1e6 / row['cpu']:>12,.0f}"
-              f"{row['client_load']:>13.0%}")
-    print("\ncapacity: handshakes per second of one fully used core (1 / server CPU per handshake)")
+              f"{row['server_load']:>13.0%}{row['client_load']:>13.0%}")
+    print("\ncapacity: handshakes per second of one fully used core (1 / server CPU per handshake); it is the")
+    print("server's own only while the server is busy near 100%: a server that waits for its clients spends")
+    print("more or less per handshake than a saturated one (see docs/benchmarks.md)")
     if "django-bolt" in servers:
         print("\nvs django-bolt (same route; rate and capacity):")
         for server in servers:
@@ -277,9 +284,16 @@ if __name__ == "__main__":
     parser.add_argument("--loop", default="auto",
                         help="uvicorn's event loop: auto (uvloop, installed with bolt, as bolt run picks it), asyncio, uvloop")
     parser.add_argument("--stack", help=argparse.SUPPRESS)
+    parser.add_argument("--client-loop", default="uvloop", choices=("uvloop", "asyncio"),
+                        help="the clients' event loop: uvloop keeps every server busy (their capacity); on "
+                             "asyncio the clients, not the servers, set the pace")
     parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.stack, args.loop)
+    elif args.client_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(main(args))
     else:
         asyncio.run(main(args))
