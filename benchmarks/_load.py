@@ -16,6 +16,7 @@ import socket
 import struct
 import subprocess
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -225,3 +226,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+CLIENT_LOOPS = ("uvloop", "asyncio")
+
+
+def run_client(main: Coroutine[Any, Any, Any], loop: str) -> Any:
+    """Run a benchmark's client side on `loop`: "uvloop" (installed with bolt) or "asyncio"."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)

@@ -25,7 +25,6 @@ and the capacity that implies (messages per second of one fully used core).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import statistics
 import subprocess
@@ -35,7 +34,16 @@ from dataclasses import dataclass, replace
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
-from _load import Result, free_port, measure, stop_server, wait_for_port, write_json  # noqa: E402
+from _load import (  # noqa: E402
+    CLIENT_LOOPS,
+    Result,
+    free_port,
+    measure,
+    run_client,
+    stop_server,
+    wait_for_port,
+    write_json,
+)
 
 HOST = "127.0.0.1"
 PRIORITY_BOOST = -10  # nice increment for the servers and the client
@@ -130,7 +138,7 @@ def report(results: dict[tuple[str, str], list[Result]], servers: list[str], cas
             print(f"accelerator vs fallback, {CASES[case].name}: {rate:.2f}x rate, {cpu:.2f}x capacity")
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=2, help="each server is measured once per round")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds measured per case")
@@ -141,8 +149,12 @@ async def main() -> None:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--baseline", metavar="DIR", help="add servers base and base-py: bolt from checkout DIR")
+    parser.add_argument("--client-loop", default="asyncio", choices=CLIENT_LOOPS, help="the load's event loop")
     parser.add_argument("--json", help="also write the result rows to this file")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+async def main(args: argparse.Namespace) -> None:
     if args.baseline:
         add_baseline(args.baseline)
     servers, cases = args.servers.split(","), args.cases.split(",")
@@ -186,4 +198,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    arguments = parse_args()
+    run_client(main(arguments), arguments.client_loop)

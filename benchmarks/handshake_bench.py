@@ -42,7 +42,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from _load import CLOSE_FRAME, JWT_SECRET, cpu_seconds, free_port, stop_server, wait_for_port, write_json  # noqa: E402
+from _load import (  # noqa: E402
+    CLIENT_LOOPS,
+    CLOSE_FRAME,
+    JWT_SECRET,
+    cpu_seconds,
+    free_port,
+    run_client,
+    stop_server,
+    wait_for_port,
+    write_json,
+)
 from bolt import BoltAPI, WebSocket, WebSocketDisconnect  # noqa: E402
 from bolt.auth import IsAuthenticated, JWTAuthentication  # noqa: E402
 
@@ -284,16 +294,12 @@ if __name__ == "__main__":
     parser.add_argument("--loop", default="auto",
                         help="uvicorn's event loop: auto (uvloop, installed with bolt, as bolt run picks it), asyncio, uvloop")
     parser.add_argument("--stack", help=argparse.SUPPRESS)
-    parser.add_argument("--client-loop", default="uvloop", choices=("uvloop", "asyncio"),
+    parser.add_argument("--client-loop", default="uvloop", choices=CLIENT_LOOPS,
                         help="the clients' event loop: uvloop keeps every server busy (their capacity); on "
                              "asyncio the clients, not the servers, set the pace")
     parser.add_argument("--json", help="also write the result rows to this file")
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.stack, args.loop)
-    elif args.client_loop == "uvloop":
-        import uvloop
-
-        uvloop.run(main(args))
     else:
-        asyncio.run(main(args))
+        run_client(main(args), args.client_loop)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # uvicorn's own WebSocket protocol tests (tests/protocols/test_websocket.py of the uvicorn sdist
 # matching the installed uvicorn) with bolt's protocol as a third implementation beside uvicorn's
-# wsproto and websockets-sansio ones, on both HTTP parsers (httptools, h11).
+# wsproto and websockets-sansio ones, on uvicorn's two HTTP protocols (httptools, h11) and bolt's three
+# (HeadReader, as `bolt run` serves, and its httptools and h11 protocols).
 # The sdist is fetched by pip into a cache directory on first use (never part of this repository);
 # tests/protocol/uvicorn_suite/suite_conftest.py adds bolt's class and marks the deviations that
 # docs/protocol.md lists as strictly expected failures: any other failure fails the run, and so

@@ -2,7 +2,8 @@
 
 tests/protocol/run_uvicorn_suite.sh copies this file as ``tests/protocols/conftest.py`` into
 the uvicorn sdist it fetched (the one matching the installed uvicorn), where it overrides the
-suite's ``ws_protocol_cls`` fixture. bolt's own pytest run never loads it: this folder holds no
+suite's ``ws_protocol_cls`` fixture, and its ``http_protocol_cls`` one to add bolt's HTTP protocols
+to uvicorn's. bolt's own pytest run never loads it: this folder holds no
 conftest.py and no test module.
 
 ``DEVIATIONS`` lists the tests bolt's protocol fails on purpose, with the reason; each is
@@ -20,7 +21,7 @@ from uvicorn.importer import import_from_string
 
 BOLT = "bolt.protocol:WebSocketProtocol"
 
-# Test name (without the parameters) -> why bolt answers differently, on every HTTP parser.
+# Test name (without the parameters) -> why bolt answers differently, on every HTTP protocol.
 DEVIATIONS: dict[str, str] = {
     "test_duplicate_handshake": "an app error after accept is answered with a 1011 close frame; uvicorn drops TCP (1006)",
     "test_asgi_return_value": "an app returning a value after accept is an app error: 1011 close frame, not a dropped TCP (1006)",
@@ -49,6 +50,26 @@ if _ONLY:
 
 @pytest.fixture(params=_IMPLEMENTATIONS)
 def ws_protocol_cls(request: pytest.FixtureRequest) -> type:
+    return import_from_string(request.param)
+
+
+# The suite's HTTP parsers (uvicorn's httptools and h11 protocols), and bolt's: `HeadReader`, the first
+# protocol of every `bolt run` connection, and the two uvicorn protocols with bolt's head deadline.
+_HTTP = [
+    pytest.param(
+        "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol",
+        marks=pytest.mark.skipif(not importlib.util.find_spec("httptools"), reason="httptools not installed."),
+        id="httptools",
+    ),
+    pytest.param("uvicorn.protocols.http.h11_impl:H11Protocol", id="h11"),
+    pytest.param("bolt.protocol.http:HeadReader", id="bolt-headreader"),
+    pytest.param("bolt.protocol.http:HttpToolsProtocol", id="bolt-httptools"),
+    pytest.param("bolt.protocol.http:H11Protocol", id="bolt-h11"),
+]
+
+
+@pytest.fixture(params=_HTTP)
+def http_protocol_cls(request: pytest.FixtureRequest) -> type:
     return import_from_string(request.param)
 
 
