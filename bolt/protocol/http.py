@@ -62,6 +62,7 @@ class HeadDeadline:
     client: tuple[str, int] | None
     _head_deadlines: Deadlines | None = None  # while the head is awaited: where its deadline is
     _head_cycle: Any = None
+    _upgraded = False  # the connection went to a WebSocket protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
@@ -97,8 +98,7 @@ class HeadDeadline:
         self._head_deadlines.set(self._head_timed_out)
 
     def _head_done(self) -> bool:
-        # A mixin: the transport's protocol is this object's uvicorn half (or, once upgraded, another one).
-        return self.cycle is not self._head_cycle or self.transport.get_protocol() is not self  # type: ignore[comparison-overlap]
+        return self.cycle is not self._head_cycle or self._upgraded
 
     def _head_timed_out(self) -> None:
         self._head_deadlines = None
@@ -115,6 +115,7 @@ class HeadDeadline:
         if self.logger.level <= TRACE_LOG_LEVEL:
             prefix = "%s:%d - " % self.client if self.client else ""
             self.logger.log(TRACE_LOG_LEVEL, "%sUpgrading to WebSocket", prefix)
+        self._upgraded = True
         self.transport.resume_reading()  # paused while the upgrade waited, or by uvicorn's flow control
         self.connections.discard(self)
         protocol = ws_class(config=self.config, server_state=self.server_state, app_state=self.app_state)
@@ -143,6 +144,7 @@ class H11Protocol(HeadDeadline, _H11Protocol):
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         if _bolt_websocket_class(self.ws_protocol_class) is None:
             super().handle_websocket_upgrade(event)
+            self._upgraded = True
         elif asyncio.current_task() is None:
             self._hand_over(event.method, event.target, self.headers, event.http_version)
         else:
@@ -200,6 +202,7 @@ else:
         def handle_websocket_upgrade(self) -> None:
             if _bolt_websocket_class(self.ws_protocol_class) is None:
                 super().handle_websocket_upgrade()
+                self._upgraded = True
                 return
             fields = cast("list[tuple[bytes, bytes]]", self.scope["headers"])  # uvicorn's scope holds a list
             upgrade = (self.scope["method"].encode(), self.url, fields, self.scope["http_version"].encode(),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# uvicorn's own WebSocket protocol tests (tests/protocols/test_websocket.py of the uvicorn sdist
-# matching the installed uvicorn) with bolt's protocol as a third implementation beside uvicorn's
+# uvicorn's own WebSocket and HTTP protocol tests (tests/protocols/test_websocket.py and test_http.py of
+# the uvicorn sdist matching the installed uvicorn) with bolt's protocol as a third implementation beside uvicorn's
 # wsproto and websockets-sansio ones, on uvicorn's two HTTP protocols (httptools, h11) and bolt's three
 # (HeadReader, as `bolt run` serves, and its httptools and h11 protocols).
 # The sdist is fetched by pip into a cache directory on first use (never part of this repository);
@@ -30,4 +30,4 @@ cd "$CACHE"
 # bolt's pytest plugins stay out; the suite uses anyio's. Exit status: pytest's (xfail strict).
 BOLT_UVICORN_SUITE_ONLY="${1:-}" PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" \
     "$PYTHON" -m pytest -q -p no:cacheprovider -p no:django -p no:asyncio -o addopts= -o xfail_strict=true \
-    --rootdir "$CACHE" -rfEX tests/protocols/test_websocket.py
+    --rootdir "$CACHE" -rfEX tests/protocols/test_websocket.py tests/protocols/test_http.py
