@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 
 import pytest
 from uvicorn.importer import import_from_string
@@ -34,12 +35,15 @@ DEVIATIONS: dict[str, str] = {
     "test_server_keepalive_disabled": "asserts the protocol is an instance of uvicorn's own two classes",
 }
 
+
+def _if_installed(module: str, path: str, id: str) -> Any:
+    """A fixture parameter that skips when `module` is not installed."""
+    missing = importlib.util.find_spec(module) is None
+    return pytest.param(path, marks=pytest.mark.skipif(missing, reason=f"{module} not installed."), id=id)
+
+
 _IMPLEMENTATIONS = [
-    pytest.param(
-        "uvicorn.protocols.websockets.wsproto_impl:WSProtocol",
-        marks=pytest.mark.skipif(not importlib.util.find_spec("wsproto"), reason="wsproto not installed."),
-        id="wsproto",
-    ),
+    _if_installed("wsproto", "uvicorn.protocols.websockets.wsproto_impl:WSProtocol", "wsproto"),
     pytest.param("uvicorn.protocols.websockets.websockets_sansio_impl:WebSocketsSansIOProtocol", id="websockets-sansio"),
     pytest.param(BOLT, id="bolt"),
 ]
@@ -57,11 +61,7 @@ def ws_protocol_cls(request: pytest.FixtureRequest) -> type:
 # The suite's HTTP parsers (uvicorn's httptools and h11 protocols), and bolt's: `HeadReader`, the first
 # protocol of every `bolt run` connection, and the two uvicorn protocols with bolt's head deadline.
 _HTTP = [
-    pytest.param(
-        "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol",
-        marks=pytest.mark.skipif(not importlib.util.find_spec("httptools"), reason="httptools not installed."),
-        id="httptools",
-    ),
+    _if_installed("httptools", "uvicorn.protocols.http.httptools_impl:HttpToolsProtocol", "httptools"),
     pytest.param("uvicorn.protocols.http.h11_impl:H11Protocol", id="h11"),
     pytest.param("bolt.protocol.http:HeadReader", id="bolt-headreader"),
     pytest.param("bolt.protocol.http:HttpToolsProtocol", id="bolt-httptools"),
