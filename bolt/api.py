@@ -342,8 +342,7 @@ class BoltAPI:
                     test["handler_returned"]()
             await self._end_websocket(websocket, CloseCode.NORMAL, "")
         finally:
-            if websocket.auth.expires_at is not None:  # accept() (or a refresh) watches only these
-                forget_deadline(websocket)
+            forget_deadline(websocket)
             await self.hub.disconnect(websocket)
 
     async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:

@@ -275,7 +275,7 @@ class SecurityPipeline:
     async def _refresh(self, websocket: Any, token: str) -> AuthContext:
         policy = self._policy_of(websocket)
         current = websocket.auth
-        if policy is None or not policy.backends or not current.is_authenticated:
+        if policy is None or not current.is_authenticated:
             raise AuthenticationFailed("This connection was opened without credentials")
         if not isinstance(token, str) or not token:
             raise AuthenticationFailed("Invalid token")
@@ -305,7 +305,8 @@ class SecurityPipeline:
         return context
 
     def _policy_of(self, websocket: Any) -> RoutePolicy | None:
-        """The policy of the api's WebSocket route that `websocket` came in by (None: not one of them)."""
+        """The policy of the api's WebSocket route that `websocket` came in by, as configured now (None:
+        not one of them)."""
         match = self.api.router.match(route_path(websocket.scope))
         route = match.leaf.websocket if match is not None else None
         if route is None:

@@ -177,6 +177,51 @@ async def test_refresh_needs_a_backend_that_takes_tokens():
         assert await ws.receive_text() == "done"
 
 
+async def test_refresh_takes_the_test_clients_identity_as_credentials():
+    from bolt.security.auth import AuthContext
+
+    identity = AuthContext(user_id="42", backend="jwt")
+    async with WebSocketTestClient(echo_api(), "/ws", auth_context=identity) as ws:
+        await ws.send_text(f"refresh {token(60, sub='7')}")
+        assert await ws.receive_text() == "refused: Token is for another user"
+        await ws.send_text(f"refresh {token(60)}")
+        assert (await ws.receive_text()).startswith("expires ")
+
+
+async def test_a_foreign_auth_object_in_the_scope_does_not_break_a_connections_end():
+    # An outer ASGI middleware (Starlette's AuthenticationMiddleware, say) may put its own object in
+    # scope["auth"] on a route bolt does not authenticate: the connection still leaves the hub.
+    api = BoltAPI()
+    ended = asyncio.Event()
+
+    @api.websocket("/ws")
+    async def hello(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text("hi")
+        try:
+            await websocket.receive_text()
+        finally:
+            ended.set()
+
+    class Credentials:  # like starlette.authentication.AuthCredentials: scopes, no expiry
+        scopes = ["authenticated"]
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope = dict(scope, auth=Credentials())
+        await api(scope, receive, send)
+
+    async with WebSocketTestClient(app, "/ws") as ws:
+        assert await ws.receive_text() == "hi"
+        assert len(api.hub.local_connections()) == 1
+    await asyncio.wait_for(ended.wait(), 5)
+    for _ in range(50):
+        if not api.hub.local_connections():
+            break
+        await asyncio.sleep(0.01)
+    assert api.hub.local_connections() == []
+
+
 # -- the room protocol's auth message -----------------------------------------------------------------
 
 async def next_message(ws: WebSocketTestClient) -> Any:
