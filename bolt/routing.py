@@ -20,10 +20,13 @@ _BOOL = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": 
 
 
 def route_path(scope: dict[str, Any]) -> str:
-    """The scope's path below its ``root_path``: what a router matches."""
+    """The scope's path below its ``root_path`` (which ends at a segment: ``/api`` is not the root of
+    ``/apiary``): what a router matches."""
     path: str = scope["path"]
     root = scope.get("root_path")
-    return path[len(root):] if root and path.startswith(root) else path
+    if root and path.startswith(root) and path[len(root):len(root) + 1] in ("/", ""):
+        return path[len(root):]
+    return path
 
 
 class ConversionError(ValueError):

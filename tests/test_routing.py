@@ -5,7 +5,7 @@ from typing import Annotated
 import pytest
 
 from bolt import BoltAPI, WebSocket
-from bolt.routing import Route, Router, converter_for
+from bolt.routing import Route, Router, converter_for, route_path
 from bolt.testing import AsyncTestClient, HandshakeRejected, WebSocketTestClient
 
 
@@ -169,3 +169,11 @@ def test_handler_with_unresolvable_string_annotations():
 
     with pytest.raises(TypeError, match="import that name at module level"):
         api.websocket("/ws2/{n}")(bad)
+
+
+def test_route_path_strips_the_root_path_at_a_segment_boundary():
+    assert route_path({"path": "/api/ws", "root_path": "/api"}) == "/ws"
+    assert route_path({"path": "/api", "root_path": "/api"}) == ""
+    assert route_path({"path": "/apiary/ws", "root_path": "/api"}) == "/apiary/ws"  # not below /api
+    assert route_path({"path": "/ws", "root_path": "/api"}) == "/ws"  # a server that left the root out
+    assert route_path({"path": "/ws"}) == "/ws"
