@@ -60,7 +60,7 @@ cargo test -q --release --manifest-path bolt_accel/Cargo.toml
 step "installs in fresh venvs: without cargo (pure Python) and with it (extension), wheels of both kinds"
 timeout 1200 bash scripts/check_install.sh "$PY"
 
-step "uvicorn's own WebSocket protocol tests against bolt's protocol (sdist fetched by pip), accelerated and pure Python"
+step "uvicorn's own WebSocket and HTTP protocol tests against bolt's protocols (sdist fetched by pip), accelerated and pure Python"
 bash tests/protocol/run_uvicorn_suite.sh bolt
 BOLT_NO_ACCEL=1 bash tests/protocol/run_uvicorn_suite.sh bolt
 
