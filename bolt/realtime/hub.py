@@ -166,10 +166,16 @@ class Hub:
         self._last_seq.clear()
         self.backend = None
 
+    def _backend_on(self, loop: asyncio.AbstractEventLoop) -> Backend | None:
+        """The backend when the hub is started on `loop`; None when `_backend()` must start it first."""
+        return self.backend if self._loop is loop else None
+
     async def _backend(self) -> Backend:
-        if self._loop is not asyncio.get_running_loop() or self.backend is None:
+        backend = self._backend_on(asyncio.get_running_loop())
+        if backend is None:
             await self.start()
-        return self.backend  # type: ignore[return-value]
+            backend = self.backend
+        return backend  # type: ignore[return-value]
 
     # -- configuration ----------------------------------------------------------------------------
 
@@ -224,8 +230,8 @@ class Hub:
         if existing is not None:
             return existing
         loop = asyncio.get_running_loop()
-        backend = self.backend
-        if backend is None or self._loop is not loop:
+        backend = self._backend_on(loop)
+        if backend is None:  # not started on this loop: start it (a coroutine only then)
             backend = await self._backend()
         auth = getattr(websocket, "auth", None)  # set by the security pipeline when the route has auth
         user_id = getattr(auth, "user_id", None)
