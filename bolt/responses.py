@@ -12,6 +12,12 @@ from bolt.models import json_default
 _CONTENT_TYPES: dict[tuple[str, str], bytes] = {}
 
 
+def _has_content(status_code: int) -> bool:
+    """Whether a response with this status may carry content: not a 1xx, 204 or 304 (RFC 9110 6.4.1),
+    whose head is the whole response (RFC 9112 6.3), so a body would be read as the next response."""
+    return status_code >= 200 and status_code != 204 and status_code != 304
+
+
 def _content_type(media_type: str, charset: str) -> bytes:
     """The content-type header value, encoded once per media type."""
     value = _CONTENT_TYPES.get((media_type, charset))
@@ -32,6 +38,10 @@ class Response:
         self.status_code = status_code
         if media_type is not None:
             self.media_type = media_type
+        if not _has_content(status_code):
+            self.body = b""
+            self.raw_headers = self._build_headers(headers, content=False)
+            return
         self.body = body = self.render(content)
         if headers or self.media_type is None:
             self.raw_headers = self._build_headers(headers)
@@ -46,8 +56,13 @@ class Response:
             return bytes(content)
         return str(content).encode(self.charset)
 
-    def _build_headers(self, headers: Mapping[str, str] | None, length: bool = True) -> list[tuple[bytes, bytes]]:
+    def _build_headers(self, headers: Mapping[str, str] | None, length: bool = True,
+                       content: bool = True) -> list[tuple[bytes, bytes]]:
+        """``headers`` with the content's length (unless not ``length``) and type added; neither
+        without ``content``."""
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        if not content:
+            return raw
         names = {k for k, _ in raw}
         if length and b"content-length" not in names:
             raw.append((b"content-length", b"%d" % len(self.body)))
@@ -95,7 +110,7 @@ class StreamingResponse(Response):
             self.media_type = media_type
         self.body = b""
         self.content = content
-        self.raw_headers = self._build_headers(headers, length=False)
+        self.raw_headers = self._build_headers(headers, length=False, content=_has_content(status_code))
 
     async def _chunks(self) -> AsyncIterable[Any]:
         if isinstance(self.content, AsyncIterable):
@@ -109,7 +124,7 @@ class StreamingResponse(Response):
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        if scope.get("method") != "HEAD":
+        if scope.get("method") != "HEAD" and _has_content(self.status_code):
             async for chunk in self._chunks():
                 data = chunk if isinstance(chunk, bytes) else str(chunk).encode(self.charset)
                 await send({"type": "http.response.body", "body": data, "more_body": True})

@@ -1,4 +1,5 @@
 """HTTP routes: dispatch, argument injection, responses, errors and bad input."""
+import asyncio
 import dataclasses
 from typing import Annotated, TypedDict
 
@@ -319,3 +320,53 @@ def test_path_parameters_must_match_the_template_at_registration():
         return params
 
     assert TestClient(api).get("/files/a/b").json() == {"folder": "a", "name": "b"}
+
+
+def bodiless_api() -> BoltAPI:
+    api = BoltAPI()
+
+    @api.delete("/items/{item_id}", status_code=204)
+    async def delete(item_id: int) -> None:
+        return None
+
+    @api.get("/cached")
+    async def cached():
+        raise HTTPException(304)
+
+    @api.get("/stream-204")
+    async def stream_204():
+        return StreamingResponse(iter([b"never sent"]), status_code=204)
+
+    @api.get("/hello")
+    async def hello():
+        return {"hello": "world"}
+
+    return api
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("method, path, status", [("DELETE", "/items/1", 204), ("GET", "/cached", 304),
+                                                  ("GET", "/stream-204", 204)])
+async def test_204_and_304_have_no_content(method, path, status):
+    # RFC 9110 15.3.5 / 15.4.5: no body, and no Content-Length or Content-Type describing one.
+    response = await AsyncTestClient(bodiless_api()).request(method, path)
+    assert (response.status_code, response.content) == (status, b"")
+    assert "content-length" not in response.headers and "content-type" not in response.headers
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+async def test_a_204_leaves_a_keep_alive_connection_usable(http):
+    from uvicorn_server import serve
+
+    async with serve(bodiless_api(), http=http) as base:
+        host, port = base.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"DELETE /items/1 HTTP/1.1\r\nHost: x\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+        async with asyncio.timeout(5):
+            first = await reader.readuntil(b"\r\n\r\n")
+            second = await reader.readuntil(b"\r\n\r\n")
+            body = await reader.readexactly(len(b'{"hello":"world"}'))
+        writer.close()
+    assert first.startswith(b"HTTP/1.1 204 ") and b"content-length" not in first.lower()
+    assert second.startswith(b"HTTP/1.1 200 ") and body == b'{"hello":"world"}'
