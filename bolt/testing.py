@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote, urlencode
 
 import anyio.from_thread
 import orjson
@@ -74,6 +74,13 @@ def _encode_headers(headers: Mapping[str, str] | Sequence[tuple[str, str]] | Non
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
 
 
+def _target_path(path: str) -> tuple[str, bytes]:
+    """The scope's ``path`` and ``raw_path`` for a test's path, as a real server fills them: the
+    path as sent, with what a client would escape escaped (``raw_path``), and that decoded (``path``)."""
+    raw = quote(path.encode("utf-8", "surrogateescape"), safe="/%:@!$&'()*+,;=~")
+    return unquote(raw), raw.encode("ascii")
+
+
 def _cookie_header(cookies: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
     if not cookies:
         return []
@@ -119,6 +126,7 @@ class WebSocketTestClient:
         auth_context: AuthContext | None = None,
     ) -> None:
         path, _, inline_query = path.partition("?")
+        scope_path, raw_path = _target_path(path)
         if not isinstance(query_string, str):
             query_string = urlencode(query_string)
         self.app = api
@@ -140,8 +148,8 @@ class WebSocketTestClient:
             "server": ("testserver", 80),
             "client": client,
             "root_path": "",
-            "path": path,
-            "raw_path": path.encode("utf-8", "surrogateescape"),
+            "path": scope_path,
+            "raw_path": raw_path,
             "query_string": (query_string or inline_query).encode(),
             "headers": _with_origin(
                 [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies), origin),
@@ -381,6 +389,7 @@ class AsyncTestClient:
                       cookies: Mapping[str, str] | None = None, json: Any = None,
                       content: bytes | str | None = None) -> TestResponse:
         path, _, query = path.partition("?")
+        scope_path, raw_path = _target_path(path)
         if params is not None:
             query = params if isinstance(params, str) else urlencode(params, doseq=True)
         raw_headers = [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies)
@@ -395,7 +404,7 @@ class AsyncTestClient:
         scope = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
             "method": method.upper(), "scheme": "http", "server": ("testserver", 80), "client": self.client,
-            "root_path": "", "path": path, "raw_path": path.encode("utf-8", "surrogateescape"),
+            "root_path": "", "path": scope_path, "raw_path": raw_path,
             "query_string": query.encode(),
             "headers": raw_headers, "state": {},
             "extensions": {TESTING: {"raise_server_exceptions": self.raise_server_exceptions}},

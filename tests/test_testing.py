@@ -167,3 +167,25 @@ async def test_any_asgi_caller_can_offer_the_testing_extension():
     assert sent[-1]["type"] == "websocket.close"
     with pytest.raises(LookupError):
         await api(scope("/boom"), receive, send)
+
+
+@pytest.mark.anyio
+async def test_paths_are_percent_decoded_as_a_server_decodes_them():
+    # ASGI: scope["path"] is decoded, raw_path is what was sent; a test must see what a server sees.
+    api = BoltAPI()
+
+    @api.get("/files/{name}")
+    async def file(name: str):
+        return {"name": name}
+
+    @api.websocket("/ws/files/{name}")
+    async def ws_file(websocket: WebSocket, name: str):
+        await websocket.accept()
+        await websocket.send_json({"name": name, "raw_path": websocket.scope["raw_path"].decode()})
+        await websocket.close()
+
+    client = AsyncTestClient(api)
+    assert (await client.get("/files/a%20b")).json() == {"name": "a b"}
+    assert (await client.get("/files/caf\u00e9")).json() == {"name": "caf\u00e9"}
+    async with WebSocketTestClient(api, "/ws/files/a%21b c") as ws:
+        assert await ws.receive_json() == {"name": "a!b c", "raw_path": "/ws/files/a%21b%20c"}
