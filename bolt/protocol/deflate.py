@@ -176,11 +176,12 @@ def _finish(out: bytes) -> bytes:
     return out or b"\x00"
 
 
+# RFC 7692 section 7.1.2: a window size is 8 to 15, written in decimal without a leading zero.
+_WINDOW_BITS = {str(bits): bits for bits in range(8, 16)}
+
+
 def _window_bits(value: str | None) -> int | None:
-    if value is None or not value.isdigit() or len(value) > 2:
-        return None
-    bits = int(value)
-    return bits if 8 <= bits <= 15 else None
+    return None if value is None else _WINDOW_BITS.get(value)
 
 
 def negotiate(

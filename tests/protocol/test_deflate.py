@@ -60,6 +60,9 @@ def inflate(payload: bytes, d: zlib._Decompress | None = None) -> bytes:
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
         ),
         ("permessage-deflate; server_max_window_bits=16", ""),
+        # RFC 7692 7.1.2: a decimal 8 to 15 without a leading zero; anything else declines the offer.
+        ("permessage-deflate; server_max_window_bits=09", ""),
+        ("permessage-deflate; client_max_window_bits=+9", ""),
         ("permessage-deflate; server_max_window_bits", ""),
         ("permessage-deflate; client_no_context_takeover; client_no_context_takeover", ""),
         ("x-webkit-deflate-frame", ""),
@@ -68,6 +71,16 @@ def inflate(payload: bytes, d: zlib._Decompress | None = None) -> bytes:
 def test_negotiation(offer: str, answer: str) -> None:
     _, got = deflated(ServerConnection(), offer)
     assert got == answer
+
+
+@pytest.mark.parametrize("value", [b"\xb9", b"\xb2", b"1\xb3", b"\xd9\xa9"])
+def test_a_window_size_in_non_ascii_digits_declines_the_offer(value: bytes) -> None:
+    # Latin-1 superscripts and Arabic-Indic digits are digits to str.isdigit(), not to RFC 7692.
+    conn = ServerConnection()
+    conn.deflate_options = DeflateOptions()
+    conn.receive_data(request_bytes("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=BITS")
+                      .replace(b"BITS", value))
+    assert b"sec-websocket-extensions" not in conn.accept()
 
 
 def test_connections_that_agree_alike_share_their_terms() -> None:
