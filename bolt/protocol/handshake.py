@@ -207,9 +207,9 @@ def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
     if connection not in _UPGRADE and "upgrade" not in _tokens(connection):
         raise HandshakeError(426, "This endpoint speaks WebSocket: send 'Connection: Upgrade'.", upgrade_needed)
     if fields.get(b"sec-websocket-version") != [b"13"]:
-        raise HandshakeError(
-            426, "Unsupported WebSocket version; this server speaks version 13.", [(b"sec-websocket-version", b"13")]
-        )
+        # A 426 names the protocol to upgrade to (RFC 9110 section 15.5.22), here with the version.
+        raise HandshakeError(426, "Unsupported WebSocket version; this server speaks version 13.",
+                             [*upgrade_needed, (b"sec-websocket-version", b"13")])
 
 
 # An absolute-form target (RFC 9112 section 3.2.2), which a server must accept: scheme, authority, path.
