@@ -166,7 +166,10 @@ class WebSocket(HTTPConnection):
         if headers is not None:  # (an ABC isinstance check is not free: skipped when there are none)
             items = headers.items() if isinstance(headers, Mapping) else headers
             raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
-        await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
+        try:
+            await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
+        except OSError:
+            self._lost()  # the client left before the handshake completed
         self.application_state = self.client_state = WebSocketState.CONNECTED
         self.accepted_subprotocol = subprotocol
         hub = getattr(self.scope.get("app"), "hub", None)
@@ -363,7 +366,10 @@ class WebSocket(HTTPConnection):
             # Refuse the handshake: the server answers 403.
             self.application_state = WebSocketState.DISCONNECTED
             self._closed_by_app = True
-            await self._send({"type": "websocket.close", "code": code, "reason": reason})
+            try:
+                await self._send({"type": "websocket.close", "code": code, "reason": reason})
+            except OSError:
+                pass  # the client left first: nobody to refuse
             return
         self.application_state = WebSocketState.DISCONNECTED
         self._closed_by_app = by_handler

@@ -309,3 +309,39 @@ async def test_django_view_beside_bolt_websocket(api, ws_impl):
                 assert await ws.recv() == "Echo: both"
             response = await http.get("/django/hello")
             assert response.text == "hello from django"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("refuse", [False, True], ids=["accept", "close"])
+async def test_a_client_gone_before_the_handshake_ends_is_no_error(ws_impl, refuse, caplog):
+    # The client sends its upgrade and leaves while the handler is still deciding: accept() raises
+    # WebSocketDisconnect like any send, close() does nothing, and nothing is logged as an error.
+    seen: asyncio.Queue = asyncio.Queue()
+    api = BoltAPI()
+
+    @api.websocket("/ws/late")
+    async def late(websocket: WebSocket):
+        await asyncio.sleep(0.3)
+        try:
+            if refuse:
+                await websocket.close(4003)
+            else:
+                await websocket.accept()
+        except WebSocketDisconnect as exc:
+            seen.put_nowait(exc.code)
+        else:
+            seen.put_nowait(None)
+
+    async with asyncio.timeout(TIMEOUT):
+        with caplog.at_level(logging.ERROR):
+            async with serve(api, ws=ws_impl) as base:
+                host, port = base.split(":")
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(b"GET /ws/late HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                await writer.drain()
+                writer.close()
+                code = await seen.get()
+                await asyncio.sleep(0.1)  # what the server logs once the handler is done
+    assert code == (None if refuse else CloseCode.ABNORMAL_CLOSURE)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

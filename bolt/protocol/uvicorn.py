@@ -544,7 +544,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.logger.exception("Exception in ASGI application\n")
             self._app_finished(CloseCode.INTERNAL_ERROR)
         else:
-            if self.conn.state is _HANDSHAKE and self._response is None:
+            if self.conn.state is _HANDSHAKE and self._response is None and not self._lost:
                 self.logger.error("ASGI callable returned without completing handshake.")
             elif result is not None:
                 self.logger.error("ASGI callable should return None, but returned '%s'.", result)
