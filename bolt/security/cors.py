@@ -37,10 +37,22 @@ def add_cors_headers(scope: dict[str, Any], response: Response, cors: tuple[str,
     if cors is None:
         return
     for name, value in allow_origin_headers(*cors).items():
-        response.set_header(name, value)
+        if name == "Vary":
+            _add_vary(response, value)
+        else:
+            response.set_header(name, value)
     expose = setting("CORS_EXPOSE_HEADERS", ())
     if expose:
         response.set_header("Access-Control-Expose-Headers", ", ".join(expose))
+
+
+def _add_vary(response: Response, name: str) -> None:
+    """Add ``name`` to the response's Vary list, keeping what the handler put there (RFC 9110 12.5.5)."""
+    present = [value.decode("latin-1") for key, value in response.raw_headers if key == b"vary"]
+    tokens = [token.strip() for value in present for token in value.split(",") if token.strip()]
+    if "*" in tokens or name.lower() in (token.lower() for token in tokens):
+        return
+    response.set_header("Vary", ", ".join([*tokens, name]))
 
 
 def preflight_response(scope: dict[str, Any], admission: Admission | None, allowed_methods: list[str]) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from bolt import BoltAPI, WebSocket
+from bolt import BoltAPI, JSONResponse, WebSocket
 from bolt.security.origin import Admission, OriginPolicy, parse_origin
 from bolt.testing import AsyncTestClient, WebSocketTestClient
 
@@ -194,6 +194,22 @@ async def test_http_allowed_origin_gets_cors_headers():
     assert "access-control-allow-credentials" not in response.headers
     plain = await client.get("/items")
     assert "access-control-allow-origin" not in plain.headers
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("vary, expected", [("Accept-Encoding", "Accept-Encoding, Origin"),
+                                            ("accept-encoding, origin", "accept-encoding, origin"), ("*", "*")])
+async def test_http_cors_adds_origin_to_the_handlers_vary(vary, expected):
+    # Vary is a list (RFC 9110 12.5.5): dropping the handler's entry would let a cache mix variants.
+    api = BoltAPI(cors_allowed_origins=ALLOWED)
+
+    @api.get("/varied")
+    async def varied():
+        return JSONResponse({}, headers={"Vary": vary})
+
+    response = await AsyncTestClient(api).get("/varied", headers={"Origin": "https://example.com"})
+    assert response.headers["access-control-allow-origin"] == "https://example.com"
+    assert response.headers["vary"] == expected
 
 
 @pytest.mark.asyncio
