@@ -205,6 +205,10 @@ class Binder:
         if source == "body":
             if route.kind == "websocket":
                 raise TypeError(f"{route.path}: WebSocket handlers have no request body ({name!r})")
+            if self.needs_body:  # each would be decoded from the whole body: a client cannot satisfy both
+                first = next(spec.name for spec in self.specs if spec.source == "body")
+                raise TypeError(f"{route.path}: {route.endpoint.__qualname__} takes two request bodies, {first!r} "
+                                f"and {name!r}: a request has one; take one model that holds both")
             self.needs_body = True
             return _Spec(name, "body", name, annotation, None, param.default,
                          codec=self._codec(name, annotation))

@@ -298,6 +298,20 @@ def test_a_request_parameter_with_another_type_is_refused_at_registration():
     assert TestClient(api).get("/q?request=x").json() == {"req": "x"}
 
 
+def test_two_body_parameters_are_refused_at_registration():
+    # Each would be decoded from the whole body, and OpenAPI can describe only one.
+    api = BoltAPI()
+
+    @dataclasses.dataclass
+    class User:
+        email: str
+
+    with pytest.raises(TypeError, match="takes two request bodies, 'item' and 'user'"):
+        @api.post("/buy")
+        async def buy(item: Item, user: User):
+            return {}
+
+
 def test_path_parameters_must_match_the_template_at_registration():
     api = BoltAPI()
     before = list(api.router.routes)  # the schema routes
