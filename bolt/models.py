@@ -408,8 +408,36 @@ def schema_components(annotations: Iterable[Any], *, ref_template: str = "#/comp
             adapters, ref_template=ref_template.replace("{name}", "{model}"))
         for i in by_pydantic:
             schemas[i] = found_map[(i, mode)]
-        components.update(defs.get("$defs", {}))
+        merge_components(components, defs.get("$defs", {}))
     return [schema for schema in schemas if schema is not None], components
+
+
+def merge_components(components: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> None:
+    """Add `new` named components to `components`; a name already there must describe the same model.
+
+    A class used both directly (msgspec) and inside a pydantic model is described by both libraries,
+    which differ only in the titles pydantic gives each field: the first description is kept.
+    """
+    for name, schema in new.items():
+        known = components.setdefault(name, schema)
+        if known is not schema and _untitled(known) != _untitled(schema):
+            raise TypeError(f"two different models are both named {name!r}; rename one of them "
+                            "so the schema can tell them apart")
+
+
+# Keys whose value maps names (of fields, of components) to schemas: the names are data, not keywords.
+_SCHEMA_MAPS = frozenset(("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"))
+
+
+def _untitled(schema: Any) -> Any:
+    """`schema` without its `title` keywords, which only label it."""
+    if isinstance(schema, list):
+        return [_untitled(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {key: ({name: _untitled(sub) for name, sub in value.items()} if key in _SCHEMA_MAPS
+                  and isinstance(value, dict) else _untitled(value))
+            for key, value in schema.items() if key != "title"}
 
 
 def _codec_adapter(annotation: Any) -> Any:
@@ -425,4 +453,4 @@ def json_schema(annotation: Any, *, mode: str = "validation") -> dict[str, Any]:
 
 
 __all__ = ["Codec", "InvalidJSON", "ValidationError", "codec_for", "declares_model", "fields", "is_model_class",
-           "json_default", "json_schema", "schema_components", "uses_pydantic"]
+           "json_default", "json_schema", "merge_components", "schema_components", "uses_pydantic"]

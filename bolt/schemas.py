@@ -11,7 +11,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any, Union, get_args, get_origin
 
-from bolt.models import schema_components
+from bolt.models import merge_components, schema_components
 
 
 def strip_annotated(annotation: Any) -> Any:
@@ -49,18 +49,11 @@ class SchemaSet:
         """
         found, components = schema_components([strip_annotated(a) for a in annotations],
                                               ref_template=self.ref_template)
-        self._merge(components)
+        merge_components(self.components, components)
         return found
 
     def schema(self, annotation: Any) -> dict[str, Any]:
         return self.schemas([annotation])[0]
-
-    def _merge(self, components: dict[str, dict[str, Any]]) -> None:
-        for name, schema in components.items():
-            known = self.components.setdefault(name, schema)
-            if known != schema:
-                raise TypeError(f"two different models are both named {name!r}; rename one of them "
-                                "so the schema can tell them apart")
 
 
 __all__ = ["SchemaSet", "strip_annotated", "strip_optional"]

@@ -272,6 +272,33 @@ def test_two_models_with_one_name_are_a_clear_error():
         api.openapi()
 
 
+@dataclasses.dataclass
+class Book:
+    title: str  # a field named like the keyword pydantic adds to each field's schema
+    price: float
+
+
+class BookReview(pydantic.BaseModel):
+    book: Book
+    stars: int
+
+
+def test_a_class_described_by_msgspec_and_by_pydantic_is_one_component():
+    # Book is read by msgspec on /books and by pydantic inside BookReview: two descriptions, one model.
+    api = BoltAPI()
+
+    @api.post("/books")
+    async def add(book: Book) -> None: ...
+
+    @api.post("/reviews")
+    async def review(review: BookReview) -> None: ...
+
+    document = api.openapi()
+    validate(document, cls=OpenAPIV31SpecValidator)
+    assert {"Book", "BookReview"} <= set(document["components"]["schemas"])
+    assert set(document["components"]["schemas"]["Book"]["properties"]) == {"title", "price"}
+
+
 @pytest.mark.asyncio
 async def test_what_the_routes_answer_fits_what_the_document_says(document):
     def check(response, method: str, path: str, status: int) -> None:
