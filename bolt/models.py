@@ -116,12 +116,20 @@ def _location(path: tuple[Any, ...]) -> str:
     return text.removeprefix(".")
 
 
+_MISSING = "Object missing required field `"
+
+
 def _msgspec_error(exc: msgspec.ValidationError) -> ValidationError:
     # msgspec says where at the end: "Expected `float`, got `str` - at `$.items[2].price`".
     message, sep, path = str(exc).rpartition(" - at `")
     if not sep:
-        return ValidationError("", str(exc))
-    return ValidationError(path.rstrip("`").removeprefix("$").removeprefix("."), message)
+        message, path = str(exc), ""
+    path = path.rstrip("`").removeprefix("$").removeprefix(".")
+    # A missing field is reported at the object that lacks it; pydantic (and a client) locate the field.
+    if message.startswith(_MISSING) and message.endswith("`"):
+        field = message[len(_MISSING):-1]
+        path = f"{path}.{field}" if path else field
+    return ValidationError(path, message)
 
 
 def _pydantic_error(exc: Any) -> ValueError:

@@ -143,7 +143,7 @@ async def test_body_validation(client):
     assert response.json() == {"detail": "Invalid request body: body.price: Expected `float`, got `str`",
                                "errors": [{"loc": "body.price", "msg": "Expected `float`, got `str`"}]}
     response = await client.post("/items", json={"price": 1})
-    assert response.json()["detail"] == "Invalid request body: body: Object missing required field `name`"
+    assert response.json()["detail"] == "Invalid request body: body.name: Object missing required field `name`"
     response = await client.patch("/items/3", json={"name": "new"})
     assert response.json() == {"id": 3, "name": "new"}
     response = await client.post("/items", content=b'{"name": ')

@@ -106,6 +106,9 @@ def test_struct_body_and_response(client):
                                "errors": [{"loc": "body.price", "msg": "Expected `float`, got `str`"}]}
     response = client.post("/items", json=[{"name": "pen"}])
     assert response.json()["detail"] == "Invalid request body: body: Expected `object`, got `array`"
+    # A missing field is located at the field, as pydantic locates it.
+    response = client.post("/items", json={"name": "pen"})
+    assert response.json()["errors"] == [{"loc": "body.price", "msg": "Object missing required field `price`"}]
     response = client.post("/items", content=b'{"name": "pen",')
     assert response.status_code == 400 and response.json()["detail"].startswith("Invalid JSON body")
 

@@ -57,7 +57,7 @@ def test_decode_from_json_text(model, data, expected):
     (Part, b'{"name": "nut", "price": "cheap"}', "price", "Expected `float`, got `str`"),
     (Order, b'{"parts": [{"name": "a", "price": 1}, {"name": 2, "price": 1}]}', "parts[1].name",
      "Expected `str`, got `int`"),
-    (Part, b'{"price": 1}', "", "Object missing required field `name`"),
+    (Part, b'{"price": 1}', "name", "Object missing required field `name`"),
     (User, b'{"name": "ann", "age": "old"}', "age",
      "Input should be a valid integer, unable to parse string as an integer"),
     (list[User], b'[{"name": "ann", "age": 1}, {"age": 2}]', "[1].name", "Field required"),

@@ -86,7 +86,7 @@ async def test_a_message_that_does_not_fit_names_the_field():
         with pytest.raises(ConnectionClosed) as closed:
             await ws.receive_text()
     assert closed.value.code == CloseCode.INVALID_FRAME_PAYLOAD_DATA
-    assert closed.value.reason == "invalid message: [1]: Object missing required field `y`"
+    assert closed.value.reason == "invalid message: [1].y: Object missing required field `y`"
 
 
 async def test_a_long_close_reason_is_cut_on_a_character_boundary():
