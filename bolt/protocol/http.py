@@ -23,6 +23,7 @@ from typing import Any, NoReturn, cast
 
 import h11
 from uvicorn.logging import TRACE_LOG_LEVEL
+from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
 from .handshake import MAX_HEADERS, MAX_REQUEST_SIZE, closing_response
@@ -138,8 +139,50 @@ class HeadDeadline:
             self._hand_over(method, target, fields, http_version, trailing)
 
 
+class _BoundedHeads(h11.Connection):
+    """h11's connection, with a request head bounded as the engine bounds an upgrade's.
+
+    h11 bounds a head only while it is incomplete (``h11_max_incomplete_event_size``): one that
+    arrives whole in a read could be as long as the read, with any number of lines.
+    """
+
+    refused: str | None = None  # why a head was refused with 431
+
+    def next_event(self) -> Any:
+        try:
+            event = super().next_event()
+        except h11.RemoteProtocolError as exc:
+            if exc.error_status_hint == 431:  # an incomplete head past h11's own bound
+                self.refused = "Request headers too large."
+            raise
+        if type(event) is h11.Request:
+            headers = event.headers
+            if len(headers) > MAX_HEADERS:
+                self.refused = "Too many request headers."
+            elif len(event.target) + sum(len(name) + len(value) + 4 for name, value in headers) > MAX_REQUEST_SIZE:
+                self.refused = "Request headers too large."
+            if self.refused is not None:
+                raise h11.RemoteProtocolError(self.refused, error_status_hint=431)
+        return event
+
+
 class H11Protocol(HeadDeadline, _H11Protocol):
-    """uvicorn's h11 protocol with the request-head deadline."""
+    """uvicorn's h11 protocol with the request-head deadline, and request heads bounded as
+    ``HttpToolsProtocol`` bounds them (431 past ``MAX_REQUEST_SIZE`` or ``MAX_HEADERS`` lines)."""
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        incomplete = config.h11_max_incomplete_event_size
+        self.conn = _BoundedHeads(h11.SERVER, DEFAULT_MAX_INCOMPLETE_EVENT_SIZE if incomplete is None else incomplete)
+
+    def send_400_response(self, msg: str) -> None:
+        refused = cast("_BoundedHeads", self.conn).refused
+        if refused is None:
+            super().send_400_response(msg)
+            return
+        self.transport.write(closing_response(431, list(self.server_state.default_headers), refused.encode()))
+        self.transport.close()
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
         if _bolt_websocket_class(self.ws_protocol_class) is None:
