@@ -25,6 +25,7 @@ __all__ = [
     "parse_header_list",
     "parse_request",
     "request_from_fields",
+    "valid_host",
     "validate_request",
 ]
 
@@ -169,8 +170,11 @@ def validate_request(request: Request) -> None:
             else:
                 values.append(value)
     _check_upgrade(request, fields)
-    if len(fields.get(b"host", ())) != 1:
+    hosts = fields.get(b"host", ())
+    if len(hosts) != 1:
         raise HandshakeError(400, "Exactly one Host header is required.")
+    if not valid_host(hosts[0]):
+        raise HandshakeError(400, "Invalid Host header.")
     # The bytes after the head are the WebSocket's: a body would be read as frames, and a proxy that
     # reads it as a body would disagree with this server on where the WebSocket starts.
     if b"transfer-encoding" in fields or fields.get(b"content-length", [b"0"]) != [b"0"]:
@@ -184,6 +188,16 @@ def validate_request(request: Request) -> None:
     extensions = fields.get(b"sec-websocket-extensions")
     if extensions:
         request.extensions = parse_header_list(extensions)
+
+
+# RFC 9112 section 3.2: uri-host [ ":" port ] (RFC 3986 section 3.2.2): an IP literal in brackets or
+# a registered name (possibly empty), of unreserved, sub-delims and percent-encoded characters only.
+_HOST = re.compile(rb"(?:\[[0-9A-Za-z._~!$&'()*+,;=:-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
+
+
+def valid_host(value: bytes) -> bool:
+    """Whether ``value`` is a Host header a server may accept (RFC 9112 section 3.2: 400 otherwise)."""
+    return _HOST.fullmatch(value) is not None
 
 
 _WEBSOCKET = [b"websocket"]

@@ -26,7 +26,7 @@ from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
-from .handshake import MAX_HEADERS, MAX_REQUEST_SIZE, closing_response
+from .handshake import MAX_HEADERS, MAX_REQUEST_SIZE, closing_response, valid_host
 from .timers import Deadlines, deadlines
 from .uvicorn import WebSocketProtocol, trailing_bytes
 
@@ -157,6 +157,9 @@ class _BoundedHeads(h11.Connection):
             raise
         if type(event) is h11.Request:
             headers = event.headers
+            # h11 counts Host headers (RFC 9112 section 3.2) but takes any value.
+            if not all(valid_host(value) for name, value in headers if name == b"host"):
+                raise h11.RemoteProtocolError("Invalid Host header.", error_status_hint=400)
             if len(headers) > MAX_HEADERS:
                 self.refused = "Too many request headers."
             elif len(event.target) + sum(len(name) + len(value) + 4 for name, value in headers) > MAX_REQUEST_SIZE:
@@ -296,9 +299,11 @@ else:
             raise ValueError(detail)
 
         def on_headers_complete(self) -> None:
-            hosts = sum(name == b"host" for name, _ in self.headers)
-            if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
+            hosts = [value for name, value in self.headers if name == b"host"]
+            if len(hosts) > 1 or (not hosts and self.parser.get_http_version() == "1.1"):
                 self._stop_parser(400, "Exactly one Host header is required.")  # RFC 9112 3.2, as h11 does
+            if hosts and not valid_host(hosts[0]):
+                self._stop_parser(400, "Invalid Host header.")
             before = self.cycle
             super().on_headers_complete()  # may still refuse the head (a target httptools cannot split)
             if self.cycle is not before:  # a request cycle was made (an upgrade makes none)

@@ -97,6 +97,19 @@ def test_wrong_version_is_426_with_supported_version() -> None:
     assert b"upgrade: websocket\r\n" in out and b"connection: Upgrade\r\n" in out
 
 
+@pytest.mark.parametrize("host", [b"a b", b"user@evil", b"a:8x", b"caf\xc3\xa9", b"[::1", b"a/b"])
+def test_invalid_host_is_400(host: bytes) -> None:
+    # RFC 9112 3.2: a Host with an invalid value is refused like a missing one.
+    event, out = refuse(request_bytes().replace(b"Host: example.com", b"Host: " + host))
+    assert (event.status, event.detail) == (400, "Invalid Host header.")
+
+
+@pytest.mark.parametrize("host", [b"", b"example.com:8000", b"[::1]:443", b"127.0.0.1", b"xn--caf-dma.example"])
+def test_valid_host_forms_are_taken(host: bytes) -> None:
+    conn = ServerConnection()
+    assert isinstance(conn.receive_data(request_bytes().replace(b"Host: example.com", b"Host: " + host))[0], Request)
+
+
 @pytest.mark.parametrize("key", [b"", b"short", base64.b64encode(b"x" * 15), b"!!!!!!!!!!!!!!!!!!!!!!!!"])
 def test_bad_key_is_400(key: bytes) -> None:
     event, out = refuse(request_bytes(key=key))

@@ -382,7 +382,11 @@ async def test_a_head_beyond_the_limits_is_refused_with_431(first: bytes, http_c
 @pytest.mark.parametrize("request_head, status", [
     (b"GET /one HTTP/1.1\r\n\r\n", b"400"), (b"GET /one HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", b"400"),
     (b"GET /one HTTP/1.0\r\n\r\n", b"200"), (b"GET /one HTTP/1.1\r\nHost: a\r\n\r\n", b"200"),
-    (b"GET /one HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", b"400")])
+    (b"GET /one HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", b"400"),
+    # RFC 9112 3.2: a Host with an invalid value is a 400 as well.
+    (b"GET /one HTTP/1.1\r\nHost: a b\r\n\r\n", b"400"), (b"GET /one HTTP/1.1\r\nHost: user@evil\r\n\r\n", b"400"),
+    (b"GET /one HTTP/1.1\r\nHost: a:8x\r\n\r\n", b"400"), (b"GET /one HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", b"200"),
+    (b"GET /one HTTP/1.1\r\nHost: \r\n\r\n", b"200"), (b"GET /one HTTP/1.1\r\nHost: a.example:8000\r\n\r\n", b"200")])
 async def test_an_http11_request_needs_exactly_one_host(http_class: type, request_head: bytes, status: bytes) -> None:
     async with asyncio.timeout(10), serve(app, http=http_class) as srv:
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
