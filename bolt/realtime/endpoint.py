@@ -336,7 +336,9 @@ class PresenceRelay:
         self.room = room
         self.loop = asyncio.get_running_loop()
         self.watchers: dict[Session, list[str] | None] = {}
+        # Registered with the hub now, not when the task starts: the joins that follow must be heard.
         self.subscription: PresenceSubscription = endpoint.hub.on_presence(room)
+        self.running = False
         self.task = self.loop.create_task(self.run())
 
     def watch(self, session: Session) -> None:
@@ -346,7 +348,10 @@ class PresenceRelay:
         self.watchers.pop(session, None)
         if not self.watchers:
             self.endpoint.relay_done(self)
-            self.task.cancel()
+            # A task cancelled before its first step never runs, so it could not close the
+            # subscription: one that has not started yet finds no watchers and closes it itself.
+            if self.running:
+                self.task.cancel()
 
     async def send_members(self, session: Session) -> None:
         """Send `session` the full member list, then the changes held back meanwhile."""
@@ -365,25 +370,28 @@ class PresenceRelay:
             session.hub.post(session.websocket, text)
 
     async def run(self) -> None:
+        self.running = True
         subscription = self.subscription
         dropped = 0
         try:
-            async with subscription:
-                while True:
-                    events = [await subscription.get()]
-                    events.extend(subscription.drain())
-                    if subscription.dropped != dropped:
-                        dropped = subscription.dropped  # changes were lost: everyone gets a fresh list
-                        for session in list(self.watchers):
-                            if self.watchers.get(session) is None:
-                                self.watchers[session] = []
-                                await self.send_members(session)
-                        continue
-                    self.dispatch(events)
+            while self.watchers:  # none when everyone left before this task started
+                events = [await subscription.get()]  # opened on first use
+                events.extend(subscription.drain())
+                if subscription.dropped != dropped:
+                    dropped = subscription.dropped  # changes were lost: everyone gets a fresh list
+                    for session in list(self.watchers):
+                        if self.watchers.get(session) is None:
+                            self.watchers[session] = []
+                            await self.send_members(session)
+                    continue
+                self.dispatch(events)
         except asyncio.CancelledError:
             pass
         except Exception:
             logger.exception("presence relay for %r failed", self.room)
+        finally:
+            # Not `async with`: a cancel while it opened would skip its exit, and leave the subscription registered.
+            await subscription.aclose()
 
     def dispatch(self, events: list[PresenceEvent]) -> None:
         joins = [_member(e.member) for e in events if e.type == JOIN]

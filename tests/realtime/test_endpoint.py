@@ -330,6 +330,24 @@ async def _presence_change(peer: Peer) -> dict[str, Any]:
             return message
 
 
+async def test_quick_joins_and_leaves_with_presence_leave_no_subscription_behind() -> None:
+    api = room_api()
+    async with Peer(api, "alice") as alice:
+        for _ in range(50):  # each leave comes before the relay's task has started
+            await alice.send(type="join", room="lobby", presence=True)
+            await alice.send(type="leave", room="lobby")
+        await alice.request("ping")
+        await asyncio.sleep(0.01)  # the relays' tasks run
+        assert "lobby" not in api.hub._listeners
+        assert (await alice.request("join", room="lobby", presence=True))["ok"]  # presence still works after
+        assert len(api.hub._listeners["lobby"]) == 1
+        async with Peer(api, "bob") as bob:
+            await bob.request("join", room="lobby")
+            assert (await _presence_change(alice))["join"][0]["user"] == "bob"
+    await asyncio.sleep(0.01)
+    assert "lobby" not in api.hub._listeners and "lobby" not in api.hub.rooms()
+
+
 async def test_clients_without_presence_get_no_presence_messages() -> None:
     api = room_api()
     async with Peer(api, "alice") as alice:
