@@ -294,7 +294,9 @@ class Hub:
     async def _close_slow(self, connection: Connection) -> None:
         try:
             async with asyncio.timeout(_EVICT_TIMEOUT):
-                await connection.websocket.close(1013, "Try Again Later: slow consumer")
+                # end(), not close(): the handler did not close it, so its next receive or send
+                # raises WebSocketDisconnect(1013) and it finishes through its usual path.
+                await connection.websocket.end(1013, "Try Again Later: slow consumer")
                 return
         except TimeoutError:
             pass

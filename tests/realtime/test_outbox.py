@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bolt import BoltAPI
+from bolt import BoltAPI, WebSocket, WebSocketDisconnect
 from bolt.realtime import hub as hub_module
 from bolt.realtime.outbox import CLOSE, DROP_NEWEST, DROP_OLDEST, Outbox, OutboxSettings
 from demo_apps import room_api
@@ -176,3 +176,35 @@ async def test_close_policy_sends_1013_to_a_client_that_can_still_take_it() -> N
         with pytest.raises(ConnectionClosed) as closed:
             await ws.receive_text(timeout=1)
         assert closed.value.code == 1013
+
+
+@pytest.mark.asyncio
+async def test_an_evicted_handler_sees_1013_as_a_disconnect_not_a_state_error(caplog: pytest.LogCaptureFixture) -> None:
+    from bolt.testing import ConnectionClosed, WebSocketTestClient
+
+    api = BoltAPI(send_queue=1, slow_consumer="close")
+    ended: list[int] = []
+
+    @api.websocket("/ws")
+    async def ticker(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.join("room")
+        try:
+            while True:  # sends of its own, no receive: the eviction must reach it through a send
+                await asyncio.sleep(0.01)
+                await websocket.send_text("tick")
+        except WebSocketDisconnect as exc:
+            ended.append(exc.code)
+            raise
+
+    async with WebSocketTestClient(api, "/ws") as ws:
+        connection = next(iter(api.hub._connections.values()))
+        connection.outbox._task = asyncio.create_task(asyncio.sleep(10))  # as if a send were blocked
+        for n in range(3):
+            await api.hub.broadcast("room", str(n))
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
+                await ws.receive_text(timeout=1)
+        assert closed.value.code == 1013
+    assert ended == [1013]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
