@@ -374,6 +374,9 @@ class WebSocket(HTTPConnection):
         self.application_state = WebSocketState.DISCONNECTED
         self._closed_by_app = by_handler
         self._disconnect = WebSocketDisconnect(code, reason)
+        if self.hub_connection is not None:
+            # Nothing may follow the close frame: a broadcast sent after it is an error in the server.
+            self.hub_connection.outbox.close()
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
         except OSError:

@@ -18,7 +18,7 @@ from bolt.realtime.messages import BYTES, Message, gap, shared
 from bolt.realtime.names import CONNECTION_PREFIX, check_room, check_target, connection_room, is_reserved, user_room
 from bolt.realtime.outbox import Outbox, OutboxSettings
 from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent, PresenceSubscription
-from bolt.wire import SharedFrames, SharedMessage
+from bolt.wire import CloseCode, SharedFrames, SharedMessage
 
 if TYPE_CHECKING:
     from bolt.metrics import Metrics
@@ -45,17 +45,17 @@ class Connection:
         self._hub = hub
         # A bound method, not a closure over self (nor a bound method of the hub kept here too):
         # about 250 bytes less per connection.
-        self.outbox = Outbox(websocket.asgi_send, outbox_settings, self._slow, _shared_writer(websocket), on_drop)
+        self.outbox = Outbox(websocket.asgi_send, outbox_settings, self._end, _shared_writer(websocket), on_drop)
         self.rooms: set[str] = set()
-        self.task = task  # the handler's: cancelled when even closing a slow consumer is stuck
+        self.task = task  # the handler's: cancelled when even closing it from the hub is stuck
         self.evicted = False
 
     @property
     def member(self) -> Member:
         return Member(self.id, self.user_id)
 
-    def _slow(self, why: str) -> None:
-        self._hub._evict(self, why)
+    def _end(self, why: str, error: Exception | None) -> None:
+        self._hub._evict(self, why, error)
 
 
 class Hub:
@@ -272,36 +272,43 @@ class Hub:
 
     @staticmethod
     def evicted(websocket: WebSocket) -> bool:
-        """Whether the hub is closing this connection as a slow consumer."""
+        """Whether the hub is ending this connection: a slow consumer, or one whose send layer failed."""
         connection = websocket.hub_connection
         return connection is not None and connection.evicted
 
-    def _evict(self, connection: Connection, why: str) -> None:
-        """A slow consumer: close it with 1013 (Try Again Later), or cancel its handler if even that is stuck."""
+    def _evict(self, connection: Connection, why: str, error: Exception | None) -> None:
+        """The outbox gave up: close with 1013 (Try Again Later) a slow consumer, with 1011 (Internal
+        Error) a connection whose send raised `error`; cancel its handler if even that is stuck."""
         if connection.evicted:
             return
         connection.evicted = True
         policy = connection.outbox.policy
         scope = connection.websocket.scope
         client = scope.get("client")
-        logger.warning("slow consumer evicted connection=%s policy=%s reason=%r path=%s client=%s",
-                       connection.id, policy, why, scope.get("path", "-"),
-                       f"{client[0]}:{client[1]}" if client else "-")
-        if self.metrics is not None:
-            self.metrics.evicted(policy, why)
-        asyncio.get_running_loop().create_task(self._close_slow(connection))
+        path, peer = scope.get("path", "-"), f"{client[0]}:{client[1]}" if client else "-"
+        if error is not None:
+            logger.error("send to connection=%s path=%s client=%s raised: closing it with 1011",
+                         connection.id, path, peer, exc_info=error)
+            code, reason = CloseCode.INTERNAL_ERROR, "Internal error"  # generic: exception text may hold secrets
+        else:
+            logger.warning("slow consumer evicted connection=%s policy=%s reason=%r path=%s client=%s",
+                           connection.id, policy, why, path, peer)
+            if self.metrics is not None:
+                self.metrics.evicted(policy, why)
+            code, reason = CloseCode.TRY_AGAIN_LATER, "Try Again Later: slow consumer"
+        asyncio.get_running_loop().create_task(self._end(connection, code, reason))
 
-    async def _close_slow(self, connection: Connection) -> None:
+    async def _end(self, connection: Connection, code: int, reason: str) -> None:
         try:
             async with asyncio.timeout(_EVICT_TIMEOUT):
                 # end(), not close(): the handler did not close it, so its next receive or send
-                # raises WebSocketDisconnect(1013) and it finishes through its usual path.
-                await connection.websocket.end(1013, "Try Again Later: slow consumer")
+                # raises WebSocketDisconnect(code) and it finishes through its usual path.
+                await connection.websocket.end(code, reason)
                 return
         except TimeoutError:
             pass
         except Exception:  # a bug: said here, since nothing awaits this task; the handler is cancelled below
-            logger.exception("could not close slow consumer connection=%s", connection.id)
+            logger.exception("could not close connection=%s", connection.id)
         if connection.task is not None and not connection.task.done():
             connection.task.cancel("bolt: slow consumer")
 

@@ -7,6 +7,8 @@ Each outbox has one sender task that writes to its socket. When a
 client reads too slowly the queue fills and the policy decides: drop the oldest message, drop the
 newest, or close the connection with 1013 (Try Again Later). A send that stays blocked longer than
 the send timeout means the client has stopped reading altogether; it is closed the same way.
+A send that fails with OSError means the client is gone; any other exception is a bug in a layer
+around send (`WebSocket.intercept`), and the connection is ended rather than left half-alive.
 """
 from __future__ import annotations
 
@@ -102,14 +104,16 @@ class Outbox:
     later messages queue behind it, bounded by the policy.
     """
 
-    __slots__ = ("_send", "_write", "_queue", "_size", "policy", "_timeout", "_on_slow", "_on_drop", "_task",
+    __slots__ = ("_send", "_write", "_queue", "_size", "policy", "_timeout", "_on_end", "_on_drop", "_task",
                  "closed", "dropped", "envelopes")
 
     def __init__(self, send: Callable[[dict[str, Any]], Awaitable[None]], settings: OutboxSettings,
-                 on_slow: Callable[[str], None], write: Callable[[SharedMessage], bool] | None = None,
+                 on_end: Callable[[str, Exception | None], None],
+                 write: Callable[[SharedMessage], bool] | None = None,
                  on_drop: Callable[[str], None] | None = None) -> None:
-        """`on_slow(why)` is called when the policy closes the connection, `on_drop(policy)` for each dropped
-        message."""
+        """`on_end(why, error)` is called when the outbox gives up on the connection: `error` is None when
+        the policy closes a slow consumer, else the exception a send raised (not an OSError: a bug).
+        `on_drop(policy)` is called for each dropped message."""
         self._send = send
         self._write = write  # the server's writer of shared messages, when it offers one for this connection
         # Messages wait only while a sender task runs: the deque (~700 bytes) exists only then.
@@ -117,7 +121,7 @@ class Outbox:
         self._size = settings.size
         self.policy = settings.policy  # what a full queue does: read by the hub's eviction log
         self._timeout = settings.timeout
-        self._on_slow: Callable[[str], None] | None = on_slow
+        self._on_end: Callable[[str, Exception | None], None] | None = on_end
         self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
         self.closed = False
@@ -143,8 +147,11 @@ class Outbox:
                 pending = coro.send(None)  # type: ignore[attr-defined]
             except StopIteration:
                 return
-            except Exception as exc:
+            except OSError as exc:
                 self._lost(exc)
+                return
+            except Exception as exc:
+                self._give_up("send failed", exc)
                 return
             # The transport is full: the sender task finishes this send, then drains what queues meanwhile.
             self._queue = deque()
@@ -165,17 +172,17 @@ class Outbox:
             queue.popleft()
         queue.append(message)
 
-    def _lost(self, exc: BaseException) -> None:
+    def _lost(self, exc: OSError) -> None:
         # The client is gone; its handler learns that on its next receive.
         logger.debug("outbox send failed: %r", exc)
         self.closed = True
         self._queue = None
 
-    def _give_up(self, why: str) -> None:
-        on_slow = self._on_slow
+    def _give_up(self, why: str, error: Exception | None = None) -> None:
+        on_end = self._on_end
         self.close()
-        if on_slow is not None:
-            on_slow(why)
+        if on_end is not None:
+            on_end(why, error)
 
     def close(self) -> None:
         """Stop sending, forget queued messages and let go of the callbacks (the connection is leaving)."""
@@ -184,7 +191,7 @@ class Outbox:
         # The callbacks usually hold the connection that holds this outbox: dropping them lets
         # refcounting free an ended connection at once, instead of the cyclic GC (a full
         # collection costs time in proportion to every object of the process).
-        self._on_slow = self._on_drop = None
+        self._on_end = self._on_drop = None
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
@@ -213,5 +220,7 @@ class Outbox:
                         continue
                     rest = _Rest(coro, pending)  # type: ignore[arg-type]
                     break
-        except Exception as exc:
+        except OSError as exc:
             self._lost(exc)
+        except Exception as exc:
+            self._give_up("send failed", exc)

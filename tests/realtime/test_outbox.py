@@ -5,11 +5,13 @@ import asyncio
 from typing import Any
 
 import pytest
+import websockets
 
 from bolt import BoltAPI, WebSocket, WebSocketDisconnect
 from bolt.realtime import hub as hub_module
 from bolt.realtime.outbox import CLOSE, DROP_NEWEST, DROP_OLDEST, Outbox, OutboxSettings
 from demo_apps import room_api
+from uvicorn_server import BOLT_PROTOCOL, serve
 
 
 class Socket:
@@ -27,7 +29,7 @@ class Socket:
 
 def make(socket: Socket, size: int, policy: str, timeout: float | None = 10.0) -> tuple[Outbox, list[str]]:
     slow: list[str] = []
-    return Outbox(socket.send, OutboxSettings(size, policy, timeout), slow.append), slow
+    return Outbox(socket.send, OutboxSettings(size, policy, timeout), lambda why, error: slow.append(why)), slow
 
 
 def msg(n: int) -> dict[str, Any]:
@@ -93,9 +95,33 @@ async def test_a_vanished_client_closes_the_outbox_quietly() -> None:
         raise OSError("the client has disconnected")
 
     slow: list[str] = []
-    outbox = Outbox(gone, OutboxSettings(), slow.append)
+    outbox = Outbox(gone, OutboxSettings(), lambda why, error: slow.append(why))
     outbox.put(msg(1))
     assert outbox.closed and slow == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("blocked", [False, True])  # the send written at once, or by the sender task
+async def test_a_send_that_raises_a_bug_gives_up_with_the_exception(blocked: bool) -> None:
+    socket = Socket()
+    bug = ValueError("a bug in a send layer")
+
+    async def layer(message: dict[str, Any]) -> None:
+        if message["text"] == "boom":
+            raise bug
+        await socket.send(message)
+
+    ended: list[tuple[str, Exception | None]] = []
+    outbox = Outbox(layer, OutboxSettings(), lambda why, error: ended.append((why, error)))
+    if blocked:
+        socket.writable.clear()
+        outbox.put(msg(1))
+    outbox.put({"type": "websocket.send", "text": "boom"})
+    outbox.put(msg(2))
+    socket.writable.set()
+    await asyncio.sleep(0.01)
+    assert ended == [("send failed", bug)] and outbox.closed
+    assert socket.sent == (["1"] if blocked else [])
 
 
 def test_settings_are_checked() -> None:
@@ -207,4 +233,67 @@ async def test_an_evicted_handler_sees_1013_as_a_disconnect_not_a_state_error(ca
                 await ws.receive_text(timeout=1)
         assert closed.value.code == 1013
     assert ended == [1013]
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+@pytest.mark.asyncio
+async def test_a_send_layer_that_raises_ends_the_connection_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+    from bolt.testing import ConnectionClosed, WebSocketTestClient
+
+    api = BoltAPI()
+    ended: list[int] = []
+
+    def layer(send: Any) -> Any:
+        async def checked(message: dict[str, Any]) -> None:
+            if message.get("text") == "boom":
+                raise ValueError("a bug in the layer")
+            await send(message)
+        return checked
+
+    @api.websocket("/ws")
+    async def handler(websocket: WebSocket) -> None:
+        websocket.intercept(send=layer)
+        await websocket.accept()
+        await websocket.join("room")
+        try:
+            async for text in websocket.iter_text():
+                await websocket.send_text(text)
+        except WebSocketDisconnect as exc:
+            ended.append(exc.code)
+            raise
+
+    async with WebSocketTestClient(api, "/ws") as ws:
+        await ws.send_text("hi")
+        assert await ws.receive_text() == "hi"
+        await api.hub.broadcast("room", "boom")
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.receive_text(timeout=1)
+        assert (closed.value.code, closed.value.reason) == (1011, "Internal error")
+    assert ended == [1011]
+    assert api.hub.local_members("room") == [] and api.hub.health()["connections"] == 0
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "closing it with 1011" in record.getMessage() and "a bug in the layer" in caplog.text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("ws", [BOLT_PROTOCOL, "websockets-sansio"])
+async def test_nothing_queued_after_the_handlers_own_close_is_sent(ws: str, caplog: pytest.LogCaptureFixture) -> None:
+    api = BoltAPI(allow_missing_origin=True)
+
+    @api.websocket("/ws")
+    async def handler(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.join("room")
+        await websocket.receive_text()
+        await websocket.close(4000, "bye")
+        # Still in the room until the handler returns: the server refuses a send after the close.
+        api.hub.post(websocket, "late")
+        await api.hub.broadcast("room", "late")
+
+    async with asyncio.timeout(10), serve(api, ws=ws) as base:
+        client = await websockets.connect(f"ws://{base}/ws")
+        await client.send("bye?")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
     assert not [r for r in caplog.records if r.levelname == "ERROR"]
