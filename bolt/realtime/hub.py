@@ -431,12 +431,14 @@ class Hub:
     def post(self, websocket: WebSocket, text: str) -> None:
         """Queue a text message for one accepted connection of this process, in order with its broadcasts.
 
-        Never waits: it goes through the connection's outbox and its slow-consumer policy. A
-        connection that has ended gets nothing.
+        Never waits: it goes through the connection's outbox. The slow-consumer policy never drops
+        it (the room protocol's replies come this way): a full queue drops a broadcast instead, and
+        a queue with no broadcast left to drop closes the connection with 1013. A connection that
+        has ended gets nothing.
         """
         connection = websocket.hub_connection
         if connection is not None:
-            connection.outbox.put({"type": "websocket.send", "text": text})
+            connection.outbox.put({"type": "websocket.send", "text": text}, droppable=False)
 
     def local_members(self, room: str) -> list[str]:
         """Ids of this process's connections in `room`."""

@@ -5,8 +5,10 @@ recipient's outbox and moves on. Under bolt's own protocol an idle outbox writes
 frame, encoded once for all connections alike, straight to the transport (the `bolt.frames` extension).
 Each outbox has one sender task that writes to its socket. When a
 client reads too slowly the queue fills and the policy decides: drop the oldest message, drop the
-newest, or close the connection with 1013 (Try Again Later). A send that stays blocked longer than
-the send timeout means the client has stopped reading altogether; it is closed the same way.
+newest, or close the connection with 1013 (Try Again Later). Only broadcasts are dropped: a message
+put with `droppable=False` (a reply, say) is not, and a queue full of those closes the connection.
+A send that stays blocked longer than the send timeout means the client has stopped reading
+altogether; it is closed the same way.
 A send that fails with OSError means the client is gone; any other exception is a bug in a layer
 around send (`WebSocket.intercept`), and the connection is ended rather than left half-alive.
 """
@@ -95,6 +97,12 @@ class _Rest:
                     return stop.value
 
 
+class _Kept(dict[str, Any]):
+    """A queued ASGI message the policy may not drop: a plain dict to the server, told apart only on overflow."""
+
+    __slots__ = ()
+
+
 class Outbox:
     """The bounded queue between broadcasts and one connection's socket.
 
@@ -132,10 +140,11 @@ class Outbox:
         """Messages waiting (not counting one being written)."""
         return len(self._queue) if self._queue is not None else 0
 
-    def put(self, message: dict[str, Any], shared: SharedMessage | None = None) -> None:
+    def put(self, message: dict[str, Any], shared: SharedMessage | None = None, droppable: bool = True) -> None:
         """Send or queue one ASGI send message; never blocks. Applies the policy when the queue is full.
 
         `shared` is the same message encoded for many connections, written directly when the server takes it.
+        A message that is not `droppable` is never dropped: the policy drops a broadcast instead.
         """
         if self.closed:
             return
@@ -160,17 +169,30 @@ class Outbox:
         queue = self._queue
         if queue is None:
             queue = self._queue = deque()
-        if len(queue) >= self._size:
-            self.dropped += 1
-            if self._on_drop is not None:
-                self._on_drop(self.policy)
-            if self.policy == DROP_NEWEST:
-                return
-            if self.policy == CLOSE:
-                self._give_up("send queue full")
-                return
-            queue.popleft()
-        queue.append(message)
+        if len(queue) >= self._size and not self._make_room(queue, droppable):
+            return
+        queue.append(message if droppable else _Kept(message))
+
+    def _make_room(self, queue: deque[dict[str, Any]], droppable: bool) -> bool:
+        """Apply the policy to a full queue: True when a waiting message made room for the new one."""
+        self.dropped += 1
+        if self._on_drop is not None:
+            self._on_drop(self.policy)
+        if self.policy == CLOSE:
+            self._give_up("send queue full")
+            return False
+        if droppable and self.policy == DROP_NEWEST:
+            return False
+        # The oldest (drop_oldest) or newest (drop_newest) waiting message that may be dropped; with
+        # no replies waiting that is the first one looked at.
+        order = range(len(queue)) if self.policy == DROP_OLDEST else range(len(queue) - 1, -1, -1)
+        for index in order:
+            if type(queue[index]) is not _Kept:
+                del queue[index]
+                return True
+        if not droppable:  # nothing waiting may be dropped, nor may the new message
+            self._give_up("send queue full")
+        return False  # drop_oldest: the new message is the oldest that may be dropped
 
     def _lost(self, exc: OSError) -> None:
         # The client is gone; its handler learns that on its next receive.

@@ -357,6 +357,38 @@ async def test_clients_without_presence_get_no_presence_messages() -> None:
         assert (await alice.request("ping"))["ok"] and alice.seen == []
 
 
+async def test_a_reply_is_never_dropped_by_the_slow_consumer_policy() -> None:
+    api = room_api(send_queue=2)  # slow_consumer="drop_oldest", the default
+    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    sent: list[Any] = []
+    writable = asyncio.Event()
+    writable.set()
+
+    async def send(message: dict[str, Any]) -> None:  # a socket that takes nothing while not writable
+        if message["type"] == "websocket.send":
+            await writable.wait()
+            sent.append(orjson.loads(message["text"]))
+
+    scope = {"type": "websocket", "path": "/rt", "query_string": b"", "headers": [(b"x-api-key", b"key-alice")],
+             "subprotocols": [], "client": ("slow", 1), "server": ("test", 80)}
+    incoming.put_nowait({"type": "websocket.connect"})
+    task = asyncio.create_task(api(scope, incoming.get, send))
+    await asyncio.sleep(0.01)
+    connection = sent[0]["connection"]
+    writable.clear()  # the client is briefly slow: the next send blocks, later messages queue
+    await api.hub.send_to_connection(connection, "n0")
+    incoming.put_nowait({"type": "websocket.receive", "text": '{"type": "join", "room": "lobby", "ref": 1}'})
+    await asyncio.sleep(0.01)
+    for n in range(1, 4):
+        await api.hub.send_to_connection(connection, f"n{n}")
+    writable.set()
+    await asyncio.sleep(0.01)
+    assert [m.get("data", m.get("type")) for m in sent[1:]] == ["n0", "reply", "n3"]  # n1, n2 dropped instead
+    assert sent[2] == {"type": "reply", "ref": 1, "ok": True} and api.hub.health()["dropped"] == 2
+    incoming.put_nowait({"type": "websocket.disconnect", "code": 1000})
+    await asyncio.wait_for(task, 1)
+
+
 async def test_message_rate_limit_answers_rate_limited_in_drop_mode() -> None:
     api = room_api(rate_limit=rate_limit(messages=(0.001, 3), on_message_limit="drop"))
     async with Peer(api) as alice:

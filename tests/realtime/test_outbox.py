@@ -67,6 +67,41 @@ async def test_drop_policies_keep_the_queue_bounded(policy: str, expected: list[
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("policy, expected", [
+    (DROP_OLDEST, ["0", "r1", "4", "r5"]),  # 2 and then 3 were the oldest broadcasts waiting
+    (DROP_NEWEST, ["0", "r1", "2", "r5"]),  # 4 was the newest message, 3 the newest broadcast waiting
+])
+async def test_drop_policies_never_drop_a_message_that_is_not_droppable(policy: str, expected: list[str]) -> None:
+    socket = Socket()
+    socket.writable.clear()
+    outbox, slow = make(socket, 3, policy)
+    outbox.put(msg(0))  # in flight
+    outbox.put({"type": "websocket.send", "text": "r1"}, droppable=False)
+    for n in range(2, 5):
+        outbox.put(msg(n))
+    outbox.put({"type": "websocket.send", "text": "r5"}, droppable=False)
+    assert outbox.dropped == 2 and len(outbox) == 3
+    socket.writable.set()
+    await asyncio.sleep(0.01)
+    assert socket.sent == expected and slow == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("policy", [DROP_OLDEST, DROP_NEWEST])
+async def test_a_queue_full_of_messages_that_may_not_be_dropped_gives_up(policy: str) -> None:
+    socket = Socket()
+    socket.writable.clear()
+    outbox, slow = make(socket, 2, policy)
+    outbox.put(msg(0))
+    for n in (1, 2):
+        outbox.put({"type": "websocket.send", "text": f"r{n}"}, droppable=False)
+    outbox.put(msg(3))  # a broadcast is still dropped: itself
+    assert slow == [] and outbox.dropped == 1
+    outbox.put({"type": "websocket.send", "text": "r4"}, droppable=False)
+    assert slow == ["send queue full"] and outbox.closed
+
+
+@pytest.mark.asyncio
 async def test_close_policy_gives_up_when_the_queue_is_full() -> None:
     socket = Socket()
     socket.writable.clear()
