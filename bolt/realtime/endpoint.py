@@ -263,7 +263,9 @@ class Session:
         try:
             seq = await self.hub.broadcast(room, data)
         except PublishError as exc:
-            raise ProtocolError("unavailable", f"the message could not be published: {exc}") from None
+            # Not confirmed is not lost (PublishError): the reason must not tell the client it is safe to retry.
+            raise ProtocolError("unavailable", f"the pub/sub backend did not confirm the message, which may still "
+                                f"be delivered: {exc}") from None
         except TypeError:
             logger.exception("on_publish for %r returned a value that cannot be sent", room)
             raise ProtocolError("internal", "the server could not send this message") from None

@@ -409,7 +409,7 @@ async def test_message_rate_limit_closes_with_1008_by_default() -> None:
         assert closed.value.code == 1008
 
 
-async def test_a_publish_the_backend_refuses_is_answered_unavailable() -> None:
+async def test_a_publish_the_backend_does_not_confirm_is_answered_unavailable_fate_unknown() -> None:
     api = room_api()
     async with Peer(api) as alice:
         await alice.request("join", room="lobby")
@@ -421,6 +421,7 @@ async def test_a_publish_the_backend_refuses_is_answered_unavailable() -> None:
         backend.publish = refuse  # type: ignore[method-assign]
         reply = await alice.request("publish", room="lobby", data=1)
         assert reply["error"]["code"] == "unavailable" and "redis is away" in reply["error"]["reason"]
+        assert "did not confirm the message, which may still be delivered" in reply["error"]["reason"]
 
 
 async def test_authentication_and_guards_of_the_route_apply_to_the_handshake() -> None:
