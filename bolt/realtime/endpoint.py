@@ -180,13 +180,15 @@ class Session:
 
         Both ways give the same verdicts (tests/accel/test_json.py holds json_object_spans to
         orjson's). A large publish that nothing on the server reads is not decoded at all: its data
-        stays the client's text, checked, and is spliced into the envelope.
+        stays the client's text, checked, and is spliced into the envelope. A string is decoded all
+        the same: broadcast as a str, it reaches plain connections as the text itself, not as JSON.
         """
         if self.endpoint.relays and accel.ENABLED and len(text) >= RELAY_MIN_SIZE:
             request: dict[str, Any] = {}
             for key, (start, end) in accel.json_object_spans(text, MAX_DEPTH).items():
                 value = text[start:end]
-                request[key] = orjson.Fragment(value) if key == "data" else orjson.loads(value)
+                relayed = key == "data" and value[0] != '"'
+                request[key] = orjson.Fragment(value) if relayed else orjson.loads(value)
             return request
         request = orjson.loads(text)  # JSONDecodeError is a ValueError
         if not isinstance(request, dict):

@@ -133,6 +133,33 @@ async def test_server_broadcasts_reach_protocol_clients_as_envelopes_and_plain_c
             "text", b"bytes", "[1,2]"]
 
 
+@pytest.mark.parametrize("padding", [0, RELAY_MIN_SIZE])
+async def test_a_published_value_reaches_plain_clients_as_a_server_broadcast_of_it_would(padding: int) -> None:
+    api = room_api(auth=[])
+
+    @api.websocket("/plain")
+    async def plain(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.join("lobby")
+        await websocket.send_text("joined")
+        await websocket.receive_text()
+
+    text, value = "x" * (padding + 5), {"pad": "y" * padding, "n": [1, 2]}
+    async with WebSocketTestClient(api, "/rt") as alice, WebSocketTestClient(api, "/plain") as other:
+        await alice.receive_json()
+        await alice.send_json({"type": "join", "room": "lobby", "ref": 1})
+        assert await alice.receive_json() == {"type": "reply", "ref": 1, "ok": True}
+        assert await other.receive_text() == "joined"
+        for data, plain_text in [(text, text), (value, orjson.dumps(value).decode())]:
+            # Large ones are relayed without decoding when the accelerator is on: the same message either way.
+            await alice.send_json({"type": "publish", "room": "lobby", "data": data})
+            assert await alice.receive_json() == {"room": "lobby", "data": data}
+            assert await other.receive_text() == plain_text
+            await api.hub.broadcast("lobby", data)
+            assert await alice.receive_json() == {"room": "lobby", "data": data}
+            assert await other.receive_text() == plain_text
+
+
 async def test_direct_messages_arrive_from_the_user_room() -> None:
     api = room_api()
     async with Peer(api, "alice") as alice:
