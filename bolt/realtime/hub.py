@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("bolt.realtime")
 
-# How long closing a slow consumer may take before its handler is cancelled instead.
+# How long closing a connection the hub ends (a slow consumer, a failed send) may take before its
+# handler is cancelled instead.
 _EVICT_TIMEOUT = 5.0
 # Every hub of this process, so code outside the server (bolt.realtime.publish) can find the running one.
 _HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
@@ -282,7 +283,6 @@ class Hub:
         if connection.evicted:
             return
         connection.evicted = True
-        policy = connection.outbox.policy
         scope = connection.websocket.scope
         client = scope.get("client")
         path, peer = scope.get("path", "-"), f"{client[0]}:{client[1]}" if client else "-"
@@ -291,6 +291,7 @@ class Hub:
                          connection.id, path, peer, exc_info=error)
             code, reason = CloseCode.INTERNAL_ERROR, "Internal error"  # generic: exception text may hold secrets
         else:
+            policy = connection.outbox.policy
             logger.warning("slow consumer evicted connection=%s policy=%s reason=%r path=%s client=%s",
                            connection.id, policy, why, path, peer)
             if self.metrics is not None:
@@ -310,7 +311,7 @@ class Hub:
         except Exception:  # a bug: said here, since nothing awaits this task; the handler is cancelled below
             logger.exception("could not close connection=%s", connection.id)
         if connection.task is not None and not connection.task.done():
-            connection.task.cancel("bolt: slow consumer")
+            connection.task.cancel("bolt: ended by the hub")
 
     # -- rooms ------------------------------------------------------------------------------------
 

@@ -192,7 +192,7 @@ class Outbox:
                 return True
         if not droppable:  # nothing waiting may be dropped, nor may the new message
             self._give_up("send queue full")
-        return False  # drop_oldest: the new message is the oldest that may be dropped
+        return False  # or, under drop_oldest, the new message is the oldest that may be dropped
 
     def _lost(self, exc: OSError) -> None:
         # The client is gone; its handler learns that on its next receive.
