@@ -30,6 +30,12 @@ class Admission(enum.Enum):
     WILDCARD = "wildcard"
 
 
+# An Origin header as browsers send it (RFC 6454 section 7): scheme://host[:port] and nothing more.
+# urlsplit alone would take more (it drops tabs and newlines, an empty port, "?", "#" or "/"), and the
+# header is echoed back to the client as it came.
+_PLAIN_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://(?:\[[0-9A-Fa-f:.]+\]|[^\x00-\x20\x7f/?#@\[\]:]+)(?::[0-9]+)?")
+
+
 def parse_origin(value: str) -> Origin | None:
     """`scheme://host[:port]` as a normalised triple, or None for anything that is not a plain origin.
 
@@ -77,7 +83,7 @@ class OriginPolicy:
 
     def admit(self, value: str, scope: dict[str, Any]) -> Admission | None:
         """How the Origin header `value` is admitted for this request, or None when it is refused."""
-        origin = parse_origin(value)
+        origin = parse_origin(value) if _PLAIN_ORIGIN.fullmatch(value) else None
         if origin is None:
             return None
         if origin == _own_origin(scope):

@@ -93,6 +93,9 @@ async def test_listed_origins_are_allowed_after_normalising(origin):
     "http://localhost",                  # default port is not 3000
     "https://sub.example.com",           # subdomains are not implied
     "https://example.com/evil",          # not an origin at all
+    # Not a plain scheme://host[:port], though a lenient URL parser would make one of them.
+    "https://example.com/", "https://example.com?", "https://example.com#", "https://example.com:",
+    "https://exam\tple.com", "https://example.com\t", " https://example.com",
 ])
 async def test_attacker_origins_are_refused(origin):
     api = echo_api(cors_allowed_origins=ALLOWED)
