@@ -1,7 +1,7 @@
 """The routes that publish an api's own description: its OpenAPI and AsyncAPI documents and a docs page.
 
-The page is Swagger UI, served from the files of the `swagger-ui-py` package (`pip install
-"bolt[docs]"`) through bolt's own routes: nothing is loaded from another host, and its Content
+The page is Swagger UI, served from the files of the `swagger-ui-py` package (bolt's `docs`
+extra) through bolt's own routes: nothing is loaded from another host, and its Content
 Security Policy says so to the browser. Without the package the page says how to get it.
 
 These routes pass the api's security pipeline like any other (an api whose routes all need a
@@ -48,7 +48,8 @@ MISSING = """\
 <body>
 <h1>{title}</h1>
 <p>The docs page needs Swagger UI's files, which bolt serves from the <code>swagger-ui-py</code>
-package. Install it with <code>pip install "bolt[docs]"</code> and restart the server.</p>
+package. Install it (<code>pip install swagger-ui-py</code>, or in bolt's checkout its <code>docs</code> extra:
+<code>pip install -e ".[docs]"</code>) and restart the server.</p>
 <p>The OpenAPI document is at <a href="{openapi}">{openapi}</a>.</p>
 </body></html>
 """

@@ -96,7 +96,7 @@ def check_pubsub(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
             parse_url(url)
     except ImportError:
         return [checks.Error("BOLT_PUBSUB names Redis but the redis package is not installed.",
-                             hint="pip install 'bolt[redis]'", id="bolt.E001")]
+                             hint="pip install redis (bolt's \"redis\" extra)", id="bolt.E001")]
     except ValueError as exc:
         return [checks.Error(f"BOLT_PUBSUB = {url!r} does not parse: {exc}", id="bolt.E001")]
     return []

@@ -1,4 +1,4 @@
-"""Prometheus metrics for operators: `BoltAPI(metrics="/metrics")` (needs `pip install bolt[metrics]`).
+"""Prometheus metrics for operators: `BoltAPI(metrics="/metrics")` (needs prometheus_client: the `metrics` extra).
 
 The hot path stays cheap: a broadcast makes one histogram observation (its time) and adds its
 recipients and bytes to plain integers, and each message received or sent directly adds to plain
@@ -105,7 +105,8 @@ class Metrics:
         try:
             import prometheus_client  # noqa: F401
         except ImportError:
-            raise ImportError("BoltAPI(metrics=...) needs prometheus_client: pip install 'bolt[metrics]'") from None
+            raise ImportError("BoltAPI(metrics=...) needs prometheus_client (bolt's 'metrics' extra): "
+                              "pip install prometheus_client") from None
         if not path.startswith("/"):
             raise ValueError(f"metrics path must start with '/': {path!r}")
         self.path = path
