@@ -144,6 +144,14 @@ def test_runserver_without_asgi_application_says_what_to_set(project: dict[str, 
     assert 'ASGI_APPLICATION = "mysite.asgi.application"' in result.stderr
 
 
+def test_runserver_runs_the_system_checks_and_refuses_to_start_on_an_error(project: dict[str, str]) -> None:
+    result = subprocess.run([sys.executable, "manage.py", "runserver", f"127.0.0.1:{free_port()}", "--noreload"],
+                            cwd=PROJECT, env=dict(project, BOLT_TEST_PUBSUB="amqp://broker"), capture_output=True,
+                            text=True, timeout=30)
+    assert result.returncode == 1
+    assert "bolt.E001" in result.stderr and "Starting development server" not in result.stdout
+
+
 # -- Django users and sessions on sockets ----------------------------------------------------------------
 
 @pytest.mark.asyncio

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.core.management.commands.runserver import Command as DjangoRunserver
 from django.db import connections
 
@@ -64,7 +64,9 @@ class Command(DjangoRunserver):
         autoreload.raise_last_exception()
         if not options["skip_checks"]:
             self.stdout.write("Performing system checks...\n\n")
-            check_kwargs = super().get_check_kwargs(options)
+            # All the checks, as Django's runserver runs them here (its own get_check_kwargs selects none,
+            # so that BaseCommand.execute leaves them to this method).
+            check_kwargs = BaseCommand.get_check_kwargs(self, options)
             check_kwargs["display_num_errors"] = True
             self.check(**check_kwargs)
         self.check_migrations()
