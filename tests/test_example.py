@@ -52,7 +52,7 @@ def test_example_in_process(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", ["uvicorn", "bolt run", "bolt run --loop asyncio"])
+@pytest.mark.parametrize("launcher", ["uvicorn", "bolt run", "bolt run --loop asyncio", "runserver"])
 def test_example_through_a_real_server(launcher, tmp_path):
     env = example_env(str(tmp_path / "db.sqlite3"))
     manage(env, "migrate", "--noinput")
@@ -61,6 +61,8 @@ def test_example_through_a_real_server(launcher, tmp_path):
     if launcher == "uvicorn":
         command = [sys.executable, "-m", "uvicorn", "chat_site.asgi:application", "--host", "127.0.0.1",
                    "--port", str(port), "--ws", "websockets-sansio", "--log-level", "warning"]
+    elif launcher == "runserver":  # bolt's, since "bolt" comes before staticfiles in INSTALLED_APPS
+        command = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
     else:
         command = [sys.executable, "-m", "bolt.cli", "run", "chat_site.asgi:application", "--port", str(port),
                    "--log-level", "warning", *launcher.split()[2:]]

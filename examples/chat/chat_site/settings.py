@@ -10,13 +10,13 @@ DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
 INSTALLED_APPS = [
+    "bolt",  # first: its runserver (WebSockets) wins over staticfiles'; bolt.js for the pages
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "bolt",  # bolt.js for the pages, through staticfiles
     "chat_site",  # models, pages and their static files
 ]
 
