@@ -1,6 +1,6 @@
 """bolt's system checks (`manage.py check`), registered by the app's ready() under the "bolt" tag.
 
-bolt.W001  cookie or session authentication with no origin policy
+bolt.W001  cookie or session authentication with no origin policy (no origin setting or argument, even empty)
 bolt.W002  the memory backend with more than one worker configured (WEB_CONCURRENCY)
 bolt.W003  ASGI_APPLICATION does not mount a BoltAPI (runserver would answer bolt's routes with 404)
 bolt.W004  staticfiles comes before bolt in INSTALLED_APPS (its runserver wins over bolt's)
@@ -28,9 +28,9 @@ def register() -> None:
 
 
 def _origin_policy_configured(api: Any) -> bool:
-    return bool(getattr(settings, "CORS_ALLOWED_ORIGINS", None)
-                or getattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES", None)
-                or (api is not None and api.cors_allowed_origins))
+    """Whether the project states its origins: a setting or api argument given, even empty (same origin only)."""
+    return (hasattr(settings, "CORS_ALLOWED_ORIGINS") or hasattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES")
+            or (api is not None and api.cors_allowed_origins is not None))
 
 
 def _uses_cookie_auth(api: Any) -> bool:
@@ -60,10 +60,10 @@ def check_origin_policy(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     if not _uses_cookie_auth(api) or _origin_policy_configured(api):
         return []
     return [checks.Warning(
-        "bolt routes authenticate by cookie but no origin is allowed besides the server's own.",
+        "bolt routes authenticate by cookie and no origin policy is set: only the server's own origin is allowed.",
         hint="Pages served from another origin (a dev server on another port, 'localhost' vs '127.0.0.1') will "
-             "be refused. List them in CORS_ALLOWED_ORIGINS, or BoltAPI(cors_allowed_origins=[...]), so the "
-             "policy is explicit.",
+             "be refused. List them in CORS_ALLOWED_ORIGINS, or BoltAPI(cors_allowed_origins=[...]); "
+             "CORS_ALLOWED_ORIGINS = [] says that the server's own origin is the only one.",
         id="bolt.W001")]
 
 

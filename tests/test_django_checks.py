@@ -11,9 +11,12 @@ from django.core import checks  # noqa: E402
 from django.test import override_settings  # noqa: E402
 
 from bolt import BoltAPI  # noqa: E402
+from bolt.auth import SessionAuthentication  # noqa: E402
 
 # An api whose HTTP route has the path of a Django URL of tests/django_urls.py.
 shadowing = BoltAPI(docs_url="/shared")
+# Session authentication with the server's own origin only, said explicitly.
+same_origin_only = BoltAPI(cors_allowed_origins=[], auth=[SessionAuthentication()])
 
 
 def bolt_check_ids() -> set[str]:
@@ -30,6 +33,17 @@ def test_cookie_authentication_without_an_origin_policy() -> None:
     with override_settings(BOLT_AUTHENTICATION_CLASSES=["bolt.auth.SessionAuthentication"],
                            CORS_ALLOWED_ORIGINS=["https://app.example"]):
         assert "bolt.W001" not in bolt_check_ids()
+
+
+@pytest.mark.parametrize("setting", ["CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_ORIGIN_REGEXES"])
+def test_an_empty_origin_setting_is_a_stated_policy(setting: str) -> None:
+    with override_settings(BOLT_AUTHENTICATION_CLASSES=["bolt.auth.SessionAuthentication"], **{setting: []}):
+        assert "bolt.W001" not in bolt_check_ids()
+
+
+def test_an_apis_empty_origin_list_is_a_stated_policy() -> None:
+    with override_settings(ASGI_APPLICATION="test_django_checks.same_origin_only"):
+        assert bolt_check_ids() == set()
 
 
 def test_memory_backend_with_several_workers(monkeypatch: pytest.MonkeyPatch) -> None:

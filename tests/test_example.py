@@ -47,6 +47,13 @@ def serve_example(command: list[str], env: dict[str, str]) -> subprocess.Popen:
                             text=True)
 
 
+def test_the_example_passes_the_system_checks(tmp_path):
+    result = subprocess.run([sys.executable, "manage.py", "check", "--fail-level", "WARNING"], cwd=EXAMPLE,
+                            env=example_env(str(tmp_path / "db.sqlite3")), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
 def test_example_in_process(tmp_path):
     run_smoke(example_env(str(tmp_path / "db.sqlite3")))
 
