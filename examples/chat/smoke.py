@@ -1,12 +1,12 @@
 """Check the chat example end to end: login, the room page, and the live room through /ws/chat.
 
     python smoke.py                          # in-process, through ASGI, with bolt.testing
-    python smoke.py http://127.0.0.1:8000    # against a running server, with `websockets`
+    python smoke.py http://127.0.0.1:8000    # against a running server (pip install websockets)
 
-Both need a migrated database with the demo users (`manage.py demo_users --password PASSWORD`);
-the password comes from SMOKE_PASSWORD. In-process, a throwaway database is made when
-CHAT_DATABASE is unset. Prints one line per check, exits non-zero on the first failure; every
-wait is bounded.
+alice and bob log in with the password in SMOKE_PASSWORD (default "smoke-password"). In-process,
+smoke.py migrates the database (CHAT_DATABASE, or a throwaway one when unset) and sets both users'
+passwords itself; against a server, set them first with `manage.py demo_users --password PASSWORD`.
+Prints one line per check, exits non-zero on the first failure; every wait is bounded.
 """
 from __future__ import annotations
 
@@ -127,7 +127,10 @@ def login(base: str, username: str) -> str:
 
 
 async def against(base: str) -> None:
-    from websockets.asyncio.client import connect
+    try:
+        from websockets.asyncio.client import connect
+    except ImportError:
+        raise SystemExit("smoke.py against a server needs the websockets client: pip install websockets") from None
 
     url = "ws" + base[len("http"):] + "/ws/chat"
     sessions = {name: await asyncio.to_thread(login, base, name) for name in ("alice", "bob")}
