@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -277,3 +280,56 @@ def test_publish_with_the_memory_backend_and_no_server_is_refused(project: dict[
                             text=True, timeout=30)
     assert result.returncode == 1
     assert "PublishError" in result.stderr and "nobody can receive" in result.stderr
+
+
+# -- the walkthrough of docs/django.md, followed as written ---------------------------------------------------
+
+PROJECT_FILE = re.compile(r"^```python\n# (mysite/\w+\.py)([^\n]*)\n(.*?)^```", re.S | re.M)
+
+
+def walkthrough_project(directory: Path) -> Path:
+    """`startproject mysite` with the files of the page's first section written in, and its settings added."""
+    subprocess.run([sys.executable, "-m", "django", "startproject", "mysite"], cwd=directory, check=True)
+    section = (Path(ROOT) / "docs" / "django.md").read_text().split("\n## ")[1]
+    assert section.startswith("From startproject to a live page")
+    site = directory / "mysite"
+    for name, note, source in PROJECT_FILE.findall(section):
+        if name != "mysite/settings.py":
+            (site / name).write_text(source)
+            continue
+        assert note == " (additions)" and source.startswith("INSTALLED_APPS = [\n    \"bolt\",")
+        settings = site / name
+        added = "\n".join(line for line in source.splitlines()[1:] if line.startswith(("ASGI_", "CORS_")))
+        settings.write_text(settings.read_text().replace("INSTALLED_APPS = [\n", 'INSTALLED_APPS = [\n    "bolt",\n')
+                            + added + "\n")
+    return site
+
+
+@pytest.mark.asyncio
+async def test_the_walkthrough_as_written(tmp_path: Path) -> None:
+    site = walkthrough_project(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    env["PYTHONPATH"] = ROOT
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=site, env=env, check=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=site,
+                              env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, timeout=30, process=server)
+        async with httpx.AsyncClient(base_url=base) as browser, connect(f"ws://127.0.0.1:{port}/ws/news",
+                                                                         origin=base) as socket:
+            page = await browser.get("/news/")
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+            assert token is not None, page.text
+            # What the page's fetch() sends: its origin, the CSRF cookie and the form's token.
+            posted = await browser.post("/news/post", data={"csrfmiddlewaretoken": token[1], "headline": "hello"},
+                                        headers={"Origin": base})
+            assert posted.json() == {"ok": True}
+            assert json.loads(await asyncio.wait_for(socket.recv(), 5)) == {"headline": "hello"}
+            async with httpx.AsyncClient(base_url=base) as stranger:  # no token: Django's CSRF check refuses it
+                assert (await stranger.post("/news/post", data={"headline": "forged"})).status_code == 403
+    finally:
+        server.send_signal(signal.SIGINT)
+        output = server.communicate(timeout=15)[0]
+    assert "System check identified no issues (0 silenced)." in output, output
