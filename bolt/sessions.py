@@ -8,8 +8,17 @@ of that session with 4001 "session ended" (SESSION_ENDED):
 - `user_logged_out`: the sockets of that session;
 - a deleted Session row (database sessions): the sockets of that session;
 - a saved user whose password or `is_active` changed: each socket of that user whose session Django
-  no longer accepts (its password hash differs, the user is inactive) — one kept valid by
-  `update_session_auth_hash` stays open.
+  no longer accepts (its password hash differs, the user is inactive), RENEWAL_GRACE seconds later,
+  unless its session was renewed meanwhile (below).
+
+A session whose key is cycled (`cycle_key()`: `login()` of the same user, `update_session_auth_hash`)
+has not ended: the user is still logged in under the new key. Django sends no signal for a cycle, and
+on database sessions the cycle deletes the old row, which would look like an end; so connect_signals()
+wraps `SessionBase.cycle_key` and `acycle_key`: the old row's deletion is not announced, and a
+renewal event ({"session": old, "renewed": new}) moves the sockets to the new key, where a later
+logout finds them. A password change is saved before `update_session_auth_hash` cycles the changer's
+session, which is why a user event waits RENEWAL_GRACE seconds before closing: the changer's sockets
+are renewed by then and stay open.
 
 New handshakes with an ended session are refused anyway: the session no longer authenticates.
 The receivers are connected by the "bolt" app's ready(); cache-only session engines send no deletion
@@ -18,8 +27,11 @@ signal, so for them only logout and user changes close sockets.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -35,11 +47,18 @@ logger = logging.getLogger("bolt.sessions")
 SESSION_ENDED = 4001
 SESSION_ENDED_REASON = "session ended"
 CONTROL_ROOM = CONTROL_PREFIX + "sessions"
+#: Seconds a user event waits before closing a socket whose session Django no longer accepts: time for
+#: the request that changed the password to cycle its own session (update_session_auth_hash).
+RENEWAL_GRACE = 1.0
 
 # hub -> the event loop on which it listens to the control room (a new loop means listening again)
 _watching: weakref.WeakKeyDictionary[Hub, asyncio.AbstractEventLoop] = weakref.WeakKeyDictionary()
 # Events being handled: the loop keeps only weak references to tasks.
 _handling: set[asyncio.Task[None]] = set()
+# A socket's session key since its session was renewed (its AuthContext keeps the handshake's).
+_renewed: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+# The old key of the session being cycled in this context: its row's deletion is no end.
+_cycling: contextvars.ContextVar[str | None] = contextvars.ContextVar("bolt_session_cycling", default=None)
 
 
 async def watch(hub: Hub) -> None:
@@ -49,7 +68,10 @@ async def watch(hub: Hub) -> None:
         return
     _watching[hub] = loop
     try:
-        await hub.listen(CONTROL_ROOM, lambda text: _handle(loop.create_task(_session_event(hub, text))))
+        # A fresh context: an event delivered in this process must not run in its publisher's (a sync
+        # view's, marked by asgiref as holding the thread the ORM calls below would need).
+        await hub.listen(CONTROL_ROOM, lambda text: _handle(loop.create_task(_session_event(hub, text),
+                                                                             context=contextvars.Context())))
     except BaseException:
         _watching.pop(hub, None)
         raise
@@ -60,31 +82,48 @@ def _handle(task: asyncio.Task[None]) -> None:
     task.add_done_callback(_handling.discard)
 
 
+def _session_key(websocket: Any) -> str | None:
+    return _renewed.get(websocket) or getattr(websocket.scope.get("auth"), "session_key", None)
+
+
 async def _session_event(hub: Hub, text: str) -> None:
     try:
         event = orjson.loads(text)
-        session, user = event.get("session"), event.get("user")
+        session, user, renewed = event.get("session"), event.get("user"), event.get("renewed")
     except (ValueError, AttributeError):
         logger.warning("ignoring a malformed session event %r", text[:100])
         return
-    for websocket in hub.local_connections():
-        auth = websocket.scope.get("auth")
-        key = getattr(auth, "session_key", None)
-        if key is None:
-            continue
-        if session is not None and key == session:
-            ended = True
-        elif user is not None and auth.user_id == user:
-            current = await session_user(key)
-            ended = not current.is_authenticated or str(current.pk) != auth.user_id
-        else:
-            continue
-        if ended:
-            logger.info("closing WebSocket %s: its session ended", websocket.path)
-            try:
-                await websocket.end(SESSION_ENDED, SESSION_ENDED_REASON)
-            except Exception:  # a bug; the other connections must still be closed
-                logger.exception("could not close WebSocket %s after its session ended", websocket.path)
+    if renewed is not None:
+        for websocket in hub.local_connections():
+            if _session_key(websocket) == session:
+                _renewed[websocket] = renewed
+        return
+    if session is not None:
+        await _end([ws for ws in hub.local_connections() if _session_key(ws) == session])
+        return
+    if user is None:
+        return
+    # The keys as this event finds them, before any await: a renewal that comes after the event (the
+    # changer's update_session_auth_hash) changes the key and so keeps its socket open.
+    sockets = [(websocket, key) for websocket in hub.local_connections()
+               if (key := _session_key(websocket)) is not None and websocket.scope["auth"].user_id == user]
+    rejected = []
+    for websocket, key in sockets:
+        current = await session_user(key)
+        if not current.is_authenticated or str(current.pk) != user:
+            rejected.append((websocket, key))
+    if rejected:
+        await asyncio.sleep(RENEWAL_GRACE)
+        await _end([websocket for websocket, key in rejected if _session_key(websocket) == key])
+
+
+async def _end(websockets: list[Any]) -> None:
+    for websocket in websockets:
+        logger.info("closing WebSocket %s: its session ended", websocket.path)
+        try:
+            await websocket.end(SESSION_ENDED, SESSION_ENDED_REASON)
+        except Exception:  # a bug; the other connections must still be closed
+            logger.exception("could not close WebSocket %s after its session ended", websocket.path)
 
 
 def announce(event: dict[str, str], timeout: float = 5.0) -> None:
@@ -141,7 +180,51 @@ def _logged_out(sender: Any, request: Any = None, **kwargs: Any) -> None:
 
 
 def _session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
-    announce({"session": instance.session_key})
+    if instance.session_key != _cycling.get():
+        announce({"session": instance.session_key})
+
+
+def _renewal(old: str | None, store: Any, user: Any) -> dict[str, str] | None:
+    """The event for a cycled session, if it was a logged-in one (only those have sockets)."""
+    if old and user is not None and store.session_key and store.session_key != old:
+        return {"session": old, "renewed": store.session_key}
+    return None
+
+
+def _announcing_cycle_key(cycle_key: Callable[[Any], None]) -> Callable[[Any], None]:
+    @functools.wraps(cycle_key)
+    def wrapper(self: Any) -> None:
+        from django.contrib.auth import SESSION_KEY
+
+        old = self.session_key
+        token = _cycling.set(old)
+        try:
+            cycle_key(self)
+        finally:
+            _cycling.reset(token)
+        event = _renewal(old, self, self.get(SESSION_KEY))
+        if event is not None:
+            announce(event)
+
+    return wrapper
+
+
+def _announcing_acycle_key(acycle_key: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+    @functools.wraps(acycle_key)
+    async def wrapper(self: Any) -> None:
+        from django.contrib.auth import SESSION_KEY
+
+        old = self.session_key
+        token = _cycling.set(old)
+        try:
+            await acycle_key(self)
+        finally:
+            _cycling.reset(token)
+        event = _renewal(old, self, await self.aget(SESSION_KEY))
+        if event is not None:
+            announce(event)
+
+    return wrapper
 
 
 def _user_saved(sender: Any, instance: Any, created: bool = False, update_fields: Any = None,
@@ -160,7 +243,12 @@ def connect_signals() -> None:
 
     if not apps.is_installed("django.contrib.auth"):
         return
+    from django.contrib.sessions.backends.base import SessionBase
+
     user_logged_out.connect(_logged_out, dispatch_uid="bolt.sessions.logged_out")
+    if not hasattr(SessionBase.cycle_key, "__wrapped__"):  # ready() may run more than once (tests)
+        SessionBase.cycle_key = _announcing_cycle_key(SessionBase.cycle_key)
+        SessionBase.acycle_key = _announcing_acycle_key(SessionBase.acycle_key)
     post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="bolt.sessions.user_saved")
     if apps.is_installed("django.contrib.sessions"):
         from django.contrib.sessions.models import Session

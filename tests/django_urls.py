@@ -1,4 +1,5 @@
 """URLs of the Django project the tests mount bolt beside (see django_settings.py)."""
+from django.contrib.auth import update_session_auth_hash
 from django.http import HttpResponse, JsonResponse
 from django.urls import path
 
@@ -12,7 +13,16 @@ def shared(request):
     return JsonResponse({"served_by": "django"})
 
 
+def change_password(request):
+    # As Django's PasswordChangeView does: save the new password, then keep this session logged in.
+    request.user.set_password(request.POST["password"])
+    request.user.save()
+    update_session_auth_hash(request, request.user)
+    return JsonResponse({"ok": True})
+
+
 urlpatterns = [
     path("django/hello", hello),
+    path("change-password", change_password),
     path("shared", shared),
 ]

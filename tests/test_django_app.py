@@ -231,12 +231,32 @@ async def test_password_change_and_session_deletion_close_sockets(project: dict[
     async with server.ws("/ws/me", session) as ws:
         await recv_json(ws)
         await server.http("/set-password", {"username": "dan", "password": "new"})
-        assert (await _closed_with(ws))[:2] == (4001, "session ended")
+        assert (await _closed_with(ws, timeout=5))[:2] == (4001, "session ended")
     session = await log_in(server, "eve")
     async with server.ws("/ws/me", session) as ws:
         await recv_json(ws)
         await server.http("/delete-sessions", {})
         assert (await _closed_with(ws))[:2] == (4001, "session ended")
+
+
+@pytest.mark.asyncio
+async def test_changing_ones_password_keeps_ones_sockets_and_closes_the_other_sessions(
+        project: dict[str, str], servers: list[Server]) -> None:
+    server = Server.uvicorn(project)
+    servers.append(server)
+    changer = await log_in(server, "fox")
+    other = await log_in(server, "fox", create=False)
+    kept = await server.ws("/ws/me", changer).__aenter__()
+    ended = await server.ws("/ws/me", other).__aenter__()
+    for ws in (kept, ended):
+        await recv_json(ws)
+    renewed = (await server.http("/change-password", {"password": "pw-fox-2"}, session=changer))["session"]
+    assert renewed != changer  # update_session_auth_hash cycled the changer's session
+    assert (await _closed_with(ended, timeout=5))[:2] == (4001, "session ended")  # its hash no longer matches
+    with pytest.raises(asyncio.TimeoutError):  # the changer's socket stays open
+        await asyncio.wait_for(kept.recv(), 0.5)
+    await server.http("/logout", session=renewed)  # and follows the new key: logging out closes it
+    assert (await _closed_with(kept))[:2] == (4001, "session ended")
 
 
 # -- publish from anywhere --------------------------------------------------------------------------------

@@ -42,7 +42,11 @@ async def logged_in(username: str) -> tuple[AsyncClient, dict[str, str]]:
     user = await User.objects.acreate(username=username)
     client = AsyncClient()
     await client.aforce_login(user)
-    return client, {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
+    return client, session_cookie(client)
+
+
+def session_cookie(client: AsyncClient) -> dict[str, str]:
+    return {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
 
 
 async def test_a_route_reads_and_writes_the_database() -> None:
@@ -65,3 +69,25 @@ async def test_logout_closes_the_socket_and_refuses_the_session() -> None:
     with pytest.raises(WebSocketDenied):
         async with WebSocketTestClient(api, "/ws/users", cookies=cookies):
             pass
+
+
+async def test_changing_ones_password_keeps_ones_socket_and_closes_the_other_sessions() -> None:
+    changer, _ = await logged_in("dee")
+    other = AsyncClient()
+    await other.aforce_login(await User.objects.aget(username="dee"))
+    async with WebSocketTestClient(api, "/ws/users", cookies=session_cookie(changer)) as kept, \
+            WebSocketTestClient(api, "/ws/users", cookies=session_cookie(other)) as ended:
+        await kept.receive_json()
+        await ended.receive_json()
+        old_key = session_cookie(changer)
+        assert (await changer.post("/change-password", {"password": "a-new-secret"})).json() == {"ok": True}
+        assert session_cookie(changer) != old_key  # update_session_auth_hash cycled the changer's session
+        with pytest.raises(ConnectionClosed) as closed:  # the other session's password hash no longer matches
+            await ended.receive_json(timeout=5)
+        assert (closed.value.code, closed.value.reason) == (SESSION_ENDED, "session ended")
+        await kept.send_text("fay")  # the changer's socket is still open and served
+        assert await kept.receive_json() == {"users": 2}
+        await changer.alogout()  # the socket follows its session's new key: logging out closes it
+        with pytest.raises(ConnectionClosed) as closed:
+            await kept.receive_json(timeout=1)
+        assert closed.value.code == SESSION_ENDED

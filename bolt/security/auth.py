@@ -64,7 +64,7 @@ class AuthContext:
     backend: str | None = None
     source: str | None = None
     django_user: Any = None  # the Django user, when the backend loaded one
-    session_key: str | None = None  # the Django session a WebSocket ends with (bolt.sessions)
+    session_key: str | None = None  # the handshake's Django session, which the WebSocket ends with (bolt.sessions)
     #: When the credentials stop being valid (epoch seconds, leeway included), or None if they do not
     #: expire. An open WebSocket is closed at that moment (bolt.security.expiry).
     expires_at: float | None = None
@@ -341,7 +341,11 @@ class SessionAuthentication(BaseAuthentication):
 
 async def session_user(session_key: str) -> Any:
     """The user of a Django session, as Django's `aget_user` finds it (it checks the session's password
-    hash and that the user is still active); AnonymousUser when the session is gone or no longer valid."""
+    hash and that the user is still active); AnonymousUser when the session is gone or no longer valid.
+
+    Only a question: the session is left as it is. (For a request, `aget_user` flushes a session whose
+    hash no longer matches; here that would race with the request that is changing the password and
+    renewing its own session: see bolt.sessions.)"""
     from importlib import import_module
 
     from django.contrib.auth import aget_user
@@ -349,7 +353,7 @@ async def session_user(session_key: str) -> Any:
     settings = django_settings()
     assert settings is not None, "a Django session is read only once Django's settings are loaded"
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
-    return await aget_user(_SessionCarrier(store))
+    return await aget_user(_SessionCarrier(_ReadOnlySession(store)))
 
 
 class _SessionCarrier:
@@ -359,6 +363,27 @@ class _SessionCarrier:
 
     def __init__(self, session: Any) -> None:
         self.session = session
+
+
+class _ReadOnlySession:
+    """What `aget_user` uses of a session store, with its writes (flush, cycle, set) left out."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+
+    async def aget(self, key: str, default: Any = None) -> Any:
+        return await self._store.aget(key, default)
+
+    async def aset(self, key: str, value: Any) -> None:
+        pass
+
+    async def aflush(self) -> None:
+        pass
+
+    async def acycle_key(self) -> None:
+        pass
 
 
 # -- the user object ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Views of the test project: log in and out, change a password, publish from a sync view."""
 import json
 
-from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.contrib.auth.models import Permission, User
 from django.contrib.sessions.models import Session
 from django.http import HttpResponse, JsonResponse
@@ -47,6 +47,15 @@ def set_password(request):
 
 
 @csrf_exempt
+def change_password(request):
+    # As Django's PasswordChangeView does: the logged-in user's new password, this session kept.
+    request.user.set_password(json.loads(request.body)["password"])
+    request.user.save()
+    update_session_auth_hash(request, request.user)
+    return JsonResponse({"session": request.session.session_key})
+
+
+@csrf_exempt
 def delete_sessions(request):
     Session.objects.all().delete()
     return JsonResponse({"ok": True})
@@ -63,6 +72,7 @@ urlpatterns = [
     path("login", log_in),
     path("logout", log_out),
     path("set-password", set_password),
+    path("change-password", change_password),
     path("delete-sessions", delete_sessions),
     path("publish", publish_view),
 ]
