@@ -236,7 +236,8 @@ class JWTAuthentication(BaseAuthentication):
             # same answer to the client; the exception itself is never echoed.
             raise AuthenticationFailed("Invalid token") from None
         subject = claims.get(self.user_id_claim, claims.get("user_id"))
-        if subject is None or isinstance(subject, (dict, list, bool)):
+        # A token must name someone: no subject, a structure, or a blank string is no identity.
+        if subject is None or isinstance(subject, (dict, list, bool)) or not str(subject).strip():
             raise AuthenticationFailed("Invalid token")
         expires_at = None
         if "exp" in claims:

@@ -107,7 +107,7 @@ def unsigned_token(claims: dict, alg: str = "none") -> str:
 
 ATTACKS = [
     "alg none", "alg None capitalised", "alg outside the list", "bad signature", "tampered payload", "expired",
-    "not yet valid", "no exp", "unexpected audience", "no subject", "malformed", "garbage", "two parts",
+    "not yet valid", "no exp", "unexpected audience", "no subject", "empty subject", "blank subject", "malformed", "garbage", "two parts",
     "non-JSON header", "header is a list", "exp is a string", "oversized", "empty",
 ]
 
@@ -127,6 +127,8 @@ def attack_tokens() -> dict[str, str]:
         "no exp": jwt.encode({"sub": "42"}, SECRET, algorithm="HS256"),
         "unexpected audience": make_token({"aud": "other-service"}),
         "no subject": jwt.encode({"exp": int(time.time()) + 60}, SECRET, algorithm="HS256"),
+        "empty subject": make_token({"sub": ""}),
+        "blank subject": make_token({"sub": "  "}),
         "malformed": "not.a.jwt",
         "garbage": "%%%%",
         "two parts": f"{head}.{payload}",
