@@ -109,7 +109,12 @@ async def _session_event(hub: Hub, text: str) -> None:
                if (key := _session_key(websocket)) is not None and websocket.scope["auth"].user_id == user]
     rejected = []
     for websocket, key in sockets:
-        current = await session_user(key)
+        try:
+            current = await session_user(key)
+        except Exception:  # the session store failed: fail closed (a reconnect authenticates afresh)
+            logger.exception("could not check the session of WebSocket %s; closing it", websocket.path)
+            rejected.append((websocket, key))
+            continue
         if not current.is_authenticated or str(current.pk) != user:
             rejected.append((websocket, key))
     if rejected:

@@ -91,3 +91,44 @@ async def test_changing_ones_password_keeps_ones_socket_and_closes_the_other_ses
         with pytest.raises(ConnectionClosed) as closed:
             await kept.receive_json(timeout=1)
         assert closed.value.code == SESSION_ENDED
+
+
+@api.post("/ws-users/deactivate", auth=[SessionAuthentication()], guards=[IsAuthenticated()])
+async def deactivate(request):
+    user = await request.auser()
+    user.is_active = False
+    await user.asave(update_fields=["is_active"])  # saved from an async bolt route, in sync_to_async's thread
+    return {"ok": True}
+
+
+async def test_deactivating_a_user_from_an_async_route_closes_its_sockets() -> None:
+    from bolt.testing import AsyncTestClient
+
+    _, cookies = await logged_in("gus")
+    async with WebSocketTestClient(api, "/ws/users", cookies=cookies) as ws:
+        await ws.receive_json()
+        response = await AsyncTestClient(api).post("/ws-users/deactivate", cookies=cookies,
+                                                   headers={"Origin": "http://testserver"})
+        assert response.json() == {"ok": True}
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.receive_json(timeout=5)
+        assert closed.value.code == SESSION_ENDED
+
+
+async def test_a_session_that_cannot_be_checked_is_closed(monkeypatch, caplog) -> None:
+    import bolt.sessions
+
+    async def failing(key: str):
+        raise RuntimeError("session store down")
+
+    _, cookies = await logged_in("hal")
+    async with WebSocketTestClient(api, "/ws/users", cookies=cookies) as ws:
+        await ws.receive_json()
+        monkeypatch.setattr(bolt.sessions, "session_user", failing)
+        user = await User.objects.aget(username="hal")
+        user.set_password("changed")
+        await user.asave()
+        with pytest.raises(ConnectionClosed) as closed:  # fail closed: a reconnect authenticates afresh
+            await ws.receive_json(timeout=5)
+        assert closed.value.code == SESSION_ENDED
+    assert any("session store down" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
