@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -51,6 +52,27 @@ def http_protocol() -> str:
     return f"{HeadReader.__module__}:{HeadReader.__qualname__}"
 
 
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (0-65535)")
+    return port
+
+
+def _workers(text: str) -> int:
+    workers = int(text)
+    if workers < 1:
+        raise argparse.ArgumentTypeError(f"{text}: at least one worker is needed")
+    return workers
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds >= 0")
+    return seconds
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bolt", description="bolt: WebSockets and HTTP routes for Django.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
@@ -58,15 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("app", help="the ASGI app as module:attribute, e.g. mysite.asgi:application")
     run.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    run.add_argument("--port", type=int, default=8000, help="port to bind (default: 8000)")
+    run.add_argument("--port", type=_port, default=8000, help="port to bind (default: 8000)")
     run.add_argument("--reload", action="store_true", help="restart when Python files change (development)")
-    run.add_argument("--workers", type=int, default=None, help="number of worker processes (default: 1)")
+    run.add_argument("--workers", type=_workers, default=None, help="number of worker processes (default: 1)")
     run.add_argument("--ws", default=None,
                      help=f"WebSocket protocol, as uvicorn's --ws (default: {BOLT_PROTOCOL} when available)")
     run.add_argument("--http", default=None,
                      help="HTTP protocol, as uvicorn's --http "
                           "(default: uvicorn's parser with a 10 s request-head deadline)")
-    run.add_argument("--drain", type=float, default=None, metavar="SECONDS",
+    run.add_argument("--drain", type=_seconds, default=None, metavar="SECONDS",
                      help="on SIGTERM, close open WebSockets with 1012 in waves over this many seconds "
                           "(default: BOLT_DRAIN, else 0: all at once)")
     run.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"],
@@ -84,9 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("bolt run: --reload and --workers cannot be combined", file=sys.stderr)
         return 2
     if args.drain is not None:
-        if args.drain < 0:
-            print("bolt run: --drain takes a number of seconds >= 0", file=sys.stderr)
-            return 2
         os.environ["BOLT_DRAIN"] = str(args.drain)  # read by the protocol, in every worker process
     import uvicorn
 

@@ -19,6 +19,7 @@ import copy
 import functools
 import itertools
 import logging
+import math
 import os
 import socket
 import struct
@@ -205,11 +206,14 @@ _drain_turns = itertools.count()  # which wave the next connection told to shut 
 def drain_period() -> float:
     """Seconds over which a stopping worker closes its open connections: ``BOLT_DRAIN``, 0 by default."""
     try:
-        return max(0.0, float(os.environ.get("BOLT_DRAIN") or 0.0))
+        seconds = float(os.environ.get("BOLT_DRAIN") or 0.0)
     except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds):  # inf would hold the last waves, and the worker, for ever
         _LOGGER.warning(
             "BOLT_DRAIN=%r is not a number of seconds: connections close at once", os.environ["BOLT_DRAIN"])
         return 0.0
+    return max(0.0, seconds)
 
 
 class WebSocketProtocol(asyncio.Protocol):
