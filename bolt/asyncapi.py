@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from bolt.models import transform_schema
 from bolt.openapi import SecuritySchemes, openapi_path, route_policy
 from bolt.realtime.endpoint import MAX_REF_LENGTH, VERSION
 from bolt.realtime.names import MAX_ROOM_LENGTH
@@ -145,7 +146,8 @@ class AsyncAPIBuilder:
         document["defaultContentType"] = "application/json"
         document["channels"] = self.channels
         document["operations"] = self.operations
-        components: dict[str, Any] = {"schemas": dict(sorted(self.schemas.components.items()))}
+        components: dict[str, Any] = {"schemas": {name: transform_schema(schema, _draft07)
+                                                  for name, schema in sorted(self.schemas.components.items())}}
         if self.security.schemes:
             components["securitySchemes"] = {name: _asyncapi_scheme(s) for name, s in self.security.schemes.items()}
         document["components"] = components
@@ -224,7 +226,7 @@ class AsyncAPIBuilder:
         for n, annotation in enumerate(types, 1):
             schema = self.schemas.schema(annotation)
             name = schema["$ref"].rsplit("/", 1)[-1] if "$ref" in schema else f"{direction}_{n}"
-            messages[name] = {"name": name, "title": name, "payload": schema}
+            messages[name] = {"name": name, "title": name, "payload": transform_schema(schema, _draft07)}
         return messages
 
     def _protocol(self, endpoint: Any) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -243,6 +245,21 @@ class AsyncAPIBuilder:
         policy = route_policy(self.api, route)
         names = [name for backend in policy.backends for name in self.security.names(backend)]
         return [{"$ref": f"#/components/securitySchemes/{name}"} for name in dict.fromkeys(names)]
+
+
+def _draft07(schema: dict[str, Any]) -> dict[str, Any]:
+    """One schema object of msgspec or pydantic (JSON Schema 2020-12, OpenAPI's discriminator) in
+    AsyncAPI's default schema format, a superset of draft-07: a discriminator is the name of the
+    property, and the items of a tuple are a list."""
+    discriminator = schema.get("discriminator")
+    if isinstance(discriminator, dict):
+        schema["discriminator"] = discriminator["propertyName"]
+    if "prefixItems" in schema:
+        rest = schema.pop("items", None)
+        schema["items"] = schema.pop("prefixItems")
+        if rest is not None:
+            schema["additionalItems"] = rest  # false for a fixed-length tuple
+    return schema
 
 
 def _asyncapi_scheme(scheme: dict[str, Any]) -> dict[str, Any]:

@@ -435,17 +435,34 @@ def merge_components(components: dict[str, dict[str, Any]], new: dict[str, dict[
 
 # Keys whose value maps names (of fields, of components) to schemas: the names are data, not keywords.
 _SCHEMA_MAPS = frozenset(("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"))
+# Keys whose value is an instance (a value the data may hold), never a schema.
+_INSTANCES = frozenset(("const", "enum", "default", "examples"))
+
+
+def transform_schema(schema: Any, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Any:
+    """`schema` rebuilt bottom-up, with `change` applied to each schema object in it, its own included.
+
+    Field and component names, and the values of `const`, `enum`, `default` and `examples`, are left
+    as they are: they are data, not keywords.
+    """
+    if isinstance(schema, list):
+        return [transform_schema(item, change) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _INSTANCES:
+            out[key] = value
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: transform_schema(sub, change) for name, sub in value.items()}
+        else:
+            out[key] = transform_schema(value, change)
+    return change(out)
 
 
 def _untitled(schema: Any) -> Any:
     """`schema` without its `title` keywords, which only label it."""
-    if isinstance(schema, list):
-        return [_untitled(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    return {key: ({name: _untitled(sub) for name, sub in value.items()} if key in _SCHEMA_MAPS
-                  and isinstance(value, dict) else _untitled(value))
-            for key, value in schema.items() if key != "title"}
+    return transform_schema(schema, lambda node: {key: value for key, value in node.items() if key != "title"})
 
 
 def _codec_adapter(annotation: Any) -> Any:
@@ -461,4 +478,5 @@ def json_schema(annotation: Any, *, mode: str = "validation") -> dict[str, Any]:
 
 
 __all__ = ["Codec", "InvalidJSON", "ValidationError", "codec_for", "declares_model", "fields", "is_model_class",
-           "json_default", "json_schema", "merge_components", "schema_components", "uses_pydantic"]
+           "json_default", "json_schema", "merge_components", "schema_components", "transform_schema",
+           "uses_pydantic"]

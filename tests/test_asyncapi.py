@@ -77,10 +77,10 @@ def check(document: dict[str, Any]) -> None:
         resolve(document, ref)
     for channel in document["channels"].values():
         assert set(re.findall(r"\{([^}]+)\}", channel["address"])) == set(channel.get("parameters", {}))
-        for message in channel["messages"].values():
-            jsonschema.Draft202012Validator.check_schema(message["payload"])
+        for message in channel["messages"].values():  # AsyncAPI's default schema format: draft-07 and more
+            jsonschema.Draft7Validator.check_schema(message["payload"])
     for schema in document["components"]["schemas"].values():
-        jsonschema.Draft202012Validator.check_schema(schema)
+        jsonschema.Draft7Validator.check_schema(schema)
 
 
 def build_api() -> BoltAPI:
@@ -112,6 +112,35 @@ def test_the_document_is_valid_asyncapi_3(document):
     assert document["info"] == {"title": "Chat", "version": "3.0"}
     assert document["servers"] == {"default": {"host": "chat.example:8000", "protocol": "ws"}}
     check(document)
+
+
+class Point(msgspec.Struct, tag="point"):
+    at: tuple[int, str]
+
+
+class Line(msgspec.Struct, tag="line"):
+    points: list[Point]
+
+
+def test_tagged_unions_and_tuples_in_asyncapis_schema_format():
+    # msgspec writes JSON Schema 2020-12 with OpenAPI's discriminator object; AsyncAPI's default
+    # format is draft-07 with a discriminator that names the property.
+    api = BoltAPI()
+
+    @api.websocket("/ws/shapes", receives=Point | Line)
+    async def shapes(websocket) -> None:
+        await websocket.accept()
+
+    document = api.asyncapi()
+    check(document)
+    (payload,) = [m["payload"] for m in document["channels"]["ws_shapes"]["messages"].values()]
+    assert payload["discriminator"] == "type"
+    at = document["components"]["schemas"]["Point"]["properties"]["at"]
+    assert at["items"] == [{"type": "integer"}, {"type": "string"}] and at["additionalItems"] is False
+    schema = {**payload, "components": document["components"]}
+    jsonschema.Draft7Validator(schema).validate({"type": "point", "at": [1, "a"]})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft7Validator(schema).validate({"type": "point", "at": [1, "a", 2]})
 
 
 def test_channels_from_paths_parameters_and_handshake_inputs(document):
