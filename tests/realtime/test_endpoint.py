@@ -111,8 +111,8 @@ async def test_a_resume_beyond_the_history_reports_a_gap_first() -> None:
         assert [m["id"] for m in bob.seen[1:]] == [4, 5, 6, 7, 8]
 
 
-async def test_server_broadcasts_reach_protocol_clients_as_envelopes_and_plain_clients_unchanged() -> None:
-    api = room_api()
+def with_plain_lobby(api: BoltAPI) -> BoltAPI:
+    """`api` with /plain: a handler's own connection in the room lobby (not a protocol client)."""
 
     @api.websocket("/plain")
     async def plain(websocket: WebSocket) -> None:
@@ -120,6 +120,12 @@ async def test_server_broadcasts_reach_protocol_clients_as_envelopes_and_plain_c
         await websocket.join("lobby")
         await websocket.send_text("joined")
         await websocket.receive_text()
+
+    return api
+
+
+async def test_server_broadcasts_reach_protocol_clients_as_envelopes_and_plain_clients_unchanged() -> None:
+    api = with_plain_lobby(room_api())
 
     async with Peer(api) as alice, WebSocketTestClient(api, "/plain") as other:
         await alice.request("join", room="lobby")
@@ -135,14 +141,7 @@ async def test_server_broadcasts_reach_protocol_clients_as_envelopes_and_plain_c
 
 @pytest.mark.parametrize("padding", [0, RELAY_MIN_SIZE])
 async def test_a_published_value_reaches_plain_clients_as_a_server_broadcast_of_it_would(padding: int) -> None:
-    api = room_api(auth=[])
-
-    @api.websocket("/plain")
-    async def plain(websocket: WebSocket) -> None:
-        await websocket.accept()
-        await websocket.join("lobby")
-        await websocket.send_text("joined")
-        await websocket.receive_text()
+    api = with_plain_lobby(room_api(auth=[]))
 
     text, value = "x" * (padding + 5), {"pad": "y" * padding, "n": [1, 2]}
     async with WebSocketTestClient(api, "/rt") as alice, WebSocketTestClient(api, "/plain") as other:
