@@ -161,9 +161,13 @@ class WebSocketTestClient:
             # Taken as what the route's authentication established; its guards still decide.
             self.scope["auth"] = auth_context
         self.accepted = False
-        self.closed = False
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
+        # The close as this client has taken it in (its own, or the server's once received), and the
+        # server's as soon as it is sent: a real client's reader sees that at once (see `closed`).
+        self._closed = False
+        self._close_code: int | None = None
+        self._close_reason: str | None = None
+        self._server_close: tuple[int, str] | None = None
+        self._open = False
         self.accepted_subprotocol: str | None = None
         self.response_headers: Headers = Headers()
         self._to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -178,10 +182,14 @@ class WebSocketTestClient:
         return await self._to_app.get()
 
     async def _app_send(self, message: dict[str, Any]) -> None:
-        if self.closed and message["type"] == "websocket.send":
+        if self._closed and message["type"] == "websocket.send":
             # What a real server reports when the peer is gone (ASGI spec 2.4).
             raise OSError("the client has disconnected")
-        if message["type"] == "websocket.close" and self.accepted:
+        kind = message["type"]
+        if kind == "websocket.accept":
+            self._open = True  # as the server sees it: the test may not have read the accept yet
+        elif kind == "websocket.close" and self._open:
+            self._server_close = (message.get("code", 1000), message.get("reason") or "")
             # A real server answers the server's close with the client's echo, ending receive().
             self._to_app.put_nowait({"type": "websocket.disconnect", "code": message.get("code", 1000),
                                      "reason": message.get("reason") or ""})
@@ -220,7 +228,7 @@ class WebSocketTestClient:
             self.accepted_subprotocol = message.get("subprotocol")
             self.response_headers = Headers(list(message.get("headers") or ()))
             return self
-        self.closed = True
+        self._closed = True
         await self._finish()
         if kind == "websocket.http.response.start":
             status = message["status"]
@@ -263,6 +271,22 @@ class WebSocketTestClient:
 
     # -- messages --------------------------------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is closed: by this client, or by the server as soon as it sent its close
+        (messages it sent before that can still be received)."""
+        return self._closed or self._server_close is not None
+
+    @property
+    def close_code(self) -> int | None:
+        """The code of the close that closed the connection (see `closed`), else None."""
+        return self._close_code if self._closed or self._server_close is None else self._server_close[0]
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason of the close that closed the connection (see `closed`), else None."""
+        return self._close_reason if self._closed or self._server_close is None else self._server_close[1]
+
     async def send(self, message: dict[str, Any]) -> None:
         if self.closed:
             raise ConnectionClosed(self.close_code or 1006, self.close_reason or "")
@@ -280,26 +304,26 @@ class WebSocketTestClient:
 
     async def receive(self, timeout: float | None = None) -> dict[str, Any]:
         """The next ASGI message from the server; raises ConnectionClosed once it has closed."""
-        if self.closed and self._handler_returned:
-            raise HandlerReturned(self.close_code or 1000)
-        if self.closed and self._from_app.empty():
+        if self._closed and self._handler_returned:
+            raise HandlerReturned(self._close_code or 1000)
+        if self._closed and self._from_app.empty():
             self._raise_app_error()
-            raise ConnectionClosed(self.close_code or 1006, self.close_reason or "")
+            raise ConnectionClosed(self._close_code or 1006, self._close_reason or "")
         message = await self._next(timeout)
         if message["type"] == "websocket.close":
-            self.closed = True
-            self.close_code = message.get("code", 1000)
-            self.close_reason = message.get("reason") or ""
+            self._closed = True
+            self._close_code = code = message.get("code", 1000)
+            self._close_reason = reason = message.get("reason") or ""
             await self._finish()
             self._raise_app_error()
             if self._handler_returned:
-                raise HandlerReturned(self.close_code)
-            raise ConnectionClosed(self.close_code, self.close_reason)
+                raise HandlerReturned(code)
+            raise ConnectionClosed(code, reason)
         if message is _APP_DONE:
-            self.closed = True
+            self._closed = True
             self._raise_app_error()
-            self.close_code = self.close_code or 1006
-            raise ConnectionClosed(self.close_code, "the app returned without closing")
+            self._close_code = self._close_code or 1006
+            raise ConnectionClosed(self._close_code, "the app returned without closing")
         return message
 
     def _on_handler_returned(self) -> None:
@@ -344,10 +368,10 @@ class WebSocketTestClient:
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close from the client side and wait for the handler to finish."""
-        if self.closed:
+        if self._closed:
             return
-        self.closed = True
-        self.close_code, self.close_reason = code, reason
+        self._closed = True
+        self._close_code, self._close_reason = code, reason
         self._to_app.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         await self._finish()
 

@@ -1,4 +1,6 @@
 """The in-process test clients themselves."""
+import asyncio
+
 import pytest
 
 from bolt import BoltAPI, WebSocket
@@ -189,3 +191,28 @@ async def test_paths_are_percent_decoded_as_a_server_decodes_them():
     assert (await client.get("/files/caf\u00e9")).json() == {"name": "caf\u00e9"}
     async with WebSocketTestClient(api, "/ws/files/a%21b c") as ws:
         assert await ws.receive_json() == {"name": "a!b c", "raw_path": "/ws/files/a%21b%20c"}
+
+
+@pytest.mark.anyio
+async def test_a_server_close_shows_at_once_and_earlier_messages_still_arrive():
+    # A real client's reader takes the close frame in as it comes; the test client says so at once.
+    api = BoltAPI()
+
+    @api.websocket("/ws/bye")
+    async def bye(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text("first")
+        await websocket.close(4000, "done")
+
+    async with WebSocketTestClient(api, "/ws/bye") as ws:
+        for _ in range(20):
+            if ws.closed:
+                break
+            await asyncio.sleep(0.01)
+        assert (ws.closed, ws.close_code, ws.close_reason) == (True, 4000, "done")
+        with pytest.raises(ConnectionClosed):
+            await ws.send_text("too late")
+        assert await ws.receive_text() == "first"
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.receive_text()
+        assert (closed.value.code, closed.value.reason) == (4000, "done")
