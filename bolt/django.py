@@ -23,20 +23,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 logger = logging.getLogger("bolt.django")
 
 def django_settings() -> Any | None:
-    """Django's settings object once it is loaded (by `settings.configure()`, `django.setup()` or
-    `get_asgi_application()`), else None: bolt runs without Django too. A DJANGO_SETTINGS_MODULE that
-    nothing has loaded yet does not count, so reading a setting never imports the user's settings
-    module behind their back."""
+    """Django's settings object when there are settings: configured (by `settings.configure()`,
+    `django.setup()` or `get_asgi_application()`), or named by DJANGO_SETTINGS_MODULE, which Django
+    loads on first use as it always does (so `CORS_ALLOWED_ORIGINS` in the settings also counts for
+    an api served on its own, `bolt run myapp:api`). Else None: bolt runs without Django too."""
     try:
         from django.conf import settings
     except ImportError:
         return None
-    return settings if settings.configured else None
+    if settings.configured or os.environ.get("DJANGO_SETTINGS_MODULE"):
+        return settings
+    return None
 
 
 def setting(name: str, default: Any = None) -> Any:

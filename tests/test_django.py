@@ -322,3 +322,40 @@ def test_bolt_runs_without_django_settings():
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_a_settings_module_named_by_the_environment_is_read(tmp_path):
+    # `DJANGO_SETTINGS_MODULE=mysite.settings bolt run mysite.api:api`: nothing calls django.setup(), yet
+    # the CORS_ALLOWED_ORIGINS of those settings decide, as Django loads its settings on first use.
+    (tmp_path / "plain_settings.py").write_text(
+        'SECRET_KEY = "x" * 50\nCORS_ALLOWED_ORIGINS = ["https://app.example.com"]\n')
+    code = textwrap.dedent("""
+        import asyncio
+        from bolt import BoltAPI, WebSocket
+        from bolt.testing import WebSocketDenied, WebSocketTestClient
+
+        api = BoltAPI()
+
+        @api.websocket("/ws")
+        async def hello(websocket: WebSocket):
+            await websocket.accept()
+            await websocket.send_text("hi")
+
+        async def main():
+            async with WebSocketTestClient(api, "/ws", headers={"Origin": "https://app.example.com"}) as ws:
+                assert await ws.receive_text() == "hi"
+            try:
+                async with WebSocketTestClient(api, "/ws", headers={"Origin": "https://evil.example"}):
+                    raise AssertionError("an unlisted origin was admitted")
+            except WebSocketDenied as exc:
+                assert exc.status_code == 403
+
+        asyncio.run(main())
+        print("ok")
+    """)
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="plain_settings",
+               PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
