@@ -48,6 +48,20 @@ _NO_ARGUMENTS: dict[str, Any] = {}  # never changed: `**` copies it into the cal
 _SEND_WHOLE = Response.__call__
 
 
+# The options a route takes besides its named arguments. Any other name is refused when the route is
+# registered: a misspelt `gaurds=` must not leave a route open without a word.
+WEBSOCKET_OPTIONS = frozenset(("include_in_schema", "send_queue", "slow_consumer", "send_timeout",
+                               "allow_missing_origin"))
+HTTP_OPTIONS = frozenset(("include_in_schema", "tags", "summary", "responses"))
+
+
+def _check_options(path: str, options: dict[str, Any], known: frozenset[str]) -> None:
+    unknown = options.keys() - known
+    if unknown:
+        raise TypeError(f"{path}: unknown route option(s) {', '.join(sorted(unknown))}; "
+                        f"the route takes {', '.join(sorted(known))} besides its named arguments")
+
+
 class BoltAPI:
     """An ASGI application holding HTTP and WebSocket routes and the security policy they share."""
 
@@ -165,6 +179,7 @@ class BoltAPI:
 
     def _add_websocket(self, path: str, endpoint: Handler, auth: Sequence[Any] | None,
                        guards: Sequence[Any] | None, options: dict[str, Any], envelopes: bool = False) -> Route:
+        _check_options(path, options, WEBSOCKET_OPTIONS | {"receives", "sends"})
         route = Route(path, endpoint, "websocket", options=dict(options, auth=auth, guards=guards))
         if envelopes or {"send_queue", "slow_consumer", "send_timeout"} & options.keys():
             route.options["outbox"] = self.hub.outbox_settings.replace(
@@ -189,6 +204,7 @@ class BoltAPI:
         unknown = allowed - set(HTTP_METHODS)
         if unknown:
             raise ValueError(f"unknown HTTP methods: {sorted(unknown)}")
+        _check_options(path, options, HTTP_OPTIONS)
 
         def decorator(endpoint: Handler) -> Handler:
             route = Route(path, endpoint, "http", allowed,

@@ -177,3 +177,18 @@ def test_route_path_strips_the_root_path_at_a_segment_boundary():
     assert route_path({"path": "/apiary/ws", "root_path": "/api"}) == "/apiary/ws"  # not below /api
     assert route_path({"path": "/ws", "root_path": "/api"}) == "/ws"  # a server that left the root out
     assert route_path({"path": "/ws"}) == "/ws"
+
+
+def test_a_misspelt_route_option_is_refused_at_registration():
+    # `gaurds=` taken silently would leave the route open.
+    api = BoltAPI()
+    with pytest.raises(TypeError, match="unknown route option.* gaurds"):
+        @api.websocket("/ws", gaurds=[])
+        async def ws(websocket): ...
+    with pytest.raises(TypeError, match="unknown route option.* can_joins"):
+        api.realtime("/rt", can_joins=True)
+    with pytest.raises(TypeError, match="unknown route option.* response_models"):
+        @api.get("/items", response_models=dict)
+        async def items(): ...
+    @api.websocket("/ws/ok", include_in_schema=False, send_queue=8, allow_missing_origin=True)
+    async def fine(websocket): ...
