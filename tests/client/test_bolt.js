@@ -185,6 +185,40 @@ test("a socket that never says hello is abandoned after connectTimeout and retri
   equal(fakes.sockets.length, 2);
 });
 
+test("an option given as undefined takes its default", async () => {
+  const unset = { reconnectOn: undefined, pingInterval: undefined, pingTimeout: undefined, queueSize: undefined,
+    replyTimeout: undefined, connectTimeout: undefined, retries: undefined, tokenParam: undefined,
+    backoff: { initial: undefined, max: undefined, factor: undefined, resetAfter: undefined } };
+  const { conn, fakes, clock, errors } = setup(unset);
+  await clock.advance(9999);
+  equal(conn.state, "connecting");
+  await clock.advance(1);
+  equal(conn.state, "reconnecting", "connectTimeout: 10000 ms");
+  await clock.advance(500);
+  equal(fakes.sockets.length, 2, "backoff.initial: 500 ms (random 0.5 of 500 is 250)");
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  fakes.last.drop(1012);
+  equal(conn.state, "reconnecting", "reconnectOn: 1012 is retried");
+  equal(errors, []);
+  await clock.advance(1000);
+  await openAndJoin(fakes);
+  const p = room.publish(1);
+  p.catch(() => {});
+  await clock.advance(10000);
+  await rejects(p, "timeout", "replyTimeout: 10000 ms");
+  equal(fakes.last.of("ping").length, 0);
+  await clock.advance(15000);
+  equal(fakes.last.of("ping").length, 1, "pingInterval: 25000 ms");
+  await clock.advance(10000);
+  equal(conn.state, "reconnecting", "pingTimeout: 10000 ms");
+  const queued = [];
+  for (let i = 0; i < 100; i++) queued.push(room.publish(i));
+  await rejects(room.publish(100), "queue_full", "queueSize: 100");
+  conn.close();
+  for (const q of queued) await rejects(q, "closed");
+});
+
 // -- ping -----------------------------------------------------------------------------------
 
 test("ping every pingInterval; no frame within pingTimeout means dead: reconnect", async () => {

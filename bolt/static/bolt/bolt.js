@@ -69,6 +69,13 @@ const DEFAULTS = Object.freeze({
 
 const BACKOFF_DEFAULTS = Object.freeze({ initial: 500, max: 30000, factor: 2, resetAfter: 5000 });
 
+/** `defaults` overridden by the options that are set: an option given as `undefined` means its default. */
+function withDefaults(defaults, options) {
+  const merged = { ...defaults };
+  for (const [key, value] of Object.entries(options || {})) if (value !== undefined) merged[key] = value;
+  return merged;
+}
+
 const REAL_TIMERS = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (id) => clearTimeout(id),
@@ -106,7 +113,7 @@ export function resolveUrl(url, params) {
 /** A connection: one WebSocket at a time, replaced after each loss, carrying every joined room. */
 export class Connection {
   constructor(url, options) {
-    const opts = { ...DEFAULTS, ...options };
+    const opts = withDefaults(DEFAULTS, options);
     this.url = url;
     /** "connecting" | "open" | "reconnecting" | "closed" */
     this.state = "connecting";
@@ -122,7 +129,7 @@ export class Connection {
     this.reason = null;
 
     this._opts = opts;
-    this._backoff = { ...BACKOFF_DEFAULTS, ...(options.backoff || {}) };
+    this._backoff = withDefaults(BACKOFF_DEFAULTS, opts.backoff);
     this._WebSocket = opts.WebSocket || globalThis.WebSocket;
     this._random = opts.random || Math.random;
     this._timers = opts.timers || REAL_TIMERS;
