@@ -360,6 +360,39 @@ test("leave sends leave, drops queued publishes with code left, ignores later me
   await rejects(room2.publish(1), "left");
 });
 
+test("join, leave, join again before the reply (React StrictMode): the left room's ready rejects with left", async () => {
+  const { conn, fakes } = setup();
+  fakes.last.accept();
+  const first = conn.join("r");
+  const leaving = first.leave();
+  const second = conn.join("r");
+  equal(fakes.last.sent.map((m) => m.type), ["join", "leave", "join"]);
+  await rejects(first.ready, "left");
+  equal(first.state, "left");
+  fakes.last.replyAll("join");
+  fakes.last.replyAll("leave");
+  await leaving;
+  equal(await second.ready, second);
+  equal(conn.rooms.get("r"), second);
+  // Left before the connection even opened: rejected all the same.
+  const early = setup();
+  const room = early.conn.join("r");
+  await room.leave();
+  await rejects(room.ready, "left");
+});
+
+test("nothing stays pending after close(): ready of left and joining rooms, leave() itself", async () => {
+  const { conn, fakes } = setup();
+  fakes.last.accept();
+  const left = conn.join("a");
+  const leaving = left.leave();
+  const joining = conn.join("b");
+  const outcome = (p) => p.then(() => "resolved", (e) => e.code);
+  const all = Promise.all([outcome(left.ready), outcome(joining.ready), outcome(leaving)]);
+  conn.close();
+  equal(await all, ["left", "closed", "resolved"]);
+});
+
 test("server errors without a ref, malformed frames, binary frames and unknown types reach onError or are ignored", async () => {
   const { conn, fakes, errors } = setup();
   const got = [];

@@ -606,7 +606,8 @@ export class Room {
     this._everJoined = false;
     this._readyResolve = null;
     this._readyReject = null;
-    /** Resolves once the first join is acknowledged; rejects (BoltError) if it is refused. */
+    /** Resolves once the first join is acknowledged; rejects (BoltError) if it is refused ("forbidden", ...),
+     * left first ("left") or closed first ("closed"). */
     this.ready = new Promise((resolve, reject) => {
       this._readyResolve = resolve;
       this._readyReject = reject;
@@ -629,8 +630,9 @@ export class Room {
   }
 
   /**
-   * Leave the room. Publishes still waiting in the queue reject with code "left". Resolves once the
-   * server has confirmed, or at once when not connected (the server forgets the room with the socket).
+   * Leave the room. Publishes still waiting in the queue, and `ready` if the join was not acknowledged
+   * yet, reject with code "left". Resolves once the server has confirmed, or at once when not
+   * connected (the server forgets the room with the socket).
    * @returns {Promise<void>}
    */
   leave() {
@@ -644,9 +646,12 @@ export class Room {
     );
   }
 
+  /** Drop the room from its connection ("left" or "refused"): its queued publishes and, unless it
+   * was acknowledged already, its `ready` reject with `error`. */
   _forget(state, error) {
     const conn = this.connection;
     this.state = state;
+    this._readyReject(error);
     this._joined = false;
     if (conn._rooms.get(this.name) === this) conn._rooms.delete(this.name);
     conn._dropQueued(this, error);
@@ -685,7 +690,6 @@ export class Room {
         if (err.code === "disconnected" || err.code === "closed" || conn._rooms.get(this.name) !== this) return;
         // The server refused the room (forbidden, too_many_rooms, invalid_room, no_history, ...).
         this._forget("refused", err);
-        this._readyReject(err);
         if (this._handlers.onError) conn._call(this._handlers.onError, err);
         else conn._report(err);
       },
