@@ -19,7 +19,7 @@ from bolt.metrics import Metrics, websocket_denied
 from bolt.models import Codec, codec_for, declares_model
 from bolt.openapi import openapi_document
 from bolt.params import Binder, BindError
-from bolt.realtime.endpoint import DEFAULT_MAX_ROOMS, Policy, RealtimeEndpoint
+from bolt.realtime.endpoint import DEFAULT_MAX_ROOMS, SUBPROTOCOL, Policy, RealtimeEndpoint
 from bolt.realtime.hub import Hub
 from bolt.realtime.outbox import OutboxSettings
 from bolt.requests import DEFAULT_MAX_BODY, Request
@@ -147,7 +147,8 @@ class BoltAPI:
     def realtime(self, path: str, *, auth: Sequence[Any] | None = None, guards: Sequence[Any] | None = None,
                  can_join: Policy = None, can_publish: Policy = None, on_publish: Handler | None = None,
                  model: Any = None, max_rooms: int = DEFAULT_MAX_ROOMS,
-                 rate_limit: Callable[[Handler], Handler] | None = None, **options: Any) -> RealtimeEndpoint:
+                 rate_limit: Callable[[Handler], Handler] | None = None, subprotocol: str | None = SUBPROTOCOL,
+                 **options: Any) -> RealtimeEndpoint:
         """Serve the room protocol (docs/realtime-protocol.md) at `path`: the endpoint bolt.js connects to.
 
         `can_join(websocket, room)` and `can_publish(websocket, room, data)` (sync or async) allow a
@@ -155,12 +156,14 @@ class BoltAPI:
         `on_publish(websocket, room, data)` may store or replace a message before it is broadcast,
         `model` checks published data, `max_rooms` bounds the rooms of one connection, and
         `rate_limit=rate_limit(...)` limits handshakes and messages (an over-limit message is answered
-        `rate_limited` with `on_message_limit="drop"`). Other options are those of `websocket()`.
+        `rate_limited` with `on_message_limit="drop"`). The handshake accepts `subprotocol` when the
+        client offers it, and no subprotocol otherwise (None: never one). Other options are those of
+        `websocket()`.
         """
         if any(kind != "static" for kind, _ in split_template(path)):
             raise ValueError(f"a realtime path takes no parameters: {path!r}")
         endpoint = RealtimeEndpoint(self.hub, can_join=can_join, can_publish=can_publish, on_publish=on_publish,
-                                    model=model, max_rooms=max_rooms)
+                                    model=model, max_rooms=max_rooms, subprotocol=subprotocol)
 
         async def realtime(websocket: WebSocket) -> None:
             await endpoint(websocket)

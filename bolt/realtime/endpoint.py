@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -38,6 +39,10 @@ MAX_DEPTH = 32
 # orjson (benchmarks/json_relay.py: 0.8x at 135 bytes, 1.6x at 1 KiB, 3.7x at 16 KiB).
 RELAY_MIN_SIZE = 512
 MESSAGE_RATE_EXCEEDED = "Message rate exceeded"
+# The subprotocol the endpoint accepts when a client offers it: a browser refuses a handshake whose
+# answer names none of the protocols it offered, so a client offering some must be able to get one.
+SUBPROTOCOL = "bolt.v1"
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: what a subprotocol name may be
 
 # A policy: True (everyone), None (no one) or a callable returning True, sync or async.
 Policy = bool | Callable[..., Any] | None
@@ -64,14 +69,18 @@ class RealtimeEndpoint:
     Pass True to allow every room. `on_publish(websocket, room, data)` may persist or transform a
     message before it is broadcast: its return value replaces `data` unless it is None. Any of the
     three may raise ProtocolError to refuse with a code and reason of its own. `model` checks
-    published data as `receive_json(model)` does.
+    published data as `receive_json(model)` does. `subprotocol` is the one subprotocol the handshake
+    accepts, when the client offers it (None: never one); no other offered value (a token, say) is
+    ever echoed back.
     """
 
     def __init__(self, hub: Hub, *, can_join: Policy = None, can_publish: Policy = None,
                  on_publish: Callable[..., Any] | None = None, model: Any = None,
-                 max_rooms: int = DEFAULT_MAX_ROOMS) -> None:
+                 max_rooms: int = DEFAULT_MAX_ROOMS, subprotocol: str | None = SUBPROTOCOL) -> None:
         if max_rooms < 1:
             raise ValueError("max_rooms must be at least 1")
+        if subprotocol is not None and not _TOKEN.fullmatch(subprotocol):
+            raise ValueError(f"subprotocol must be a token (letters, digits, !#$%&'*+-.^_`|~), got {subprotocol!r}")
         for name, policy in (("can_join", can_join), ("can_publish", can_publish)):
             if not (policy is None or isinstance(policy, bool) or callable(policy)):
                 raise TypeError(f"{name} must be True, False, None or a callable, not {policy!r}")
@@ -84,6 +93,7 @@ class RealtimeEndpoint:
         self.model = model
         self.codec = codec_for(model) if model is not None else None  # TypeError for a type no library takes
         self.max_rooms = max_rooms
+        self.subprotocol = subprotocol
         # With nothing on the server to look at the data, a large publish is relayed as the
         # client wrote it: checked and spliced into the envelope, never decoded and encoded again.
         self.relays = model is None and on_publish is None and not callable(can_publish)
@@ -91,7 +101,8 @@ class RealtimeEndpoint:
         self._relays: dict[str, PresenceRelay] = {}
 
     async def __call__(self, websocket: WebSocket) -> None:
-        await websocket.accept()
+        offered = self.subprotocol is not None and self.subprotocol in websocket.subprotocols
+        await websocket.accept(self.subprotocol if offered else None)
         session = Session(self, websocket)
         self.hub.post(websocket, orjson.dumps({
             "type": "hello", "version": VERSION, "connection": self.hub.connection_id(websocket),

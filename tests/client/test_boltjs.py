@@ -155,3 +155,26 @@ def test_boltjs_against_a_real_server_across_a_restart(browser: object, bolt_ser
     assert second["ids"] == [1, 2, 3, 1, 2], second
     assert second["texts"][3:] == ["while down", "after"], second
     assert second["members"] == [second["me"]] and second["me"] != first["me"], second
+
+
+def test_protocols_with_a_token_against_a_real_endpoint(browser: object, bolt_server: LiveServer) -> None:
+    """Chromium fails a handshake whose answer names none of the offered subprotocols: the endpoint
+    accepts "bolt.v1", and never echoes the token offered beside it."""
+    browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
+    result = browser.execute_async_script("""
+      const done = arguments[0];
+      import("/static/bolt/bolt.js").then(({ connect }) => {
+        const sockets = [];
+        class Spy extends WebSocket {
+          constructor(...args) { super(...args); sockets.push(this); }
+        }
+        const conn = connect("/ws/rt", { WebSocket: Spy, protocols: ["bolt.v1", "token.not-for-echo"],
+                                         retries: 2, backoff: { initial: 50, max: 100 }, onError: () => {} });
+        conn.onState((state) => {
+          if (state !== "open" && state !== "closed") return; // done() keeps the first call: close() calls again
+          done({ state, protocol: sockets[sockets.length - 1].protocol, attempts: sockets.length });
+          conn.close();
+        });
+      }, (err) => done({ error: String(err) }));
+    """)
+    assert result == {"state": "open", "protocol": "bolt.v1", "attempts": 1}, result

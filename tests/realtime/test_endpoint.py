@@ -565,3 +565,18 @@ async def test_malformed_messages_count_against_the_message_rate_limit() -> None
         with pytest.raises(ConnectionClosed) as closed:
             await alice.next()
         assert closed.value.code == 1008
+
+
+async def test_the_handshake_accepts_the_endpoints_subprotocol_and_never_echoes_another() -> None:
+    offers = [["bolt.v1", "token.secret"], ["token.secret", "bolt.v1"], ["token.secret"], []]
+    for options, accepted in (({}, ["bolt.v1", "bolt.v1", None, None]),
+                              ({"subprotocol": "chat.v2"}, [None, None, None, None]),
+                              ({"subprotocol": None}, [None, None, None, None])):
+        api = room_api(**options)
+        for offered, expected in zip(offers, accepted, strict=True):
+            async with WebSocketTestClient(api, "/rt", headers={"x-api-key": "key-alice"},
+                                           subprotocols=offered) as ws:
+                assert ws.accepted_subprotocol == expected, (options, offered)
+                assert (await ws.receive_json())["type"] == "hello"
+    with pytest.raises(ValueError, match="subprotocol must be a token"):
+        room_api(subprotocol="bolt v1")
