@@ -85,7 +85,13 @@ def protocol_schemas(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
                         "it was opened with expire (then it is closed with 4401)."),
         "Hello": _object("Hello", {"type": {"const": "hello"}, "version": {"const": VERSION},
                                    "connection": {"type": "string"}, "user": {"type": ["string", "null"]},
-                                   "max_rooms": {"type": "integer", "minimum": 1}},
+                                   "max_rooms": {"type": "integer", "minimum": 1},
+                                   "message_limit": {
+                                       "type": "object", "required": ["rate", "burst"],
+                                       "properties": {"rate": {"type": "number", "exclusiveMinimum": 0},
+                                                      "burst": {"type": "integer", "minimum": 1}},
+                                       "description": "The route's message rate limit (messages per second, "
+                                                      "burst), when it has one."}},
                          ["type", "version", "connection", "user", "max_rooms"],
                          "Sent once, right after the handshake."),
         "RoomMessage": _object("RoomMessage", {"room": {"type": "string"}, "id": {"type": "integer"}, "data": {}},

@@ -104,9 +104,14 @@ class RealtimeEndpoint:
         offered = self.subprotocol is not None and self.subprotocol in websocket.subprotocols
         await websocket.accept(self.subprotocol if offered else None)
         session = Session(self, websocket)
-        self.hub.post(websocket, orjson.dumps({
+        hello: dict[str, Any] = {
             "type": "hello", "version": VERSION, "connection": self.hub.connection_id(websocket),
-            "user": getattr(websocket.auth, "user_id", None), "max_rooms": self.max_rooms}).decode())
+            "user": getattr(websocket.auth, "user_id", None), "max_rooms": self.max_rooms}
+        if self.message_limit is not None:
+            # Announced so that a client can pace its rejoins and queued publishes to stay within it.
+            (rate, burst), _ = self.message_limit
+            hello["message_limit"] = {"rate": rate, "burst": burst}
+        self.hub.post(websocket, orjson.dumps(hello).decode())
         try:
             await session.run()
         finally:

@@ -1,7 +1,8 @@
 """A real bolt server for bolt.js's live test: `api.realtime("/ws/rt")` and, on the same origin, the
 test pages and bolt.js itself. Run with uvicorn: `uvicorn live_app:app` (tests/client on sys.path).
 
-Rooms starting with "h:" keep a history; "staff" is refused to everyone.
+Rooms starting with "h:" keep a history; "staff" is refused to everyone. `/ws/rl` limits each
+connection to 5 messages a second, 10 at once.
 """
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import mimetypes
 from pathlib import Path
 
 from bolt import BoltAPI
+from bolt.middleware import rate_limit
 
 HERE = Path(__file__).resolve().parent
 ROOTS = {"/client/": HERE, "/static/": HERE.parent.parent / "bolt" / "static"}
@@ -16,6 +18,7 @@ ROOTS = {"/client/": HERE, "/static/": HERE.parent.parent / "bolt" / "static"}
 api = BoltAPI()
 api.hub.keep_history("h:", size=100)
 api.realtime("/ws/rt", can_join=lambda websocket, room: room != "staff", can_publish=True)
+api.realtime("/ws/rl", can_join=True, can_publish=True, rate_limit=rate_limit(messages=(5, 10)))
 
 
 def static_file(path: str) -> Path | None:

@@ -618,6 +618,114 @@ test("publishing after close rejects with closed; join after close throws", asyn
   assert(threw, "join after close throws a closed BoltError");
 });
 
+// -- pacing to the route's message rate limit -----------------------------------------------
+
+/** Record when each frame is sent on the current socket (clock time). */
+function timeSends(fakes, clock) {
+  const ws = fakes.last;
+  const times = [];
+  const send = ws.send.bind(ws);
+  ws.send = (text) => {
+    times.push(clock.now);
+    send(text);
+  };
+  return times;
+}
+
+/** Whether messages sent at `times` (ms) pass the server's token bucket of `rate`/s and `burst`. */
+function withinLimit(times, rate, burst) {
+  let tokens = burst;
+  let last = 0;
+  for (const t of times) {
+    tokens = Math.min(burst, tokens + ((t - last) / 1000) * rate);
+    last = t;
+    if (tokens < 1) return false;
+    tokens -= 1;
+  }
+  return true;
+}
+
+const LIMIT = { rate: 5, burst: 10 };
+
+test("joins are paced to the message_limit of the hello: 11 rooms on a (5/s, burst 10) route", async () => {
+  const { conn, fakes, clock } = setup();
+  const rooms = [];
+  for (let i = 0; i < 11; i++) rooms.push(conn.join(`r${i}`));
+  const times = timeSends(fakes, clock);
+  fakes.last.accept({ message_limit: LIMIT });
+  equal(fakes.last.of("join").length, 9, "the burst, less one kept in reserve");
+  await clock.advance(249);
+  equal(fakes.last.of("join").length, 9);
+  await clock.advance(1);
+  equal(fakes.last.of("join").length, 10, "then one per 1 / (0.8 * rate) s");
+  await clock.advance(250);
+  equal(fakes.last.of("join").map((m) => m.room), rooms.map((r) => r.name), "in the order they were joined");
+  fakes.last.replyAll("join");
+  for (const room of rooms) equal(await room.ready, room);
+  assert(withinLimit(times, LIMIT.rate, LIMIT.burst), `over the limit: ${times}`);
+});
+
+test("after a reconnect the rejoins and the queued publishes are paced; pings are counted", async () => {
+  const { conn, fakes, clock } = setup({ pingInterval: 1000, pingTimeout: 500 });
+  const rooms = [conn.join("a"), conn.join("b")];
+  await openAndJoin(fakes);
+  fakes.last.drop(1006);
+  const published = [];
+  for (let i = 0; i < 30; i++) published.push(rooms[i % 2].publish(i));
+  await clock.advance(1000);
+  const times = timeSends(fakes, clock);
+  fakes.last.accept({ message_limit: LIMIT });
+  equal(fakes.last.of("join").length, 2);
+  fakes.last.replyAll("join");
+  await settle();
+  equal(fakes.last.of("publish").length, 7, "nine at once in all");
+  for (let t = 0; t < 40 && fakes.last.of("publish").length < 30; t++) {
+    await clock.advance(250);
+    fakes.last.replyAll("ping");
+    fakes.last.replyAll("publish");
+  }
+  equal(fakes.last.of("publish").map((m) => m.data).sort((x, y) => x - y), [...Array(30).keys()]);
+  for (const room of rooms) {
+    const data = fakes.last.of("publish").filter((m) => m.room === room.name).map((m) => m.data);
+    equal(data, [...data].sort((x, y) => x - y), "in order within each room");
+  }
+  for (const p of published) equal((await p).ok, true);
+  assert(fakes.last.of("ping").length > 0, "pings went out meanwhile");
+  assert(withinLimit(times, LIMIT.rate, LIMIT.burst), `over the limit: ${times}`);
+  equal(conn.state, "open");
+});
+
+test("publishes faster than the announced rate wait in the queue instead of going over it", async () => {
+  const { conn, fakes, clock } = setup({ replyTimeout: 1000 });
+  const room = conn.join("r");
+  const times = timeSends(fakes, clock);
+  fakes.last.accept({ message_limit: { rate: 2, burst: 3 } });
+  fakes.last.replyAll("join");
+  await settle();
+  const published = [];
+  for (let i = 0; i < 6; i++) published.push(room.publish(i));
+  equal(fakes.last.of("publish").length, 1, "a burst of 3, less the reserve, less the join");
+  for (let i = 0; i < 5; i++) {
+    fakes.last.replyAll("publish");
+    await clock.advance(625);
+  }
+  equal(fakes.last.of("publish").map((m) => m.data), [0, 1, 2, 3, 4, 5]);
+  fakes.last.replyAll("publish");
+  for (const p of published) equal((await p).ok, true, "queued time does not count against replyTimeout");
+  assert(withinLimit(times, 2, 3), `over the limit: ${times}`);
+});
+
+test("a leave of a room whose join is still waiting for the pace is not sent", async () => {
+  const { conn, fakes, clock } = setup();
+  const rooms = [conn.join("a"), conn.join("b"), conn.join("c")];
+  fakes.last.accept({ message_limit: { rate: 1, burst: 2 } });
+  equal(fakes.last.of("join").map((m) => m.room), ["a"]);
+  await rooms[2].leave();
+  await rejects(rooms[2].ready, "left");
+  await clock.advance(5000);
+  equal(fakes.last.sent.map((m) => m.type + ":" + m.room), ["join:a", "join:b"]);
+});
+
 // -- direct messages -------------------------------------------------------------------------
 
 test("messages to ~c:<connection> and ~u:<user> reach onDirect", async () => {

@@ -178,3 +178,26 @@ def test_protocols_with_a_token_against_a_real_endpoint(browser: object, bolt_se
       }, (err) => done({ error: String(err) }));
     """)
     assert result == {"state": "open", "protocol": "bolt.v1", "attempts": 1}, result
+
+
+def test_a_burst_of_joins_and_publishes_stays_within_the_routes_message_rate(browser: object,
+                                                                            bolt_server: LiveServer) -> None:
+    """11 rooms and 12 publishes at once on a route limited to 5 messages/s, 10 at once: the hello
+    announces the limit, bolt.js paces to it, and the server never closes with 1008."""
+    browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
+    result = browser.execute_async_script("""
+      const done = arguments[0];
+      import("/static/bolt/bolt.js").then(async ({ connect }) => {
+        const conn = connect("/ws/rl", { onError: () => {} });
+        const closes = [];
+        conn.onState((state, detail) => state !== "open" && closes.push(`${state} ${detail.code}`));
+        const rooms = [];
+        for (let i = 0; i < 11; i++) rooms.push(conn.join(`h:r${i}`));
+        const outcome = (p) => p.then(() => "ok", (e) => e.code);
+        const joined = await Promise.all(rooms.map((room) => outcome(room.ready)));
+        const published = await Promise.all(rooms.concat(rooms[0]).map((room, i) => outcome(room.publish(i))));
+        done({ joined, published, closes: closes.slice(), state: conn.state }); // a copy: close() adds to closes
+        conn.close();
+      }).catch((err) => done({ error: String(err) }));
+    """)
+    assert result == {"joined": ["ok"] * 11, "published": ["ok"] * 12, "closes": [], "state": "open"}, result

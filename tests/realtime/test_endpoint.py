@@ -424,6 +424,14 @@ async def test_message_rate_limit_answers_rate_limited_in_drop_mode() -> None:
         assert reply["error"] == {"code": "rate_limited", "reason": "Message rate exceeded"}
 
 
+async def test_the_hello_announces_the_message_rate_limit_only_when_there_is_one() -> None:
+    for limit, announced in ((rate_limit(messages=(5, 10)), {"rate": 5.0, "burst": 10}),
+                             (rate_limit(messages=2.5, on_message_limit="drop"), {"rate": 2.5, "burst": 3}),
+                             (rate_limit(rps=10), None), (None, None)):
+        async with Peer(room_api(rate_limit=limit)) as alice:
+            assert alice.hello.get("message_limit") == announced
+
+
 async def test_message_rate_limit_closes_with_1008_by_default() -> None:
     api = room_api(rate_limit=rate_limit(messages=(0.001, 2)))
     async with Peer(api) as alice:

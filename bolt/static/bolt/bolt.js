@@ -67,6 +67,11 @@ const DEFAULTS = Object.freeze({
   timers: undefined,
 });
 
+// Joins and publishes are paced to this share of the rate the server's hello announces, keeping one
+// message of its burst in reserve: the server counts from when messages arrive, and network jitter
+// can bring two of them closer together than they were sent.
+const PACE_SHARE = 0.8;
+
 const BACKOFF_DEFAULTS = Object.freeze({ initial: 500, max: 30000, factor: 2, resetAfter: 5000 });
 
 /** `defaults` overridden by the options that are set: an option given as `undefined` means its default. */
@@ -146,7 +151,8 @@ export class Connection {
     this._ws = null;
     this._ready = false; // the current socket has said hello
     this._heard = false; // something arrived since the last ping
-    this._timer = { retry: null, connect: null, ping: null, stable: null };
+    this._pace = null; // {tokens, capacity, interval}: the route's message rate limit, from the hello
+    this._timer = { retry: null, connect: null, ping: null, stable: null, pace: null };
     this._onOnline = () => {
       // The browser says the network is back: try now rather than at the end of the backoff.
       if (this.state === "reconnecting" && typeof this._timer.retry !== "string" && this._timer.retry !== null) this._dial();
@@ -181,7 +187,7 @@ export class Connection {
     if (this._rooms.has(name)) throw new Error(`already in room ${JSON.stringify(name)}: leave() it first`);
     const room = new Room(this, name, handlers);
     this._rooms.set(name, room);
-    if (this._ready) room._sendJoin();
+    this._drain();
     return room;
   }
 
@@ -313,6 +319,13 @@ export class Connection {
     this.id = msg.connection ?? null;
     this.user = msg.user ?? null;
     this.maxRooms = msg.max_rooms ?? null;
+    const limit = msg.message_limit;
+    if (limit && limit.rate > 0 && limit.burst >= 1) {
+      const capacity = Math.max(1, Math.floor(limit.burst) - 1);
+      this._pace = { tokens: capacity, capacity, interval: 1000 / (limit.rate * PACE_SHARE) };
+    } else {
+      this._pace = null;
+    }
     const ws = this._ws;
     this._timer.stable = this._timers.setTimeout(() => {
       this._timer.stable = null;
@@ -326,7 +339,7 @@ export class Connection {
       for (const { resolve, reject } of waiting.waiters) sent.then(resolve, reject);
     }
     // Rejoin before announcing "open", so a join() made by a state listener is not sent twice.
-    for (const room of this._rooms.values()) room._sendJoin();
+    this._drain();
     this._setState("open", {});
   }
 
@@ -347,7 +360,7 @@ export class Connection {
     if (ws) ws.onmessage = ws.onclose = ws.onerror = null;
     this._ws = null;
     this._ready = false;
-    for (const name of ["connect", "ping", "stable"]) this._clear(name);
+    for (const name of ["connect", "ping", "stable", "pace"]) this._clear(name);
   }
 
   _lost(event, always = false) {
@@ -356,6 +369,7 @@ export class Connection {
     this._failPending("disconnected", "the connection was lost before a reply: the message may or may not have been delivered");
     for (const room of this._rooms.values()) {
       room._joined = false;
+      room._sent = false;
       room.state = "joining";
     }
     if (this.state === "closed") return;
@@ -408,6 +422,41 @@ export class Connection {
     this._timer[name] = null;
   }
 
+  // -- pacing -----------------------------------------------------------------------------
+
+  /**
+   * Spend one of the messages the route's rate limit allows now (always true on a route without
+   * one). With none left it returns false and spends nothing, unless `always`: pings, leaves and
+   * auths are never held back, and the reserve the pace keeps absorbs them.
+   */
+  _take(always = false) {
+    const pace = this._pace;
+    if (!pace) return true;
+    if (pace.tokens < 1 && !always) return false;
+    pace.tokens = Math.max(0, pace.tokens - 1);
+    if (this._timer.pace === null) this._timer.pace = this._timers.setTimeout(() => this._refill(), pace.interval);
+    return true;
+  }
+
+  _refill() {
+    const pace = this._pace;
+    this._timer.pace = null;
+    pace.tokens += 1;
+    if (pace.tokens < pace.capacity) this._timer.pace = this._timers.setTimeout(() => this._refill(), pace.interval);
+    this._drain();
+  }
+
+  /** Send what waits for the socket, as the pace allows: joins not sent on it yet, then queued publishes. */
+  _drain() {
+    if (!this._ready) return;
+    for (const room of this._rooms.values()) {
+      if (room._sent) continue;
+      if (!this._take()) return;
+      room._sendJoin();
+    }
+    this._flush();
+  }
+
   // -- ping -------------------------------------------------------------------------------
 
   _schedulePing(delay = this._opts.pingInterval) {
@@ -429,8 +478,12 @@ export class Connection {
 
   // -- requests and replies ---------------------------------------------------------------
 
-  /** Send `msg` with a fresh ref; the promise settles with its reply (or rejects after `timeout` ms, 0 = never). */
-  _request(msg, timeout) {
+  /**
+   * Send `msg` with a fresh ref; the promise settles with its reply (or rejects after `timeout` ms,
+   * 0 = never). `counted`: the caller took the message's place in the pace already.
+   */
+  _request(msg, timeout, counted = false) {
+    if (!counted) this._take(true);
     const ref = this._nextRef++;
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, timer: null };
@@ -481,7 +534,7 @@ export class Connection {
     }
     if (json === undefined) return Promise.reject(new BoltError("invalid_data", "data must be a JSON value"));
     const ahead = this._queue.some((item) => item.room === room);
-    if (this._ready && room._joined && !ahead) return this._sendPublish(room, data);
+    if (this._ready && room._joined && !ahead && this._take()) return this._sendPublish(room, data);
     if (this._queue.length >= this._opts.queueSize) {
       return Promise.reject(new BoltError("queue_full", `${this._queue.length} publishes already wait for the connection`));
     }
@@ -489,15 +542,15 @@ export class Connection {
   }
 
   _sendPublish(room, data) {
-    return this._request({ type: "publish", room: room.name, data }, this._opts.replyTimeout);
+    return this._request({ type: "publish", room: room.name, data }, this._opts.replyTimeout, true);
   }
 
-  /** Send every queued publish whose room is joined now, in the order they were made. */
+  /** Send the queued publishes whose room is joined now, in the order they were made, as the pace allows. */
   _flush() {
     if (!this._ready) return;
     const waiting = [];
     for (const item of this._queue.splice(0)) {
-      if (item.room._joined && !waiting.some((other) => other.room === item.room)) {
+      if (item.room._joined && !waiting.some((other) => other.room === item.room) && this._take()) {
         this._sendPublish(item.room, item.data).then(item.resolve, item.reject);
       } else {
         waiting.push(item);
@@ -603,6 +656,7 @@ export class Room {
     this._presence = Boolean(handlers.presence || handlers.onPresence);
     this._members = new Map();
     this._joined = false; // the current socket has acknowledged the join
+    this._sent = false; // the join was sent on the current socket
     this._everJoined = false;
     this._readyResolve = null;
     this._readyReject = null;
@@ -639,7 +693,7 @@ export class Room {
     if (this.state === "left" || this.state === "closed" || this.state === "refused") return Promise.resolve();
     const conn = this.connection;
     this._forget("left", new BoltError("left", `left room ${this.name}`));
-    if (!conn._ready) return Promise.resolve();
+    if (!conn._ready || !this._sent) return Promise.resolve(); // the server never heard of it on this socket
     return conn._request({ type: "leave", room: this.name }, conn._opts.replyTimeout).then(
       () => undefined,
       () => undefined,
@@ -669,6 +723,7 @@ export class Room {
 
   _sendJoin() {
     const conn = this.connection;
+    this._sent = true;
     const msg = { type: "join", room: this.name };
     if (this.lastId !== null) msg.since = this.lastId;
     if (this._presence) msg.presence = true;
@@ -677,7 +732,7 @@ export class Room {
       // while away cannot be replayed, so say so before any new message arrives.
       this._emit("onGap", { after: null, before: null });
     }
-    conn._request(msg, 0).then(
+    conn._request(msg, 0, true).then(
       () => {
         if (conn._rooms.get(this.name) !== this) return;
         this._joined = true;
