@@ -296,6 +296,32 @@ async def test_joins_and_leaves_during_an_outage_are_announced_when_redis_is_bac
 
 
 @pytest.mark.asyncio
+async def test_a_clean_stop_writes_the_leaves_redis_missed(redis_server: RedisServer) -> None:
+    """A leave whose write failed (no free connection in time) still happens when the process stops cleanly."""
+    from bolt.realtime.backends.redis import RedisBackend
+
+    one, two = worker(RedisBackend(redis_server.url, timeout=0.3, max_connections=1)), worker(redis_server.url)
+    try:
+        async with two.hub.on_presence("lobby") as events:
+            a = WebSocketTestClient(one, "/chat/lobby")
+            await a.__aenter__()
+            assert await a.receive_text() == "joined"
+            assert (await asyncio.wait_for(events.get(), 2)).type == "join"
+            pool = one.hub.backend._redis.connection_pool  # type: ignore[union-attr]
+            busy = await pool.get_connection()  # the only command connection
+            try:
+                await a.__aexit__(None, None, None)  # its leave finds no connection: kept to be written later
+            finally:
+                await pool.release(busy)
+            assert await two.hub.count("lobby") == 1
+            await one.hub.stop()  # long before the heartbeat or the TTL
+            assert await two.hub.count("lobby") == 0
+            assert (await asyncio.wait_for(events.get(), 2)).type == "leave"
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
 async def test_a_redis_that_refuses_info_still_serves() -> None:
     server = RedisServer(redis_binary_or_skip(), "--rename-command", "INFO", "")  # as some managed Redis do
     server.start()

@@ -16,6 +16,7 @@ from websockets.asyncio.client import connect
 from bolt.realtime import PublishError
 from bolt.realtime.backends import backend_from_url
 from bolt.realtime.backends.redis_cluster import RedisClusterBackend, parse_cluster_url
+from bolt.realtime.presence import Member
 from bolt.testing import WebSocketTestClient
 from redis_servers import RedisCluster
 
@@ -96,6 +97,48 @@ async def test_broadcast_resume_and_presence_across_processes(redis_cluster: Red
                 assert await c.receive_text() == "joined"
     finally:
         await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_a_burst_of_commands_waits_for_free_connections(redis_cluster: RedisCluster) -> None:
+    """Far more commands at once than `max_connections`: they queue up, as on one Redis, and none fails."""
+    one, two = worker(redis_cluster.url), worker(redis_cluster.url)  # 32 command connections
+    try:
+        async with WebSocketTestClient(two, "/chat/h:burst") as b:
+            assert await b.receive_text() == "joined"
+            ids = await asyncio.gather(*(one.hub.broadcast("h:burst", n) for n in range(300)))
+            assert sorted(ids) == list(range(1, 301))  # type: ignore[type-var]
+            assert sorted([json.loads(await b.receive_text())["id"] for _ in range(300)]) == list(range(1, 301))
+        backend = one.hub.backend
+        assert backend is not None
+        members = [Member(f"m.{n}", None) for n in range(300)]
+        await asyncio.gather(*(backend.add_member("burst", member) for member in members))
+        assert await two.hub.count("burst") == 300
+        await asyncio.gather(*(backend.remove_member("burst", member) for member in members))
+        assert await two.hub.count("burst") == 0  # no ghost left behind
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_a_command_that_finds_no_free_connection_in_time_says_so(redis_cluster: RedisCluster) -> None:
+    import signal
+
+    room = ROOMS[0]
+    api = worker(RedisClusterBackend(redis_cluster.url, max_connections=1, timeout=0.3))
+    try:
+        await api.hub.broadcast(room, "before")
+        process = redis_cluster.processes[redis_cluster.master_of(f"bolt:room:{{{room}}}")]
+        process.send_signal(signal.SIGSTOP)  # briefly: well under the cluster's node timeout
+        try:
+            results = await asyncio.gather(*(api.hub.broadcast(room, n) for n in range(3)), return_exceptions=True)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        assert all(isinstance(result, PublishError) for result in results)
+        assert any("command connections stayed busy for 0.3 s" in str(result) for result in results)
+        assert all(str(result).partition("failed: ")[2] for result in results)  # each says what failed
+    finally:
+        await stop(api)
 
 
 @pytest.mark.asyncio

@@ -64,7 +64,8 @@ def _unavailable(what: str, error: type[BackendUnavailable] = BackendUnavailable
     try:
         yield
     except REDIS_ERRORS as exc:
-        raise error(f"redis: {what} failed: {exc}") from exc
+        # Some of redis-py's errors have no text (MaxConnectionsError): their name says what failed.
+        raise error(f"redis: {what} failed: {str(exc) or type(exc).__name__}") from exc
 
 
 async def cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
@@ -182,10 +183,14 @@ class RedisBackend(Backend):
     async def stop(self) -> None:
         await cancel_tasks(self._tasks)
         self._tasks = []
-        with contextlib.suppress(BackendUnavailable):
+        # A clean stop says goodbye: this process's members leave, and so do those whose leave could not
+        # be written earlier. Once Redis fails to answer, the rest expire after the TTL instead.
+        with contextlib.suppress(BackendUnavailable, *REDIS_ERRORS):
             for room, members in list(self.local.items()):
                 for member in list(members.values()):
                     await self.remove_member(room, member)
+            if self._missed and self._deaf_since is None:
+                await self._write_missed(False)
         await self._close_pubsub()
         await self._close_clients()
         await super().stop()
@@ -401,7 +406,12 @@ class RedisBackend(Backend):
         # else a join and a leave within one outage: nobody else saw either, so neither is announced
 
     async def _catch_up(self, restarted: bool) -> None:
-        """Redis is back: write and announce the presence changes made while it was away, then beat.
+        """Redis is back: write and announce the presence changes made while it was away, then beat."""
+        await self._write_missed(restarted)
+        await self._beat()  # the other members of this process, refreshed (or put back in an emptied Redis) now
+
+    async def _write_missed(self, restarted: bool) -> None:
+        """Write and announce the presence changes that could not reach Redis when they were made.
 
         A leave is announced when this process removes the member's entry, or when Redis restarted
         empty (the entry is gone, and no sweep will ever announce it); otherwise the entry expired
@@ -423,7 +433,6 @@ class RedisBackend(Backend):
                     await pipe.execute()
             if self._missed.get(key) is change:
                 del self._missed[key]
-        await self._beat()  # the other members of this process, refreshed (or put back in an emptied Redis) now
 
     def _add_entry(self, pipe: Any, room: str, member: Member) -> None:
         key, ttl_ms = self._presence_key(room), int(self.presence_ttl * 1000)

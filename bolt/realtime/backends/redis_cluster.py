@@ -6,7 +6,8 @@ message stays one atomic call on the master that owns the room, and the broadcas
 SPUBLISH, which only that master's shard carries. Rooms spread over the masters by their slots.
 
 Commands go through redis-py's cluster client, which follows MOVED and ASK redirects and refreshes
-its slot map after a connection error (a failover). The subscriber holds one connection per master
+its slot map after a connection error (a failover); at most `max_connections` of them run at once,
+and the others wait for their turn (`_WaitingCluster`). The subscriber holds one connection per master
 that owns a subscribed room, each checked like the plain backend's: when one of them breaks or stops
 answering, the subscriber closes that connection only, reads the slot map again, subscribes that
 master's rooms on their current master and signals a gap to those rooms alone; the rooms of the other
@@ -19,12 +20,13 @@ import asyncio
 import contextlib
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
@@ -34,6 +36,10 @@ from bolt.realtime.backends.base import Backend, Subscriber
 from bolt.realtime.backends.redis import REDIS_ERRORS, RedisBackend, cancel_tasks
 
 SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+T = TypeVar("T")
+# Set while a command holds a turn: a pipeline's redirected commands run inside it and need no other.
+_HOLDS_TURN: ContextVar[bool] = ContextVar("bolt_cluster_turn", default=False)
 
 
 def parse_cluster_url(url: str) -> tuple[list[tuple[str, int]], dict[str, Any]]:
@@ -106,9 +112,9 @@ class RedisClusterBackend(RedisBackend):
         # No silent retries here either: a publish during a failover fails at once (PublishError), and
         # the client reads the slot map again before its next command.
         # The cluster client answers every command the single-node one is used for.
-        self._redis = RedisCluster(  # type: ignore[assignment]
-            startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes],
-            max_connections=self.max_connections, **self._node_options)
+        self._redis = _WaitingCluster(  # type: ignore[assignment]
+            self.max_connections, self.timeout,
+            startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes], **self._node_options)
         await self._start_listening()
 
     async def _release_lost(self) -> None:
@@ -171,6 +177,57 @@ class RedisClusterBackend(RedisBackend):
         report = super().health()
         report["shards"] = len(self._shards.pubsubs) if self._shards is not None else 0
         return report
+
+
+class _WaitingCluster(RedisCluster):
+    """redis-py's cluster client, whose commands wait for a free connection as RedisBackend's pool does.
+
+    redis-py caps the connections of each node and raises MaxConnectionsError at the cap instead of
+    waiting. Here at most `max_connections` commands or pipelines of the process run at once, each with
+    at most one connection to a node, so no node reaches its cap; the others wait up to `wait` seconds.
+    """
+
+    def __init__(self, max_connections: int, wait: float, **options: Any) -> None:
+        super().__init__(max_connections=max_connections, **options)
+        self._turns = asyncio.Semaphore(max_connections)
+        self._size, self._wait = max_connections, wait
+
+    async def run(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """`await call(*args, **kwargs)` in a turn of its own."""
+        if _HOLDS_TURN.get():
+            return await call(*args, **kwargs)
+        if self._turns.locked():
+            try:
+                async with asyncio.timeout(self._wait):
+                    await self._turns.acquire()
+            except TimeoutError:
+                raise RedisConnectionError(
+                    f"all {self._size} command connections stayed busy for {self._wait} s") from None
+        else:
+            await self._turns.acquire()  # free: returns without suspending
+        held = _HOLDS_TURN.set(True)
+        try:
+            return await call(*args, **kwargs)
+        finally:
+            _HOLDS_TURN.reset(held)
+            self._turns.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.run(super().execute_command, *args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # which refuses it, as on any cluster client
+        return _WaitingPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py makes its own
+
+
+class _WaitingPipeline(ClusterPipeline):
+    """A cluster pipeline that runs in a turn of its client's (`_WaitingCluster`)."""
+
+    cluster_client: _WaitingCluster
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        return await self.cluster_client.run(super().execute, raise_on_error, allow_redirections)
 
 
 class _Shards:
