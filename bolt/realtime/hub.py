@@ -29,6 +29,10 @@ logger = logging.getLogger("bolt.realtime")
 # How long closing a connection the hub ends (a slow consumer, a failed send) may take before its
 # handler is cancelled instead.
 _EVICT_TIMEOUT = 5.0
+# How long after a replay its connection skips live messages with ids the replay sent. Those were in
+# flight as the replay was read and arrive within moments; later, such an id is a new message's: the
+# room's ids started again (its id counter expired, or its history was dropped).
+_REPLAY_OVERLAP = 60.0
 # Every hub of this process, so code outside the server (bolt.realtime.publish) can find the running one.
 _HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
 
@@ -85,8 +89,9 @@ class Hub:
         self._enveloped: dict[str, int] = {}
         # room -> {connection id: messages held back while that connection replays history}
         self._replaying: dict[str, dict[str, list[Message]]] = {}
-        # room -> {connection id: last id its replay sent}, until a newer live message reaches it
-        self._replayed: dict[str, dict[str, int]] = {}
+        # room -> {connection id: (last id its replay sent, until when (monotonic) that id may arrive live)},
+        # until a newer live message reaches it
+        self._replayed: dict[str, dict[str, tuple[int, float]]] = {}
         self._refs: dict[str, int] = {}
         self._listeners: dict[str, set[PresenceSubscription]] = {}
         self._history_rules: list[tuple[str, HistoryPolicy]] = []
@@ -359,7 +364,7 @@ class Hub:
         if last > since:
             # A broadcast of this process may have been published (and so replayed) but not yet
             # delivered: it must not reach this connection a second time.
-            self._replayed.setdefault(room, {})[connection.id] = last
+            self._replayed.setdefault(room, {})[connection.id] = (last, time.monotonic() + _REPLAY_OVERLAP)
 
     async def leave(self, websocket: WebSocket, room: str) -> None:
         """Take the connection out of `room` (no-op when it is not in it)."""
@@ -552,7 +557,8 @@ class Hub:
                     held[connection_id].append(message)
                     continue
                 if replayed is not None and connection_id in replayed:
-                    if message.seq is not None and message.seq <= replayed[connection_id]:
+                    last, until = replayed[connection_id]
+                    if message.seq is not None and message.seq <= last and time.monotonic() < until:
                         continue  # it had this one in its replay
                     del replayed[connection_id]
                     if not replayed:
@@ -573,7 +579,10 @@ class Hub:
 
     def signal_gap(self, room: str) -> None:
         """This process may have missed broadcasts to `room` (its backend was unreachable): tell its members."""
-        last = self._last_seq.get(room)
+        # The ids that follow may have started again (a Redis restarted empty): what this process knows
+        # of the old ones must not hold back new messages that reuse them, nor be reported at the next gap.
+        last = self._last_seq.pop(room, None)
+        self._replayed.pop(room, None)
         history = self.history_policy(room) is not None
         asgi = gap(room, last, None)
         members, _ = self._members(room)

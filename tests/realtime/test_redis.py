@@ -219,6 +219,49 @@ async def test_redis_down_and_back(redis_server: RedisServer) -> None:
 
 
 @pytest.mark.asyncio
+async def test_a_resumed_connection_gets_the_new_ids_after_redis_restarts_empty(redis_server: RedisServer) -> None:
+    one, two = worker(redis_server.url), worker(redis_server.url)
+    try:
+        for n in range(5):
+            await two.hub.broadcast("h:r", f"old {n}")
+        async with WebSocketTestClient(one, "/chat/h:r?since=2") as a:
+            assert [(await a.receive_json())["id"] for _ in range(3)] == [3, 4, 5]  # replayed
+            assert await a.receive_text() == "joined"
+            redis_server.restart()  # empty: the room's ids start again at 1
+            await eventually(lambda: one.hub.health()["ok"] and one.hub.health()["reconnects"] == 1, timeout=10)
+            assert "gap" in await a.receive_json()
+            await eventually(lambda: two.hub.health()["ok"], timeout=10)
+            assert [await two.hub.broadcast("h:r", f"new {n}") for n in range(6)] == [1, 2, 3, 4, 5, 6]
+            assert [(await a.receive_json())["data"] for _ in range(6)] == [f"new {n}" for n in range(6)]
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_ids_that_start_again_reach_a_resumed_connection(redis_server: RedisServer,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A room's id counter expired (a day without messages, here deleted): its new ids are delivered."""
+    from bolt.realtime import hub
+
+    monkeypatch.setattr(hub, "_REPLAY_OVERLAP", 0.2)  # a day, as far as this room is concerned
+    one, two = worker(redis_server.url), worker(redis_server.url)
+    redis = Redis.from_url(redis_server.url)
+    try:
+        for n in range(3):
+            await two.hub.broadcast("h:e", f"old {n}")
+        async with WebSocketTestClient(one, "/chat/h:e?since=0") as a:
+            assert [(await a.receive_json())["id"] for _ in range(3)] == [1, 2, 3]
+            assert await a.receive_text() == "joined"
+            await redis.delete("bolt:seq:h:e", "bolt:history:h:e")
+            await asyncio.sleep(0.3)
+            assert await two.hub.broadcast("h:e", "new") == 1
+            assert await a.receive_json() == {"room": "h:e", "id": 1, "data": "new"}
+    finally:
+        await redis.aclose()
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
 async def test_a_worker_starts_while_redis_is_down(redis_server: RedisServer) -> None:
     redis_server.stop()
     api = worker(redis_server.url)
