@@ -365,6 +365,8 @@ class Hub:
             # A broadcast of this process may have been published (and so replayed) but not yet
             # delivered: it must not reach this connection a second time.
             self._replayed.setdefault(room, {})[connection.id] = (last, time.monotonic() + _REPLAY_OVERLAP)
+            if last > self._last_seq.get(room, 0):
+                self._last_seq[room] = last  # delivered, as much as a live message: a gap signal starts after it
 
     async def leave(self, websocket: WebSocket, room: str) -> None:
         """Take the connection out of `room` (no-op when it is not in it)."""

@@ -262,6 +262,24 @@ async def test_ids_that_start_again_reach_a_resumed_connection(redis_server: Red
 
 
 @pytest.mark.asyncio
+async def test_the_gap_after_an_outage_starts_after_the_last_replayed_id(redis_server: RedisServer) -> None:
+    one, two = worker(redis_server.url), worker(redis_server.url)
+    try:
+        for n in range(3):
+            await two.hub.broadcast("h:g", n)
+        async with WebSocketTestClient(one, "/chat/h:g?since=1") as a:
+            assert [(await a.receive_json())["id"] for _ in range(2)] == [2, 3]  # replayed, nothing live
+            assert await a.receive_text() == "joined"
+            redis_server.stop()
+            await eventually(lambda: not one.hub.health()["ok"])
+            redis_server.start()
+            await eventually(lambda: one.hub.health()["ok"], timeout=10)
+            assert await a.receive_json() == {"room": "h:g", "gap": {"after": 3, "before": None}}
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
 async def test_a_worker_starts_while_redis_is_down(redis_server: RedisServer) -> None:
     redis_server.stop()
     api = worker(redis_server.url)
