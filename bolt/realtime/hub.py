@@ -323,7 +323,8 @@ class Hub:
     async def join(self, websocket: WebSocket, room: str, since: int | None = None) -> None:
         """Add the connection to `room`; with `since`, first replay what it missed after that id.
 
-        Joining a room the connection is already in does nothing.
+        Joining a room the connection is already in does nothing. With `since`, a history that cannot
+        be read raises (BackendUnavailable when Redis is away) and leaves the connection out of the room.
         """
         check_room(room)
         connection = self._connection(websocket)
@@ -340,7 +341,12 @@ class Hub:
         try:
             backend = await self._backend()
             await self._add(connection, room, backend)
-            replay = await backend.replay(room, since, policy)  # type: ignore[arg-type]
+            try:
+                replay = await backend.replay(room, since, policy)  # type: ignore[arg-type]
+            except Exception:
+                # Not joined after all (BackendUnavailable: Redis is away), so that joining again replays.
+                await self._remove(connection, room)
+                raise
         finally:
             waiting = self._replaying.get(room, {})
             waiting.pop(connection.id, None)

@@ -280,6 +280,42 @@ async def test_the_gap_after_an_outage_starts_after_the_last_replayed_id(redis_s
 
 
 @pytest.mark.asyncio
+async def test_a_join_with_since_that_cannot_read_the_history_raises_and_does_not_join(redis_server: RedisServer) -> None:
+    import signal
+
+    from bolt.realtime.backends.redis import RedisBackend
+
+    api = BoltAPI(pubsub=RedisBackend(redis_server.url, timeout=0.3))
+    api.hub.keep_history("h:", size=3)
+
+    @api.websocket("/resume")
+    async def resume(websocket: WebSocket) -> None:
+        await websocket.accept()
+        async for since in websocket.iter_text():
+            try:
+                await websocket.join("h:z", since=int(since))
+            except BackendUnavailable:
+                await websocket.send_text(f"try again ({len(api.hub.local_members('h:z'))} in the room)")
+            else:
+                await websocket.send_text("joined")
+
+    try:
+        await api.hub.broadcast("h:z", "kept")
+        async with WebSocketTestClient(api, "/resume") as ws:
+            redis_server.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
+            try:
+                await ws.send_text("0")
+                assert await ws.receive_text(timeout=5) == "try again (0 in the room)"
+            finally:
+                redis_server.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
+            await ws.send_text("0")
+            assert await ws.receive_json() == {"room": "h:z", "id": 1, "data": "kept"}
+            assert await ws.receive_text() == "joined"
+    finally:
+        await stop(api)
+
+
+@pytest.mark.asyncio
 async def test_a_worker_starts_while_redis_is_down(redis_server: RedisServer) -> None:
     redis_server.stop()
     api = worker(redis_server.url)
