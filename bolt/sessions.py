@@ -111,11 +111,11 @@ async def _session_event(hub: Hub, text: str) -> None:
     for websocket, key in sockets:
         try:
             current = await session_user(key)
+            accepted = current.is_authenticated and str(current.pk) == user
         except Exception:  # the session store failed: fail closed (a reconnect authenticates afresh)
             logger.exception("could not check the session of WebSocket %s; closing it", websocket.path)
-            rejected.append((websocket, key))
-            continue
-        if not current.is_authenticated or str(current.pk) != user:
+            accepted = False
+        if not accepted:
             rejected.append((websocket, key))
     if rejected:
         await asyncio.sleep(RENEWAL_GRACE)

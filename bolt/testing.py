@@ -182,17 +182,16 @@ class WebSocketTestClient:
         return await self._to_app.get()
 
     async def _app_send(self, message: dict[str, Any]) -> None:
-        if self._closed and message["type"] == "websocket.send":
+        kind = message["type"]
+        if self._closed and kind == "websocket.send":
             # What a real server reports when the peer is gone (ASGI spec 2.4).
             raise OSError("the client has disconnected")
-        kind = message["type"]
         if kind == "websocket.accept":
             self._open = True  # as the server sees it: the test may not have read the accept yet
         elif kind == "websocket.close" and self._open:
-            self._server_close = (message.get("code", 1000), message.get("reason") or "")
+            code, reason = self._server_close = (message.get("code", 1000), message.get("reason") or "")
             # A real server answers the server's close with the client's echo, ending receive().
-            self._to_app.put_nowait({"type": "websocket.disconnect", "code": message.get("code", 1000),
-                                     "reason": message.get("reason") or ""})
+            self._to_app.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
         self._from_app.put_nowait(message)
 
     async def _run_app(self) -> None:

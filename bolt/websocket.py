@@ -363,24 +363,18 @@ class WebSocket(HTTPConnection):
         if self.application_state is WebSocketState.DISCONNECTED:
             return
         if self.application_state is WebSocketState.CONNECTING:
-            # Refuse the handshake: the server answers 403.
-            self.application_state = WebSocketState.DISCONNECTED
-            self._closed_by_app = True
-            try:
-                await self._send({"type": "websocket.close", "code": code, "reason": reason})
-            except OSError:
-                pass  # the client left first: nobody to refuse
-            return
+            self._closed_by_app = True  # a refused handshake: the server answers 403
+        else:
+            self._closed_by_app = by_handler
+            self._disconnect = WebSocketDisconnect(code, reason)
+            if self.hub_connection is not None:
+                # Nothing may follow the close frame: a broadcast sent after it is an error in the server.
+                self.hub_connection.outbox.close()
         self.application_state = WebSocketState.DISCONNECTED
-        self._closed_by_app = by_handler
-        self._disconnect = WebSocketDisconnect(code, reason)
-        if self.hub_connection is not None:
-            # Nothing may follow the close frame: a broadcast sent after it is an error in the server.
-            self.hub_connection.outbox.close()
         try:
             await self._send({"type": "websocket.close", "code": code, "reason": reason})
         except OSError:
-            pass  # already gone: the close we wanted has happened
+            pass  # the client left first: the close we wanted has happened
 
 
 class _Messages:

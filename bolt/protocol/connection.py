@@ -38,6 +38,7 @@ from .handshake import (
     Request,
     accept_key,
     closing_response,
+    field_size,
     header_lines,
     parse_request,
     request_from_fields,
@@ -193,7 +194,7 @@ class ServerConnection:
         events: list[Event] = []
         # The size of that head, without its final blank line, as _receive_request measures it.
         size = len(method) + len(target) + len(http_version) + 7
-        size += sum(len(name) + len(value) + 4 for name, value in fields)
+        size += sum(field_size(name, value) for name, value in fields)
         if size > self.max_request_size:
             self._refuse(HandshakeError(431, "Request headers too large."), events)
             return events

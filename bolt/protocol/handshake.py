@@ -24,6 +24,7 @@ __all__ = [
     "header_lines",
     "parse_header_list",
     "parse_request",
+    "field_size",
     "request_from_fields",
     "valid_host",
     "validate_request",
@@ -193,6 +194,12 @@ def validate_request(request: Request) -> None:
 # RFC 9112 section 3.2: uri-host [ ":" port ] (RFC 3986 section 3.2.2): an IP literal in brackets or
 # a registered name (possibly empty), of unreserved, sub-delims and percent-encoded characters only.
 _HOST = re.compile(rb"(?:\[[0-9A-Za-z._~!$&'()*+,;=:-]+\]|[0-9A-Za-z._~!$&'()*+,;=%-]*)(?::[0-9]*)?")
+
+
+def field_size(name: bytes, value: bytes) -> int:
+    """The bytes a header line takes in a request head (``name: value`` and its CRLF), as every parser
+    here counts a head against ``MAX_REQUEST_SIZE``."""
+    return len(name) + len(value) + 4
 
 
 def valid_host(value: bytes) -> bool:

@@ -26,7 +26,7 @@ from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
-from .handshake import MAX_HEADERS, MAX_REQUEST_SIZE, closing_response, valid_host
+from .handshake import MAX_HEADERS, MAX_REQUEST_SIZE, closing_response, field_size, valid_host
 from .timers import Deadlines, deadlines
 from .uvicorn import WebSocketProtocol, trailing_bytes
 
@@ -162,7 +162,7 @@ class _BoundedHeads(h11.Connection):
                 raise h11.RemoteProtocolError("Invalid Host header.", error_status_hint=400)
             if len(headers) > MAX_HEADERS:
                 self.refused = "Too many request headers."
-            elif len(event.target) + sum(len(name) + len(value) + 4 for name, value in headers) > MAX_REQUEST_SIZE:
+            elif len(event.target) + sum(field_size(name, value) for name, value in headers) > MAX_REQUEST_SIZE:
                 self.refused = "Request headers too large."
             if self.refused is not None:
                 raise h11.RemoteProtocolError(self.refused, error_status_hint=431)
@@ -285,7 +285,7 @@ else:
         def on_header(self, name: bytes, value: bytes) -> None:
             if len(self.headers) >= MAX_HEADERS:
                 self._stop_parser(431, "Too many request headers.")
-            self._grow_head(len(name) + len(value) + 4)
+            self._grow_head(len(name) + len(value) + 4)  # field_size, written out: once per header of every request
             super().on_header(name, value)
 
         def _grow_head(self, size: int) -> None:
