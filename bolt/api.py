@@ -318,7 +318,7 @@ class BoltAPI:
             refusal = self.security.deny(scope["path"], scope, Denial(404, "Not Found"), "no WebSocket route")
             await self._deny_websocket(scope, send, refusal)
             return
-        websocket = WebSocket(scope, receive, send, dict(zip(route.param_names, match.values)))
+        websocket = WebSocket(scope, receive, send, dict(zip(route.param_names, match.values)), self.hub)
         denial = await self.security.check(websocket, route)
         if denial is not None:
             await self._deny_websocket(scope, send, denial)
@@ -373,10 +373,10 @@ class BoltAPI:
         elif websocket.application_state is WebSocketState.CONNECTED:
             await websocket.close(code, reason)
 
-    @staticmethod
-    async def _deny_websocket(scope: dict[str, Any], send: Any, denial: Denial) -> None:
+    async def _deny_websocket(self, scope: dict[str, Any], send: Any, denial: Denial) -> None:
         """Refuse a handshake: the real status and JSON body where the server supports it, else a 403."""
-        websocket_denied(scope, denial)  # the metrics' count
+        if self.hub.metrics is not None:
+            websocket_denied(self.hub.metrics, denial)
         if "websocket.http.response" in (scope.get("extensions") or {}):
             body = orjson.dumps(denial.body())
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

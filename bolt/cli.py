@@ -3,8 +3,8 @@
     bolt run mysite.asgi:application [--host 127.0.0.1] [--port 8000] [--reload] [--workers N]
 
 It is uvicorn with two defaults changed:
-- WebSocket connections are handled by `bolt.protocol:WebSocketProtocol` when that module imports,
-  else by uvicorn's own choice ("auto"). `--ws` overrides it with any value uvicorn's `--ws` accepts.
+- WebSocket connections are handled by `bolt.protocol:WebSocketProtocol`. `--ws` overrides it with
+  any value uvicorn's `--ws` accepts.
 - Each connection starts with `bolt.protocol.http.HeadReader`, which reads the first request head:
   a WebSocket upgrade goes straight to bolt's protocol, anything else to uvicorn's own parser
   (httptools, which bolt installs; h11 without it). Either closes a connection whose request head is not
@@ -31,24 +31,20 @@ BOLT_PROTOCOL = "bolt.protocol:WebSocketProtocol"
 
 
 def websocket_protocol() -> str:
-    """bolt's WebSocket protocol for uvicorn when it is importable, else uvicorn's default."""
-    try:
-        from bolt.protocol import WebSocketProtocol  # noqa: F401
-    except ImportError:
-        return "auto"
-    except Exception as exc:  # present but broken: say so rather than fail to serve
-        print(f"bolt run: {BOLT_PROTOCOL} failed to import ({exc!r}); using uvicorn's default", file=sys.stderr)
-        return "auto"
+    """bolt's WebSocket protocol for uvicorn, as a module:Class string.
+
+    Imported here so that a broken install fails at start with its traceback, rather than serving
+    without bolt's handshake limits and deadlines.
+    """
+    from bolt.protocol import WebSocketProtocol  # noqa: F401
+
     return BOLT_PROTOCOL
 
 
 def http_protocol() -> str:
     """bolt's first protocol (`bolt.protocol.http.HeadReader`), as a module:Class string."""
-    try:
-        from bolt.protocol.http import HeadReader
-    except Exception as exc:  # uvicorn changed its internals: serve anyway, without the deadline
-        print(f"bolt run: bolt.protocol.http failed to import ({exc!r}); using uvicorn's HTTP parser", file=sys.stderr)
-        return "auto"
+    from bolt.protocol.http import HeadReader
+
     return f"{HeadReader.__module__}:{HeadReader.__qualname__}"
 
 

@@ -39,11 +39,9 @@ def denial_reason(denial: Denial) -> str:
     return _REASONS.get(denial.detail) or _STATUS_REASONS.get(denial.status_code, "other")
 
 
-def websocket_denied(scope: dict[str, Any], denial: Denial) -> None:
-    """Count a refused handshake when the api has metrics (the refusal's one log line is bolt.security's)."""
-    metrics = getattr(getattr(scope.get("app"), "hub", None), "metrics", None)
-    if metrics is not None:
-        metrics.handshakes.labels("denied", denial_reason(denial)).inc()
+def websocket_denied(metrics: Metrics, denial: Denial) -> None:
+    """Count a refused handshake (the refusal's one log line is bolt.security's)."""
+    metrics.handshakes.labels("denied", denial_reason(denial)).inc()
 
 
 def _size(data: str | bytes) -> int:

@@ -14,7 +14,7 @@ from bolt.models import Codec, InvalidJSON, ValidationError, codec_for, json_def
 from bolt.wire import MAX_CLOSE_REASON, CloseCode, is_valid_close_code
 
 if TYPE_CHECKING:
-    from bolt.realtime.hub import Connection
+    from bolt.realtime.hub import Connection, Hub
     from bolt.realtime.outbox import OutboxSettings
 
 #: An ASGI `receive` callable, and an ASGI `send` callable.
@@ -96,7 +96,7 @@ class WebSocket(HTTPConnection):
     """One WebSocket connection, as handed to a `@api.websocket` handler."""
 
     def __init__(self, scope: dict[str, Any], receive: Receive, send: Send,
-                 path_params: dict[str, Any] | None = None) -> None:
+                 path_params: dict[str, Any] | None = None, hub: Hub | None = None) -> None:
         super().__init__(scope, path_params)
         self._receive = receive
         self._send = send
@@ -107,6 +107,9 @@ class WebSocket(HTTPConnection):
         self._disconnect: WebSocketDisconnect | None = None
         self._connect_received = False
         self._closed_by_app = False
+        #: The api's hub (rooms, broadcast, presence), which the connection joins on accept; None
+        #: for a WebSocket built outside a `BoltAPI`, which then has no rooms.
+        self.hub = hub
         #: The route's send-queue settings (`@api.websocket(outbox=...)`), handed to the hub on accept;
         #: None for the hub's defaults.
         self.outbox: OutboxSettings | None = None
@@ -172,9 +175,8 @@ class WebSocket(HTTPConnection):
             self._lost()  # the client left before the handshake completed
         self.application_state = self.client_state = WebSocketState.CONNECTED
         self.accepted_subprotocol = subprotocol
-        hub = getattr(self.scope.get("app"), "hub", None)
-        if hub is not None:
-            await hub.connect(self, self.outbox)
+        if self.hub is not None:
+            await self.hub.connect(self, self.outbox)
         expires_at = getattr(self.scope.get("auth"), "expires_at", None)
         if expires_at is not None:
             _credential_expiry().watch(self, expires_at)
@@ -286,11 +288,16 @@ class WebSocket(HTTPConnection):
         With `since` (the last id the client saw, in a room with history) the messages it missed are
         sent first, or a gap signal when they are no longer kept.
         """
-        await self.scope["app"].hub.join(self, room, since)
+        await self._room_hub().join(self, room, since)
 
     async def leave(self, room: str) -> None:
         """Leave `room`."""
-        await self.scope["app"].hub.leave(self, room)
+        await self._room_hub().leave(self, room)
+
+    def _room_hub(self) -> Hub:
+        if self.hub is None:
+            raise RuntimeError("rooms need a WebSocket served by a BoltAPI route (this one has no hub)")
+        return self.hub
 
     # -- sending ---------------------------------------------------------------------------------
 

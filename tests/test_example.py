@@ -81,13 +81,8 @@ def test_example_through_a_real_server(launcher, tmp_path):
         stop_process(process, 10, signal.SIGINT)
 
 
-def test_cli_prefers_bolts_protocol():
-    try:
-        from bolt.protocol import WebSocketProtocol  # noqa: F401
-    except Exception:
-        assert cli.websocket_protocol() == "auto"
-    else:
-        assert cli.websocket_protocol() == "bolt.protocol:WebSocketProtocol"
+def test_cli_serves_bolts_protocols():
+    assert cli.websocket_protocol() == "bolt.protocol:WebSocketProtocol"
 
 
 def test_cli_arguments(monkeypatch):

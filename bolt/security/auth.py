@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from bolt.django import django_settings, setting
+from bolt.websocket import WebSocket
 
 if TYPE_CHECKING:
     from jwt.types import Options
@@ -321,13 +322,11 @@ class SessionAuthentication(BaseAuthentication):
         user = await session_user(session_key)
         if not user.is_authenticated:
             return None  # an expired or foreign session is simply no session
-        bound = self.close_on_session_end and conn.scope["type"] == "websocket"
-        if bound:
+        bound = self.close_on_session_end and isinstance(conn, WebSocket)
+        if bound and conn.hub is not None:
             from bolt.sessions import watch
 
-            hub = getattr(conn.scope.get("app"), "hub", None)
-            if hub is not None:
-                await watch(hub)
+            await watch(conn.hub)
         return AuthContext(
             user_id=str(user.pk),
             is_staff=bool(user.is_staff),
