@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from typing import Any
 
 from bolt.datastructures import Headers, QueryParams, State, parse_cookies
@@ -14,6 +15,12 @@ def _anonymous() -> Any:
     from bolt.security.auth import ANONYMOUS
 
     return ANONYMOUS
+
+
+def client_label(scope: Mapping[str, Any]) -> str:
+    """The client's address as bolt's log lines give it: "host:port", or "unknown" without one."""
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
 class HTTPConnection:

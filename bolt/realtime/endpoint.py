@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from bolt import accel
+from bolt.connection import client_label
 from bolt.models import ValidationError, codec_for
 from bolt.realtime.backends.base import BackendUnavailable, PublishError
 from bolt.realtime.hub import Hub
@@ -25,8 +26,8 @@ from bolt.realtime.names import InvalidRoomName, check_room
 from bolt.realtime.presence import JOIN, Member, PresenceEvent, PresenceSubscription
 from bolt.security import refresh_credentials
 from bolt.security.auth import AuthenticationFailed
-from bolt.security.ratelimit import TokenBucket
-from bolt.websocket import CloseCode, WebSocket, WebSocketClose
+from bolt.security.pipeline import MESSAGE_RATE_EXCEEDED, MessageLimiter
+from bolt.websocket import WebSocket
 
 logger = logging.getLogger("bolt.realtime")
 
@@ -38,7 +39,6 @@ MAX_DEPTH = 32
 # From this size on, the accelerator's scan and a splice beat decoding and encoding the data with
 # orjson (benchmarks/json_relay.py: 0.8x at 135 bytes, 1.6x at 1 KiB, 3.7x at 16 KiB).
 RELAY_MIN_SIZE = 512
-MESSAGE_RATE_EXCEEDED = "Message rate exceeded"
 # The subprotocol the endpoint accepts when a client offers it: a browser refuses a handshake whose
 # answer names none of the protocols it offered, so a client offering some must be able to get one.
 SUBPROTOCOL = "bolt.v1"
@@ -139,26 +139,30 @@ class Session:
         self.rooms: set[str] = set()
         self.watching: dict[str, PresenceRelay] = {}
         limit = endpoint.message_limit
-        self.bucket = TokenBucket(*limit[0]) if limit is not None else None
-        self.close_over_limit = limit is not None and limit[1] == "close"
+        self.limiter = (MessageLimiter(limit[0], limit[1], websocket.path, client_label(websocket.scope))
+                        if limit is not None else None)
         self.handlers = {"join": self.join, "leave": self.leave, "publish": self.publish, "ping": self.ping,
                          "auth": self.authenticate}
 
     async def run(self) -> None:
-        receive = self.websocket.receive
+        receive, limiter = self.websocket.receive, self.limiter
         while True:
             message = await receive()  # raises WebSocketDisconnect when the client goes
+            # The limit counts every message, well-formed or not, binary ones too.
+            over_limit = False
+            if limiter is not None and not limiter.bucket.take():
+                limiter.exceeded()  # closes with 1008 under "close"
+                over_limit = True
             text = message.get("text")
             if text is None:
-                self.error(None, "bad_json", "binary frames are not part of the protocol: send JSON text")
+                if over_limit:
+                    self.error(None, "rate_limited", MESSAGE_RATE_EXCEEDED)
+                else:
+                    self.error(None, "bad_json", "binary frames are not part of the protocol: send JSON text")
                 continue
-            await self.handle(text)
+            await self.handle(text, over_limit)
 
-    async def handle(self, text: str) -> None:
-        # The limit counts every message, well-formed or not.
-        over_limit = self.bucket is not None and not self.bucket.take()
-        if over_limit and self.close_over_limit:
-            raise WebSocketClose(CloseCode.POLICY_VIOLATION, MESSAGE_RATE_EXCEEDED)
+    async def handle(self, text: str, over_limit: bool) -> None:
         try:
             request = self.parse(text)
         except ValueError as exc:

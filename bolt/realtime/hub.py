@@ -11,6 +11,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from bolt.connection import client_label
 from bolt.extensions import FRAMES
 from bolt.realtime.backends.base import Backend
 from bolt.realtime.history import HistoryPolicy
@@ -289,8 +290,7 @@ class Hub:
             return
         connection.evicted = True
         scope = connection.websocket.scope
-        client = scope.get("client")
-        path, peer = scope.get("path", "-"), f"{client[0]}:{client[1]}" if client else "-"
+        path, peer = scope.get("path", "-"), client_label(scope)
         if error is not None:
             logger.error("send to connection=%s path=%s client=%s raised: closing it with 1011",
                          connection.id, path, peer, exc_info=error)

@@ -19,6 +19,8 @@ import time
 import weakref
 from typing import Any
 
+from bolt.connection import client_label
+
 logger = logging.getLogger("bolt.security")
 
 #: The close code and reason of a WebSocket whose credentials expired while it was open.
@@ -109,9 +111,8 @@ class Deadlines:
         if self._entries.get(websocket) is not entry:
             return  # refreshed (or ended) between the timer and this task
         del self._entries[websocket]
-        client = websocket.client
         logger.info("closing websocket %s from %s: credentials of user %s expired", websocket.path,
-                    f"{client[0]}:{client[1]}" if client else "unknown", websocket.auth.user_id)
+                    client_label(websocket.scope), websocket.auth.user_id)
         try:
             await websocket.end(CREDENTIALS_EXPIRED, CREDENTIALS_EXPIRED_REASON)
         except Exception:  # a bug: said here, since nothing awaits this task

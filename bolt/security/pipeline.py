@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from bolt.connection import HTTPConnection
+from bolt.connection import HTTPConnection, client_label
 from bolt.datastructures import scope_header
 from bolt.django import setting
 from bolt.extensions import testing
@@ -63,11 +63,6 @@ def _import(path_or_object: Any) -> Any:
 
 def _name(guard: Any) -> str:
     return getattr(guard, "__qualname__", None) or repr(guard)
-
-
-def _client(scope: dict[str, Any]) -> str:
-    client = scope.get("client")
-    return f"{client[0]}:{client[1]}" if client else "unknown"
 
 
 class RoutePolicy:
@@ -257,7 +252,8 @@ class SecurityPipeline:
                                   f"{_name(guard)} for user {auth.user_id}")
 
         if policy.messages is not None:
-            conn.intercept(receive=MessageLimiter(policy.messages, policy.message_mode, route.path, _client(scope)))
+            limiter = MessageLimiter(policy.messages, policy.message_mode, route.path, client_label(scope))
+            conn.intercept(receive=limiter)
         return None
 
     async def refresh(self, websocket: Any, token: str) -> AuthContext:
@@ -266,10 +262,10 @@ class SecurityPipeline:
             context = await self._refresh(websocket, token)
         except AuthenticationFailed as exc:
             logger.info("refused credentials refresh on websocket %s from %s: %s", websocket.path,
-                        _client(websocket.scope), exc.detail)
+                        client_label(websocket.scope), exc.detail)
             raise
         logger.info("refreshed credentials on websocket %s from %s for user %s", websocket.path,
-                    _client(websocket.scope), context.user_id)
+                    client_label(websocket.scope), context.user_id)
         return context
 
     async def _refresh(self, websocket: Any, token: str) -> AuthContext:
@@ -323,7 +319,7 @@ class SecurityPipeline:
         origin = scope_header(scope, b"origin") or ""
         admission = self.origin_policy(scope).admit(origin, scope)
         if admission is None:
-            logger.warning("refused preflight %s from %s: origin %r", scope["path"], _client(scope), origin[:200])
+            logger.warning("refused preflight %s from %s: origin %r", scope["path"], client_label(scope), origin[:200])
         return cors.preflight_response(scope, admission, allowed_methods)
 
     @staticmethod
@@ -385,7 +381,7 @@ class SecurityPipeline:
         """Log one refusal (one line, WARNING for origin refusals, else INFO) and return `denial`."""
         # The reason names the check, never the credential itself.
         level = logging.WARNING if denial.detail in (ORIGIN_NOT_ALLOWED, ORIGIN_REQUIRED) else logging.INFO
-        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], path, _client(scope),
+        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], path, client_label(scope),
                    denial.status_code, denial.detail, reason)
         return denial
 

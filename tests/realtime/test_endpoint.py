@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
 
 import orjson
@@ -441,6 +442,25 @@ async def test_message_rate_limit_closes_with_1008_by_default() -> None:
         with pytest.raises(ConnectionClosed) as closed:
             await alice.next()
         assert closed.value.code == 1008
+
+
+async def test_binary_frames_count_against_the_message_rate_limit(caplog: pytest.LogCaptureFixture) -> None:
+    async with Peer(room_api(rate_limit=rate_limit(messages=(0.001, 2), on_message_limit="drop"))) as alice:
+        for _ in range(2):
+            await alice.ws.send_bytes(b"x")
+            assert (await alice.next())["error"]["code"] == "bad_json"
+        await alice.ws.send_bytes(b"x")
+        assert (await alice.next())["error"] == {"code": "rate_limited", "reason": "Message rate exceeded"}
+        assert (await alice.request("ping"))["error"]["code"] == "rate_limited"
+    with caplog.at_level(logging.INFO, logger="bolt.security"):
+        async with Peer(room_api(rate_limit=rate_limit(messages=(0.001, 2)))) as bob:
+            for _ in range(3):
+                await bob.ws.send_bytes(b"x")
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await bob.next()
+            assert closed.value.code == 1008
+    assert "closing websocket /rt from " in caplog.text and "Message rate exceeded" in caplog.text
 
 
 async def test_a_publish_the_backend_does_not_confirm_is_answered_unavailable_fate_unknown() -> None:
