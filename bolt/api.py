@@ -402,13 +402,18 @@ class BoltAPI:
         else:
             raise ValueError(f"unsupported ASGI scope type {scope_type!r}")
 
+    async def _unrouted(self, scope: dict[str, Any], receive: Any, send: Any, response: Response) -> None:
+        """A 404 or 405, with the CORS headers an admitted origin gets, so a page sees the status."""
+        self.security.add_unrouted_cors_headers(scope, response)
+        await response(scope, receive, send)
+
     async def _http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         # Each step a plain route does not need is skipped: every coroutine layer and lookup costs
         # measurably per request (benchmarks/http_bench.py).
         scope["app"] = self
         match = self.router.match(route_path(scope))
         if match is None or not match.leaf.http:
-            await JSONResponse({"detail": "Not Found"}, 404)(scope, receive, send)
+            await self._unrouted(scope, receive, send, JSONResponse({"detail": "Not Found"}, 404))
             return
         method = scope["method"]
         if method == "OPTIONS":
@@ -424,7 +429,7 @@ class BoltAPI:
             if "GET" in allowed:
                 allowed.add("HEAD")
             headers = {"allow": ", ".join(sorted(allowed))}
-            await JSONResponse({"detail": "Method Not Allowed"}, 405, headers)(scope, receive, send)
+            await self._unrouted(scope, receive, send, JSONResponse({"detail": "Method Not Allowed"}, 405, headers))
             return
         response: Response | None = None
         request: Request | None = None

@@ -327,6 +327,16 @@ class SecurityPipeline:
         """Add the CORS headers for a cross-origin request the pipeline admitted."""
         cors.add_cors_headers(request.scope, response, request.cors)
 
+    def add_unrouted_cors_headers(self, scope: dict[str, Any], response: Any) -> None:
+        """Add the CORS headers to a 404 or 405 (no route checked the request) when the request's
+        origin is admitted, so that a page's fetch sees the status rather than a network error."""
+        origin = scope_header(scope, b"origin")
+        if origin is None:
+            return
+        admission = self.origin_policy(scope).admit(origin, scope)
+        if admission is not None and admission is not Admission.SAME_ORIGIN:
+            cors.add_cors_headers(scope, response, (origin, admission))
+
     @staticmethod
     async def _authenticate(policy: RoutePolicy,
                             attempt: Callable[[Any], Awaitable[AuthContext | None]]) -> AuthContext | None:

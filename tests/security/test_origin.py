@@ -200,6 +200,21 @@ async def test_http_allowed_origin_gets_cors_headers():
 
 
 @pytest.mark.asyncio
+async def test_http_404_and_405_carry_cors_headers_for_an_allowed_origin():
+    # Without them a page's fetch sees a network error instead of the status.
+    client = AsyncTestClient(echo_api(cors_allowed_origins=ALLOWED))
+    for response, status in ((await client.get("/nope", headers={"Origin": "https://example.com"}), 404),
+                             (await client.delete("/items", headers={"Origin": "https://example.com"}), 405)):
+        assert response.status_code == status
+        assert response.headers["access-control-allow-origin"] == "https://example.com"
+        assert response.headers["vary"] == "Origin"
+    for origin in ("https://example.com.evil.com", None):
+        headers = {"Origin": origin} if origin else {}
+        response = await client.get("/nope", headers=headers)
+        assert response.status_code == 404 and "access-control-allow-origin" not in response.headers
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("vary, expected", [("Accept-Encoding", "Accept-Encoding, Origin"),
                                             ("accept-encoding, origin", "accept-encoding, origin"), ("*", "*")])
 async def test_http_cors_adds_origin_to_the_handlers_vary(vary, expected):
