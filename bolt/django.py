@@ -42,6 +42,21 @@ def django_settings() -> Any | None:
     return None
 
 
+def django_apps_ready() -> None:
+    """Load Django's apps if the settings are there but nothing has set Django up yet.
+
+    An api served on its own (`DJANGO_SETTINGS_MODULE=mysite.settings bolt run mysite.api:api`)
+    has settings but no app registry, which models and `django.contrib.auth` need: bolt then calls
+    `django.setup()` the first time it needs them, as `manage.py` and `get_asgi_application()` do.
+    """
+    from django.apps import apps
+
+    if not apps.ready and not apps.loading:
+        import django
+
+        django.setup(set_prefix=False)
+
+
 def setting(name: str, default: Any = None) -> Any:
     """The Django setting `name`, or `default` when it is unset or Django is not configured.
 

@@ -359,3 +359,47 @@ def test_a_settings_module_named_by_the_environment_is_read(tmp_path):
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_an_api_served_on_its_own_sets_django_up_for_users(tmp_path):
+    # The same invocation: nothing calls django.setup(), yet `.user` needs Django's app registry.
+    (tmp_path / "auth_settings.py").write_text(
+        'SECRET_KEY = "x" * 50\n'
+        'INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions"]\n'
+        'SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"\n'
+        f'DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {str(tmp_path / "db")!r}}}}}\n')
+    code = textwrap.dedent("""
+        import asyncio
+        from bolt import BoltAPI, Request, WebSocket
+        from bolt.auth import SessionAuthentication
+        from bolt.testing import AsyncTestClient, WebSocketTestClient
+
+        api = BoltAPI()
+
+        @api.get("/me", auth=[SessionAuthentication()])
+        async def me(request: Request):
+            return {"user": type(request.user).__name__}
+
+        @api.websocket("/ws")
+        async def hello(websocket: WebSocket):
+            await websocket.accept()
+            await websocket.send_text(type(websocket.user).__name__)
+
+        async def main():
+            response = await AsyncTestClient(api).get("/me", cookies={"sessionid": "no-such-session"})
+            assert response.status_code == 200, response.text
+            assert response.json() == {"user": "AnonymousUser"}
+            async with WebSocketTestClient(api, "/ws") as ws:
+                assert await ws.receive_text() == "AnonymousUser"
+
+        asyncio.run(main())
+        from django.apps import apps
+        assert apps.ready
+        print("ok")
+    """)
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="auth_settings",
+               PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"

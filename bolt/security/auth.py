@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
-from bolt.django import django_settings, setting
+from bolt.django import django_apps_ready, django_settings, setting
 from bolt.websocket import WebSocket
 
 if TYPE_CHECKING:
@@ -348,10 +348,11 @@ async def session_user(session_key: str) -> Any:
     renewing its own session: see bolt.sessions.)"""
     from importlib import import_module
 
-    from django.contrib.auth import aget_user
-
     settings = django_settings()
     assert settings is not None, "a Django session is read only once Django's settings are loaded"
+    django_apps_ready()
+    from django.contrib.auth import aget_user
+
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     return await aget_user(_SessionCarrier(_ReadOnlySession(store)))
 
@@ -425,6 +426,7 @@ class TokenUser:
 
 def anonymous_user() -> Any:
     if django_settings() is not None:
+        django_apps_ready()
         from django.contrib.auth.models import AnonymousUser as DjangoAnonymousUser
 
         return DjangoAnonymousUser()
@@ -445,6 +447,7 @@ async def auser_for(conn: Any) -> Any:
     if auth.django_user is not None:
         return auth.django_user
     if auth.is_authenticated and django_settings() is not None:
+        django_apps_ready()
         from django.contrib.auth import get_user_model
 
         model = get_user_model()
