@@ -359,6 +359,11 @@ class BoltAPI:
                 test = testing(scope)
                 if test is not None and "handler_returned" in test:
                     test["handler_returned"]()
+            elif websocket.client_state is WebSocketState.CONNECTING:  # close() before accept(): a 403 was sent
+                denial = self.security.deny(scope["path"], scope, Denial(403, "Connection refused"),
+                                            "the handler closed it before accept()")
+                if self.hub.metrics is not None:
+                    websocket_denied(self.hub.metrics, denial)
             await self._end_websocket(websocket, CloseCode.NORMAL, "")
         finally:
             forget_deadline(websocket)
@@ -367,8 +372,9 @@ class BoltAPI:
     async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:
         """Close an accepted connection, or refuse one the handler never accepted."""
         if websocket.application_state is WebSocketState.CONNECTING:
-            await self._deny_websocket(websocket.scope, websocket.asgi_send,
-                                       Denial(status_code, reason or "Connection refused"))
+            denial = self.security.deny(websocket.scope["path"], websocket.scope,
+                                        Denial(status_code, reason or "Connection refused"), "the handler refused it")
+            await self._deny_websocket(websocket.scope, websocket.asgi_send, denial)
             websocket.application_state = WebSocketState.DISCONNECTED
         elif websocket.application_state is WebSocketState.CONNECTED:
             await websocket.close(code, reason)

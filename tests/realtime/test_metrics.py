@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from bolt import BoltAPI, WebSocket
+from bolt import BoltAPI, WebSocket, WebSocketClose
 from bolt.auth import APIKeyAuthentication
 from bolt.testing import HandshakeRejected, WebSocketTestClient
 from demo_apps import room_api
@@ -57,6 +57,39 @@ def chat_api(**options: Any) -> BoltAPI:
             await api.hub.broadcast(room, text)
 
     return api
+
+
+@pytest.mark.asyncio
+async def test_handshakes_the_handler_refuses_are_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    api = BoltAPI(metrics="/ops/metrics")
+
+    @api.websocket("/ws/closes")
+    async def closes(websocket: WebSocket) -> None:
+        await websocket.close()
+
+    @api.websocket("/ws/returns")
+    async def returns(websocket: WebSocket) -> None:
+        return None
+
+    @api.websocket("/ws/raises")
+    async def raises(websocket: WebSocket) -> None:
+        raise WebSocketClose(1008, "no")
+
+    caplog.set_level(logging.INFO, logger="bolt.security")
+    async with serve(api) as base:
+        before = await asyncio.to_thread(scrape, base, "/ops/metrics")
+        for path in ("closes", "returns", "raises"):
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(f"ws://{base}/ws/{path}"):
+                    pass
+            assert refused.value.response.status_code == 403
+        text = await asyncio.to_thread(scrape, base, "/ops/metrics")
+    delta = {key: v - samples(before).get(key, 0.0) for key, v in samples(text).items()}
+    assert delta[("bolt_websocket_handshakes_total", (("outcome", "denied"), ("reason", "forbidden")))] == 3
+    denials = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused websocket")]
+    assert [line.split(" from ")[0] for line in denials] == [f"refused websocket /ws/{path}"
+                                                              for path in ("closes", "returns", "raises")]
+    assert all(": 403 " in line for line in denials)
 
 
 @pytest.mark.asyncio

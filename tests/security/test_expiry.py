@@ -255,10 +255,10 @@ async def test_the_room_protocol_closes_with_4401_without_a_refresh():
 
 
 class FakeSocket:
-    """What the deadlines touch of a WebSocket: its path, its auth, its client, end()."""
+    """What the deadlines touch of a WebSocket: its path, its auth, its scope's client, end()."""
 
     path = "/ws"
-    client = ("203.0.113.1", 1)
+    scope = {"client": ("203.0.113.1", 1)}
 
     def __init__(self) -> None:
         self.ended: list[tuple[int, str]] = []
