@@ -20,10 +20,10 @@ TESTING = "bolt.testing"
 
 
 class OriginOverride(TypedDict):
-    """The origin policy a test asks for instead of the api's: these origins, and Django's CORS
-    settings only when `read_django_settings`."""
+    """The origin policy a test asks for instead of the api's: these origins (None: the api's own),
+    and Django's CORS settings only when `read_django_settings`."""
 
-    allowed_origins: list[str]
+    allowed_origins: list[str] | None
     read_django_settings: bool
 
 

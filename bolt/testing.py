@@ -138,8 +138,8 @@ class WebSocketTestClient:
         if auth_context is not None:
             testing["auth"] = auth_context
         if cors_allowed_origins is not None or not read_django_settings:
-            testing["origins"] = {"allowed_origins": list(cors_allowed_origins or ()),
-                                  "read_django_settings": read_django_settings}
+            allowed = None if cors_allowed_origins is None else list(cors_allowed_origins)  # None: the api's
+            testing["origins"] = {"allowed_origins": allowed, "read_django_settings": read_django_settings}
         self.scope: dict[str, Any] = {
             "type": "websocket",
             "asgi": {"version": "3.0", "spec_version": "2.4"},

@@ -133,13 +133,16 @@ class SecurityPipeline:
         if override is None:
             cache_key: Any = None
         else:
-            cache_key = (tuple(override["allowed_origins"]), override["read_django_settings"])
+            allowed = override["allowed_origins"]
+            cache_key = (None if allowed is None else tuple(allowed), override["read_django_settings"])
         policy = self._origin_policies.get(cache_key)
         if policy is None:
             if override is None:
                 policy = self._build_origin_policy(self.api.cors_allowed_origins or (), True)
             else:
-                policy = self._build_origin_policy(*cache_key)
+                allowed, read_django = cache_key
+                policy = self._build_origin_policy(self.api.cors_allowed_origins or () if allowed is None else allowed,
+                                                   read_django)
             if len(self._origin_policies) >= 64:  # overrides come from tests; keep the cache small anyway
                 self._origin_policies.clear()
             self._origin_policies[cache_key] = policy

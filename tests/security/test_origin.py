@@ -6,7 +6,7 @@ from django.test import override_settings
 
 from bolt import BoltAPI, JSONResponse, WebSocket
 from bolt.security.origin import Admission, OriginPolicy, parse_origin
-from bolt.testing import AsyncTestClient, WebSocketTestClient
+from bolt.testing import AsyncTestClient, WebSocketDenied, WebSocketTestClient
 
 ALLOWED = ["https://example.com", "http://localhost:3000"]
 
@@ -277,3 +277,16 @@ async def test_http_same_origin_post_needs_no_configuration():
     assert (await client.post("/submit", headers={"Origin": "http://testserver"})).status_code == 200
     response = await client.post("/submit", headers={"Origin": "http://testserver.evil.com"})
     assert response.status_code == 403
+
+
+@pytest.mark.asyncio
+async def test_read_django_settings_false_keeps_the_apis_own_origins():
+    api = echo_api(cors_allowed_origins=ALLOWED)
+    with override_settings(CORS_ALLOWED_ORIGINS=["https://django.example"]):
+        async with WebSocketTestClient(api, "/ws/echo", headers={"Origin": "https://example.com"},
+                                       read_django_settings=False) as ws:
+            assert ws.accepted
+        with pytest.raises(WebSocketDenied):
+            async with WebSocketTestClient(api, "/ws/echo", headers={"Origin": "https://django.example"},
+                                           read_django_settings=False):
+                pass
