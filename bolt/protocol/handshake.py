@@ -67,10 +67,6 @@ class Request:
         # Offered extensions in preference order: (name, [(param, value or None), ...]).
         self.extensions: list[tuple[str, list[tuple[str, str | None]]]] = []
 
-    def get_all(self, name: bytes) -> list[bytes]:
-        """Every value of header ``name`` (lower-case), in order."""
-        return [v for k, v in self.headers if k == name]
-
     def __repr__(self) -> str:
         return f"Request(method={self.method!r}, target={self.target!r})"
 
@@ -218,8 +214,9 @@ def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
     if request.http_version not in ("1.1",):
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
     if request.target[:1] != "/":
-        request.target = _origin_form(request.target)
-    upgrade_needed = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade")]
+        request.target = origin_form(request.target)
+    # The connection closes after the refusal: its Connection header says so beside the upgrade.
+    upgrade_needed = [(b"upgrade", b"websocket"), (b"connection", b"Upgrade, close")]
     # The values every browser sends are recognised whole before any is split into tokens.
     upgrade = fields.get(b"upgrade", [])
     if upgrade != _WEBSOCKET and "websocket" not in _tokens(upgrade):
@@ -234,10 +231,10 @@ def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
 
 
 # An absolute-form target (RFC 9112 section 3.2.2), which a server must accept: scheme, authority, path.
-_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^#]*)")
+_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]+([^#]*)")
 
 
-def _origin_form(target: str) -> str:
+def origin_form(target: str) -> str:
     """The path and query of an absolute-form target; 400 for a target that is neither that nor a path."""
     absolute = _ABSOLUTE_FORM.fullmatch(target)
     if absolute is None:

@@ -26,7 +26,15 @@ from uvicorn.logging import TRACE_LOG_LEVEL
 from uvicorn.protocols.http.h11_impl import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.protocols.http.h11_impl import H11Protocol as _H11Protocol
 
-from .handshake import MAX_HEADERS, MAX_REQUEST_SIZE, closing_response, field_size, valid_host
+from .handshake import (
+    MAX_HEADERS,
+    MAX_REQUEST_SIZE,
+    HandshakeError,
+    closing_response,
+    field_size,
+    origin_form,
+    valid_host,
+)
 from .timers import Deadlines, deadlines
 from .uvicorn import WebSocketProtocol, trailing_bytes
 
@@ -139,11 +147,26 @@ class HeadDeadline:
             self._hand_over(method, target, fields, http_version, trailing)
 
 
+def _path_target(target: bytes) -> bytes | None:
+    """The target as a path and query: an absolute-form one (``http://host/path?q``) made one, the
+    others as they are; None for an absolute form without a host."""
+    if target[:1] == b"/" or target == b"*":
+        return target
+    try:
+        return origin_form(target.decode("ascii")).encode("ascii")
+    except (HandshakeError, UnicodeDecodeError):
+        return None
+
+
 class _BoundedHeads(h11.Connection):
     """h11's connection, with a request head bounded as the engine bounds an upgrade's.
 
     h11 bounds a head only while it is incomplete (``h11_max_incomplete_event_size``): one that
-    arrives whole in a read could be as long as the read, with any number of lines.
+    arrives whole in a read could be as long as the read, with any number of lines. Two more
+    answers as httptools gives them: a request with both Content-Length and Transfer-Encoding is
+    refused (400; RFC 9112 section 6.3 lets a server refuse it, and a proxy may have framed it the
+    other way), and an absolute-form target (``GET http://host/path``, RFC 9112 section 3.2.2) is
+    served as its path and query.
     """
 
     refused: str | None = None  # why a head was refused with 431
@@ -160,12 +183,21 @@ class _BoundedHeads(h11.Connection):
             # h11 counts Host headers (RFC 9112 section 3.2) but takes any value.
             if not all(valid_host(value) for name, value in headers if name == b"host"):
                 raise h11.RemoteProtocolError("Invalid Host header.", error_status_hint=400)
+            names = {name for name, _ in headers}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                raise h11.RemoteProtocolError("Both Content-Length and Transfer-Encoding.", error_status_hint=400)
             if len(headers) > MAX_HEADERS:
                 self.refused = "Too many request headers."
             elif len(event.target) + sum(field_size(name, value) for name, value in headers) > MAX_REQUEST_SIZE:
                 self.refused = "Request headers too large."
             if self.refused is not None:
                 raise h11.RemoteProtocolError(self.refused, error_status_hint=431)
+            target = _path_target(event.target)
+            if target is None:
+                raise h11.RemoteProtocolError("Invalid request target.", error_status_hint=400)
+            if target is not event.target:
+                event = h11.Request(method=event.method, target=target, headers=headers,
+                                    http_version=event.http_version)
         return event
 
 
@@ -230,6 +262,7 @@ else:
         # refused with 431. Two counts: the parsed size of the head's target and complete header lines,
         # and the bytes read while it is incomplete (a line that never ends reaches no callback).
         _head_size = 0
+        _trailers = 0  # trailer fields of the request's chunked body, counted with its headers
         _head_bytes: int | None = 0  # None while a body is read
         _head_ended_here = False  # a message ended in the read being parsed: that read is not counted
         _before: Any = None  # the request cycle before the last one read (uvicorn keeps only the last)
@@ -276,16 +309,20 @@ else:
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
-            self._head_size = 0
+            self._head_size = self._trailers = 0
 
         def on_url(self, url: bytes) -> None:
             self._grow_head(len(url))
             super().on_url(url)
 
         def on_header(self, name: bytes, value: bytes) -> None:
-            if len(self.headers) >= MAX_HEADERS:
+            if len(self.headers) + self._trailers >= MAX_HEADERS:
                 self._stop_parser(431, "Too many request headers.")
             self._grow_head(len(name) + len(value) + 4)  # field_size, written out: once per header of every request
+            if self._head_bytes is None:
+                # A chunked body's trailer field: bounded with the head, never one of its headers (RFC 9110 6.5.1).
+                self._trailers += 1
+                return
             super().on_header(name, value)
 
         def _grow_head(self, size: int) -> None:
@@ -299,6 +336,10 @@ else:
             raise ValueError(detail)
 
         def on_headers_complete(self) -> None:
+            target = _path_target(self.url)
+            if target is None:
+                self._stop_parser(400, "Invalid request target.")
+            self.url = target
             hosts = [value for name, value in self.headers if name == b"host"]
             if len(hosts) > 1 or (not hosts and self.parser.get_http_version() == "1.1"):
                 self._stop_parser(400, "Exactly one Host header is required.")  # RFC 9112 3.2, as h11 does
@@ -324,6 +365,11 @@ else:
             if self._refused is None:
                 if self._head_bytes is not None:  # a head: after the last request read before it
                     after = self.cycle
+                elif self.cycle.response_started:
+                    # That request has (part of) its answer: a second one would be taken as the answer
+                    # to the next request. Closing is all that is left, as h11 does.
+                    self.transport.close()
+                    return
                 else:  # the body of the last request read: after the one before it
                     after = self._before
                     if self.pipeline and self.pipeline[0][0] is self.cycle:

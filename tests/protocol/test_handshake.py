@@ -93,8 +93,9 @@ def test_wrong_version_is_426_with_supported_version() -> None:
     event, out = refuse(request_bytes().replace(b"Version: 13", b"Version: 8"))
     assert event.status == 426
     assert b"sec-websocket-version: 13\r\n" in out
-    # RFC 9110 15.5.22: a 426 MUST say what to upgrade to, with the Upgrade connection option.
-    assert b"upgrade: websocket\r\n" in out and b"connection: Upgrade\r\n" in out
+    # RFC 9110 15.5.22: a 426 MUST say what to upgrade to, with the Upgrade connection option; the
+    # connection then closes, which the same header says.
+    assert b"upgrade: websocket\r\n" in out and b"connection: Upgrade, close\r\n" in out
 
 
 @pytest.mark.parametrize("host", [b"a b", b"user@evil", b"a:8x", b"caf\xc3\xa9", b"[::1", b"a/b"])

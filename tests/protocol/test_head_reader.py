@@ -419,6 +419,81 @@ async def test_a_refused_request_behind_one_being_answered_is_answered_after_it(
         writer.close()
 
 
+async def headers_app(scope: dict, receive: Any, send: Any) -> None:
+    """Answers with the request's header fields, one per line, once its body is read."""
+    while (await receive()).get("more_body"):
+        pass
+    answer = b"\n".join(b"%s=%s" % field for field in scope["headers"]) + b"\npath=" + scope["path"].encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(answer))]})
+    await send({"type": "http.response.body", "body": answer})
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+async def test_trailer_fields_never_join_the_request_headers(http_class: type) -> None:
+    # RFC 9110 6.5.1: a trailer is not a header; a trailing X-Forwarded-For or Authorization would
+    # pass for what the proxy in front checked.
+    async with asyncio.timeout(10), serve(headers_app, http=http_class) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"POST /one HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 1.1.1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"3\r\nabc\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\nAuthorization: Bearer t\r\nHost: evil\r\n\r\n"
+                     b"GET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, fields = await read_response(reader)
+        assert status == b"HTTP/1.1 200 OK"
+        assert fields.split(b"\n") == [b"host=x", b"x-forwarded-for=1.1.1.1", b"transfer-encoding=chunked",
+                                       b"path=/one"]
+        assert (await read_response(reader))[1] == b"host=x\npath=/two"  # the next request is intact
+        writer.close()
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+@pytest.mark.parametrize("target, path", [(b"http://example.com/items?x=1", b"/items"), (b"http://example.com", b"/")])
+async def test_an_absolute_form_target_is_served_as_its_path(http_class: type, target: bytes, path: bytes) -> None:
+    async with asyncio.timeout(10), serve(headers_app, http=http_class) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET " + target + b" HTTP/1.1\r\nHost: example.com\r\n\r\n")
+        status, fields = await read_response(reader)
+        assert status == b"HTTP/1.1 200 OK" and fields.endswith(b"\npath=" + path)
+        writer.close()
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+async def test_content_length_beside_transfer_encoding_is_refused(http_class: type) -> None:
+    # RFC 9112 6.3: a proxy may have framed it by the other header; the pipelined request behind it
+    # must not be answered.
+    async with asyncio.timeout(10), serve(headers_app, http=http_class) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"0\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1") == 1, answer
+        writer.close()
+
+
+@pytest.mark.skipif(http.HttpToolsProtocol is None, reason="httptools is not installed")
+@pytest.mark.parametrize("path", ["/stream", "/done"])
+async def test_a_refused_body_after_its_response_started_closes_without_a_second_answer(path: str) -> None:
+    async def answers_first(scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"transfer-encoding", b"chunked")]
+                    if path == "/stream" else [(b"content-length", b"2")]})
+        if path == "/stream":
+            await send({"type": "http.response.body", "body": b"part", "more_body": True})
+            await asyncio.sleep(5)  # still streaming when the bad chunk comes
+        await send({"type": "http.response.body", "body": b"ok"[: 2 if path == "/done" else 0]})
+
+    async with asyncio.timeout(10), serve(answers_first, http=http.HttpToolsProtocol) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        first = await reader.readuntil(b"\r\n\r\n")
+        assert first.startswith(b"HTTP/1.1 200 ")
+        await asyncio.sleep(0.2)
+        writer.write(b"zz\r\n")
+        rest = await asyncio.wait_for(reader.read(), 3)  # the connection closes, with no 400 in it
+        assert b"HTTP/1.1 400" not in rest, rest
+        writer.close()
+
+
 class QuickHttpTools(http.HttpToolsProtocol or object):  # type: ignore[misc]
     head_timeout = 0.3
 
