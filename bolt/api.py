@@ -13,6 +13,7 @@ import orjson
 
 from bolt.apidocs import DocsRoutes
 from bolt.asyncapi import asyncapi_document, message_types
+from bolt.datastructures import raw_headers
 from bolt.exceptions import HTTPException
 from bolt.extensions import raise_server_exceptions, testing
 from bolt.metrics import Metrics, websocket_denied
@@ -386,7 +387,7 @@ class BoltAPI:
         if "websocket.http.response" in (scope.get("extensions") or {}):
             body = orjson.dumps(denial.body())
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in denial.headers.items()]
+            headers += raw_headers(denial.headers)
             await send({"type": "websocket.http.response.start", "status": denial.status_code, "headers": headers})
             await send({"type": "websocket.http.response.body", "body": body})
         else:

@@ -13,13 +13,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django.conf import settings
 from django.core import checks
 
-from bolt.django import asgi_application, find_api
+from bolt.django import asgi_application, find_api, setting
 from bolt.security.auth import JWTAuthentication, SessionAuthentication
 
 _COOKIE_AUTH = ("bolt.auth.SessionAuthentication", "bolt.security.auth.SessionAuthentication")
+
+
+_UNSET = object()  # a setting's default that tells "not set" from "set to a false value"
 
 
 def register() -> None:
@@ -29,13 +31,14 @@ def register() -> None:
 
 def _origin_policy_configured(api: Any) -> bool:
     """Whether the project states its origins: a setting or api argument given, even empty (same origin only)."""
-    return (hasattr(settings, "CORS_ALLOWED_ORIGINS") or hasattr(settings, "CORS_ALLOWED_ORIGIN_REGEXES")
+    return (setting("CORS_ALLOWED_ORIGINS", _UNSET) is not _UNSET
+            or setting("CORS_ALLOWED_ORIGIN_REGEXES", _UNSET) is not _UNSET
             or (api is not None and api.cors_allowed_origins is not None))
 
 
 def _uses_cookie_auth(api: Any) -> bool:
     """Whether the default authentication or any route's reads a cookie (sessions, or a JWT cookie)."""
-    entries: list[Any] = list(getattr(settings, "BOLT_AUTHENTICATION_CLASSES", ()) or ())
+    entries: list[Any] = list(setting("BOLT_AUTHENTICATION_CLASSES", ()) or ())
     if api is not None:
         entries += api.auth or []
         for route in api.router.routes:
@@ -68,7 +71,7 @@ def check_origin_policy(app_configs: Any = None, **kwargs: Any) -> list[checks.C
 
 
 def check_pubsub(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    url = getattr(settings, "BOLT_PUBSUB", None) or "memory"
+    url = setting("BOLT_PUBSUB") or "memory"
     if not isinstance(url, str):
         return []  # a Backend instance
     if url == "memory":
@@ -103,17 +106,18 @@ def check_pubsub(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMes
 
 
 def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    if not getattr(settings, "ASGI_APPLICATION", None):
+    name = setting("ASGI_APPLICATION")
+    if not name:
         return []  # runserver says what to set when it is needed
     try:
         app = asgi_application()
     except Exception as exc:
         return [checks.Error(str(exc) if isinstance(exc, ImportError) else
-                             f"ASGI_APPLICATION = {settings.ASGI_APPLICATION!r} failed to import: {exc!r}",
+                             f"ASGI_APPLICATION = {name!r} failed to import: {exc!r}",
                              id="bolt.E002")]
     if find_api(app) is None:
         return [checks.Warning(
-            f"ASGI_APPLICATION = {settings.ASGI_APPLICATION!r} does not mount a bolt api: its WebSocket and "
+            f"ASGI_APPLICATION = {name!r} does not mount a bolt api: its WebSocket and "
             "HTTP routes would be answered by Django (404).",
             hint="End asgi.py with `application = mount(api, django_app)` (bolt.django.mount).",
             id="bolt.W003")]
@@ -121,7 +125,7 @@ def check_asgi_application(app_configs: Any = None, **kwargs: Any) -> list[check
 
 
 def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    installed = list(settings.INSTALLED_APPS)
+    installed = list(setting("INSTALLED_APPS", ()))
     names = [entry.rsplit(".apps.", 1)[0] for entry in installed]
     if "bolt" in names and "django.contrib.staticfiles" in names and \
             names.index("django.contrib.staticfiles") < names.index("bolt"):

@@ -1,10 +1,19 @@
 """Read-only views over the raw ASGI request data: headers, query parameters, cookies."""
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qsl
+
+
+def raw_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> list[tuple[bytes, bytes]]:
+    """Headers given as a mapping or as (name, value) pairs, as ASGI carries them: lower-case
+    names, both in latin-1 bytes."""
+    if headers is None:  # (an ABC isinstance check is not free: skipped when there are none)
+        return []
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
 
 
 def scope_header(scope: Mapping[str, Any], name: bytes) -> str | None:

@@ -12,10 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from bolt.wire import FRAMES
+
 if TYPE_CHECKING:
     from bolt.security.auth import AuthContext
 
-FRAMES = "bolt.frames"
+__all__ = ["FRAMES", "TESTING", "OriginOverride", "Testing", "testing"]
+
 TESTING = "bolt.testing"
 
 

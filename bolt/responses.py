@@ -7,6 +7,7 @@ from typing import Any
 import anyio
 import orjson
 
+from bolt.datastructures import raw_headers
 from bolt.models import json_default
 
 _CONTENT_TYPES: dict[tuple[str, str], bytes] = {}
@@ -60,7 +61,7 @@ class Response:
                        content: bool = True) -> list[tuple[bytes, bytes]]:
         """``headers`` with the content's length (unless not ``length``) and type added; neither
         without ``content``."""
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        raw = raw_headers(headers)
         if not content:
             return raw
         names = {k for k, _ in raw}

@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote, urlencode
 import anyio.from_thread
 import orjson
 
-from bolt.datastructures import Headers
+from bolt.datastructures import Headers, raw_headers
 from bolt.extensions import TESTING, Testing
 from bolt.security.auth import AuthContext
 
@@ -67,11 +67,6 @@ class WebSocketDenied(PermissionError):
         self.status_code = status_code
         self.detail = detail
         self.body = body
-
-
-def _encode_headers(headers: Mapping[str, str] | Sequence[tuple[str, str]] | None) -> list[tuple[bytes, bytes]]:
-    items = headers.items() if isinstance(headers, Mapping) else (headers or ())
-    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
 
 
 def _target_path(path: str) -> tuple[str, bytes]:
@@ -152,7 +147,7 @@ class WebSocketTestClient:
             "raw_path": raw_path,
             "query_string": (query_string or inline_query).encode(),
             "headers": _with_origin(
-                [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies), origin),
+                [(b"host", b"testserver")] + raw_headers(headers) + _cookie_header(cookies), origin),
             "subprotocols": list(subprotocols or ()),
             "state": {},
             "extensions": {"websocket.http.response": {}, TESTING: testing},
@@ -415,21 +410,21 @@ class AsyncTestClient:
         scope_path, raw_path = _target_path(path)
         if params is not None:
             query = params if isinstance(params, str) else urlencode(params, doseq=True)
-        raw_headers = [(b"host", b"testserver")] + _encode_headers(headers) + _cookie_header(cookies)
+        fields = [(b"host", b"testserver")] + raw_headers(headers) + _cookie_header(cookies)
         body = b""
         if json is not None:
             body = orjson.dumps(json)
-            raw_headers.append((b"content-type", b"application/json"))
+            fields.append((b"content-type", b"application/json"))
         elif content is not None:
             body = content.encode() if isinstance(content, str) else content
         if body:
-            raw_headers.append((b"content-length", str(len(body)).encode()))
+            fields.append((b"content-length", str(len(body)).encode()))
         scope = {
             "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
             "method": method.upper(), "scheme": "http", "server": ("testserver", 80), "client": self.client,
             "root_path": "", "path": scope_path, "raw_path": raw_path,
             "query_string": query.encode(),
-            "headers": raw_headers, "state": {},
+            "headers": fields, "state": {},
             "extensions": {TESTING: {"raise_server_exceptions": self.raise_server_exceptions}},
         }
         sent_body = False

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import orjson
 
 from bolt.connection import HTTPConnection
+from bolt.datastructures import raw_headers
 from bolt.models import Codec, InvalidJSON, ValidationError, codec_for, json_default
 from bolt.wire import MAX_CLOSE_REASON, CloseCode, is_valid_close_code
 
@@ -165,12 +166,9 @@ class WebSocket(HTTPConnection):
         if subprotocol is not None and subprotocol not in self.subprotocols:
             raise ValueError(f"subprotocol {subprotocol!r} was not offered by the client")
         await self._receive_connect()
-        raw = []
-        if headers is not None:  # (an ABC isinstance check is not free: skipped when there are none)
-            items = headers.items() if isinstance(headers, Mapping) else headers
-            raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
         try:
-            await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
+            await self._send({"type": "websocket.accept", "subprotocol": subprotocol,
+                              "headers": raw_headers(headers)})
         except OSError:
             self._lost()  # the client left before the handshake completed
         self.application_state = self.client_state = WebSocketState.CONNECTED

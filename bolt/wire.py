@@ -23,6 +23,7 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "OP_TEXT",
+    "FRAMES",
     "MAX_CLOSE_REASON",
     "CloseCode",
     "SharedMessage",
@@ -41,9 +42,7 @@ OP_PING = 0x9
 OP_PONG = 0xA
 
 FIN = 0x80
-RSV1 = 0x40
-RSV2 = 0x20
-RSV3 = 0x10
+RSV1 = 0x40  # permessage-deflate's bit; RSV2 and RSV3 (0x30) belong to no extension bolt speaks
 
 _pack_16 = struct.Struct("!BBH").pack
 _pack_64 = struct.Struct("!BBQ").pack
@@ -206,6 +205,11 @@ class SharedMessage:
         if held is not None:
             for frame, write, connections in held:
                 write(frame, connections)
+
+
+#: The ASGI extension (``scope["extensions"]``) by which bolt's WebSocket protocol offers a
+#: connection's :class:`SharedFrames` writer to the framework.
+FRAMES = "bolt.frames"
 
 
 class SharedFrames(Protocol):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import zlib
 
 from bolt.accel import Utf8Validator, mask
-from bolt.wire import OP_BINARY, OP_TEXT, CloseCode
+from bolt.wire import OP_BINARY, OP_CONT, OP_TEXT, CloseCode
 
 from .deflate import InflateTooLarge, PerMessageDeflate
 from .events import ProtocolError
@@ -117,7 +117,7 @@ class MessageAssembler:
         Returns True for a text frame, whose later pieces then go to :meth:`validate_more`, so
         bad UTF-8 fails the connection as soon as it arrives.
         """
-        if not (opcode == OP_TEXT or (opcode == 0 and self._opcode == OP_TEXT)):
+        if not (opcode == OP_TEXT or (opcode == OP_CONT and self._opcode == OP_TEXT)):
             return False
         if not self._utf8_active:
             self._reset_utf8()

@@ -44,7 +44,7 @@ from uvicorn.protocols.utils import (
 )
 
 from bolt.accel import send_many
-from bolt.wire import CloseCode, SharedMessage
+from bolt.wire import FRAMES, CloseCode, SharedMessage
 
 from .connection import (
     CloseReceived,
@@ -505,7 +505,7 @@ class WebSocketProtocol(asyncio.Protocol):
                 "websocket.http.response": {},
                 # Messages encoded once for many connections (see write_shared); its send lets an app check
                 # that the send it was given is this protocol's own, with no middleware in between.
-                "bolt.frames": self,
+                FRAMES: self,
             },
         }
         self._queue.append({"type": "websocket.connect"})
@@ -559,7 +559,7 @@ class WebSocketProtocol(asyncio.Protocol):
             # The scope holds this protocol's own bound methods (bolt.frames): once the app is done,
             # dropping them lets refcounting free the connection rather than the cyclic GC, whose
             # full collections cost time in proportion to every object of the process.
-            self.scope["extensions"].pop("bolt.frames", None)
+            self.scope["extensions"].pop(FRAMES, None)
 
     def _app_finished(self, code: int) -> None:
         """The app is done: end the connection the way its state calls for."""

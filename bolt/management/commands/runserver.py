@@ -14,13 +14,12 @@ import time
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.core.management.commands.runserver import Command as DjangoRunserver
 from django.db import connections
 
 from bolt.cli import http_protocol, websocket_protocol
-from bolt.django import asgi_application
+from bolt.django import asgi_application, setting
 
 logger = logging.getLogger("django.server")
 
@@ -36,7 +35,7 @@ class Command(DjangoRunserver):
                             help="Serve static files even with DEBUG off.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not getattr(settings, "ASGI_APPLICATION", None):
+        if not setting("ASGI_APPLICATION"):
             raise CommandError(
                 "bolt's runserver serves the ASGI application named by the ASGI_APPLICATION setting, which is "
                 "not set. Add to your settings, for a project called mysite:\n"
@@ -52,7 +51,7 @@ class Command(DjangoRunserver):
             raise CommandError(str(exc)) from exc
         use_static = options.get("use_static_handler", True)
         if apps.is_installed("django.contrib.staticfiles") and use_static and (
-                settings.DEBUG or options.get("insecure_serving")):
+                setting("DEBUG") or options.get("insecure_serving")):
             from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
             app = ASGIStaticFilesHandler(app)
