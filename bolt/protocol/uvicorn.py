@@ -601,6 +601,9 @@ class WebSocketProtocol(asyncio.Protocol):
             self._read_paused = False
             if not self._lost:
                 self.transport.resume_reading()
+                if self._ping_payload is not None and self._pong_timer is None and self._ping_timeout is not None:
+                    # The pong may have waited unread: it gets the whole timeout again from now.
+                    self._pong_timer = self.loop.call_later(self._ping_timeout, self._pong_missing)
         return message
 
     async def send(self, message: dict[str, Any]) -> None:
@@ -879,6 +882,10 @@ class WebSocketProtocol(asyncio.Protocol):
     def _pong_missing(self) -> None:
         self._pong_timer = None
         if not self._open:
+            return
+        if self._read_paused:
+            # Reading waits for the app, so the pong may be unread in the socket: the peer is not
+            # to blame. The timeout starts again when reading resumes (receive).
             return
         self.logger.info(
             '%s - "WebSocket %s" keepalive ping timeout',

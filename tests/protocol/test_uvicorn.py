@@ -126,6 +126,39 @@ async def test_keepalive_answered_keeps_connection() -> None:
             assert await ws.recv() == "still here"
 
 
+async def test_a_pong_unread_while_the_app_is_behind_is_not_a_timeout() -> None:
+    # ws_max_queue messages wait for a busy app, so reading pauses: the client's timely pong sits
+    # unread in the socket, which must not count as a dead peer.
+    taken = asyncio.Event()
+
+    async def busy(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        await taken.wait()
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
+
+    async with asyncio.timeout(10), serve(busy, ws_ping_interval=0.1, ws_ping_timeout=0.3) as srv:
+        reader, writer, head = await raw_connect(srv.port, request_bytes())
+        assert head.startswith(b"HTTP/1.1 101")
+        writer.write(b"".join(client_frame(0x1, b"m%d" % n) for n in range(40)))  # past ws_max_queue (32)
+        deadline = asyncio.get_running_loop().time() + 1.0  # several ping timeouts
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                opcode, payload = await asyncio.wait_for(read_frame(reader), left)
+            except TimeoutError:
+                break
+            assert opcode == 0x9, (opcode, payload)  # pings only: no close
+            writer.write(client_frame(0xA, payload))  # answered at once
+        taken.set()
+        writer.write(client_frame(0x8, struct.pack("!H", 1000)))
+        opcode, payload = await read_frame(reader)
+        while opcode == 0x9:
+            opcode, payload = await read_frame(reader)
+        assert (opcode, payload[:2]) == (0x8, struct.pack("!H", 1000))
+        writer.close()
+
+
 async def test_shutdown_closes_with_1012() -> None:
     disconnect: list[dict] = []
 
