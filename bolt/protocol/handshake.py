@@ -179,13 +179,19 @@ def validate_request(request: Request) -> None:
     request.key = _websocket_key(fields.get(b"sec-websocket-key", []))
     protocols = fields.get(b"sec-websocket-protocol")
     if protocols:
-        request.subprotocols = [
-            token.strip() for value in protocols for token in value.decode("latin-1").split(",") if token.strip()
-        ]
+        offered = [token.strip() for value in protocols for token in value.split(b",") if token.strip()]
+        if not all(_TOKEN.fullmatch(token) for token in offered):
+            # RFC 6455 4.1: a comma-separated list of tokens. Passed on, "a b" or "a;b" could come
+            # back in the 101 as the one subprotocol an app picked.
+            raise HandshakeError(400, "Invalid Sec-WebSocket-Protocol header.")
+        request.subprotocols = [token.decode("ascii") for token in offered]
     extensions = fields.get(b"sec-websocket-extensions")
     if extensions:
         request.extensions = parse_header_list(extensions)
 
+
+# RFC 9110 section 5.6.2: a token, as a subprotocol name must be.
+_TOKEN = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 # RFC 9112 section 3.2: uri-host [ ":" port ] (RFC 3986 section 3.2.2): an IP literal in brackets or
 # a registered name (possibly empty), of unreserved, sub-delims and percent-encoded characters only.

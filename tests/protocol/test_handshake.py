@@ -98,6 +98,19 @@ def test_wrong_version_is_426_with_supported_version() -> None:
     assert b"upgrade: websocket\r\n" in out and b"connection: Upgrade, close\r\n" in out
 
 
+@pytest.mark.parametrize("offer", ["chat superchat", "a;b", '"chat"', "caf\u00e9", "chat, x y"])
+def test_a_subprotocol_that_is_not_a_token_is_400(offer: str) -> None:
+    # RFC 6455 4.1: Sec-WebSocket-Protocol is a list of tokens; anything else could be echoed back.
+    event, _ = refuse(request_bytes(f"Sec-WebSocket-Protocol: {offer}"))
+    assert (event.status, event.detail) == (400, "Invalid Sec-WebSocket-Protocol header.")
+
+
+def test_subprotocol_lists_keep_their_tokens() -> None:
+    conn = ServerConnection()
+    (request,) = conn.receive_data(request_bytes("Sec-WebSocket-Protocol: a.b-c_1,, bearer.e30 ,x~"))
+    assert request.subprotocols == ["a.b-c_1", "bearer.e30", "x~"]
+
+
 @pytest.mark.parametrize("host", [b"a b", b"user@evil", b"a:8x", b"caf\xc3\xa9", b"[::1", b"a/b"])
 def test_invalid_host_is_400(host: bytes) -> None:
     # RFC 9112 3.2: a Host with an invalid value is refused like a missing one.
