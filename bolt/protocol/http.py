@@ -395,7 +395,10 @@ else:
             self.transport.pause_reading()  # uvicorn resumed it for a request that is not coming
             if not self._answered(self.cycle):
                 return
-            self._unset_keepalive_if_required()  # the keep-alive timer uvicorn armed for a next request
+            keep_alive = self.timeout_keep_alive_task  # the timer uvicorn armed for a next request
+            if keep_alive is not None:
+                keep_alive.cancel()
+                self.timeout_keep_alive_task = None
             if self._head_deadlines is not None:
                 self._head_deadlines.clear(self._head_timed_out)
                 self._head_deadlines = None
