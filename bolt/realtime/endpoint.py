@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -166,10 +167,13 @@ class Session:
         try:
             request = self.parse(text)
         except ValueError as exc:
+            # Refused, but a ref that can still be read gets its one reply: a lone surrogate escape
+            # ("\ud83d", a string cut inside an emoji) fails the strict check only.
+            ref = _lenient_ref(text)
             if over_limit:
-                self.error(None, "rate_limited", MESSAGE_RATE_EXCEEDED)
+                self.error(ref, "rate_limited", MESSAGE_RATE_EXCEEDED)
             else:
-                self.error(None, "bad_json", f"a message is one JSON object, nested at most {MAX_DEPTH} deep: {exc}")
+                self.error(ref, "bad_json", f"a message is one JSON object, nested at most {MAX_DEPTH} deep: {exc}")
             return
         ref = request.get("ref")
         if not _valid_ref(ref):
@@ -204,12 +208,17 @@ class Session:
         the same: broadcast as a str, it reaches plain connections as the text itself, not as JSON.
         """
         if self.endpoint.relays and accel.ENABLED and len(text) >= RELAY_MIN_SIZE:
-            request: dict[str, Any] = {}
-            for key, (start, end) in accel.json_object_spans(text, MAX_DEPTH).items():
-                value = text[start:end]
-                relayed = key == "data" and value[0] != '"'
-                request[key] = orjson.Fragment(value) if relayed else orjson.loads(value)
-            return request
+            try:
+                spans = accel.json_object_spans(text, MAX_DEPTH)
+            except ValueError:
+                spans = None  # refused: orjson below says why, in the same words as the build without accel
+            if spans is not None:
+                request: dict[str, Any] = {}
+                for key, (start, end) in spans.items():
+                    value = text[start:end]
+                    relayed = key == "data" and value[0] != '"'
+                    request[key] = orjson.Fragment(value) if relayed else orjson.loads(value)
+                return request
         request = orjson.loads(text)  # JSONDecodeError is a ValueError
         if not isinstance(request, dict):
             raise ValueError("not an object")
@@ -455,6 +464,24 @@ def _deeper_than(value: Any, limit: int) -> bool:
         members = item.values() if isinstance(item, dict) else item
         stack.extend((member, depth + 1) for member in members if isinstance(member, (dict, list)))
     return False
+
+
+def _lenient_ref(text: str) -> Any:
+    """The ref of a message the strict check refused, when Python's lenient decoder still reads one
+    (lone surrogate escapes, NaN); None otherwise, or when that ref could not be sent back."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    ref = message.get("ref") if isinstance(message, dict) else None
+    if not _valid_ref(ref):
+        return None
+    if isinstance(ref, str):
+        try:
+            ref.encode()
+        except UnicodeEncodeError:  # a lone surrogate of its own: no reply could carry it
+            return None
+    return ref
 
 
 def _valid_ref(ref: Any) -> bool:

@@ -608,3 +608,54 @@ async def test_the_handshake_accepts_the_endpoints_subprotocol_and_never_echoes_
                 assert (await ws.receive_json())["type"] == "hello"
     with pytest.raises(ValueError, match="subprotocol must be a token"):
         room_api(subprotocol="bolt v1")
+
+
+
+async def test_a_refused_frame_whose_ref_can_still_be_read_gets_its_reply_the_same_in_both_builds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lone surrogate escape (a string cut inside an emoji) fails the strict check, but its ref can
+    still be read: the one reply the protocol promises carries it, in the same words whichever way
+    the frame was parsed (bolt's accelerator for a large relayed frame, orjson otherwise)."""
+    import types
+
+    from bolt import _accel_py
+    from bolt.realtime import endpoint
+
+    builds = {"pure": types.SimpleNamespace(ENABLED=False, json_object_spans=_accel_py.json_object_spans)}
+    try:
+        from bolt import _accel  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - a build without the extension
+        pass
+    else:
+        builds["accel"] = types.SimpleNamespace(ENABLED=True, json_object_spans=_accel.json_object_spans)
+    answers = {}
+    for name, build in builds.items():
+        monkeypatch.setattr(endpoint, "accel", build)
+        replies = []
+        async with Peer(room_api()) as alice:
+            await alice.request("join", room="feed:x")
+            for padding in (0, RELAY_MIN_SIZE):
+                pad = "x" * padding
+                for frame in ('{"type": "publish", "room": "feed:x", "ref": 7, "data": "hi \\ud83d%s"}' % pad,
+                              '{"type": "publish", "room": "feed:x", "ref": "r8", "data": {"\\udc00%s": 1}}' % pad,
+                              '{"type": "publish", "room": "feed:x", "ref": 9, "data": [NaN, "%s"]}' % pad,
+                              # a ref that is itself a lone surrogate cannot be sent back: an error without one
+                              '{"type": "ping", "ref": "\\ud800", "pad": "%s"}' % pad):
+                    await alice.ws.send_text(frame)
+                    replies.append(await alice.next())
+            assert (await alice.request("ping"))["ok"]
+        assert [(r["type"], r.get("ref"), r.get("ok"), r["error"]["code"]) for r in replies] == [
+            ("reply", 7, False, "bad_json"), ("reply", "r8", False, "bad_json"), ("reply", 9, False, "bad_json"),
+            ("error", None, None, "bad_json")] * 2, replies
+        assert replies[0]["error"]["reason"].startswith(
+            "a message is one JSON object, nested at most 32 deep: no low surrogate in string"), replies[0]
+        answers[name] = replies
+    assert len(set(map(repr, answers.values()))) == 1, answers
+
+async def test_a_refused_frame_over_the_dropping_rate_limit_is_answered_rate_limited_with_its_ref() -> None:
+    api = room_api(rate_limit=rate_limit(messages=(0.001, 1), on_message_limit="drop"))
+    async with Peer(api) as alice:
+        await alice.request("ping")
+        await alice.ws.send_text('{"type": "ping", "ref": 2, "s": "\\ud800"}')
+        assert await alice.next() == {"type": "reply", "ref": 2, "ok": False,
+                                      "error": {"code": "rate_limited", "reason": "Message rate exceeded"}}
