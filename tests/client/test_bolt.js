@@ -325,6 +325,145 @@ test("a refused join rejects ready, reaches onError, and drops the room", async 
   conn.join("staff"); // may be tried again
 });
 
+/** Refuse the newest join of `room` on the current socket with `code`. */
+async function refuseJoin(fakes, room, code) {
+  const join = fakes.last.of("join").filter((j) => j.room === room).pop();
+  fakes.last.push({ type: "reply", ref: join.ref, ok: false, error: { code, reason: "try again" } });
+  await settle();
+}
+
+test("a rejoin refused unavailable keeps the room, its lastId and its publishes, and is sent again after a backoff", async () => {
+  const { conn, fakes, clock, errors } = setup({ backoff: { initial: 1000 } });
+  const got = [];
+  const gaps = [];
+  const room = conn.join("h:a", { onMessage: (d, m) => got.push(m.id), onGap: (g) => gaps.push(g) });
+  await openAndJoin(fakes);
+  fakes.last.push({ room: "h:a", id: 4, data: 4 });
+  fakes.last.drop(1012);
+  await clock.advance(1000);
+  fakes.last.accept();
+  const queued = room.publish("while away");
+  await refuseJoin(fakes, "h:a", "unavailable"); // the server's Redis is down for a moment
+  await settle();
+  equal([room.state, conn.rooms.get("h:a"), room.lastId], ["joining", room, 4]);
+  equal(fakes.last.of("join").length, 1);
+  equal(clock.pending().includes(500), true, "random() * initial: the first backoff delay");
+  await clock.advance(499);
+  equal(fakes.last.of("join").length, 1);
+  await clock.advance(1);
+  equal(fakes.last.of("join").map((j) => j.since), [4, 4]);
+  await refuseJoin(fakes, "h:a", "unavailable");
+  await settle();
+  await clock.advance(999); // random() * initial * factor: the ceiling grows
+  equal(fakes.last.of("join").length, 2);
+  await clock.advance(1);
+  equal(fakes.last.of("join").length, 3);
+  equal(fakes.last.of("publish").length, 0, "publishes wait for the join");
+  fakes.last.push({ room: "h:a", id: 5, data: 5 }); // the replay
+  fakes.last.replyAll("join");
+  await settle();
+  equal(room.state, "joined");
+  equal(fakes.last.of("publish").map((m) => m.data), ["while away"]);
+  fakes.last.replyAll("publish");
+  equal((await queued).ok, true);
+  equal(got, [4, 5]);
+  equal([errors, gaps], [[], []]);
+  // Reset by the join that went through: the next refusal waits the first delay again.
+  fakes.last.drop(1012);
+  await clock.advance(1000);
+  fakes.last.accept();
+  await refuseJoin(fakes, "h:a", "rate_limited");
+  await settle();
+  equal(clock.pending().includes(500), true);
+  equal(room.state, "joining");
+});
+
+test("a first join refused rate_limited is retried; ready waits for it, and a room without history hears no extra gap", async () => {
+  const { conn, fakes, clock, errors } = setup({ backoff: { initial: 100 } });
+  const gaps = [];
+  const room = conn.join("plain", { onGap: (g) => gaps.push(g) });
+  let ready = false;
+  room.ready.then(() => (ready = true));
+  fakes.last.accept();
+  await refuseJoin(fakes, "plain", "rate_limited");
+  await clock.advance(100);
+  equal([ready, room.state, fakes.last.of("join").length], [false, "joining", 2]);
+  fakes.last.replyAll("join");
+  await settle();
+  equal([ready, room.state], [true, "joined"]);
+  // A rejoin of a room with nothing to resume from reports its gap once, not once per attempt.
+  fakes.last.drop(1012);
+  await clock.advance(100);
+  fakes.last.accept();
+  await refuseJoin(fakes, "plain", "rate_limited");
+  await clock.advance(1000);
+  fakes.last.replyAll("join");
+  await settle();
+  equal(gaps, [{ after: null, before: null }]);
+  equal(errors, []);
+});
+
+test("a join waiting to be sent again: a reconnect rejoins at once, leave() sends nothing, close() ends it", async () => {
+  const { conn, fakes, clock } = setup({ backoff: { initial: 10000 } });
+  const room = conn.join("a");
+  const other = conn.join("b");
+  fakes.last.accept();
+  await refuseJoin(fakes, "a", "unavailable");
+  await refuseJoin(fakes, "b", "unavailable");
+  await settle();
+  fakes.last.drop(1006);
+  await clock.advance(5000);
+  fakes.last.accept();
+  equal(fakes.last.of("join").map((j) => j.room), ["a", "b"], "the reconnect's rejoins do not wait for the old delay");
+  await refuseJoin(fakes, "a", "unavailable");
+  await refuseJoin(fakes, "b", "unavailable");
+  await settle();
+  await room.leave();
+  equal(fakes.last.of("leave").length, 0, "the server does not have it");
+  await clock.advance(20000);
+  equal(fakes.last.of("join").map((j) => j.room), ["a", "b", "b"]);
+  conn.close();
+  await rejects(room.ready, "left");
+  await rejects(other.ready, "closed");
+  equal(clock.pending().length, 0, "no timer left behind");
+});
+
+test("retries bounds the attempts of a join too; then it is refused with the last error", async () => {
+  const { conn, fakes, clock, errors } = setup({ retries: 2, backoff: { initial: 100 } });
+  const room = conn.join("a");
+  fakes.last.accept();
+  for (let i = 0; i < 3; i++) {
+    await refuseJoin(fakes, "a", "unavailable");
+    await clock.advance(100);
+  }
+  await rejects(room.ready, "unavailable");
+  equal([room.state, conn.rooms.has("a"), fakes.last.of("join").length], ["refused", false, 3]);
+  equal(errors.map((e) => e.code), ["unavailable"]);
+});
+
+test("permanent refusals are not retried", async () => {
+  for (const code of ["forbidden", "no_history", "bad_message", "invalid_room", "too_many_rooms", "internal"]) {
+    const { conn, fakes, clock } = setup({ pingInterval: 0 });
+    const room = conn.join("a", { onError: () => {} });
+    fakes.last.accept();
+    await refuseJoin(fakes, "a", code);
+    await rejects(room.ready, code);
+    await clock.advance(60000);
+    equal([room.state, fakes.last.of("join").length], ["refused", 1], code);
+  }
+});
+
+test("lone surrogates in an outgoing message are sent as U+FFFD; pairs stay", async () => {
+  const { conn, fakes } = setup();
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  const cut = "hi 😀".slice(0, 4);
+  room.publish(cut);
+  room.publish({ [cut]: [cut, "😀", "\udc00x\ud800"], ok: "a\\ud83d" });
+  const sent = fakes.last.of("publish").map((m) => m.data);
+  equal(sent, ["hi \ufffd", { "hi \ufffd": ["hi \ufffd", "😀", "\ufffdx\ufffd"], ok: "a\\ud83d" }]);
+});
+
 test("joining the same room twice throws", () => {
   const { conn } = setup();
   conn.join("r");

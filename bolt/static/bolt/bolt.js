@@ -74,11 +74,49 @@ const PACE_SHARE = 0.8;
 
 const BACKOFF_DEFAULTS = Object.freeze({ initial: 500, max: 30000, factor: 2, resetAfter: 5000 });
 
+// Join refusals that say "try again" (docs/realtime-protocol.md#errors): the room was not joined this
+// time, and the join is sent again after a backoff delay instead of dropping the room.
+const RETRY_JOIN_CODES = Object.freeze(["unavailable", "rate_limited"]);
+
 /** `defaults` overridden by the options that are set: an option given as `undefined` means its default. */
 function withDefaults(defaults, options) {
   const merged = { ...defaults };
   for (const [key, value] of Object.entries(options || {})) if (value !== undefined) merged[key] = value;
   return merged;
+}
+
+// A lone surrogate: half of a UTF-16 pair without its other half (a string cut inside an emoji).
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// What JSON.stringify writes for one (an escape), or an older browser's raw one.
+const LONE_SURROGATE_IN_JSON = /\\u[dD][89a-fA-F][0-9a-fA-F]{2}|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?:^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const SURROGATES = /[\uD800-\uDBFF][\uDC00-\uDFFF]|[\uD800-\uDFFF]/g;
+
+/** `text` with each lone surrogate replaced by U+FFFD (String.prototype.toWellFormed where there is one). */
+function wellFormed(text) {
+  if (!LONE_SURROGATE.test(text)) return text;
+  if (typeof text.toWellFormed === "function") return text.toWellFormed();
+  return text.replace(SURROGATES, (found) => (found.length === 2 ? found : "\uFFFD"));
+}
+
+/** A JSON.stringify replacer that makes every string well-formed, keys included. */
+function wellFormedReplacer(key, value) {
+  if (typeof value === "string") return wellFormed(value);
+  if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).some((k) => LONE_SURROGATE.test(k))) {
+    const copy = {};
+    for (const [k, v] of Object.entries(value)) copy[wellFormed(k)] = v;
+    return copy;
+  }
+  return value;
+}
+
+/**
+ * `value` as the JSON text of an outgoing message, with lone surrogates replaced by U+FFFD: a browser
+ * writes one as an escape ("\ud83d") that the server's strict JSON check refuses. The replacer only
+ * runs when the plain text shows one.
+ */
+function toJson(value) {
+  const text = JSON.stringify(value);
+  return text !== undefined && LONE_SURROGATE_IN_JSON.test(text) ? JSON.stringify(value, wellFormedReplacer) : text;
 }
 
 const REAL_TIMERS = {
@@ -370,6 +408,7 @@ export class Connection {
     for (const room of this._rooms.values()) {
       room._joined = false;
       room._sent = false;
+      room._cancelRetry(); // the next hello rejoins it anyway
       room.state = "joining";
     }
     if (this.state === "closed") return;
@@ -387,13 +426,17 @@ export class Connection {
     } else if (this._attempt >= this._opts.retries) {
       this._shutdown(`gave up after ${this._attempt} attempts`, event);
     } else {
-      const { initial, max, factor } = this._backoff;
-      const ceiling = Math.min(max, initial * factor ** this._attempt);
-      const delay = Math.floor(this._random() * ceiling); // "full jitter": anywhere in [0, ceiling)
+      const delay = this._delay(this._attempt);
       this._attempt += 1;
       this._timer.retry = this._timers.setTimeout(() => this._dial(), delay);
       this._setState("reconnecting", { code: event.code, reason: event.reason, attempt: this._attempt, delay });
     }
+  }
+
+  /** The backoff delay before attempt `n` (counted from 0): "full jitter", anywhere in [0, ceiling). */
+  _delay(n) {
+    const { initial, max, factor } = this._backoff;
+    return Math.floor(this._random() * Math.min(max, initial * factor ** n));
   }
 
   _shutdown(reason, event) {
@@ -450,7 +493,7 @@ export class Connection {
   _drain() {
     if (!this._ready) return;
     for (const room of this._rooms.values()) {
-      if (room._sent) continue;
+      if (room._sent || room._retry !== null) continue; // a join refused for a passing reason waits its delay
       if (!this._take()) return;
       room._sendJoin();
     }
@@ -495,7 +538,7 @@ export class Connection {
       }
       this._pending.set(ref, entry);
       try {
-        this._ws.send(JSON.stringify({ ...msg, ref }));
+        this._ws.send(toJson({ ...msg, ref }));
       } catch (err) {
         this._settle(ref, null, new BoltError("disconnected", String(err && err.message)));
       }
@@ -658,6 +701,8 @@ export class Room {
     this._joined = false; // the current socket has acknowledged the join
     this._sent = false; // the join was sent on the current socket
     this._everJoined = false;
+    this._retry = null; // the timer of a join to send again after a refusal that said "try again"
+    this._retries = 0; // consecutive such refusals
     this._readyResolve = null;
     this._readyReject = null;
     /** Resolves once the first join is acknowledged; rejects (BoltError) if it is refused ("forbidden", ...),
@@ -707,6 +752,7 @@ export class Room {
     this.state = state;
     this._readyReject(error);
     this._joined = false;
+    this._cancelRetry();
     if (conn._rooms.get(this.name) === this) conn._rooms.delete(this.name);
     conn._dropQueued(this, error);
     this._members.clear();
@@ -715,10 +761,16 @@ export class Room {
 
   _close(reason) {
     this._joined = false;
+    this._cancelRetry();
     this.state = "closed";
     this._members.clear();
     this.members = [];
     this._readyReject(new BoltError("closed", reason));
+  }
+
+  _cancelRetry() {
+    if (this._retry !== null) this.connection._timers.clearTimeout(this._retry);
+    this._retry = null;
   }
 
   _sendJoin() {
@@ -727,9 +779,10 @@ export class Room {
     const msg = { type: "join", room: this.name };
     if (this.lastId !== null) msg.since = this.lastId;
     if (this._presence) msg.presence = true;
-    if (this._everJoined && this.lastId === null) {
+    if (this._everJoined && this.lastId === null && this._retries === 0) {
       // Nothing to resume from (no id seen yet, or a room without history): what was published
-      // while away cannot be replayed, so say so before any new message arrives.
+      // while away cannot be replayed, so say so before any new message arrives (once, not again
+      // for a join sent again after a refusal that said "try again").
       this._emit("onGap", { after: null, before: null });
     }
     conn._request(msg, 0, true).then(
@@ -737,12 +790,25 @@ export class Room {
         if (conn._rooms.get(this.name) !== this) return;
         this._joined = true;
         this._everJoined = true;
+        this._retries = 0;
         this.state = "joined";
         this._readyResolve(this);
         conn._flush();
       },
       (err) => {
         if (err.code === "disconnected" || err.code === "closed" || conn._rooms.get(this.name) !== this) return;
+        if (RETRY_JOIN_CODES.includes(err.code) && this._retries < conn._opts.retries) {
+          // Not joined this time, for a passing reason (the server's backend is away for a moment,
+          // or the route's message rate): the room keeps its place, its lastId and its queued
+          // publishes, and the join goes again after a backoff delay, paced like any other.
+          this._sent = false;
+          this._retry = conn._timers.setTimeout(() => {
+            this._retry = null;
+            conn._drain();
+          }, conn._delay(this._retries));
+          this._retries += 1;
+          return;
+        }
         // The server refused the room (forbidden, too_many_rooms, invalid_room, no_history, ...).
         this._forget("refused", err);
         if (this._handlers.onError) conn._call(this._handlers.onError, err);
