@@ -2,11 +2,14 @@
 test pages and bolt.js itself. Run with uvicorn: `uvicorn live_app:app` (tests/client on sys.path).
 
 Rooms starting with "h:" keep a history; "staff" is refused to everyone. `/ws/rl` limits each
-connection to 5 messages a second, 10 at once.
+connection to 5 messages a second, 10 at once; `/ws/rd` to 5 a second, 3 at once, answering the
+extra ones `rate_limited` instead of closing. With BOLT_LIVE_PUBSUB set (a redis:// URL) the hub
+uses that backend instead of the process's memory.
 """
 from __future__ import annotations
 
 import mimetypes
+import os
 from pathlib import Path
 
 from bolt import BoltAPI
@@ -15,10 +18,12 @@ from bolt.middleware import rate_limit
 HERE = Path(__file__).resolve().parent
 ROOTS = {"/client/": HERE, "/static/": HERE.parent.parent / "bolt" / "static"}
 
-api = BoltAPI()
+api = BoltAPI(pubsub=os.environ.get("BOLT_LIVE_PUBSUB") or None)
 api.hub.keep_history("h:", size=100)
 api.realtime("/ws/rt", can_join=lambda websocket, room: room != "staff", can_publish=True)
 api.realtime("/ws/rl", can_join=True, can_publish=True, rate_limit=rate_limit(messages=(5, 10)))
+api.realtime("/ws/rd", can_join=True, can_publish=True,
+             rate_limit=rate_limit(messages=(5, 3), on_message_limit="drop"))
 
 
 def static_file(path: str) -> Path | None:

@@ -95,12 +95,14 @@ def test_boltjs_unit_tests(browser: object, files: str) -> None:
 class LiveServer:
     """tests/client/live_app.py under uvicorn in a subprocess, on one port across restarts."""
 
-    def __init__(self) -> None:
+    def __init__(self, **env: str) -> None:
         self.port = free_port()
         self.process: subprocess.Popen | None = None
+        self.env = env
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        env = {**os.environ, **self.env,
+               "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")])}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "live_app:app", "--host", "127.0.0.1", "--port", str(self.port),
              "--log-level", "warning", "--timeout-graceful-shutdown", "1"],
@@ -201,3 +203,131 @@ def test_a_burst_of_joins_and_publishes_stays_within_the_routes_message_rate(bro
       }).catch((err) => done({ error: String(err) }));
     """)
     assert result == {"joined": ["ok"] * 11, "published": ["ok"] * 12, "closes": [], "state": "open"}, result
+
+
+def test_a_publish_of_a_string_cut_inside_an_emoji_is_delivered_with_a_replacement_character(
+        browser: object, bolt_server: LiveServer) -> None:
+    """Chromium's JSON.stringify writes a lone surrogate as an escape ("\\ud83d") that the server's strict
+    JSON check refuses: bolt.js sends U+FFFD instead, so the message is delivered and its reply comes."""
+    browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
+    result = browser.execute_async_script(r"""
+      const done = arguments[0];
+      import("/static/bolt/bolt.js").then(async ({ connect }) => {
+        const conn = connect("/ws/rt", { replyTimeout: 3000, onError: () => {} });
+        const got = [];
+        const room = conn.join("h:emoji", { onMessage: (data, meta) => got.push([data, meta.id]) });
+        await room.ready;
+        const cut = "hi \u{1F600}".slice(0, 4);
+        const outcome = (p) => p.then((reply) => ({ ok: reply.ok, id: reply.id }), (e) => ({ error: e.code }));
+        const replies = [await outcome(room.publish(cut)), await outcome(room.publish({ [cut]: [cut, "\u{1F600}"] }))];
+        while (got.length < 2) await new Promise((resolve) => setTimeout(resolve, 20));
+        done({ cut: [...cut].map((c) => c.codePointAt(0)), replies, got });
+        conn.close();
+      }).catch((err) => done({ error: String(err) }));
+    """)
+    assert result["cut"] == [ord("h"), ord("i"), ord(" "), 0xD83D], result  # a lone surrogate
+    assert result["replies"] == [{"ok": True, "id": 1}, {"ok": True, "id": 2}], result
+    assert result["got"] == [["hi \ufffd", 1], [{"hi \ufffd": ["hi \ufffd", "\U0001f600"]}, 2]], result
+
+
+def test_joins_answered_rate_limited_are_sent_again_until_they_go_through(browser: object,
+                                                                         bolt_server: LiveServer) -> None:
+    """A route that answers messages over its rate `rate_limited` (5/s, 3 at once): with the hello's
+    message_limit hidden from bolt.js, so that it does not pace, 8 joins at once are partly refused;
+    each refused one is sent again after a backoff delay, and every room ends up joined."""
+    browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
+    result = browser.execute_async_script("""
+      const done = arguments[0];
+      import("/static/bolt/bolt.js").then(async ({ connect }) => {
+        let refusals = 0;
+        class Unpaced extends WebSocket {
+          set onmessage(fn) {
+            super.onmessage = fn && ((event) => {
+              const msg = JSON.parse(event.data);
+              if (msg.type === "hello") delete msg.message_limit;
+              if (msg.error && msg.error.code === "rate_limited") refusals += 1;
+              fn({ data: JSON.stringify(msg) });
+            });
+          }
+          get onmessage() { return super.onmessage; }
+        }
+        const errors = [];
+        const conn = connect("/ws/rd", { WebSocket: Unpaced, backoff: { initial: 400 }, pingInterval: 0,
+                                         onError: (e) => errors.push(e.code) });
+        const rooms = [];
+        for (let i = 0; i < 8; i++) rooms.push(conn.join(`h:d${i}`));
+        const joined = await Promise.all(rooms.map((room) => room.ready.then(() => "ok", (e) => e.code)));
+        done({ joined, refusals, errors, states: rooms.map((r) => r.state), inRooms: conn.rooms.size });
+        conn.close();
+      }).catch((err) => done({ error: String(err) }));
+    """)
+    assert result["joined"] == ["ok"] * 8, result
+    assert result["states"] == ["joined"] * 8 and result["inRooms"] == 8, result
+    assert result["refusals"] >= 5 and result["errors"] == [], result
+
+
+def test_a_rejoin_refused_while_redis_is_down_is_retried_until_redis_is_back(browser: object, redis_server) -> None:
+    """After a reconnect, a rejoin with since is answered `unavailable` while the server's Redis is
+    down: bolt.js keeps the room and its queued publish, sends the join again after a backoff delay,
+    and the room is back, with the publish delivered, once Redis is."""
+    server = LiveServer(BOLT_LIVE_PUBSUB=redis_server.url)
+    server.start()
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/client/live.html")
+        started = browser.execute_async_script("""
+          const done = arguments[0];
+          import("/static/bolt/bolt.js").then(async ({ connect }) => {
+            const seen = window.seen = { texts: [], gaps: [], errors: [], unavailable: 0 };
+            class Spy extends WebSocket {
+              set onmessage(fn) {
+                super.onmessage = fn && ((event) => {
+                  if (event.data.includes('"unavailable"')) seen.unavailable += 1;
+                  fn(event);
+                });
+              }
+              get onmessage() { return super.onmessage; }
+            }
+            const conn = window.conn = connect("/ws/rt", { WebSocket: Spy, backoff: { initial: 200, max: 1000 },
+                                                          onError: (e) => seen.errors.push(e.code) });
+            const room = window.room = conn.join("h:outage", {
+              onMessage: (data) => seen.texts.push(data.text), onGap: (gap) => seen.gaps.push(gap) });
+            await room.ready;
+            await room.publish({ text: "before" });
+            while (seen.texts.length < 1) await new Promise((resolve) => setTimeout(resolve, 20));
+            done({ lastId: room.lastId });
+          }).catch((err) => done({ error: String(err) }));
+        """)
+        assert started == {"lastId": 1}, started
+        redis_server.stop()
+        during = browser.execute_async_script("""
+          const done = arguments[0];
+          (async () => {
+            const seen = window.seen;
+            // A network loss: the client reconnects at once and rejoins with since = 1.
+            conn._abandon(conn._ws, "a network loss, for the test");
+            window.queued = room.publish({ text: "while redis is down" }).then((r) => r.ok, (e) => e.code);
+            const start = Date.now();
+            while (seen.unavailable < 2 && Date.now() - start < 15000) await new Promise((r) => setTimeout(r, 20));
+            done({ unavailable: seen.unavailable, state: room.state, inRooms: conn.rooms.has("h:outage"),
+                   lastId: room.lastId, queued: conn._queue.length, errors: seen.errors.slice() });
+          })().catch((err) => done({ error: String(err) }));
+        """)
+        assert during["unavailable"] >= 2, during
+        assert during == {**during, "state": "joining", "inRooms": True, "lastId": 1, "queued": 1, "errors": []}, during
+        redis_server.start()  # empty: the room's history and ids are gone
+        after = browser.execute_async_script("""
+          const done = arguments[0];
+          (async () => {
+            const seen = window.seen;
+            const published = await window.queued;
+            await room.publish({ text: "after" });
+            while (seen.texts.length < 3) await new Promise((r) => setTimeout(r, 20));
+            done({ published, state: room.state, texts: seen.texts, gaps: seen.gaps, errors: seen.errors });
+            conn.close();
+          })().catch((err) => done({ error: String(err) }));
+        """)
+        assert after["published"] is True and after["state"] == "joined", after
+        assert after["texts"] == ["before", "while redis is down", "after"], after
+        assert after["errors"] == [], after
+    finally:
+        server.stop()
