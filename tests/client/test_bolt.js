@@ -462,6 +462,8 @@ test("lone surrogates in an outgoing message are sent as U+FFFD; pairs stay", as
   room.publish({ [cut]: [cut, "😀", "\udc00x\ud800"], ok: "a\\ud83d" });
   const sent = fakes.last.of("publish").map((m) => m.data);
   equal(sent, ["hi \ufffd", { "hi \ufffd": ["hi \ufffd", "😀", "\ufffdx\ufffd"], ok: "a\\ud83d" }]);
+  room.publish(JSON.parse('{"__proto__": 1, "\\udc00": 2}'));
+  equal(Object.entries(fakes.last.of("publish")[2].data), [["__proto__", 1], ["\ufffd", 2]]);
 });
 
 test("joining the same room twice throws", () => {

@@ -102,7 +102,7 @@ function wellFormed(text) {
 function wellFormedReplacer(key, value) {
   if (typeof value === "string") return wellFormed(value);
   if (value && typeof value === "object" && !Array.isArray(value) && Object.keys(value).some((k) => LONE_SURROGATE.test(k))) {
-    const copy = {};
+    const copy = Object.create(null); // so that a key "__proto__" stays a key
     for (const [k, v] of Object.entries(value)) copy[wellFormed(k)] = v;
     return copy;
   }
