@@ -304,3 +304,40 @@ async def test_a_handled_connection_leaves_only_documented_keys_in_its_scope() -
     for scope in seen:
         assert set(scope) <= _SCOPE_KEYS
         assert set(scope["extensions"]) <= _DOCUMENTED_EXTENSIONS
+
+
+# docs/architecture.md, "Where each module sits": the layers, lowest first. A module may import
+# (at import time) only from its own layer and the ones before it.
+LAYERS = [
+    ["bolt.wire", "bolt.accel", "bolt._accel_py", "bolt._accel"],
+    ["bolt.protocol"],
+    ["bolt.datastructures", "bolt.extensions", "bolt.django", "bolt.connection", "bolt.requests", "bolt.responses",
+     "bolt.exceptions", "bolt.models", "bolt.schemas", "bolt.params", "bolt.routing", "bolt.websocket"],
+    ["bolt.security", "bolt.auth", "bolt.middleware"],
+    ["bolt.realtime"],
+    ["bolt.sessions", "bolt.metrics", "bolt.openapi", "bolt.asyncapi", "bolt.apidocs", "bolt.api", "bolt.testing",
+     "bolt.checks", "bolt.apps", "bolt.management", "bolt.cli", "bolt"],
+]
+
+
+def _layer(module: str) -> int:
+    """The layer of `module`: that of the longest listed name it is, or is inside."""
+    matches = [(len(name), index) for index, names in enumerate(LAYERS) for name in names
+               if module == name or module.startswith(name + ".")]
+    assert matches, f"{module} is in no layer of docs/architecture.md"
+    return max(matches)[1]
+
+
+def test_imports_point_down_the_documented_layers() -> None:
+    modules = _modules()
+    for name, path in sorted(modules.items()):
+        for target in _imports(name, path, modules) - {"bolt"}:  # `from bolt import accel` names bolt.accel
+            assert _layer(target) <= _layer(name), f"{name} imports {target}, a layer above it"
+
+
+def test_every_module_is_placed_in_docs_architecture() -> None:
+    text = (ROOT.parent / "docs" / "architecture.md").read_text()
+    section = text.split("## Where each module sits", 1)[1].split("\n## ", 1)[0]
+    for name, path in sorted(_modules().items()):
+        if path.name != "__init__.py":
+            assert f"`{path.name}`" in section, f"{name} is not placed in docs/architecture.md"
