@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -324,6 +325,17 @@ def test_bolt_runs_without_django_settings():
     assert result.stdout.strip() == "ok"
 
 
+def run_with_settings(code: str, settings_module: str, settings_dir: Path) -> None:
+    """Run `code` in a fresh interpreter whose DJANGO_SETTINGS_MODULE is `settings_module` (in
+    `settings_dir`) and nothing has set Django up; it prints "ok" when its checks hold."""
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE=settings_module,
+               PYTHONPATH=os.pathsep.join([str(settings_dir), ROOT]))
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+
+
 def test_a_settings_module_named_by_the_environment_is_read(tmp_path):
     # `DJANGO_SETTINGS_MODULE=mysite.settings bolt run mysite.api:api`: nothing calls django.setup(), yet
     # the CORS_ALLOWED_ORIGINS of those settings decide, as Django loads its settings on first use.
@@ -353,12 +365,7 @@ def test_a_settings_module_named_by_the_environment_is_read(tmp_path):
         asyncio.run(main())
         print("ok")
     """)
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="plain_settings",
-               PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_with_settings(code, "plain_settings", tmp_path)
 
 
 def test_an_api_served_on_its_own_sets_django_up_for_users(tmp_path):
@@ -397,9 +404,4 @@ def test_an_api_served_on_its_own_sets_django_up_for_users(tmp_path):
         assert apps.ready
         print("ok")
     """)
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="auth_settings",
-               PYTHONPATH=os.pathsep.join([str(tmp_path), ROOT]))
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    run_with_settings(code, "auth_settings", tmp_path)
