@@ -354,11 +354,15 @@ class Hub:
                 self._replaying.pop(room, None)
         outbox, last = connection.outbox, since
         if since > replay.last:
-            # The room's ids started again (its history was lost): everything since is unknown.
+            # An id the room has not reached: its history was lost and nothing was published since (Redis
+            # has no counter then), or the new one started lower (the clock went back). All is unknown.
             outbox.put(gap(room, since, None))
         elif since < replay.last:
+            # Owed everything after since, or after the history's start when it has seen nothing. A since
+            # below the start is an id of an earlier history of the room, whose rest is lost.
+            owed = since or replay.start
             first = replay.first
-            if first > since + 1:  # some of what it missed has already fallen out of history
+            if first > owed + 1:  # some of what it missed has already fallen out of history
                 outbox.put(gap(room, since, first))
         for message in replay.messages:
             outbox.put(message.envelope(room))

@@ -12,7 +12,8 @@ class MemoryBackend(Backend):
     """Keeps history in this process; broadcasts reach this process's connections only.
 
     At most `max_histories` rooms keep a history; beyond that the room published to least recently
-    loses its history (and its ids start again, which a resuming client sees as a gap).
+    loses its history; a new one counts on from the clock (see `fresh_counter`), so a client resuming
+    in it with an older id gets what the new history keeps, after a gap.
     """
 
     name = "memory"

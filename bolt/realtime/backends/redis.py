@@ -39,15 +39,29 @@ PRESENCE = "p"  # message kind on a room channel: a join or leave event
 # What a Redis call can raise when Redis is away; a cluster's client adds its own (a slot not covered).
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 
-# KEYS: id counter, history set, channel. ARGV: node, kind, payload, time (ms), size, ttl (ms).
+# KEYS: id counter, history set, channel, start. ARGV: node, kind, payload, time (ms), size, ttl (ms).
 # One script, so ids enter the history in order even with many publishers. The counter of a room
-# nobody publishes to for a day expires too (its ids then start again, seen by clients as a gap).
+# nobody publishes to for a day expires too. A new counter (that, or a Redis that lost its data)
+# starts at Redis's clock in microseconds, above any id the room's earlier history gave (see
+# bolt.realtime.history.fresh_counter), read in the script so that every process agrees, and kept
+# beside the counter as the history's start (a replay after 0 is owed only what follows it); Redis 5+
+# replicates a script's effects, so a write may follow TIME. Lua numbers are doubles: ids stay exact
+# below 2**53 (INCR itself is 64-bit), and string.format('%d') writes them without an exponent.
 # PUBLISH here; SPUBLISH on a Redis Cluster (bolt.realtime.backends.redis_cluster).
 PUBLISH_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local now = redis.call('TIME')
+  local start = string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+  redis.call('SET', KEYS[1], start)
+  redis.call('SET', KEYS[4], start)
+end
 local seq = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], math.max(tonumber(ARGV[6]), 86400000))
-local message = '["' .. ARGV[1] .. '","' .. ARGV[2] .. '",' .. seq .. ',' .. ARGV[4] .. ']\\n' .. ARGV[3]
-redis.call('ZADD', KEYS[2], seq, message)
+local keep = math.max(tonumber(ARGV[6]), 86400000)
+redis.call('PEXPIRE', KEYS[1], keep)
+redis.call('PEXPIRE', KEYS[4], keep)
+local id = string.format('%d', seq)
+local message = '["' .. ARGV[1] .. '","' .. ARGV[2] .. '",' .. id .. ',' .. ARGV[4] .. ']\\n' .. ARGV[3]
+redis.call('ZADD', KEYS[2], id, message)
 redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[5]) + 1))
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
 redis.call('{publish}', KEYS[3], message)
@@ -145,9 +159,9 @@ class RedisBackend(Backend):
         """The sorted set of `room`'s members, scored by expiry time."""
         return f"{self.prefix}presence:{room}"
 
-    def _history_keys(self, room: str) -> tuple[str, str]:
-        """The id counter and the history set of `room`."""
-        return f"{self.prefix}seq:{room}", f"{self.prefix}history:{room}"
+    def _history_keys(self, room: str) -> tuple[str, str, str]:
+        """The id counter, the history set and the history's start (the counter's first value) of `room`."""
+        return f"{self.prefix}seq:{room}", f"{self.prefix}history:{room}", f"{self.prefix}start:{room}"
 
     def _header(self, kind: str, seq: int = 0, sent: int = 0) -> bytes:
         return orjson.dumps([self.node, kind, seq, sent]) + b"\n"
@@ -213,27 +227,29 @@ class RedisBackend(Backend):
                 await self._redis.execute_command(self.publish_command, self._channel(room),
                                                   self._header(message.kind, 0, sent) + message.payload())
             else:
-                seq_key, history_key = self._history_keys(room)
-                seq = await self._script(keys=[seq_key, history_key, self._channel(room)],
+                seq_key, history_key, start_key = self._history_keys(room)
+                seq = await self._script(keys=[seq_key, history_key, self._channel(room), start_key],
                                          args=[self.node, message.kind, message.payload(), sent, history.size,
                                                int(history.ttl * 1000)])
                 message.seq = int(seq)
 
     async def replay(self, room: str, since: int, history: HistoryPolicy) -> Replay:
         assert self._redis is not None, "backend not started"
-        seq_key, history_key = self._history_keys(room)
+        seq_key, history_key, start_key = self._history_keys(room)
         with _unavailable(f"read history of room {room!r}"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.zrangebyscore(history_key, f"({since}", "+inf")
                 pipe.get(seq_key)
-                entries, last = await pipe.execute()
+                pipe.get(start_key)
+                entries, last, start = await pipe.execute()
         horizon = time.time() - history.ttl
         messages = []
         for entry in entries:
             message = self._parse(entry)[1]
             if message is not None and message.time >= horizon:
                 messages.append(message)
-        return Replay(messages, int(last or 0))
+        # No start: a counter made before histories kept theirs (its ids began at 1), or none at all.
+        return Replay(messages, int(last or 0), int(start or 0) if last else 0)
 
     # -- subscribing --------------------------------------------------------------------------------
 

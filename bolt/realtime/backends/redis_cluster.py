@@ -99,8 +99,8 @@ class RedisClusterBackend(RedisBackend):
     def _presence_key(self, room: str) -> str:
         return f"{self.prefix}presence:{{{room}}}"
 
-    def _history_keys(self, room: str) -> tuple[str, str]:
-        return f"{self.prefix}seq:{{{room}}}", f"{self.prefix}history:{{{room}}}"
+    def _history_keys(self, room: str) -> tuple[str, str, str]:
+        return f"{self.prefix}seq:{{{room}}}", f"{self.prefix}history:{{{room}}}", f"{self.prefix}start:{{{room}}}"
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
