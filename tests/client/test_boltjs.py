@@ -139,22 +139,25 @@ def test_boltjs_against_a_real_server_across_a_restart(browser: object, bolt_ser
     assert "error" not in first, first["error"]
     assert first["refused"] == "forbidden"
     assert first["members"] == [first["me"]], first
-    assert first["ids"] == [1, 2, 3] and first["texts"] == ["m1", "m2", "m3"], first
-    assert first["replyIds"] == [1, 2, 3], first
+    base = first["ids"][0] - 1  # a new history counts on from the clock in microseconds
+    assert first["ids"] == [base + 1, base + 2, base + 3] and first["texts"] == ["m1", "m2", "m3"], first
+    assert first["replyIds"] == first["ids"], first
     assert first["both"] == sorted([first["me"], first["other"]]), first
 
     bolt_server.stop()
     browser.execute_async_script("window.live.waitFor('reconnecting').then(arguments[0])")
     queued = browser.execute_script("return window.live.publishWhileDown()")  # waits in the queue
     assert queued == 1
-    bolt_server.start()  # a fresh memory backend: the room's history and ids start again
+    bolt_server.start()  # a fresh memory backend: the room's history is lost, a new one starts
     second = browser.execute_async_script("window.live.phase2().then(arguments[0], (e) => arguments[0]({error: String(e.stack || e)}))")
     assert "error" not in second, second["error"]
     assert second["states"][-1] == "open", second
-    assert second["gaps"] == [{"after": 3, "before": None}], second
-    # The queued publish went out once after the rejoin, and its id (1 again, on a fresh server) was
-    # delivered despite being <= the old last id: the gap reset the baseline.
-    assert second["ids"] == [1, 2, 3, 1, 2], second
+    # The rejoin with since=base + 3 finds a new history, which started counting above the old ids:
+    # a gap up to its first id, then the queued publish (sent once, after the rejoin) and the next.
+    new = second["ids"][3]
+    assert new > base + 3, second
+    assert second["gaps"] == [{"after": base + 3, "before": new}], second
+    assert second["ids"] == [*first["ids"], new, new + 1], second
     assert second["texts"][3:] == ["while down", "after"], second
     assert second["members"] == [second["me"]] and second["me"] != first["me"], second
 

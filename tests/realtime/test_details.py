@@ -81,8 +81,15 @@ async def test_the_memory_backend_bounds_how_many_rooms_keep_history() -> None:
 
     api = BoltAPI(pubsub=MemoryBackend(max_histories=2))
     api.hub.keep_history("")
+    ids = {}
     for room in ("a", "b", "a", "c"):  # c pushes out b, the room published to least recently
-        await api.hub.broadcast(room, room)
+        ids[room] = await api.hub.broadcast(room, room)
     replay = await api.hub.backend.replay("a", 0, HistoryPolicy())  # type: ignore[union-attr]
     assert [m.data for m in replay.messages] == ["a", "a"]
-    assert (await api.hub.backend.replay("b", 0, HistoryPolicy())).last == 0  # type: ignore[union-attr]
+    replay = await api.hub.backend.replay("b", ids["b"], HistoryPolicy())  # type: ignore[union-attr]
+    assert replay.messages == [] and replay.last > ids["b"]  # a new history, counting on from the clock
+    # What b's new history gives reaches a client resuming with the old id, after a gap.
+    new = await api.hub.broadcast("b", "again")
+    assert new == replay.last + 1
+    replay = await api.hub.backend.replay("b", ids["b"], HistoryPolicy())  # type: ignore[union-attr]
+    assert [(m.seq, m.data) for m in replay.messages] == [(new, "again")] and replay.first == new

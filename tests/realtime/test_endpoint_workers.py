@@ -61,18 +61,19 @@ async def test_room_protocol_across_workers(redis_server: RedisServer, ws: str) 
         assert change["leave"] == []
 
         reply, own = await bob.request("publish", room="h:lobby", data={"text": "hi"})
-        assert reply == {"type": "reply", "ref": 2, "ok": True, "id": 1}
-        assert own == [{"room": "h:lobby", "id": 1, "data": {"text": "hi"}}]
-        assert await alice.until(lambda m: "data" in m) == {"room": "h:lobby", "id": 1, "data": {"text": "hi"}}
+        first = reply["id"]
+        assert reply == {"type": "reply", "ref": 2, "ok": True, "id": first}
+        assert own == [{"room": "h:lobby", "id": first, "data": {"text": "hi"}}]
+        assert await alice.until(lambda m: "data" in m) == {"room": "h:lobby", "id": first, "data": {"text": "hi"}}
 
         await alice.ws.close()
         await bob.request("publish", room="h:lobby", data=2)
         await bob.request("publish", room="h:lobby", data=3)
         # Alice comes back on the other worker and resumes after the last id she saw.
         alice = await Client.open(two)
-        reply, replay = await alice.request("join", room="h:lobby", since=1)
+        reply, replay = await alice.request("join", room="h:lobby", since=first)
         assert reply["ok"]
-        assert replay == [{"room": "h:lobby", "id": 2, "data": 2}, {"room": "h:lobby", "id": 3, "data": 3}]
+        assert replay == [{"room": "h:lobby", "id": first + 1, "data": 2}, {"room": "h:lobby", "id": first + 2, "data": 3}]
         await bob.ws.close()
         await alice.ws.close()
     finally:

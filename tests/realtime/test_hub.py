@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from typing import Any
 
 import pytest
@@ -49,6 +51,14 @@ def client(api: BoltAPI, path: str, user: str | None = None) -> WebSocketTestCli
 async def joined(*clients: WebSocketTestClient) -> None:
     for ws in clients:
         assert await ws.receive_text() == "joined"
+
+
+async def until_joined(ws: WebSocketTestClient) -> list[Any]:
+    """What the chat sends before "joined" (a join's replay), decoded."""
+    received = []
+    while (text := await ws.receive_text()) != "joined":
+        received.append(json.loads(text))
+    return received
 
 
 @pytest.mark.asyncio
@@ -213,33 +223,43 @@ async def test_resume_replays_what_was_missed() -> None:
     async with client(api, "/chat/news") as a:
         await joined(a)
         ids = [await api.hub.broadcast("news", {"n": n}) for n in range(3)]
-        assert ids == [1, 2, 3]
-        assert await a.receive_json() == {"room": "news", "id": 1, "data": {"n": 0}}
+        base = ids[0] - 1  # a new history counts on from the clock (see test_ids_outlive_a_lost_history)
+        assert ids == [base + 1, base + 2, base + 3]
+        assert await a.receive_json() == {"room": "news", "id": base + 1, "data": {"n": 0}}
         await api.hub.broadcast("news", "text too")
-        assert [(await a.receive_json())["id"] for _ in range(3)] == [2, 3, 4]
-    # Reconnect having seen id 2: 3 and 4 come again, then live messages.
-    async with client(api, "/chat/news?since=2") as b:
-        assert await b.receive_json() == {"room": "news", "id": 3, "data": {"n": 2}}
-        assert await b.receive_json() == {"room": "news", "id": 4, "data": "text too"}
+        assert [(await a.receive_json())["id"] for _ in range(3)] == [base + 2, base + 3, base + 4]
+    # Reconnect having seen the second: the third and fourth come again, then live messages.
+    async with client(api, f"/chat/news?since={base + 2}") as b:
+        assert await b.receive_json() == {"room": "news", "id": base + 3, "data": {"n": 2}}
+        assert await b.receive_json() == {"room": "news", "id": base + 4, "data": "text too"}
         await joined(b)
         await api.hub.broadcast("news", 5)
-        assert await b.receive_json() == {"room": "news", "id": 5, "data": 5}
-    async with client(api, "/chat/news?since=5") as c:  # up to date: nothing to replay
+        assert await b.receive_json() == {"room": "news", "id": base + 5, "data": 5}
+    async with client(api, f"/chat/news?since={base + 5}") as c:  # up to date: nothing to replay
         await joined(c)
+    async with client(api, "/chat/news?since=0") as d:  # nothing seen, nothing lost: all of it, no gap
+        assert [(await d.receive_json())["id"] for _ in range(5)] == [base + n for n in range(1, 6)]
+        await joined(d)
 
 
 @pytest.mark.asyncio
 async def test_resume_signals_a_gap_when_history_no_longer_holds_it() -> None:
     api = chat_api()
     api.hub.keep_history("news", size=2)
-    for n in range(5):
+    base = await api.hub.broadcast("news", 0) - 1
+    for n in range(1, 5):
         await api.hub.broadcast("news", n)
-    async with client(api, "/chat/news?since=1") as a:
-        assert await a.receive_json() == {"room": "news", "gap": {"after": 1, "before": 4}}
-        assert [(await a.receive_json())["id"] for _ in range(2)] == [4, 5]
+    async with client(api, f"/chat/news?since={base + 1}") as a:
+        assert await a.receive_json() == {"room": "news", "gap": {"after": base + 1, "before": base + 4}}
+        assert [(await a.receive_json())["id"] for _ in range(2)] == [base + 4, base + 5]
         await joined(a)
-    async with client(api, "/chat/news?since=99") as b:  # ids the room never reached: history was lost
-        assert await b.receive_json() == {"room": "news", "gap": {"after": 99, "before": None}}
+    async with client(api, "/chat/news?since=0") as c:  # owed the whole history, of which 3 fell out
+        assert await c.receive_json() == {"room": "news", "gap": {"after": 0, "before": base + 4}}
+        assert [(await c.receive_json())["id"] for _ in range(2)] == [base + 4, base + 5]
+        await joined(c)
+    # Ids the room never reached: a history that started lower (a clock that went back) replaced it.
+    async with client(api, f"/chat/news?since={base + 99}") as b:
+        assert await b.receive_json() == {"room": "news", "gap": {"after": base + 99, "before": None}}
         await joined(b)
 
 
@@ -247,12 +267,34 @@ async def test_resume_signals_a_gap_when_history_no_longer_holds_it() -> None:
 async def test_history_expires_by_age() -> None:
     api = chat_api()
     api.hub.keep_history("news", size=10, ttl=0.05)
-    await api.hub.broadcast("news", "old")
+    old = await api.hub.broadcast("news", "old")
     await asyncio.sleep(0.1)
     await api.hub.broadcast("news", "new")
     async with client(api, "/chat/news?since=0") as a:
-        assert await a.receive_json() == {"room": "news", "gap": {"after": 0, "before": 2}}
-        assert await a.receive_json() == {"room": "news", "id": 2, "data": "new"}
+        assert await a.receive_json() == {"room": "news", "gap": {"after": 0, "before": old + 1}}
+        assert await a.receive_json() == {"room": "news", "id": old + 1, "data": "new"}
+
+
+@pytest.mark.asyncio
+async def test_ids_outlive_a_lost_history() -> None:
+    # A client saw 30 messages; the server restarts (its memory history is gone) and 40 new ones are
+    # published before the client resumes. The new ids start above the old ones, so it gets all 40,
+    # after a gap for what the old history held after its since.
+    before = time.time_ns() // 1000
+    first = chat_api()
+    first.hub.keep_history("news", size=100)
+    seen = [await first.hub.broadcast("news", n) for n in range(30)]
+    restarted = chat_api()
+    restarted.hub.keep_history("news", size=100)
+    new = [await restarted.hub.broadcast("news", f"new {n}") for n in range(40)]
+    async with client(restarted, f"/chat/news?since={seen[-1]}") as a:
+        assert await until_joined(a) == [{"room": "news", "gap": {"after": seen[-1], "before": new[0]}}] + [
+            {"room": "news", "id": id, "data": f"new {n}"} for n, id in enumerate(new)]
+        await restarted.hub.broadcast("news", "live")
+        assert await a.receive_json() == {"room": "news", "id": new[-1] + 1, "data": "live"}
+    # Both histories count on from the clock, the new one above the old.
+    assert before < seen[0] and seen == list(range(seen[0], seen[0] + 30))
+    assert seen[-1] < new[0] and new == list(range(new[0], new[0] + 40))
 
 
 @pytest.mark.asyncio
@@ -360,15 +402,16 @@ async def test_a_message_published_during_a_resume_is_not_delivered_twice() -> N
     async with client(api, "/chat/news") as first:
         await joined(first)
         publishing = asyncio.create_task(api.hub.broadcast("news", "racing"))
-        await asyncio.sleep(0.01)  # id 1 is in history, not yet delivered
+        await asyncio.sleep(0.01)  # its id is in history, not yet delivered
         async with client(api, "/chat/news?since=0") as late:
-            assert await late.receive_json() == {"room": "news", "id": 1, "data": "racing"}
+            replayed = await late.receive_json()
+            assert replayed == {"room": "news", "id": replayed["id"], "data": "racing"}
             await joined(late)
             SlowPublish.gate.set()
-            assert await publishing == 1
+            assert await publishing == replayed["id"]
             await api.hub.broadcast("news", "next")
-            assert (await late.receive_json())["id"] == 2  # not id 1 again
-            assert [(await first.receive_json())["id"] for _ in range(2)] == [1, 2]
+            assert (await late.receive_json())["id"] == replayed["id"] + 1  # not the racing one again
+            assert [(await first.receive_json())["id"] for _ in range(2)] == [replayed["id"], replayed["id"] + 1]
 
 
 @pytest.mark.asyncio

@@ -23,10 +23,10 @@ async def test_publish_from_a_thread_and_apublish_reach_the_served_hub() -> None
     api = room_api()
     async with WebSocketTestClient(api, "/ws/kept") as ws:
         assert await ws.receive_text() == "joined"
-        assert await asyncio.to_thread(publish, "kept", {"from": "thread"}) == 1
-        assert await ws.receive_json() == {"room": "kept", "id": 1, "data": {"from": "thread"}}
-        assert await apublish("kept", {"from": "coroutine"}) == 2
-        assert await ws.receive_json() == {"room": "kept", "id": 2, "data": {"from": "coroutine"}}
+        first = await asyncio.to_thread(publish, "kept", {"from": "thread"})
+        assert await ws.receive_json() == {"room": "kept", "id": first, "data": {"from": "thread"}}
+        assert await apublish("kept", {"from": "coroutine"}) == first + 1
+        assert await ws.receive_json() == {"room": "kept", "id": first + 1, "data": {"from": "coroutine"}}
 
 
 async def test_publish_refuses_to_block_an_event_loop() -> None:

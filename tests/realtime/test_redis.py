@@ -5,6 +5,7 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -44,6 +45,14 @@ async def eventually(check: Any, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def until_joined(ws: WebSocketTestClient) -> list[Any]:
+    """What the chat sends before "joined" (a join's replay), decoded."""
+    received = []
+    while (text := await ws.receive_text()) != "joined":
+        received.append(orjson.loads(text))
+    return received
 
 
 async def stop(*apis: BoltAPI) -> None:
@@ -173,13 +182,13 @@ async def test_resume_across_processes_uses_history_in_redis(redis_server: Redis
     one, two = worker(redis_server.url), worker(redis_server.url)
     try:
         ids = [await one.hub.broadcast("h:news", {"n": n}) for n in range(5)]
-        assert ids == [1, 2, 3, 4, 5]
-        async with WebSocketTestClient(two, "/chat/h:news?since=1") as b:
-            assert await b.receive_json() == {"room": "h:news", "gap": {"after": 1, "before": 3}}
-            assert [(await b.receive_json())["id"] for _ in range(3)] == [3, 4, 5]
+        assert ids == list(range(ids[0], ids[0] + 5))
+        async with WebSocketTestClient(two, f"/chat/h:news?since={ids[0]}") as b:
+            assert await b.receive_json() == {"room": "h:news", "gap": {"after": ids[0], "before": ids[2]}}
+            assert [(await b.receive_json())["id"] for _ in range(3)] == ids[2:]
             assert await b.receive_text() == "joined"
             await one.hub.broadcast("h:news", "live")
-            assert await b.receive_json() == {"room": "h:news", "id": 6, "data": "live"}
+            assert await b.receive_json() == {"room": "h:news", "id": ids[4] + 1, "data": "live"}
     finally:
         await stop(one, two)
 
@@ -192,7 +201,7 @@ async def test_redis_down_and_back(redis_server: RedisServer) -> None:
     try:
         async with WebSocketTestClient(one, "/chat/h:feed") as a, WebSocketTestClient(two, "/chat/h:feed") as b:
             assert await a.receive_text() == await b.receive_text() == "joined"
-            await one.hub.broadcast("h:feed", "before")
+            last = await one.hub.broadcast("h:feed", "before")
             assert (await b.receive_json())["data"] == "before"
             assert (await a.receive_json())["data"] == "before"
 
@@ -207,10 +216,10 @@ async def test_redis_down_and_back(redis_server: RedisServer) -> None:
 
             redis_server.start()
             await eventually(lambda: one.hub.health()["ok"] and two.hub.health()["ok"], timeout=10)
-            # Each side learns it may have missed messages: ids after 1 are unknown.
-            assert await b.receive_json() == {"room": "h:feed", "gap": {"after": 1, "before": None}}
-            assert await a.receive_json() == {"room": "h:feed", "gap": {"after": 1, "before": None}}
-            assert ("h:feed", 1) in gaps and two.hub.health()["reconnects"] == 1
+            # Each side learns it may have missed messages: ids after the last one delivered are unknown.
+            assert await b.receive_json() == {"room": "h:feed", "gap": {"after": last, "before": None}}
+            assert await a.receive_json() == {"room": "h:feed", "gap": {"after": last, "before": None}}
+            assert ("h:feed", last) in gaps and two.hub.health()["reconnects"] == 1
             await one.hub.broadcast("h:feed", "after")
             assert (await b.receive_json())["data"] == "after"
             assert (await a.receive_json())["data"] == "after"
@@ -222,40 +231,94 @@ async def test_redis_down_and_back(redis_server: RedisServer) -> None:
 async def test_a_resumed_connection_gets_the_new_ids_after_redis_restarts_empty(redis_server: RedisServer) -> None:
     one, two = worker(redis_server.url), worker(redis_server.url)
     try:
-        for n in range(5):
-            await two.hub.broadcast("h:r", f"old {n}")
-        async with WebSocketTestClient(one, "/chat/h:r?since=2") as a:
-            assert [(await a.receive_json())["id"] for _ in range(3)] == [3, 4, 5]  # replayed
+        old = [await two.hub.broadcast("h:r", f"old {n}") for n in range(5)]
+        async with WebSocketTestClient(one, f"/chat/h:r?since={old[1]}") as a:
+            assert [(await a.receive_json())["id"] for _ in range(3)] == old[2:]  # replayed
             assert await a.receive_text() == "joined"
-            redis_server.restart()  # empty: the room's ids start again at 1
+            redis_server.restart()  # empty: the room's new counter starts at Redis's clock
             await eventually(lambda: one.hub.health()["ok"] and one.hub.health()["reconnects"] == 1, timeout=10)
             assert "gap" in await a.receive_json()
             await eventually(lambda: two.hub.health()["ok"], timeout=10)
-            assert [await two.hub.broadcast("h:r", f"new {n}") for n in range(6)] == [1, 2, 3, 4, 5, 6]
-            assert [(await a.receive_json())["data"] for _ in range(6)] == [f"new {n}" for n in range(6)]
+            new = [await two.hub.broadcast("h:r", f"new {n}") for n in range(6)]
+            assert new[0] > old[-1] and new == list(range(new[0], new[0] + 6))
+            assert [await a.receive_json() for _ in range(6)] == [
+                {"room": "h:r", "id": id, "data": f"new {n}"} for n, id in enumerate(new)]
     finally:
         await stop(one, two)
 
 
 @pytest.mark.asyncio
-async def test_ids_that_start_again_reach_a_resumed_connection(redis_server: RedisServer,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """A room's id counter expired (a day without messages, here deleted): its new ids are delivered."""
-    from bolt.realtime import hub
+@pytest.mark.parametrize("loss", ["flushall", "restart"])
+async def test_a_resume_after_the_history_was_lost_gets_the_new_history_after_a_gap(redis_server: RedisServer,
+                                                                                    loss: str) -> None:
+    """A client saw 30 messages; Redis loses the room (FLUSHALL, or a restart without persistence) and 40
+    new ones are published before it resumes with its since: it gets all 40, after a gap."""
+    one, two = worker(redis_server.url), worker(redis_server.url)
+    for api in (one, two):
+        api.hub.keep_history("h:lost", size=100)
+    redis = Redis.from_url(redis_server.url)
+    try:
+        seconds, micros = await redis.time()
+        seen = [await one.hub.broadcast("h:lost", n) for n in range(30)]
+        if loss == "flushall":
+            await redis.flushall()  # nothing tells the processes: only the ids can
+        else:
+            redis_server.restart()
+            await eventually(lambda: one.hub.health()["ok"] and two.hub.health()["ok"], timeout=10)
+        new = []
+        while len(new) < 40:
+            try:
+                new.append(await one.hub.broadcast("h:lost", f"new {len(new)}"))
+            except PublishError:  # a pooled connection to the old server, noticed closed only now
+                pass
+        async with WebSocketTestClient(two, f"/chat/h:lost?since={seen[-1]}") as a:
+            assert await until_joined(a) == [{"room": "h:lost", "gap": {"after": seen[-1], "before": new[0]}}] + [
+                {"room": "h:lost", "id": id, "data": f"new {n}"} for n, id in enumerate(new)]
+        async with WebSocketTestClient(two, "/chat/h:lost?since=0") as b:  # the whole new history, no gap
+            assert [m["id"] for m in await until_joined(b)] == new
+        # Both counters started from Redis's clock, in microseconds, the new one above the old one's ids.
+        assert seen[0] > seconds * 1_000_000 + micros and seen == list(range(seen[0], seen[0] + 30))
+        assert new[0] > seen[-1] and new == list(range(new[0], new[0] + 40))
+    finally:
+        await redis.aclose()
+        await stop(one, two)
 
-    monkeypatch.setattr(hub, "_REPLAY_OVERLAP", 0.2)  # a day, as far as this room is concerned
+
+@pytest.mark.asyncio
+async def test_a_counter_from_before_history_starts_keeps_counting(redis_server: RedisServer) -> None:
+    """A room's counter written before new counters started at the clock (no start key) counts on."""
+    one = worker(redis_server.url)
+    redis = Redis.from_url(redis_server.url)
+    try:
+        await redis.set("bolt:seq:h:old", 41)
+        assert [await one.hub.broadcast("h:old", n) for n in range(2)] == [42, 43]
+        async with WebSocketTestClient(one, "/chat/h:old?since=42") as a:
+            assert await a.receive_json() == {"room": "h:old", "id": 43, "data": 1}
+            assert await a.receive_text() == "joined"
+        async with WebSocketTestClient(one, "/chat/h:old?since=0") as b:  # ids 1 to 41 are not kept
+            assert await b.receive_json() == {"room": "h:old", "gap": {"after": 0, "before": 42}}
+            assert [(await b.receive_json())["id"] for _ in range(2)] == [42, 43]
+            assert await b.receive_text() == "joined"
+    finally:
+        await redis.aclose()
+        await stop(one)
+
+
+@pytest.mark.asyncio
+async def test_a_new_counter_reaches_a_resumed_connection_at_once(redis_server: RedisServer) -> None:
+    """A room's id counter expired (a day without messages, here deleted): its new ids start above the
+    old ones, so they are delivered at once, not held back as the replay's overlap."""
     one, two = worker(redis_server.url), worker(redis_server.url)
     redis = Redis.from_url(redis_server.url)
     try:
-        for n in range(3):
-            await two.hub.broadcast("h:e", f"old {n}")
+        old = [await two.hub.broadcast("h:e", f"old {n}") for n in range(3)]
         async with WebSocketTestClient(one, "/chat/h:e?since=0") as a:
-            assert [(await a.receive_json())["id"] for _ in range(3)] == [1, 2, 3]
+            assert [(await a.receive_json())["id"] for _ in range(3)] == old
             assert await a.receive_text() == "joined"
-            await redis.delete("bolt:seq:h:e", "bolt:history:h:e")
-            await asyncio.sleep(0.3)
-            assert await two.hub.broadcast("h:e", "new") == 1
-            assert await a.receive_json() == {"room": "h:e", "id": 1, "data": "new"}
+            assert await redis.delete("bolt:seq:h:e", "bolt:history:h:e", "bolt:start:h:e") == 3
+            new = await two.hub.broadcast("h:e", "new")
+            assert new > old[-1]
+            assert await a.receive_json() == {"room": "h:e", "id": new, "data": "new"}
     finally:
         await redis.aclose()
         await stop(one, two)
@@ -265,16 +328,15 @@ async def test_ids_that_start_again_reach_a_resumed_connection(redis_server: Red
 async def test_the_gap_after_an_outage_starts_after_the_last_replayed_id(redis_server: RedisServer) -> None:
     one, two = worker(redis_server.url), worker(redis_server.url)
     try:
-        for n in range(3):
-            await two.hub.broadcast("h:g", n)
-        async with WebSocketTestClient(one, "/chat/h:g?since=1") as a:
-            assert [(await a.receive_json())["id"] for _ in range(2)] == [2, 3]  # replayed, nothing live
+        ids = [await two.hub.broadcast("h:g", n) for n in range(3)]
+        async with WebSocketTestClient(one, f"/chat/h:g?since={ids[0]}") as a:
+            assert [(await a.receive_json())["id"] for _ in range(2)] == ids[1:]  # replayed, nothing live
             assert await a.receive_text() == "joined"
             redis_server.stop()
             await eventually(lambda: not one.hub.health()["ok"])
             redis_server.start()
             await eventually(lambda: one.hub.health()["ok"], timeout=10)
-            assert await a.receive_json() == {"room": "h:g", "gap": {"after": 3, "before": None}}
+            assert await a.receive_json() == {"room": "h:g", "gap": {"after": ids[2], "before": None}}
     finally:
         await stop(one, two)
 
@@ -300,7 +362,7 @@ async def test_a_join_with_since_that_cannot_read_the_history_raises_and_does_no
                 await websocket.send_text("joined")
 
     try:
-        await api.hub.broadcast("h:z", "kept")
+        kept = await api.hub.broadcast("h:z", "kept")
         async with WebSocketTestClient(api, "/resume") as ws:
             redis_server.process.send_signal(signal.SIGSTOP)  # type: ignore[union-attr]
             try:
@@ -309,7 +371,7 @@ async def test_a_join_with_since_that_cannot_read_the_history_raises_and_does_no
             finally:
                 redis_server.process.send_signal(signal.SIGCONT)  # type: ignore[union-attr]
             await ws.send_text("0")
-            assert await ws.receive_json() == {"room": "h:z", "id": 1, "data": "kept"}
+            assert await ws.receive_json() == {"room": "h:z", "id": kept, "data": "kept"}
             assert await ws.receive_text() == "joined"
     finally:
         await stop(api)

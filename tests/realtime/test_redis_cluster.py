@@ -20,7 +20,7 @@ from bolt.realtime.presence import Member
 from bolt.testing import WebSocketTestClient
 from redis_servers import RedisCluster
 
-from .test_redis import eventually, stop, worker
+from .test_redis import eventually, stop, until_joined, worker
 
 pytestmark = pytest.mark.redis
 
@@ -71,7 +71,7 @@ async def test_a_process_that_only_publishes(redis_cluster: RedisCluster) -> Non
         stop_listening = await listener.hub.listen("~b:control", heard.append)
         await publisher.hub.start()
         await publisher.hub.broadcast("~b:control", "first")
-        assert await publisher.hub.broadcast("h:x", "kept") == 1
+        assert await publisher.hub.broadcast("h:x", "kept") > 1_700_000_000_000_000  # Redis's clock, in µs
         await eventually(lambda: heard == ["first"])
         await stop_listening()
     finally:
@@ -89,12 +89,34 @@ async def test_broadcast_resume_and_presence_across_processes(redis_cluster: Red
                 assert len(await two.hub.members(room)) == 2
                 await a.send_text("hello")
                 assert json.loads(await a.receive_text())["data"] == json.loads(await b.receive_text())["data"] == "hello"
-                await two.hub.broadcast(room, "from two")
+                last = await two.hub.broadcast(room, "from two")
                 assert json.loads(await a.receive_text())["data"] == "from two"
             # History lives in the room's slot: a client of the other process resumes from it.
-            async with WebSocketTestClient(two, f"/chat/{room}?since=1") as c:
-                assert json.loads(await c.receive_text()) == {"room": room, "id": 2, "data": "from two"}
+            async with WebSocketTestClient(two, f"/chat/{room}?since={last - 1}") as c:
+                assert json.loads(await c.receive_text()) == {"room": room, "id": last, "data": "from two"}
                 assert await c.receive_text() == "joined"
+    finally:
+        await stop(one, two)
+
+
+@pytest.mark.asyncio
+async def test_a_resume_after_the_history_was_flushed_gets_the_new_history_after_a_gap(
+        redis_cluster: RedisCluster) -> None:
+    """Each room (one per master) saw 30 messages; every master is flushed and 40 new ones are published
+    before a client resumes with its since: it gets all 40, after a gap."""
+    one, two = worker(redis_cluster.url), worker(redis_cluster.url)
+    for api in (one, two):
+        api.hub.keep_history("h:r", size=100)  # the rooms of ROOMS
+    try:
+        seen = {room: [await one.hub.broadcast(room, n) for n in range(30)] for room in ROOMS.values()}
+        for room in ROOMS.values():
+            redis_cluster.command(redis_cluster.master_of(f"bolt:seq:{{{room}}}"), "flushall")
+        for room, old in seen.items():
+            new = [await one.hub.broadcast(room, f"new {n}") for n in range(40)]
+            async with WebSocketTestClient(two, f"/chat/{room}?since={old[-1]}") as a:
+                assert await until_joined(a) == [{"room": room, "gap": {"after": old[-1], "before": new[0]}}] + [
+                    {"room": room, "id": id, "data": f"new {n}"} for n, id in enumerate(new)]
+            assert new[0] > old[-1] and new == list(range(new[0], new[0] + 40))
     finally:
         await stop(one, two)
 
@@ -106,9 +128,9 @@ async def test_a_burst_of_commands_waits_for_free_connections(redis_cluster: Red
     try:
         async with WebSocketTestClient(two, "/chat/h:burst") as b:
             assert await b.receive_text() == "joined"
-            ids = await asyncio.gather(*(one.hub.broadcast("h:burst", n) for n in range(300)))
-            assert sorted(ids) == list(range(1, 301))  # type: ignore[type-var]
-            assert sorted([json.loads(await b.receive_text())["id"] for _ in range(300)]) == list(range(1, 301))
+            ids = sorted(await asyncio.gather(*(one.hub.broadcast("h:burst", n) for n in range(300))))  # type: ignore[type-var]
+            assert ids == list(range(ids[0], ids[0] + 300))
+            assert sorted([json.loads(await b.receive_text())["id"] for _ in range(300)]) == ids
         backend = one.hub.backend
         assert backend is not None
         members = [Member(f"m.{n}", None) for n in range(300)]
