@@ -70,7 +70,7 @@ class Backend:
         raise NotImplementedError
 
     async def replay(self, room: str, since: int, history: HistoryPolicy) -> Replay:
-        """The kept messages of `room` with ids above `since`, and the room's last id."""
+        """The kept messages of `room` with ids above `since`, the room's last id and its history's start."""
         raise NotImplementedError
 
     async def subscribe(self, room: str) -> None:
