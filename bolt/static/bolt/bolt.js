@@ -830,8 +830,9 @@ export class Room {
     const after = Number.isInteger(gap.after) ? gap.after : null;
     const before = Number.isInteger(gap.before) ? gap.before : null;
     if (before === null) {
-      // The server does not know where the loss ends; the room's ids may even have started again
-      // (its history was lost), so the next id that arrives becomes the new baseline.
+      // The server does not know where the loss ends (an outage, or a lost history whose new ids
+      // began below this one after the server's clock stepped back): the next id that arrives
+      // becomes the new baseline.
       this.lastId = null;
     } else if (this.lastId === null || before - 1 > this.lastId) {
       this.lastId = before - 1; // ids up to before - 1 are gone: do not ask for them again
