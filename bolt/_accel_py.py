@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from codecs import utf_8_decode
 from collections.abc import Set as AbstractSet
 from json.decoder import scanstring  # type: ignore[attr-defined]  # public at run time, not in typeshed
@@ -169,20 +170,25 @@ def decode_header(data: Buffer, pos: int = 0) -> tuple[int, int, int] | None:
     return data[pos], pos + 14, length
 
 
-def scan_frames(data: Buffer, pos: int = 0, max_size: int = 2**63) -> tuple[list[str | bytes], int]:
-    """Decode the run of simple frames that starts at ``data[pos]``.
+def scan_frames(
+    data: Buffer, pos: int = 0, max_size: int = 2**63, max_messages: int = sys.maxsize
+) -> tuple[list[str | bytes], int]:
+    """Decode the run of simple frames that starts at ``data[pos]``, at most ``max_messages`` of them.
 
     Simple means final, uncompressed, text or binary, masked, minimally encoded, at most
     ``max_size`` payload bytes, complete in ``data``, and for text valid UTF-8. Returns the
     payloads (unmasked; ``str`` for text, ``bytes`` for binary) and the offset of the first frame
     that is not simple, which the caller's full parser takes from there (it may be incomplete or
-    invalid).
+    invalid), or of the frame behind the last message allowed.
     """
     if pos < 0:
         raise ValueError("pos must not be negative")
+    if max_messages < 0:
+        raise ValueError("max_messages must not be negative")
     messages: list[str | bytes] = []
     end = len(data)
-    while end - pos >= 6:  # the shortest masked frame
+    left = max_messages
+    while end - pos >= 6 and left:  # the shortest masked frame
         try:
             header = decode_header(data, pos)
         except ValueError:  # malformed: the caller's parser judges it
@@ -202,6 +208,7 @@ def scan_frames(data: Buffer, pos: int = 0, max_size: int = 2**63) -> tuple[list
         else:
             messages.append(payload)
         pos = stop
+        left -= 1
     return messages, pos
 
 

@@ -152,17 +152,33 @@ class ServerConnection:
 
     # ---------------------------------------------------------------- input
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed bytes read from the peer; return the events they complete."""
+    def receive_data(self, data: bytes, max_messages: int | None = None) -> list[Event]:
+        """Feed bytes read from the peer; return the events they complete.
+
+        With ``max_messages``, at most that many messages (``str`` and ``bytes`` events) are
+        returned: decoding stops behind the last of them, and the rest of the input stays in the
+        connection, undecoded (control frames behind the cut too), until the next call, which
+        decodes it first; ``receive_data(b"", n)`` goes on with it alone (see :attr:`holding`).
+        The bound applies while the connection is open: once we have closed, messages are
+        dropped, and everything is decoded.
+        """
         state = self.state
         events: list[Event] = []
-        if state is ConnectionState.OPEN or state is ConnectionState.CLOSING:
+        if state is ConnectionState.OPEN:
+            try:
+                if max_messages is None:
+                    self._frames.receive(data, events, self._control_frame)
+                else:
+                    self._frames.receive(data, events, self._control_frame, max_messages)
+            except ProtocolError as exc:
+                self._fail(exc.code, exc.reason, events)
+        elif state is ConnectionState.CLOSING:
             try:
                 self._frames.receive(data, events, self._control_frame)
             except ProtocolError as exc:
                 self._fail(exc.code, exc.reason, events)
-            if state is ConnectionState.CLOSING:  # we closed: messages are no longer delivered
-                events = [event for event in events if not isinstance(event, (str, bytes))]
+            # we closed: messages are no longer delivered
+            events = [event for event in events if not isinstance(event, (str, bytes))]
         elif state is ConnectionState.CONNECTING:
             self._buf += data
             self._receive_request(events)
@@ -172,6 +188,12 @@ class ServerConnection:
             if len(self._buf) > self.max_request_size + self.max_size:
                 self._refuse(HandshakeError(400, "Too much data sent before the handshake completed."), events)
         return events
+
+    @property
+    def holding(self) -> bool:
+        """Whether received input is held undecoded behind a ``max_messages`` cut (or pipelined
+        behind the request and not yet decoded after :meth:`accept`)."""
+        return self._frames.holding
 
     def data_to_send(self) -> bytes:
         """Bytes the connection produced on its own since the last call."""

@@ -382,7 +382,11 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
-        events = conn.receive_data(data)
+        # At most the room left in the queue (at least one message, so every call makes progress):
+        # the engine keeps the frames behind the cut, undecoded, and reading pauses until the app
+        # has taken half (see receive()).
+        room = self._max_queue - len(self._queue)
+        events = conn.receive_data(data, room if room > 0 else 1)
         # Once open, what the engine writes on its own is a pong. While the peer does not read
         # it stays in the engine, which keeps only the latest few (RFC 6455 5.5.3), so a ping flood
         # cannot grow the write buffer; resume_writing() sends it.
@@ -598,13 +602,28 @@ class WebSocketProtocol(asyncio.Protocol):
             if self._remote_close is not None:
                 self._finish_remote_close(self._remote_close)
         if self._read_paused and len(queue) <= self._max_queue // 2:
-            self._read_paused = False
-            if not self._lost:
-                self.transport.resume_reading()
-                if self._ping_payload is not None and self._pong_timer is None and self._ping_timeout is not None:
-                    # The pong may have waited unread: it gets the whole timeout again from now.
-                    self._pong_timer = self.loop.call_later(self._ping_timeout, self._pong_missing)
+            self._resume_reading()
         return message
+
+    def _resume_reading(self) -> None:
+        """The app has taken half the queue: decode what the engine held back, then read again.
+
+        Reading stays paused while the engine still holds frames (they filled the queue again),
+        so input is decoded in the order it came and the queue never passes ``ws_max_queue``.
+        """
+        if self._lost:
+            self._read_paused = False
+            return
+        conn = self.conn
+        if conn.holding:
+            self.data_received(b"")  # still paused here: a full queue does not pause twice
+            if conn.holding or len(self._queue) >= self._max_queue or not self._read_paused:
+                return
+        self._read_paused = False
+        self.transport.resume_reading()
+        if self._ping_payload is not None and self._pong_timer is None and self._ping_timeout is not None:
+            # The pong may have waited unread: it gets the whole timeout again from now.
+            self._pong_timer = self.loop.call_later(self._ping_timeout, self._pong_missing)
 
     async def send(self, message: dict[str, Any]) -> None:
         """ASGI ``send``: a message waits while the transport's write buffer is above its high mark.
@@ -775,9 +794,18 @@ class WebSocketProtocol(asyncio.Protocol):
         if self._read_paused:
             self._read_paused = False
             self.transport.resume_reading()  # the peer's close frame must get through
+        if self.conn.holding:
+            # It may be among the frames held back while the queue was full: decode them on the
+            # loop's next turn (the app's own disconnect is queued first). Input read meanwhile
+            # is decoded behind them.
+            self.loop.call_soon(self._read_held)
         self._cancel_close_timer()
         self.close_timer = self.loop.call_later(timeout, self._close_timed_out)
         self._wake_writers()  # a send waiting for the buffer to drain now fails
+
+    def _read_held(self) -> None:
+        if self.conn.holding and not self._lost:
+            self.data_received(b"")
 
     def _close_timed_out(self) -> None:
         """The peer did not answer our close frame in time: drop the connection."""

@@ -167,27 +167,34 @@ fn decode_header(data: &Bound<'_, PyAny>, pos: isize) -> PyResult<Option<(u8, us
         .map_err(PyValueError::new_err)
 }
 
-/// Decode the run of simple frames that starts at `data[pos]`.
+/// Decode the run of simple frames that starts at `data[pos]`, at most `max_messages` of them.
 ///
 /// Simple means final, uncompressed, text or binary, masked, minimally encoded, at most
 /// `max_size` payload bytes, complete in `data`, and for text valid UTF-8. Returns the payloads
 /// (unmasked; `str` for text, `bytes` for binary) and the offset of the first frame that is not
-/// simple, which the caller's full parser takes from there (it may be incomplete or invalid).
+/// simple, which the caller's full parser takes from there (it may be incomplete or invalid), or
+/// of the frame behind the last message allowed.
 #[pyfunction]
-#[pyo3(signature = (data, pos = 0, max_size = usize::MAX))]
+#[pyo3(signature = (data, pos = 0, max_size = usize::MAX, max_messages = isize::MAX))]
 fn scan_frames<'py>(
     py: Python<'py>,
     data: &Bound<'py, PyAny>,
     pos: isize,
     max_size: usize,
+    max_messages: isize,
 ) -> PyResult<(Bound<'py, PyList>, usize)> {
     let pos =
         usize::try_from(pos).map_err(|_| PyValueError::new_err("pos must not be negative"))?;
+    let mut left = usize::try_from(max_messages)
+        .map_err(|_| PyValueError::new_err("max_messages must not be negative"))?;
     let messages = PyList::empty(py);
     let mut scratch = Vec::new(); // unmasked text, reused from frame to frame
     let end = with_bytes(data, |buf, _| -> PyResult<usize> {
         let mut pos = pos;
-        while let Some(frame) = frames::simple_frame(buf, pos, max_size) {
+        while left > 0 {
+            let Some(frame) = frames::simple_frame(buf, pos, max_size) else {
+                break;
+            };
             let payload = &buf[frame.payload.clone()];
             if frame.text {
                 scratch.clear();
@@ -205,6 +212,7 @@ fn scan_frames<'py>(
                 messages.append(bytes)?;
             }
             pos = frame.payload.end;
+            left -= 1;
         }
         Ok(pos)
     })??;
