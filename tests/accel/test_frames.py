@@ -57,6 +57,32 @@ def test_scan_frames_agrees(pure: ModuleType, rust: ModuleType, run: list, cut: 
         assert pure.scan_frames(buffer, 0, max_size) == rust.scan_frames(buffer, 0, max_size)
 
 
+@given(run=st.lists(frames(), max_size=8), cut=st.integers(0, 40), max_messages=st.integers(0, 9))
+def test_scan_frames_agrees_on_a_bound(pure: ModuleType, rust: ModuleType, run: list, cut: int, max_messages: int) -> None:
+    data = b"".join(wire for wire, _ in run)
+    data = data[: max(0, len(data) - cut)]
+    for buffer in (data, bytearray(data), memoryview(data)):
+        assert pure.scan_frames(buffer, 0, 2**20, max_messages) == rust.scan_frames(buffer, 0, 2**20, max_messages)
+
+
+@given(run=st.lists(frames(), max_size=8), max_messages=st.integers(0, 9))
+def test_scan_frames_stops_behind_the_last_message_allowed(impl: ModuleType, run: list, max_messages: int) -> None:
+    data = b"".join(wire for wire, _ in run)
+    unbounded, unbounded_end = impl.scan_frames(data)
+    messages, end = impl.scan_frames(data, 0, 2**63 - 1, max_messages)
+    assert messages == unbounded[:max_messages]
+    if len(unbounded) > max_messages:  # cut short: the frame behind the last message starts at end
+        assert end == sum(len(wire) for wire, _ in run[:max_messages])
+        assert impl.scan_frames(data, end) == (unbounded[max_messages:], unbounded_end)
+    else:
+        assert end == unbounded_end
+
+
+def test_scan_frames_refuses_a_negative_bound(impl: ModuleType) -> None:
+    with pytest.raises(ValueError, match="max_messages must not be negative"):
+        impl.scan_frames(b"", 0, 10, -1)
+
+
 @given(run=st.lists(frames(), max_size=8), prefix=st.binary(max_size=20))
 def test_scan_frames_returns_the_simple_prefix(impl: ModuleType, run: list, prefix: bytes) -> None:
     data = prefix + b"".join(wire for wire, _ in run)
