@@ -12,6 +12,7 @@ import re
 import sys
 from codecs import utf_8_decode
 from collections.abc import Set as AbstractSet
+from itertools import repeat
 from json.decoder import scanstring  # type: ignore[attr-defined]  # public at run time, not in typeshed
 
 Buffer = bytes | bytearray | memoryview
@@ -187,8 +188,9 @@ def scan_frames(
         raise ValueError("max_messages must not be negative")
     messages: list[str | bytes] = []
     end = len(data)
-    left = max_messages
-    while end - pos >= 6 and left:  # the shortest masked frame
+    for _ in repeat(None, max_messages):  # counts without making an int per frame
+        if end - pos < 6:  # the shortest masked frame
+            break
         try:
             header = decode_header(data, pos)
         except ValueError:  # malformed: the caller's parser judges it
@@ -208,7 +210,6 @@ def scan_frames(
         else:
             messages.append(payload)
         pos = stop
-        left -= 1
     return messages, pos
 
 
