@@ -161,8 +161,9 @@ class FrameDecoder:
         """Decode the frames from ``data[pos]`` on, up to ``limit`` messages; keep what is left."""
         messages = self.messages
         end = len(data)
-        if limit <= 0:
-            self._held, self._held_pos = data, pos
+        if limit <= 0:  # nothing may be decoded (a caller's bound of 0): keep it all
+            if pos < end:
+                self._held, self._held_pos = data, pos
             return
         with memoryview(data) as view:
             while (header := _header(data, pos)) is not None:

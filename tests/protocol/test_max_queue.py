@@ -95,6 +95,18 @@ def test_nothing_behind_the_cut_is_looked_at() -> None:
     assert not conn.holding
 
 
+def test_a_bound_of_zero_decodes_nothing() -> None:
+    conn = open_connection()
+    assert conn.receive_data(client_frame(PING, b"p") + client_frame(TEXT, b"a"), 0) == []
+    assert conn.holding and conn.data_to_send() == b""
+    assert described(conn.receive_data(b"", 1)) == described([Ping(b"p"), "a"])
+    assert conn.receive_data(b"", 0) == [] and not conn.holding
+    assert conn.receive_data(client_frame(TEXT, b"a", fin=False), 0) == [] and conn.holding
+    assert conn.receive_data(b"", 1) == [] and not conn.holding  # a message in progress, nothing left over
+    assert conn.receive_data(b"", 0) == [] and not conn.holding
+    assert conn.receive_data(client_frame(CONT, b"b"), 1) == ["ab"]
+
+
 def test_input_read_while_frames_are_held_is_decoded_behind_them() -> None:
     conn = open_connection()
     assert conn.receive_data(client_frame(TEXT, b"1") + client_frame(TEXT, b"2"), 1) == ["1"]
