@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -40,3 +42,13 @@ def test_a_drain_period_is_read_from_the_environment(monkeypatch) -> None:
     assert drain_period() == 3.0
     monkeypatch.setenv("BOLT_DRAIN", "-3")
     assert drain_period() == 0.0
+
+
+def test_python_dash_m_bolt_is_the_bolt_command() -> None:
+    result = subprocess.run([sys.executable, "-m", "bolt", "run", "--help"], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: bolt run ")
+    result = subprocess.run([sys.executable, "-m", "bolt", "run", "x:app", "--port", "70000"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "70000 is not a TCP port" in result.stderr
