@@ -31,7 +31,7 @@ from bolt.wire import (
 
 from .deflate import DeflateOptions, PerMessageDeflate, negotiate
 from .events import CloseReceived, ConnectionFailed, Event, HandshakeFailed, Ping, Pong, ProtocolError
-from .frames import FrameDecoder
+from .frames import NO_LIMIT, FrameDecoder
 from .handshake import (
     MAX_REQUEST_SIZE,
     HandshakeError,
@@ -164,21 +164,15 @@ class ServerConnection:
         """
         state = self.state
         events: list[Event] = []
-        if state is ConnectionState.OPEN:
+        if state is ConnectionState.OPEN or state is ConnectionState.CLOSING:
+            closing = state is ConnectionState.CLOSING
+            limit = NO_LIMIT if max_messages is None or closing else max_messages
             try:
-                if max_messages is None:
-                    self._frames.receive(data, events, self._control_frame)
-                else:
-                    self._frames.receive(data, events, self._control_frame, max_messages)
+                self._frames.receive(data, events, self._control_frame, limit)
             except ProtocolError as exc:
                 self._fail(exc.code, exc.reason, events)
-        elif state is ConnectionState.CLOSING:
-            try:
-                self._frames.receive(data, events, self._control_frame)
-            except ProtocolError as exc:
-                self._fail(exc.code, exc.reason, events)
-            # we closed: messages are no longer delivered
-            events = [event for event in events if not isinstance(event, (str, bytes))]
+            if closing:  # we closed: messages are no longer delivered
+                events = [event for event in events if not isinstance(event, (str, bytes))]
         elif state is ConnectionState.CONNECTING:
             self._buf += data
             self._receive_request(events)

@@ -913,7 +913,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         if self._read_paused:
             # Reading waits for the app, so the pong may be unread in the socket: the peer is not
-            # to blame. The timeout starts again when reading resumes (receive).
+            # to blame. The timeout starts again when reading resumes (_resume_reading).
             return
         self.logger.info(
             '%s - "WebSocket %s" keepalive ping timeout',
