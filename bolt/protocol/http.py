@@ -244,6 +244,25 @@ try:
 except ImportError:  # bolt installs httptools; installed without its dependencies, it serves on h11
     HttpToolsProtocol: type | None = None
 else:
+    import httptools
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    class _Http10Cycle(RequestResponseCycle):
+        """The cycle of an HTTP/1.0 request: a response without a Content-Length ends with the
+        connection, where uvicorn would send it chunked, a coding HTTP/1.0 does not have (RFC 9112
+        6.1). The connection closes after every HTTP/1.0 response."""
+
+        _close_delimited = False
+
+        async def send(self, message: Any) -> None:
+            if message["type"] == "http.response.start" and not self.response_started:
+                names = {name.lower() for name, _ in message.get("headers", ())}
+                if b"content-length" not in names and b"transfer-encoding" not in names:
+                    self._close_delimited = True
+                    self.chunked_encoding = False
+            elif self._close_delimited and message["type"] == "http.response.body":
+                self.expected_content_length = len(message.get("body", b""))  # whatever comes is the body
+            await super().send(message)
 
     class HttpToolsProtocol(HeadDeadline, _HttpToolsProtocol):  # type: ignore[no-redef]
         """uvicorn's httptools protocol with the request-head deadline.
@@ -269,6 +288,10 @@ else:
         _refusal: tuple[int, str] | None = None  # why a parser callback stopped the parser
         # A refusal: status, detail, and the request cycle whose response goes out before it (None: none).
         _refused: tuple[int, str, Any] | None = None
+        # A request asking for an Upgrade that is not served (``h2c``): its head written out again without
+        # the upgrade, and the header fields it came with, while httptools skips past it (see _feed).
+        _replay: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
+        _replayed: list[tuple[bytes, bytes]] | None = None
 
         @staticmethod
         def _answered(cycle: Any) -> bool:
@@ -298,7 +321,11 @@ else:
                 self.transport.pause_reading()
                 return
             self._head_ended_here = False
-            super().data_received(data)
+            keep_alive = self.timeout_keep_alive_task  # a request is arriving: the idle timer stops
+            if keep_alive is not None:
+                keep_alive.cancel()
+                self.timeout_keep_alive_task = None
+            self._feed(data)
             if self._head_bytes is None or self._head_ended_here or self._refused or self.transport.is_closing():
                 return
             # The read in which the message before it ended is not counted: the bound is one read more.
@@ -306,6 +333,48 @@ else:
             if self._head_bytes > MAX_REQUEST_SIZE:
                 self.logger.warning("Invalid HTTP request received: request headers too large.")
                 self._refuse(431, "Request headers too large.")
+
+        def _feed(self, data: bytes) -> None:
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            except httptools.HttpParserUpgrade as upgrade:
+                replay, self._replay = self._replay, None
+                if replay is None:  # a WebSocket upgrade
+                    self.handle_websocket_upgrade()
+                    return
+                # httptools stops at the head of any request with an upgrade and skips its body: the
+                # request is read again without it, with the body and whatever follows.
+                head, self._replayed = replay
+                self._feed(head + data[upgrade.args[0]:])
+
+        def _upgrade_served(self) -> bool:
+            """Whether the parsed head asks for the WebSocket upgrade this server serves, by uvicorn's
+            rule: the last ``Connection`` header has the token ``upgrade``, the last ``Upgrade`` is
+            ``websocket``."""
+            if self.ws_protocol_class is None:
+                return False
+            connection = upgrade = b""
+            for name, value in self.headers:
+                if name == b"connection":
+                    connection = value
+                elif name == b"upgrade":
+                    upgrade = value
+            return upgrade.lower() == b"websocket" and b"upgrade" in (t.strip().lower() for t in connection.split(b","))
+
+        def _head_without_upgrade(self) -> bytes:
+            """The parsed request head written out with ``upgrade`` left out of its Connection headers
+            (one left empty is dropped), which is what makes httptools take it as an upgrade."""
+            lines = [b"%s %s HTTP/%s" % (self.parser.get_method(), self.url, self.parser.get_http_version().encode())]
+            for name, value in self.headers:
+                if name == b"connection":
+                    value = b",".join(t for t in value.split(b",") if t.strip().lower() != b"upgrade")
+                    if not value.strip():
+                        continue
+                lines.append(name + b": " + value)
+            return b"\r\n".join(lines) + b"\r\n\r\n"
 
         def on_message_begin(self) -> None:
             super().on_message_begin()
@@ -337,8 +406,16 @@ else:
 
         def on_headers_complete(self) -> None:
             target = _path_target(self.url)
-            if target is None:
+            if target is None or self.parser.get_method() == b"CONNECT":  # CONNECT takes host:port (RFC 9110 9.3.6)
                 self._stop_parser(400, "Invalid request target.")
+            if self._replayed is not None:  # the request read again: with the header fields it came with
+                self.headers[:] = self._replayed
+                self._replayed = None
+            elif self.parser.should_upgrade() and not self._upgrade_served():
+                # An upgrade to something else (h2c): ignored (RFC 9110 7.8); the request is served
+                # once httptools, which skips it, has been given it again (_feed).
+                self._replay = (self._head_without_upgrade(), self.headers)
+                return
             self.url = target
             hosts = [value for name, value in self.headers if name == b"host"]
             if len(hosts) > 1 or (not hosts and self.parser.get_http_version() == "1.1"):
@@ -349,9 +426,13 @@ else:
             super().on_headers_complete()  # may still refuse the head (a target httptools cannot split)
             if self.cycle is not before:  # a request cycle was made (an upgrade makes none)
                 self._before = before
+                if self.scope["http_version"] == "1.0":
+                    self.cycle.__class__ = _Http10Cycle
             self._head_bytes = None
 
         def on_message_complete(self) -> None:
+            if self._replay is not None:  # the upgrade's head, read again in a moment
+                return
             super().on_message_complete()
             self._head_bytes = 0
             self._head_ended_here = True

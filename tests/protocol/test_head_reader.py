@@ -550,3 +550,64 @@ async def test_frames_sent_while_an_upgrade_waits_reach_the_websocket_and_it_rea
             writer.write(client_frame(0x1, text))
             assert await read_frame(reader) == (0x1, text)
         writer.close()
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+@pytest.mark.parametrize("framing, body", [(b"Content-Length: 5", b"hello"),
+                                           (b"Transfer-Encoding: chunked", b"5\r\nhello\r\n0\r\n\r\n")])
+async def test_an_upgrade_not_served_is_ignored_and_the_request_served_whole(
+        http_class: type, framing: bytes, body: bytes) -> None:
+    # What `curl --http2` sends: the body and the request pipelined behind it come in the same read
+    # as the head, which httptools skips past once it sees an upgrade.
+    async with asyncio.timeout(10), serve(app, http=http_class) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"POST /one HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                     b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n" + framing + b"\r\n\r\n" + body
+                     + b"GET /two HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n"
+                     + b"GET /three HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"POST /one hello h2c")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /two  h2c")
+        assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"GET /three  ")
+        writer.close()
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+async def test_an_ignored_upgrade_keeps_the_header_fields_it_came_with(http_class: type) -> None:
+    async with asyncio.timeout(10), serve(headers_app, http=http_class) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /one HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n\r\n")
+        status, fields = await read_response(reader)
+        assert status == b"HTTP/1.1 200 OK"
+        assert fields.split(b"\n") == [b"host=x", b"connection=keep-alive, Upgrade", b"upgrade=h2c", b"path=/one"]
+        writer.close()
+
+
+@pytest.mark.skipif(http.HttpToolsProtocol is None, reason="httptools is not installed")
+@pytest.mark.parametrize("target", [b"example.com:443", b"/one"])
+async def test_connect_is_refused(target: bytes) -> None:
+    # httptools takes every CONNECT for an upgrade; a server that is not a proxy has no tunnel to open.
+    async with asyncio.timeout(10), serve(app, http=http.HttpToolsProtocol) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"CONNECT " + target + b" HTTP/1.1\r\nHost: example.com:443\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1") == 1, answer
+        writer.close()
+
+
+async def streaming_app(scope: dict, receive: Any, send: Any) -> None:
+    """Answers with a body of two parts and no Content-Length."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"one,", "more_body": True})
+    await send({"type": "http.response.body", "body": b"two"})
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+async def test_an_http10_response_without_length_ends_with_the_connection(http_class: type) -> None:
+    # RFC 9112 6.1: HTTP/1.0 has no chunked coding.
+    async with asyncio.timeout(10), serve(streaming_app, http=http_class) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /one HTTP/1.0\r\n\r\n")
+        head, _, body = (await asyncio.wait_for(reader.read(), 5)).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and b"transfer-encoding" not in head.lower(), head
+        assert b"connection: close" in head.lower() and body == b"one,two"
+        writer.close()
