@@ -321,10 +321,7 @@ else:
                 self.transport.pause_reading()
                 return
             self._head_ended_here = False
-            keep_alive = self.timeout_keep_alive_task  # a request is arriving: the idle timer stops
-            if keep_alive is not None:
-                keep_alive.cancel()
-                self.timeout_keep_alive_task = None
+            self._cancel_keep_alive()  # a request is arriving
             self._feed(data)
             if self._head_bytes is None or self._head_ended_here or self._refused or self.transport.is_closing():
                 return
@@ -333,6 +330,13 @@ else:
             if self._head_bytes > MAX_REQUEST_SIZE:
                 self.logger.warning("Invalid HTTP request received: request headers too large.")
                 self._refuse(431, "Request headers too large.")
+
+        def _cancel_keep_alive(self) -> None:
+            """Cancel the idle timer uvicorn arms after a response for the next request."""
+            keep_alive = self.timeout_keep_alive_task
+            if keep_alive is not None:
+                keep_alive.cancel()
+                self.timeout_keep_alive_task = None
 
         def _feed(self, data: bytes) -> None:
             try:
@@ -347,6 +351,7 @@ else:
                     return
                 # httptools stops at the head of any request with an upgrade and skips its body: the
                 # request is read again without it, with the body and whatever follows.
+                self._unsupported_upgrade_warning()
                 head, self._replayed = replay
                 self._feed(head + data[upgrade.args[0]:])
 
@@ -476,10 +481,7 @@ else:
             self.transport.pause_reading()  # uvicorn resumed it for a request that is not coming
             if not self._answered(self.cycle):
                 return
-            keep_alive = self.timeout_keep_alive_task  # the timer uvicorn armed for a next request
-            if keep_alive is not None:
-                keep_alive.cancel()
-                self.timeout_keep_alive_task = None
+            self._cancel_keep_alive()  # no next request is coming
             if self._head_deadlines is not None:
                 self._head_deadlines.clear(self._head_timed_out)
                 self._head_deadlines = None
