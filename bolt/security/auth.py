@@ -102,7 +102,8 @@ class BaseAuthentication:
     default returns None (this backend takes no such token).
     """
 
-    #: Sent as WWW-Authenticate on a 401 refusal of a route that uses this backend.
+    #: The challenge a 401 refusal of a route that uses this backend carries in WWW-Authenticate
+    #: (RFC 9110 11.6.1), beside those of the route's other backends.
     challenge: str | None = None
 
     async def authenticate(self, conn: Any) -> AuthContext | None:
@@ -274,6 +275,7 @@ class APIKeyAuthentication(BaseAuthentication):
             raise ValueError("APIKeyAuthentication needs at least one non-empty string key")
         perms = key_permissions or {}
         self.header = header.lower()
+        self.challenge = f'APIKey header="{self.header}"'  # no registered scheme; this one names the header
         self._keys = [
             (key.encode(), owner or f"apikey:{hashlib.sha256(key.encode()).hexdigest()[:16]}",
              frozenset(perms.get(key, ())))

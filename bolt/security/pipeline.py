@@ -81,7 +81,7 @@ class RoutePolicy:
         self.limit_after_auth = self.limit is not None and self.limit.key == "user"
         self.key_of = _key_function(self.limit.key) if self.limit is not None else None
         self.bucket_id = id(route)
-        self.challenge = next((b.challenge for b in self.backends if getattr(b, "challenge", None)), None)
+        self.challenge = ", ".join(b.challenge for b in self.backends if getattr(b, "challenge", None)) or None
         self.trivial = not (self.backends or self.guards or self.limit or self.messages)
         self.ipv6_prefix = ipv6_prefix
         # Only WebSocket handshakes need an Origin: browsers omit it on same-origin HTTP GETs.

@@ -248,3 +248,17 @@ async def test_first_successful_backend_wins_and_bad_credentials_refuse_only_if_
     open_api = guarded_api([], auth=[JWT])
     assert await status_of(open_api, bearer("garbage")) == (401, "Invalid token")
     assert await status_of(open_api, ANON) == OK
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("auth, challenge", [
+    ([API_KEYS], 'APIKey header="x-api-key"'),
+    ([APIKeyAuthentication(["k"], header="X-Service-Key")], 'APIKey header="x-service-key"'),
+    ([JWT, API_KEYS], 'Bearer, APIKey header="x-api-key"'),
+])
+async def test_a_401_names_the_challenge_of_every_backend_of_the_route(auth, challenge):
+    # RFC 9110 11.6.1: a 401 carries at least one challenge, so a client knows what to present.
+    api = guarded_api([IsAuthenticated()], auth=auth)
+    for headers in (ANON, {"X-API-Key": "nope", "X-Service-Key": "nope"}):
+        response = await AsyncTestClient(api).get("/http", headers=headers)
+        assert (response.status_code, response.headers["www-authenticate"]) == (401, challenge)
