@@ -344,13 +344,14 @@ class BoltAPI:
         except WebSocketDisconnect:
             pass  # the client left: a normal end, not an error
         except WebSocketClose as exc:
-            await self._end_websocket(websocket, exc.code, exc.reason)
+            await self._end_websocket(websocket, route.path, exc.code, exc.reason)
         except (MessageTypeError, InvalidJSONMessage) as exc:
-            await self._end_websocket(websocket, exc.close_code, truncate_reason(str(exc)))
+            await self._end_websocket(websocket, route.path, exc.close_code, truncate_reason(str(exc)))
         except Exception:
             logger.exception("WebSocket handler %s for %s raised", route.endpoint.__qualname__, websocket.path)
             # The reason is generic on purpose: exception text may hold secrets.
-            await self._end_websocket(websocket, CloseCode.INTERNAL_ERROR, "Internal error", status_code=500)
+            await self._end_websocket(websocket, route.path, CloseCode.INTERNAL_ERROR, "Internal error",
+                                      status_code=500)
             if raise_server_exceptions(scope):
                 raise
         else:
@@ -361,19 +362,18 @@ class BoltAPI:
                 if test is not None and "handler_returned" in test:
                     test["handler_returned"]()
             elif websocket.client_state is WebSocketState.CONNECTING:  # close() before accept(): a 403 was sent
-                denial = self.security.deny(scope["path"], scope, Denial(403, "Connection refused"),
-                                            "the handler closed it before accept()")
-                if self.hub.metrics is not None:
-                    websocket_denied(self.hub.metrics, denial)
-            await self._end_websocket(websocket, CloseCode.NORMAL, "")
+                self._count_denied(self.security.deny(route.path, scope, Denial(403, "Connection refused"),
+                                                      "the handler closed it before accept()"))
+            await self._end_websocket(websocket, route.path, CloseCode.NORMAL, "")
         finally:
             forget_deadline(websocket)
             await self.hub.disconnect(websocket)
 
-    async def _end_websocket(self, websocket: WebSocket, code: int, reason: str, status_code: int = 403) -> None:
-        """Close an accepted connection, or refuse one the handler never accepted."""
+    async def _end_websocket(self, websocket: WebSocket, route_path: str, code: int, reason: str,
+                             status_code: int = 403) -> None:
+        """Close an accepted connection, or refuse one the handler never accepted (logged with its route)."""
         if websocket.application_state is WebSocketState.CONNECTING:
-            denial = self.security.deny(websocket.scope["path"], websocket.scope,
+            denial = self.security.deny(route_path, websocket.scope,
                                         Denial(status_code, reason or "Connection refused"), "the handler refused it")
             await self._deny_websocket(websocket.scope, websocket.asgi_send, denial)
             websocket.application_state = WebSocketState.DISCONNECTED
@@ -382,8 +382,7 @@ class BoltAPI:
 
     async def _deny_websocket(self, scope: dict[str, Any], send: Any, denial: Denial) -> None:
         """Refuse a handshake: the real status and JSON body where the server supports it, else a 403."""
-        if self.hub.metrics is not None:
-            websocket_denied(self.hub.metrics, denial)
+        self._count_denied(denial)
         if "websocket.http.response" in (scope.get("extensions") or {}):
             body = orjson.dumps(denial.body())
             headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -393,6 +392,10 @@ class BoltAPI:
         else:
             await send({"type": "websocket.close", "code": CloseCode.POLICY_VIOLATION,
                         "reason": truncate_reason(denial.detail)})
+
+    def _count_denied(self, denial: Denial) -> None:
+        if self.hub.metrics is not None:
+            websocket_denied(self.hub.metrics, denial)
 
     # -- the ASGI entry, and HTTP ----------------------------------------------------------------
 
