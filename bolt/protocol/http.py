@@ -165,8 +165,8 @@ class _BoundedHeads(h11.Connection):
     arrives whole in a read could be as long as the read, with any number of lines. Two more
     answers as httptools gives them: a request with both Content-Length and Transfer-Encoding is
     refused (400; RFC 9112 section 6.3 lets a server refuse it, and a proxy may have framed it the
-    other way), and an absolute-form target (``GET http://host/path``, RFC 9112 section 3.2.2) is
-    served as its path and query.
+    other way), an absolute-form target (``GET http://host/path``, RFC 9112 section 3.2.2) is
+    served as its path and query, and ``CONNECT`` is refused (400): this server is no proxy.
     """
 
     refused: str | None = None  # why a head was refused with 431
@@ -193,7 +193,7 @@ class _BoundedHeads(h11.Connection):
             if self.refused is not None:
                 raise h11.RemoteProtocolError(self.refused, error_status_hint=431)
             target = _path_target(event.target)
-            if target is None:
+            if target is None or event.method == b"CONNECT":  # a 2xx would switch h11 to a tunnel
                 raise h11.RemoteProtocolError("Invalid request target.", error_status_hint=400)
             if target is not event.target:
                 event = h11.Request(method=event.method, target=target, headers=headers,

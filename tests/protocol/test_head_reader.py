@@ -582,11 +582,12 @@ async def test_an_ignored_upgrade_keeps_the_header_fields_it_came_with(http_clas
         writer.close()
 
 
-@pytest.mark.skipif(http.HttpToolsProtocol is None, reason="httptools is not installed")
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
 @pytest.mark.parametrize("target", [b"example.com:443", b"/one"])
-async def test_connect_is_refused(target: bytes) -> None:
-    # httptools takes every CONNECT for an upgrade; a server that is not a proxy has no tunnel to open.
-    async with asyncio.timeout(10), serve(app, http=http.HttpToolsProtocol) as srv:
+async def test_connect_is_refused(http_class: type, target: bytes) -> None:
+    # A server that is not a proxy has no tunnel to open: httptools takes every CONNECT for an
+    # upgrade, and h11 switches to a tunnel on the app's 2xx, after which it refuses the body.
+    async with asyncio.timeout(10), serve(app, http=http_class) as srv:
         reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
         writer.write(b"CONNECT " + target + b" HTTP/1.1\r\nHost: example.com:443\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
         answer = await asyncio.wait_for(reader.read(), 5)
