@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import re
+from collections.abc import Iterable
 from typing import Any, NoReturn, cast
 
 import h11
@@ -158,6 +159,25 @@ def _path_target(target: bytes) -> bytes | None:
         return None
 
 
+def _names_websocket(connection: bytes, upgrade: bytes) -> bool:
+    """uvicorn's rule for a WebSocket upgrade, given the last ``Connection`` and ``Upgrade`` values:
+    the first has the token ``upgrade``, the second is ``websocket``."""
+    if upgrade.rstrip(b" \t").lower() != b"websocket":
+        return False
+    return any(token.strip().lower() == b"upgrade" for token in connection.split(b","))
+
+
+def _asks_websocket(fields: Iterable[tuple[bytes, bytes]]) -> bool:
+    """Whether parsed request header fields (lower-case names) ask for a WebSocket."""
+    connection = upgrade = b""
+    for name, value in fields:
+        if name == b"connection":
+            connection = value
+        elif name == b"upgrade":
+            upgrade = value
+    return _names_websocket(connection, upgrade)
+
+
 class _BoundedHeads(h11.Connection):
     """h11's connection, with a request head bounded as the engine bounds an upgrade's.
 
@@ -166,17 +186,18 @@ class _BoundedHeads(h11.Connection):
     answers as httptools gives them: a request with both Content-Length and Transfer-Encoding is
     refused (400; RFC 9112 section 6.3 lets a server refuse it, and a proxy may have framed it the
     other way), an absolute-form target (``GET http://host/path``, RFC 9112 section 3.2.2) is
-    served as its path and query, and ``CONNECT`` is refused (400): this server is no proxy.
+    served as its path and query, ``CONNECT`` is refused (400): this server is no proxy, and so is
+    an HTTP version other than 1.x (505).
     """
 
-    refused: str | None = None  # why a head was refused with 431
+    refused: tuple[int, str] | None = None  # the status and detail of a refusal h11 would answer with 400
 
     def next_event(self) -> Any:
         try:
             event = super().next_event()
         except h11.RemoteProtocolError as exc:
             if exc.error_status_hint == 431:  # an incomplete head past h11's own bound
-                self.refused = "Request headers too large."
+                self.refused = (431, "Request headers too large.")
             raise
         if type(event) is h11.Request:
             headers = event.headers
@@ -187,11 +208,13 @@ class _BoundedHeads(h11.Connection):
             if b"content-length" in names and b"transfer-encoding" in names:
                 raise h11.RemoteProtocolError("Both Content-Length and Transfer-Encoding.", error_status_hint=400)
             if len(headers) > MAX_HEADERS:
-                self.refused = "Too many request headers."
+                self.refused = (431, "Too many request headers.")
             elif len(event.target) + sum(field_size(name, value) for name, value in headers) > MAX_REQUEST_SIZE:
-                self.refused = "Request headers too large."
+                self.refused = (431, "Request headers too large.")
+            elif event.http_version[:2] != b"1." and not _asks_websocket(headers):  # h11 reads any digit.digit
+                self.refused = (505, "HTTP version not supported.")  # an upgrade gets the engine's answer
             if self.refused is not None:
-                raise h11.RemoteProtocolError(self.refused, error_status_hint=431)
+                raise h11.RemoteProtocolError(self.refused[1], error_status_hint=self.refused[0])
             target = _path_target(event.target)
             if target is None or event.method == b"CONNECT":  # a 2xx would switch h11 to a tunnel
                 raise h11.RemoteProtocolError("Invalid request target.", error_status_hint=400)
@@ -216,7 +239,8 @@ class H11Protocol(HeadDeadline, _H11Protocol):
         if refused is None:
             super().send_400_response(msg)
             return
-        self.transport.write(closing_response(431, list(self.server_state.default_headers), refused.encode()))
+        self.transport.write(closing_response(refused[0], list(self.server_state.default_headers),
+                                              refused[1].encode()))
         self.transport.close()
 
     def handle_websocket_upgrade(self, event: h11.Request) -> None:
@@ -356,18 +380,8 @@ else:
                 self._feed(head + data[upgrade.args[0]:])
 
         def _upgrade_served(self) -> bool:
-            """Whether the parsed head asks for the WebSocket upgrade this server serves, by uvicorn's
-            rule: the last ``Connection`` header has the token ``upgrade``, the last ``Upgrade`` is
-            ``websocket``."""
-            if self.ws_protocol_class is None:
-                return False
-            connection = upgrade = b""
-            for name, value in self.headers:
-                if name == b"connection":
-                    connection = value
-                elif name == b"upgrade":
-                    upgrade = value
-            return upgrade.lower() == b"websocket" and b"upgrade" in (t.strip().lower() for t in connection.split(b","))
+            """Whether the parsed head asks for the WebSocket upgrade this server serves."""
+            return self.ws_protocol_class is not None and _asks_websocket(self.headers)
 
         def _head_without_upgrade(self) -> bytes:
             """The parsed request head written out with ``upgrade`` left out of its Connection headers
@@ -413,10 +427,13 @@ else:
             target = _path_target(self.url)
             if target is None or self.parser.get_method() == b"CONNECT":  # CONNECT takes host:port (RFC 9110 9.3.6)
                 self._stop_parser(400, "Invalid request target.")
+            served = self.parser.should_upgrade() and self._upgrade_served()
+            if self.parser.get_http_version()[:2] != "1." and not served:  # httptools reads 0.9 and 2.0 too
+                self._stop_parser(505, "HTTP version not supported.")  # an upgrade gets the engine's answer
             if self._replayed is not None:  # the request read again: with the header fields it came with
                 self.headers[:] = self._replayed
                 self._replayed = None
-            elif self.parser.should_upgrade() and not self._upgrade_served():
+            elif self.parser.should_upgrade() and not served:
                 # An upgrade to something else (h2c): ignored (RFC 9110 7.8); the request is served
                 # once httptools, which skips it, has been given it again (_feed).
                 self._replay = (self._head_without_upgrade(), self.headers)
@@ -509,15 +526,13 @@ _UPGRADE_FIELDS = re.compile(rb"\r\n(connection|upgrade):[ \t]*([^\r\n]*)", re.I
 def is_websocket_upgrade(head: bytes) -> bool:
     """Whether a request head asks for a WebSocket, by uvicorn's rule: the last ``Connection``
     header has the token ``upgrade`` and the last ``Upgrade`` header is ``websocket``."""
-    connection = upgrade = None
+    connection = upgrade = b""
     for name, value in _UPGRADE_FIELDS.findall(head):
         if len(name) == 10:
             connection = value
         else:
             upgrade = value
-    if connection is None or upgrade is None or upgrade.rstrip(b" \t").lower() != b"websocket":
-        return False
-    return any(token.strip().lower() == b"upgrade" for token in connection.split(b","))
+    return _names_websocket(connection, upgrade)
 
 
 class HeadReader(asyncio.Protocol):

@@ -335,7 +335,7 @@ async def test_an_upgrade_behind_requests_is_answered_after_them(http_class: typ
 
 @pytest.mark.parametrize("http_class", HTTP_CLASSES)
 @pytest.mark.parametrize("line, status", [
-    (b"GET /chat HTTP/1.0", b"400"), (b"GET http://example.com/chat?x=1 HTTP/1.1", b"101"),
+    (b"GET /chat HTTP/1.0", b"400"), (b"GET /chat HTTP/2.0", b"400"), (b"GET http://example.com/chat?x=1 HTTP/1.1", b"101"),
     (b"GET ws://example.com HTTP/1.1", b"101"), (b"GET chat HTTP/1.1", b"400"), (b"GET * HTTP/1.1", b"400")])
 async def test_an_upgrade_uvicorn_parsed_gets_the_answer_its_bytes_get(line: bytes, status: bytes,
                                                                       http_class: type) -> None:
@@ -611,4 +611,16 @@ async def test_an_http10_response_without_length_ends_with_the_connection(http_c
         head, _, body = (await asyncio.wait_for(reader.read(), 5)).partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 ") and b"transfer-encoding" not in head.lower(), head
         assert b"connection: close" in head.lower() and body == b"one,two"
+        writer.close()
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+@pytest.mark.parametrize("version", [b"2.0", b"0.9"])
+async def test_a_request_of_another_http_version_is_refused_with_505(http_class: type, version: bytes) -> None:
+    # Not served as HTTP/1.1 with a scope saying "2.0", which an app would take for HTTP/2.
+    async with asyncio.timeout(10), serve(app, http=reader_for(http_class)) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"GET /one HTTP/" + version + b"\r\nHost: x\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 505 ") and answer.count(b"HTTP/1.1") == 1, answer
         writer.close()
