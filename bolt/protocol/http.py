@@ -187,7 +187,8 @@ class _BoundedHeads(h11.Connection):
     refused (400; RFC 9112 section 6.3 lets a server refuse it, and a proxy may have framed it the
     other way), an absolute-form target (``GET http://host/path``, RFC 9112 section 3.2.2) is
     served as its path and query, ``CONNECT`` is refused (400): this server is no proxy, and so is
-    an HTTP version other than 1.x (505).
+    an HTTP version other than 1.x (505). A transfer coding other than chunked gets h11's own
+    status, 501, where uvicorn answers every refusal with 400.
     """
 
     refused: tuple[int, str] | None = None  # the status and detail of a refusal h11 would answer with 400
@@ -198,6 +199,8 @@ class _BoundedHeads(h11.Connection):
         except h11.RemoteProtocolError as exc:
             if exc.error_status_hint == 431:  # an incomplete head past h11's own bound
                 self.refused = (431, "Request headers too large.")
+            elif exc.error_status_hint == 501:  # a transfer coding other than chunked (RFC 9112 6.1)
+                self.refused = (501, "Only Transfer-Encoding: chunked is supported.")
             raise
         if type(event) is h11.Request:
             headers = event.headers
@@ -440,6 +443,10 @@ else:
                 return
             self.url = target
             hosts = [value for name, value in self.headers if name == b"host"]
+            codings = [value for name, value in self.headers if name == b"transfer-encoding"]
+            if codings and b",".join(codings).replace(b" ", b"").lower() != b"chunked":
+                # httptools takes any codings before a final chunked; the others are not decoded.
+                self._stop_parser(501, "Only Transfer-Encoding: chunked is supported.")  # RFC 9112 6.1
             if len(hosts) > 1 or (not hosts and self.parser.get_http_version() == "1.1"):
                 self._stop_parser(400, "Exactly one Host header is required.")  # RFC 9112 3.2, as h11 does
             if hosts and not valid_host(hosts[0]):

@@ -624,3 +624,14 @@ async def test_a_request_of_another_http_version_is_refused_with_505(http_class:
         answer = await asyncio.wait_for(reader.read(), 5)
         assert answer.startswith(b"HTTP/1.1 505 ") and answer.count(b"HTTP/1.1") == 1, answer
         writer.close()
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+async def test_a_transfer_coding_other_than_chunked_is_refused_with_501(http_class: type) -> None:
+    # RFC 9112 6.1: the body would reach the app still gzip-coded, framed by its chunks.
+    async with asyncio.timeout(10), serve(app, http=http_class) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 501 ") and answer.count(b"HTTP/1.1") == 1, answer
+        writer.close()
