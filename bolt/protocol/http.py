@@ -430,24 +430,31 @@ else:
             target = _path_target(self.url)
             if target is None or self.parser.get_method() == b"CONNECT":  # CONNECT takes host:port (RFC 9110 9.3.6)
                 self._stop_parser(400, "Invalid request target.")
-            served = self.parser.should_upgrade() and self._upgrade_served()
-            if self.parser.get_http_version()[:2] != "1." and not served:  # httptools reads 0.9 and 2.0 too
+            upgrade = self.parser.should_upgrade()
+            served = upgrade and self._upgrade_served()
+            version = self.parser.get_http_version()
+            if version[:2] != "1." and not served:  # httptools reads 0.9 and 2.0 too
                 self._stop_parser(505, "HTTP version not supported.")  # an upgrade gets the engine's answer
             if self._replayed is not None:  # the request read again: with the header fields it came with
                 self.headers[:] = self._replayed
                 self._replayed = None
-            elif self.parser.should_upgrade() and not served:
+            elif upgrade and not served:
                 # An upgrade to something else (h2c): ignored (RFC 9110 7.8); the request is served
                 # once httptools, which skips it, has been given it again (_feed).
                 self._replay = (self._head_without_upgrade(), self.headers)
                 return
             self.url = target
-            hosts = [value for name, value in self.headers if name == b"host"]
-            codings = [value for name, value in self.headers if name == b"transfer-encoding"]
-            if codings and b",".join(codings).replace(b" ", b"").lower() != b"chunked":
+            hosts = []
+            codings = None
+            for name, value in self.headers:  # one pass: this runs for every request
+                if name == b"host":
+                    hosts.append(value)
+                elif name == b"transfer-encoding":
+                    codings = value if codings is None else codings + b"," + value
+            if codings is not None and codings.replace(b" ", b"").lower() != b"chunked":
                 # httptools takes any codings before a final chunked; the others are not decoded.
                 self._stop_parser(501, "Only Transfer-Encoding: chunked is supported.")  # RFC 9112 6.1
-            if len(hosts) > 1 or (not hosts and self.parser.get_http_version() == "1.1"):
+            if len(hosts) > 1 or (not hosts and version == "1.1"):
                 self._stop_parser(400, "Exactly one Host header is required.")  # RFC 9112 3.2, as h11 does
             if hosts and not valid_host(hosts[0]):
                 self._stop_parser(400, "Invalid Host header.")
