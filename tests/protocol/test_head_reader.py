@@ -456,17 +456,25 @@ async def test_an_absolute_form_target_is_served_as_its_path(http_class: type, t
         writer.close()
 
 
+async def only_answer(http_class: type, request: bytes) -> bytes:
+    """The status line of the one answer a server gives `request` (and what follows it in the same
+    write) before it closes the connection."""
+    async with asyncio.timeout(10), serve(app, http=http_class) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(request)
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    assert answer.count(b"HTTP/1.1 ") == 1, answer
+    return answer.split(b"\r\n", 1)[0]
+
+
 @pytest.mark.parametrize("http_class", HTTP_CLASSES)
 async def test_content_length_beside_transfer_encoding_is_refused(http_class: type) -> None:
     # RFC 9112 6.3: a proxy may have framed it by the other header; the pipelined request behind it
     # must not be answered.
-    async with asyncio.timeout(10), serve(headers_app, http=http_class) as srv:
-        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-        writer.write(b"POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     b"0\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 5)
-        assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1") == 1, answer
-        writer.close()
+    assert (await only_answer(http_class, b"POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
+            ).startswith(b"HTTP/1.1 400 ")
 
 
 @pytest.mark.skipif(http.HttpToolsProtocol is None, reason="httptools is not installed")
@@ -587,12 +595,8 @@ async def test_an_ignored_upgrade_keeps_the_header_fields_it_came_with(http_clas
 async def test_connect_is_refused(http_class: type, target: bytes) -> None:
     # A server that is not a proxy has no tunnel to open: httptools takes every CONNECT for an
     # upgrade, and h11 switches to a tunnel on the app's 2xx, after which it refuses the body.
-    async with asyncio.timeout(10), serve(app, http=http_class) as srv:
-        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-        writer.write(b"CONNECT " + target + b" HTTP/1.1\r\nHost: example.com:443\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 5)
-        assert answer.startswith(b"HTTP/1.1 400 ") and answer.count(b"HTTP/1.1") == 1, answer
-        writer.close()
+    request = b"CONNECT " + target + b" HTTP/1.1\r\nHost: example.com:443\r\n\r\nGET /two HTTP/1.1\r\nHost: x\r\n\r\n"
+    assert (await only_answer(http_class, request)).startswith(b"HTTP/1.1 400 ")
 
 
 async def streaming_app(scope: dict, receive: Any, send: Any) -> None:
@@ -618,20 +622,12 @@ async def test_an_http10_response_without_length_ends_with_the_connection(http_c
 @pytest.mark.parametrize("version", [b"2.0", b"0.9"])
 async def test_a_request_of_another_http_version_is_refused_with_505(http_class: type, version: bytes) -> None:
     # Not served as HTTP/1.1 with a scope saying "2.0", which an app would take for HTTP/2.
-    async with asyncio.timeout(10), serve(app, http=reader_for(http_class)) as srv:
-        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-        writer.write(b"GET /one HTTP/" + version + b"\r\nHost: x\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 5)
-        assert answer.startswith(b"HTTP/1.1 505 ") and answer.count(b"HTTP/1.1") == 1, answer
-        writer.close()
+    request = b"GET /one HTTP/" + version + b"\r\nHost: x\r\n\r\n"
+    assert (await only_answer(reader_for(http_class), request)).startswith(b"HTTP/1.1 505 ")
 
 
 @pytest.mark.parametrize("http_class", HTTP_CLASSES)
 async def test_a_transfer_coding_other_than_chunked_is_refused_with_501(http_class: type) -> None:
     # RFC 9112 6.1: the body would reach the app still gzip-coded, framed by its chunks.
-    async with asyncio.timeout(10), serve(app, http=http_class) as srv:
-        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
-        writer.write(b"POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n")
-        answer = await asyncio.wait_for(reader.read(), 5)
-        assert answer.startswith(b"HTTP/1.1 501 ") and answer.count(b"HTTP/1.1") == 1, answer
-        writer.close()
+    request = b"POST /one HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+    assert (await only_answer(http_class, request)).startswith(b"HTTP/1.1 501 ")
