@@ -11,6 +11,10 @@ Two measurements, side by side in one run:
     bolt          this app under `bolt run`'s stack: uvicorn, bolt.protocol, bolt's HTTP protocol
     sansio        this app under stock uvicorn (--ws websockets-sansio)
     django-bolt   the same routes in django-bolt's own Rust server (benchmarks/django_bolt_server.py)
+    bolt-bare     a bare ASGI app (accept, then wait for the close) under bolt's stack: the stack's own
+                  cost, without BoltAPI
+    floor         the same exchange written by hand as an asyncio protocol on uvloop, no ASGI: what
+                  the kernel and the event loop take, below any server written in Python
 
 Every route gets the same request (the same Authorization header), so only the checks differ. bolt's
 secured route is measured twice: with JWTAuthentication's verified-token cache (a client reconnecting
@@ -31,10 +35,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 import jwt
 
@@ -129,8 +135,9 @@ async def in_process_rate(path: str, seconds: float) -> float:
 
 # -- through a server ------------------------------------------------------------------------------
 
-SERVERS = ("bolt", "sansio", "django-bolt")
+SERVERS = ("bolt", "sansio", "django-bolt", "bolt-bare", "floor")
 DJANGO_BOLT_ROUTES = ("no security", "JWT + guard")  # its JWT backend has no cache to turn off
+BARE = ("bolt-bare", "floor")  # they answer every path alike: measured on the first route only
 
 
 class Handshake(asyncio.Protocol):
@@ -217,20 +224,60 @@ def start_server(name: str, cpu: int, loop: str) -> tuple[subprocess.Popen[bytes
     return process, port
 
 
+async def bare_app(scope: dict, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "websocket.accept"})
+    await receive()
+
+
+class Floor(asyncio.Protocol):
+    """The server side of one handshake, by hand: read the request, write the 101, answer the
+    client's close frame with one and close. Nothing is checked; it is a measure, not a server."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.upgraded = False
+
+    def data_received(self, data: bytes) -> None:
+        if self.upgraded:
+            self.transport.write(b"\x88\x02\x03\xe8")  # close, 1000
+            self.transport.close()
+            return
+        key = next(line.partition(b":")[2].strip() for line in data.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                             b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        self.upgraded = True
+
+
 def serve(port: int, server: str, loop: str) -> None:
-    """This app under uvicorn: with bolt's protocols as `bolt run` picks them, or stock uvicorn's."""
+    """This app under uvicorn: with bolt's protocols as `bolt run` picks them, or stock uvicorn's;
+    or the bare app under bolt's, or the floor protocol on uvloop."""
+    if server == "floor":
+        import uvloop
+
+        async def run_floor() -> None:
+            listening = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", port)
+            await listening.serve_forever()
+
+        uvloop.run(run_floor())
+        return
     import uvicorn
 
     from bolt.cli import http_protocol, websocket_protocol
 
-    ws, http = (websocket_protocol(), http_protocol()) if server == "bolt" else ("websockets-sansio", "auto")
-    uvicorn.run(app, host="127.0.0.1", port=port, ws=ws, http=http, loop=loop, log_level="warning",
-                access_log=False, lifespan="off")
+    stack = server in ("bolt", "bolt-bare")
+    ws, http = (websocket_protocol(), http_protocol()) if stack else ("websockets-sansio", "auto")
+    uvicorn.run(bare_app if server == "bolt-bare" else app, host="127.0.0.1", port=port, ws=ws, http=http, loop=loop,
+                log_level="warning", access_log=False, lifespan="off")
 
 
 # -- report ----------------------------------------------------------------------------------------
 
 def routes_of(server: str) -> list[str]:
+    if server in BARE:
+        return list(ROUTES)[:1]
     return list(DJANGO_BOLT_ROUTES if server == "django-bolt" else ROUTES)
 
 
@@ -274,7 +321,9 @@ async def main(args: argparse.Namespace) -> None:
         print("\nvs django-bolt (same route; rate and capacity):")
         for server in servers:
             if server != "django-bolt":
-                for route in DJANGO_BOLT_ROUTES:
+                for route in routes_of(server):
+                    if route not in DJANGO_BOLT_ROUTES:
+                        continue
                     mine, theirs = results[server, route], results["django-bolt", route]
                     print(f"{server:<13}{route:<24}{mine['rate'] / theirs['rate']:>13.2f}x"
                           f"{theirs['cpu'] / mine['cpu']:>13.2f}x")
