@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
 import os
 import subprocess
 import sys
@@ -61,6 +60,7 @@ from _load import (  # noqa: E402
 )
 from bolt import BoltAPI, WebSocket, WebSocketDisconnect  # noqa: E402
 from bolt.auth import IsAuthenticated, JWTAuthentication  # noqa: E402
+from bolt.protocol.handshake import accept_key  # noqa: E402
 
 TOKEN = jwt.encode({"sub": "42", "exp": int(time.time()) + 86400}, JWT_SECRET, algorithm="HS256")
 ROUTES = {
@@ -245,9 +245,8 @@ class Floor(asyncio.Protocol):
             return
         key = next(line.partition(b":")[2].strip() for line in data.split(b"\r\n")
                    if line.lower().startswith(b"sec-websocket-key:"))
-        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
         self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                             b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                             b"Sec-WebSocket-Accept: " + accept_key(key) + b"\r\n\r\n")
         self.upgraded = True
 
 

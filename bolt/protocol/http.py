@@ -182,13 +182,13 @@ class _BoundedHeads(h11.Connection):
     """h11's connection, with a request head bounded as the engine bounds an upgrade's.
 
     h11 bounds a head only while it is incomplete (``h11_max_incomplete_event_size``): one that
-    arrives whole in a read could be as long as the read, with any number of lines. Two more
-    answers as httptools gives them: a request with both Content-Length and Transfer-Encoding is
-    refused (400; RFC 9112 section 6.3 lets a server refuse it, and a proxy may have framed it the
-    other way), an absolute-form target (``GET http://host/path``, RFC 9112 section 3.2.2) is
-    served as its path and query, ``CONNECT`` is refused (400): this server is no proxy, and so is
-    an HTTP version other than 1.x (505). A transfer coding other than chunked gets h11's own
-    status, 501, where uvicorn answers every refusal with 400.
+    arrives whole in a read could be as long as the read, with any number of lines. The other
+    answers are those bolt's httptools protocol gives: a request with both Content-Length and
+    Transfer-Encoding is refused (400; RFC 9112 section 6.3 lets a server refuse it, and a proxy
+    may have framed it the other way); an absolute-form target (``GET http://host/path``, RFC 9112
+    section 3.2.2) is served as its path and query; ``CONNECT`` is refused (400: this server is no
+    proxy); an HTTP version other than 1.x gets 505; and a transfer coding other than chunked gets
+    h11's own status, 501, where uvicorn answers every refusal with 400.
     """
 
     refused: tuple[int, str] | None = None  # the status and detail of a refusal h11 would answer with 400
@@ -462,7 +462,7 @@ else:
             super().on_headers_complete()  # may still refuse the head (a target httptools cannot split)
             if self.cycle is not before:  # a request cycle was made (an upgrade makes none)
                 self._before = before
-                if self.scope["http_version"] == "1.0":
+                if version == "1.0":
                     self.cycle.__class__ = _Http10Cycle
             self._head_bytes = None
 
