@@ -359,12 +359,32 @@ class WebSocketProtocol(asyncio.Protocol):
             self._reset_timer = None
         self.connections.discard(self)
         conn = self.conn
+        if conn.holding and conn.state is _OPEN:
+            self._take_held()
         if conn.close_code is not None and conn.state is ConnectionState.CLOSED:
             self._put_disconnect(conn.close_code, conn.close_reason)
         else:
             self._put_disconnect(CloseCode.ABNORMAL_CLOSURE)
         # asyncio never resumes writing on a lost transport: wake a send() waiting to drain.
         self._wake_writers()
+
+    def _take_held(self) -> None:
+        """Queue what the engine held undecoded behind a full queue when the connection is lost.
+
+        The peer sent it before the connection went, so the app gets its messages before the
+        disconnect, as it gets those already queued; the queue's bound no longer matters, since
+        nothing more is read (what is held is at most one read). A close frame among them gives
+        the disconnect its code; pings go unanswered.
+        """
+        queue = self._queue
+        for event in self.conn.receive_data(b""):
+            kind = type(event)
+            if kind is str:
+                queue.append({"type": "websocket.receive", "text": event})
+            elif kind is bytes:
+                queue.append({"type": "websocket.receive", "bytes": event})
+            elif isinstance(event, (CloseReceived, ConnectionFailed)):
+                self._put_disconnect(event.code, event.reason)
 
     def eof_received(self) -> bool | None:
         return None  # let the transport close; connection_lost reports 1006 if still open

@@ -4,6 +4,8 @@ queue and holds the rest of a read, undecoded, until the app has taken half."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import zlib
 from typing import Any
 
@@ -236,6 +238,47 @@ async def test_a_handler_that_does_not_read_holds_a_bounded_queue(kind: str) -> 
     assert texts == [str(i) for i in range(1000, 1000 + count)]
     assert received[-1] == {"type": "websocket.disconnect", "code": 1000, "reason": "bye"}
     assert max(Recording.deepest) <= MAX_QUEUE + 1  # + the disconnect
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("close_frame", [False, True])
+async def test_messages_held_when_the_connection_is_lost_still_reach_the_app(close_frame: bool) -> None:
+    # The client sends a burst (and maybe its close frame) and resets the connection while the app is
+    # behind; the app's reply then finds the connection gone. What the client sent before it went
+    # is delivered all the same, the held part too, and then the disconnect.
+    started, release = asyncio.Event(), asyncio.Event()
+    received: list[Any] = []
+
+    async def app(scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        started.set()
+        await release.wait()
+        await send({"type": "websocket.send", "text": "late reply"})
+        await asyncio.sleep(0.2)  # the loss is noticed before the app reads
+        while True:
+            message = await receive()
+            received.append(message)
+            if message["type"] == "websocket.disconnect":
+                return
+
+    count = 500
+    async with asyncio.timeout(10), serve(app, ws_max_queue=MAX_QUEUE) as srv:
+        _, writer, _ = await raw_connect(srv.port, request_bytes())
+        await started.wait()
+        tail = client_frame(CLOSE, b"\x0f\xa1gone") if close_frame else b""
+        writer.write(b"".join(client_frame(TEXT, str(i).encode()) for i in range(count)) + tail)
+        (conn,) = srv.connections
+        await wait_for(lambda: conn._read_paused and conn.conn.holding)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # a reset: the server learns of it when it writes
+        release.set()
+        await wait_for(lambda: bool(received) and received[-1]["type"] == "websocket.disconnect")
+    assert [m["text"] for m in received[:-1]] == [str(i) for i in range(count)]
+    expected = {"type": "websocket.disconnect", "code": 4001, "reason": "gone"} if close_frame else \
+        {"type": "websocket.disconnect", "code": 1006}
+    assert received[-1] == expected
 
 
 @pytest.mark.asyncio
