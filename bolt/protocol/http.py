@@ -187,8 +187,9 @@ class _BoundedHeads(h11.Connection):
     Transfer-Encoding is refused (400; RFC 9112 section 6.3 lets a server refuse it, and a proxy
     may have framed it the other way); an absolute-form target (``GET http://host/path``, RFC 9112
     section 3.2.2) is served as its path and query; ``CONNECT`` is refused (400: this server is no
-    proxy); an HTTP version other than 1.x gets 505; and a transfer coding other than chunked gets
-    h11's own status, 501, where uvicorn answers every refusal with 400.
+    proxy); an HTTP version other than 1.x gets 505 (a later 1.x is served as 1.1, RFC 9112 section
+    2.3); and a transfer coding other than chunked gets h11's own status, 501, where uvicorn
+    answers every refusal with 400.
     """
 
     refused: tuple[int, str] | None = None  # the status and detail of a refusal h11 would answer with 400
@@ -221,9 +222,11 @@ class _BoundedHeads(h11.Connection):
             target = _path_target(event.target)
             if target is None or event.method == b"CONNECT":  # a 2xx would switch h11 to a tunnel
                 raise h11.RemoteProtocolError("Invalid request target.", error_status_hint=400)
-            if target is not event.target:
-                event = h11.Request(method=event.method, target=target, headers=headers,
-                                    http_version=event.http_version)
+            version = event.http_version
+            if version[:2] == b"1." and version not in (b"1.0", b"1.1"):  # RFC 9112 2.3: a later 1.x is 1.1
+                version = b"1.1"
+            if target is not event.target or version is not event.http_version:
+                event = h11.Request(method=event.method, target=target, headers=headers, http_version=version)
         return event
 
 
@@ -299,7 +302,8 @@ else:
         takes the connection; what the client sends meanwhile is kept for it, with reading paused.
         A request head is bounded as the WebSocket engine bounds an upgrade's (431 past
         ``MAX_REQUEST_SIZE`` or ``MAX_HEADERS`` lines), HTTP/1.1 needs exactly one Host (400), and a
-        refused head is answered after the responses owed to the requests before it.
+        refused head is answered after the responses owed to the requests before it. HTTP versions
+        get h11's answers: a later 1.x is served as 1.1, another major version gets 505.
         """
 
         # (method, target, fields, version, bytes sent behind it) of an upgrade waiting for its turn.
@@ -319,6 +323,13 @@ else:
         # the upgrade, and the header fields it came with, while httptools skips past it (see _feed).
         _replay: tuple[bytes, list[tuple[bytes, bytes]]] | None = None
         _replayed: list[tuple[bytes, bytes]] | None = None
+
+        def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                     _loop: asyncio.AbstractEventLoop | None = None) -> None:
+            super().__init__(config, server_state, app_state, _loop)
+            # llhttp refuses a version other than 0.9, 1.0, 1.1 and 2.0 with a bare 400; read, it gets
+            # the answers h11's gets: 1.x is served as 1.1, another major version gets 505.
+            self.parser.set_dangerous_leniencies(lenient_data_after_close=True, lenient_version=True)
 
         @staticmethod
         def _answered(cycle: Any) -> bool:
@@ -464,6 +475,8 @@ else:
                 self._before = before
                 if version == "1.0":
                     self.cycle.__class__ = _Http10Cycle
+            if version[:2] == "1." and version not in ("1.0", "1.1"):  # RFC 9112 2.3: a later 1.x is 1.1
+                self.scope["http_version"] = "1.1"
             self._head_bytes = None
 
         def on_message_complete(self) -> None:

@@ -619,11 +619,31 @@ async def test_an_http10_response_without_length_ends_with_the_connection(http_c
 
 
 @pytest.mark.parametrize("http_class", HTTP_CLASSES)
-@pytest.mark.parametrize("version", [b"2.0", b"0.9"])
+@pytest.mark.parametrize("version", [b"2.0", b"0.9", b"3.7"])
 async def test_a_request_of_another_http_version_is_refused_with_505(http_class: type, version: bytes) -> None:
     # Not served as HTTP/1.1 with a scope saying "2.0", which an app would take for HTTP/2.
     request = b"GET /one HTTP/" + version + b"\r\nHost: x\r\n\r\n"
     assert (await only_answer(reader_for(http_class), request)).startswith(b"HTTP/1.1 505 ")
+
+
+async def version_app(scope: dict, receive: Any, send: Any) -> None:
+    """Answers with the request's ``http_version``."""
+    await receive()
+    answer = scope["http_version"].encode()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"%d" % len(answer))]})
+    await send({"type": "http.response.body", "body": answer})
+
+
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+async def test_a_later_http_1_minor_version_is_served_as_1_1(http_class: type) -> None:
+    # RFC 9112 2.3: a minor version above the highest implemented is read as that one; the scope
+    # keeps to the versions ASGI names.
+    async with asyncio.timeout(10), serve(version_app, http=reader_for(http_class)) as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        for version in (b"1.2", b"1.9", b"1.0"):  # HTTP/1.0 closes (h11 keeps no 1.0 connection)
+            writer.write(b"GET /one HTTP/" + version + b"\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+            assert await read_response(reader) == (b"HTTP/1.1 200 OK", b"1.1" if version != b"1.0" else b"1.0")
+        writer.close()
 
 
 @pytest.mark.parametrize("http_class", HTTP_CLASSES)
