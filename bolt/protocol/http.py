@@ -633,8 +633,8 @@ class HeadReader(asyncio.Protocol):
         ws_class = _bolt_websocket_class(self.config.ws_protocol_class)
         if ws_class is not None and is_websocket_upgrade(whole[:end]):
             self._stop_reading()
-            ws_class(config=self.config, server_state=self.server_state, app_state=self.app_state).take_over(
-                self.transport, whole)
+            ws_class(config=self.config, server_state=self.server_state, app_state=self.app_state,
+                     _loop=self.loop).take_over(self.transport, whole)
         else:
             self._to_http(whole, complete=True)
 
