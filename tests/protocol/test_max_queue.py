@@ -186,6 +186,30 @@ class Recording(WebSocketProtocol):
         Recording.deepest.append(len(self._queue))
 
 
+class LateReader:
+    """An app that accepts, then reads nothing until `release` is set, then records every message
+    up to the disconnect in `received`; with a `reply`, it first sends that and waits a moment."""
+
+    def __init__(self, reply: str | None = None) -> None:
+        self.started, self.release = asyncio.Event(), asyncio.Event()
+        self.received: list[Any] = []
+        self.reply = reply
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        self.started.set()
+        await self.release.wait()
+        if self.reply is not None:
+            await send({"type": "websocket.send", "text": self.reply})
+            await asyncio.sleep(0.2)  # a loss the reply finds is noticed before the app reads
+        while True:
+            message = await receive()
+            self.received.append(message)
+            if message["type"] == "websocket.disconnect":
+                return
+
+
 def wait_for(predicate: Any) -> Any:
     async def waiting() -> None:
         while not predicate():
@@ -197,20 +221,8 @@ def wait_for(predicate: Any) -> Any:
 @pytest.mark.asyncio
 @pytest.mark.parametrize("kind", ["plain", "fragmented", "deflated"])
 async def test_a_handler_that_does_not_read_holds_a_bounded_queue(kind: str) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-    received: list[Any] = []
-
-    async def app(scope: dict, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        started.set()
-        await release.wait()
-        while True:
-            message = await receive()
-            received.append(message)
-            if message["type"] == "websocket.disconnect":
-                return
-
+    app = LateReader()
+    started, release, received = app.started, app.release, app.received
     Recording.deepest = []
     count = 3000
     offer = ("Sec-WebSocket-Extensions: permessage-deflate",) if kind == "deflated" else ()
@@ -246,22 +258,8 @@ async def test_messages_held_when_the_connection_is_lost_still_reach_the_app(clo
     # The client sends a burst (and maybe its close frame) and resets the connection while the app is
     # behind; the app's reply then finds the connection gone. What the client sent before it went
     # is delivered all the same, the held part too, and then the disconnect.
-    started, release = asyncio.Event(), asyncio.Event()
-    received: list[Any] = []
-
-    async def app(scope: dict, receive: Any, send: Any) -> None:
-        await receive()
-        await send({"type": "websocket.accept"})
-        started.set()
-        await release.wait()
-        await send({"type": "websocket.send", "text": "late reply"})
-        await asyncio.sleep(0.2)  # the loss is noticed before the app reads
-        while True:
-            message = await receive()
-            received.append(message)
-            if message["type"] == "websocket.disconnect":
-                return
-
+    app = LateReader(reply="late")
+    started, release, received = app.started, app.release, app.received
     count = 500
     async with asyncio.timeout(10), serve(app, ws_max_queue=MAX_QUEUE) as srv:
         _, writer, _ = await raw_connect(srv.port, request_bytes())
