@@ -263,13 +263,15 @@ class JWTAuthentication(BaseAuthentication):
 class APIKeyAuthentication(BaseAuthentication):
     """Static API keys read from a header, compared in constant time.
 
-    `api_keys` is a collection of keys, or a mapping of key to the user id it stands for;
+    `api_keys` is a key, a collection of keys, or a mapping of key to the user id it stands for;
     `key_permissions` maps a key to the permissions it grants. The key never appears in the
     context: its user id defaults to a short fingerprint.
     """
 
-    def __init__(self, api_keys: Iterable[str] | Mapping[str, str], header: str = "x-api-key",
+    def __init__(self, api_keys: str | Iterable[str] | Mapping[str, str], header: str = "x-api-key",
                  key_permissions: Mapping[str, Iterable[str]] | None = None) -> None:
+        if isinstance(api_keys, str):  # one key, not a collection of its characters
+            api_keys = [api_keys]
         owners = dict(api_keys) if isinstance(api_keys, Mapping) else {k: None for k in api_keys}
         if not owners or any(not isinstance(k, str) or not k for k in owners):
             raise ValueError("APIKeyAuthentication needs at least one non-empty string key")

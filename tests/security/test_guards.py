@@ -224,6 +224,14 @@ async def test_api_key_authentication():
         assert await status_of(api, {"X-API-Key": wrong}) == (401, "Invalid API key"), wrong
 
 
+@pytest.mark.asyncio
+async def test_a_single_api_key_is_one_key_not_its_characters():
+    api = guarded_api([IsAuthenticated()], auth=[APIKeyAuthentication("s3cr3t-key")])
+    assert await status_of(api, {"X-API-Key": "s3cr3t-key"}) == OK
+    for wrong in ("s", "-", "3"):
+        assert await status_of(api, {"X-API-Key": wrong}) == (401, "Invalid API key"), wrong
+
+
 def test_api_key_context_never_holds_the_key():
     backend = APIKeyAuthentication(["secret-key-value"])
     owner = backend._keys[0][1]
@@ -235,6 +243,8 @@ def test_api_key_configuration_errors():
         APIKeyAuthentication([])
     with pytest.raises(ValueError):
         APIKeyAuthentication([""])
+    with pytest.raises(ValueError):
+        APIKeyAuthentication(b"bytes-key")  # type: ignore[arg-type]  # a key is text
 
 
 @pytest.mark.asyncio
