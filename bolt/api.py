@@ -280,10 +280,7 @@ class BoltAPI:
 
     def handles(self, scope: dict[str, Any]) -> bool:
         """Whether a route of this api matches the scope's path (used to share a server with Django)."""
-        match = self.router.match(route_path(scope))
-        if match is None:
-            return False
-        return match.leaf.websocket is not None if scope["type"] == "websocket" else bool(match.leaf.http)
+        return self.router.match(route_path(scope), scope["type"], scope.get("method", "GET")) is not None
 
     # -- ASGI --------------------------------------------------------------------------------------
 
@@ -313,7 +310,7 @@ class BoltAPI:
 
     async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["app"] = self
-        match = self.router.match(route_path(scope))
+        match = self.router.match(route_path(scope), "websocket")
         route = match.leaf.websocket if match is not None else None
         if match is None or route is None:
             refusal = self.security.deny(scope["path"], scope, Denial(404, "Not Found"), "no WebSocket route")
@@ -421,8 +418,8 @@ class BoltAPI:
         # Each step a plain route does not need is skipped: every coroutine layer and lookup costs
         # measurably per request (benchmarks/http_bench.py).
         scope["app"] = self
-        match = self.router.match(route_path(scope))
-        if match is None or not match.leaf.http:
+        match = self.router.match(route_path(scope), "http", scope["method"])
+        if match is None:
             await self._unrouted(scope, receive, send, JSONResponse({"detail": "Not Found"}, 404))
             return
         method = scope["method"]

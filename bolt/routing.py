@@ -1,8 +1,9 @@
 """Path templates compiled into a segment tree, and the converters for path parameters.
 
 Matching walks one tree node per path segment, so its cost depends on the path's depth, not on how
-many routes exist. Static segments are tried before parameters, so `/users/me` wins over `/users/{id}`;
-a path without parameters is found by one dict lookup, which gives the same answer as the walk.
+many routes exist. Static segments are tried before parameters, so `/users/me` wins over `/users/{id}`,
+where it has a route for the request; a path without parameters is found by one dict lookup, which
+gives the same answer as the walk.
 """
 from __future__ import annotations
 
@@ -200,35 +201,56 @@ class Router:
                 leaf.http[method] = route
         self.routes.append(route)
 
-    def match(self, path: str) -> Match | None:
-        """Find the leaf for `path` and the raw parameter values in template order."""
+    def match(self, path: str, kind: str = "http", method: str = "GET") -> Match | None:
+        """The leaf for a request to `path` and the raw parameter values in template order.
+
+        The leaf is the first, in precedence order, with a route for the request: a WebSocket
+        route, or one for the HTTP `method` (HEAD: or GET; OPTIONS: any method, for a preflight).
+        Failing that, an HTTP request gets the first leaf with routes for other methods (a 405),
+        so `GET /users/me` reaches `GET /users/{id}` past a `POST /users/me`.
+        """
         found = self._static.get(path)
-        if found is not None:
+        if found is not None and _serves(found.leaf, kind, method):
             return found
         if not path.startswith("/"):
             return None
+        segments = path[1:].split("/")
         values: list[str] = []
-        leaf = self._walk(self._root, path[1:].split("/"), 0, values)
+        leaf = self._walk(self._root, segments, 0, values, kind, method)
+        if leaf is None and kind == "http":
+            leaf = self._walk(self._root, segments, 0, values, kind, None)
         return Match(leaf, values) if leaf is not None else None
 
-    def _walk(self, node: _Node, segments: list[str], i: int, values: list[str]) -> _Leaf | None:
+    def _walk(self, node: _Node, segments: list[str], i: int, values: list[str], kind: str,
+              method: str | None) -> _Leaf | None:
         if i == len(segments):
-            return node.leaf
+            leaf = node.leaf
+            return leaf if leaf is not None and _serves(leaf, kind, method) else None
         segment = segments[i]
         child = node.static.get(segment)
         if child is not None:
-            found = self._walk(child, segments, i + 1, values)
+            found = self._walk(child, segments, i + 1, values, kind, method)
             if found is not None:
                 return found
         if node.param is not None and segment:
             values.append(segment)
-            found = self._walk(node.param, segments, i + 1, values)
+            found = self._walk(node.param, segments, i + 1, values, kind, method)
             if found is not None:
                 return found
             values.pop()
-        if node.catchall is not None:
+        if node.catchall is not None and _serves(node.catchall, kind, method):
             rest = "/".join(segments[i:])
             if rest:
                 values.append(rest)
                 return node.catchall
         return None
+
+
+def _serves(leaf: _Leaf, kind: str, method: str | None) -> bool:
+    """Whether `leaf` has a route for a request of `kind` and `method` (None: any method)."""
+    if kind == "websocket":
+        return leaf.websocket is not None
+    http = leaf.http
+    if method is None or method in http:
+        return bool(http)
+    return (method == "HEAD" and "GET" in http) or (method == "OPTIONS" and bool(http))

@@ -36,6 +36,71 @@ def test_backtracks_from_a_static_branch_that_dead_ends():
     assert matched(router, "/a/static/y") == ("/a/{p}/y", {"p": "static"})
 
 
+def test_a_leaf_without_a_route_for_the_request_does_not_hide_one_that_has_it():
+    router = Router()
+    router.add(Route("/users/{uid}", lambda: None, "http", frozenset({"GET"})))
+    router.add(Route("/users/me", lambda: None, "http", frozenset({"POST"})))
+    router.add(Route("/items/live", lambda: None, "websocket"))
+    router.add(Route("/items/{iid}", lambda: None, "http", frozenset({"GET"})))
+    router.add(Route("/feeds/{name}", lambda: None, "websocket"))
+    router.add(Route("/feeds/all", lambda: None, "http", frozenset({"GET"})))
+    router.add(Route("/files/{rest:path}", lambda: None, "http", frozenset({"GET"})))
+    router.add(Route("/files/a/b", lambda: None, "http", frozenset({"PUT"})))
+
+    def found(path: str, kind: str = "http", method: str = "GET"):
+        match = router.match(path, kind, method)
+        if match is None:
+            return None
+        leaf = match.leaf
+        route = leaf.websocket if kind == "websocket" else leaf.http.get(method) or leaf.http.get("GET")
+        return (route.path if route else sorted(leaf.http)), list(match.values)
+
+    assert found("/users/me") == ("/users/{uid}", ["me"])
+    assert found("/users/me", method="HEAD") == ("/users/{uid}", ["me"])
+    assert found("/users/me", method="POST") == ("/users/me", [])
+    assert found("/users/me", method="DELETE") == (["POST"], [])  # nothing serves it: the first path's 405
+    assert found("/items/live") == ("/items/{iid}", ["live"])
+    assert found("/items/live", "websocket") == ("/items/live", [])
+    assert found("/items/7", "websocket") is None
+    assert found("/feeds/all", "websocket") == ("/feeds/{name}", ["all"])
+    assert found("/files/a/b") == ("/files/{rest:path}", ["a/b"])
+    assert found("/files/a/b", method="PUT") == ("/files/a/b", [])
+
+
+@pytest.mark.asyncio
+async def test_a_route_for_another_method_or_kind_does_not_hide_a_template():
+    api = BoltAPI()
+
+    @api.get("/users/{uid}")
+    async def user(uid: str):
+        return {"uid": uid}
+
+    @api.post("/users/me")
+    async def update_me():
+        return {"updated": True}
+
+    @api.websocket("/items/live")
+    async def live(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.send_text("live")
+        await websocket.close()
+
+    @api.get("/items/{iid}")
+    async def item(iid: str):
+        return {"iid": iid}
+
+    client = AsyncTestClient(api)
+    assert (await client.get("/users/me")).json() == {"uid": "me"}
+    assert (await client.post("/users/me")).json() == {"updated": True}
+    refused = await client.delete("/users/me")
+    assert refused.status_code == 405 and refused.headers["allow"] == "POST"
+    assert (await client.get("/items/live")).json() == {"iid": "live"}
+    assert api.handles({"type": "http", "method": "GET", "path": "/items/live"})
+    assert not api.handles({"type": "websocket", "path": "/items/7"})
+    async with WebSocketTestClient(api, "/items/live") as ws:
+        assert await ws.receive_text() == "live"
+
+
 def test_several_parameters_and_catch_all():
     router = make_router("/u/{user}/c/{channel}", "/files/{rest:path}")
     assert matched(router, "/u/7/c/general") == ("/u/{user}/c/{channel}", {"user": "7", "channel": "general"})
@@ -136,10 +201,10 @@ def test_matching_cost_does_not_grow_with_route_count():
         count = 0
         walk = router._walk
 
-        def counting(node, segments, i, values, walk=walk):
+        def counting(*args, walk=walk):
             nonlocal count
             count += 1
-            return walk(node, segments, i, values)
+            return walk(*args)
 
         router._walk = counting
         assert router.match("/r9/42") is not None

@@ -306,7 +306,7 @@ class SecurityPipeline:
     def _policy_of(self, websocket: Any) -> RoutePolicy | None:
         """The policy of the api's WebSocket route that `websocket` came in by, as configured now (None:
         not one of them)."""
-        match = self.api.router.match(route_path(websocket.scope))
+        match = self.api.router.match(route_path(websocket.scope), "websocket")
         route = match.leaf.websocket if match is not None else None
         if route is None:
             return None
