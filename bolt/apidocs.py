@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 import importlib.resources
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -97,7 +97,9 @@ class DocsRoutes:
             if self.openapi_url is None:
                 raise ValueError("docs_url needs the OpenAPI document: openapi_url cannot be None")
             self.api.get(self.docs_url, **options)(self.page)
-            self.api.get(self.docs_url.rstrip("/") + "/{asset}", **options)(self.asset)
+            # A route per file, not a template: the other paths below docs_url stay Django's (mount).
+            for name in ("init.js", *ASSETS):
+                self.api.get(f"{self.docs_url.rstrip('/')}/{name}", **options)(self._asset_endpoint(name))
 
     def _document(self, build: Callable[..., dict[str, Any]], **arguments: Any) -> Response:
         """A document, built again only when a route or a route's security policy changed.
@@ -134,7 +136,13 @@ class DocsRoutes:
             return HTMLResponse(MISSING.format(**values), 501)
         return HTMLResponse(PAGE.format(**values), headers={"Content-Security-Policy": CSP})
 
-    async def asset(self, asset: str) -> Response:
+    def _asset_endpoint(self, asset: str) -> Callable[[], Awaitable[Response]]:
+        async def endpoint() -> Response:
+            return self.asset(asset)
+        return endpoint
+
+    def asset(self, asset: str) -> Response:
+        """One of the page's files: its script, or one of Swagger UI's `ASSETS`."""
         if asset == "init.js":
             return Response(INIT_SCRIPT, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
         media_type = ASSETS.get(asset)
