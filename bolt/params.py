@@ -184,6 +184,10 @@ class Binder:
         name = param.name
         route = self.route
         if isinstance(annotation, type) and issubclass(annotation, HTTPConnection):
+            if not issubclass(connection_type, annotation):  # a WebSocket on an HTTP route, or the reverse
+                raise TypeError(f"{route.path}: the parameter {name!r} of {route.endpoint.__qualname__} is "
+                                f"annotated {annotation.__name__}, but this route gives a "
+                                f"{connection_type.__name__}")
             return _Spec(name, "connection", name, annotation, None, param.default)
         unannotated = param.annotation is inspect.Parameter.empty
         if route.kind == "websocket" and index == 0 and unannotated:

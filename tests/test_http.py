@@ -18,6 +18,7 @@ from bolt import (
     Request,
     Response,
     StreamingResponse,
+    WebSocket,
 )
 from bolt.testing import AsyncTestClient, TestClient
 
@@ -296,6 +297,18 @@ def test_a_request_parameter_with_another_type_is_refused_at_registration():
         return {"req": req}
 
     assert TestClient(api).get("/q?request=x").json() == {"req": "x"}
+
+
+def test_a_connection_of_the_other_kind_is_refused_at_registration():
+    api = BoltAPI()
+    with pytest.raises(TypeError, match="'request' of .* is annotated WebSocket, but this route gives a Request"):
+        @api.get("/r")
+        async def view(request: WebSocket):
+            return {}
+    with pytest.raises(TypeError, match="'ws' of .* is annotated Request, but this route gives a WebSocket"):
+        @api.websocket("/ws")
+        async def handler(ws: Request):
+            pass
 
 
 def test_two_body_parameters_are_refused_at_registration():

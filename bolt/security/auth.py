@@ -454,9 +454,11 @@ async def auser_for(conn: Any) -> Any:
         django_apps_ready()
         from django.contrib.auth import get_user_model
 
+        from django.core.exceptions import ValidationError
+
         model = get_user_model()
         try:
             return await model._default_manager.aget(pk=auth.user_id)
-        except (model.DoesNotExist, ValueError, TypeError):
+        except (model.DoesNotExist, ValueError, TypeError, ValidationError):  # no user, or not a key (a UUID's)
             return anonymous_user()
     return TokenUser(auth) if auth.is_authenticated else anonymous_user()
