@@ -453,7 +453,6 @@ async def auser_for(conn: Any) -> Any:
     if auth.is_authenticated and django_settings() is not None:
         django_apps_ready()
         from django.contrib.auth import get_user_model
-
         from django.core.exceptions import ValidationError
 
         model = get_user_model()
