@@ -133,6 +133,15 @@ test("reconnectOn overrides which codes reconnect", async () => {
   equal(conn.state, "closed");
 });
 
+test("a reconnectOn that calls close() leaves the connection closed", async () => {
+  const { conn, fakes, clock, states } = setup({ reconnectOn: () => { conn.close(); return true; } });
+  fakes.last.accept();
+  fakes.last.drop(4000);
+  await clock.advance(60000);
+  equal([conn.state, fakes.sockets.length], ["closed", 1]);
+  equal(states.map((s) => s.state), ["open", "closed"]);
+});
+
 test("full-jitter exponential backoff: delay = random() * min(max, initial * factor^attempt)", async () => {
   const randoms = [1 - 1e-9, 1 - 1e-9, 1 - 1e-9, 1 - 1e-9, 0.5];
   const { fakes, clock, states } = setup({ random: () => randoms.shift(), backoff: { initial: 100, max: 500, factor: 2 } });
@@ -606,6 +615,25 @@ test("a join may start from a given since", async () => {
   equal(room.lastId, 41);
 });
 
+test("since may be a string of decimal digits (as sessionStorage gives it back); anything else throws a TypeError", async () => {
+  const { conn, fakes } = setup();
+  const room = conn.join("a", { since: "41" });
+  conn.join("b", { since: null });
+  fakes.last.accept();
+  equal(fakes.last.of("join").map((j) => ("since" in j ? j.since : "none")), [41, "none"]);
+  equal(room.lastId, 41);
+  for (const bad of ["", "4.5", "-1", " 41", "1e3", "abc", "99999999999999999999", 4.5, NaN, {}, true]) {
+    let threw = null;
+    try {
+      conn.join("c", { since: bad });
+    } catch (err) {
+      threw = err;
+    }
+    assert(threw instanceof TypeError, `since ${JSON.stringify(bad)}: a TypeError, not ${threw}`);
+    equal(conn.rooms.has("c"), false);
+  }
+});
+
 test("a gap reaches onGap; the next join does not ask for what is gone", async () => {
   const { conn, fakes, clock } = setup();
   const gaps = [];
@@ -654,6 +682,38 @@ test("rejoining a room with no id to resume from reports a gap with after and be
   fakes.last.accept();
   equal("since" in fakes.last.of("join")[0], false);
   equal(gaps, [{ after: null, before: null }]);
+});
+
+test("leave() in the onGap of a rejoin is sent after the join: the room stays left", async () => {
+  const { conn, fakes, clock } = setup();
+  const room = conn.join("plain", { onGap: () => room.leave() });
+  await openAndJoin(fakes);
+  fakes.last.drop(1006);
+  await clock.advance(1000);
+  fakes.last.accept();
+  equal(fakes.last.sent.map((m) => `${m.type}:${m.room}`), ["join:plain", "leave:plain"]);
+  fakes.last.replyAll("join");
+  fakes.last.replyAll("leave");
+  await settle();
+  equal([room.state, conn.rooms.has("plain"), conn.state], ["left", false, "open"]);
+});
+
+test("close() in the onGap of a rejoin: no other room is rejoined or hears a gap, and the connection stays closed", async () => {
+  const { conn, fakes, clock, states, errors } = setup();
+  const gaps = [];
+  const a = conn.join("a", { onGap: () => { gaps.push("a"); conn.close(); } });
+  const b = conn.join("b", { onGap: () => gaps.push("b") });
+  await openAndJoin(fakes);
+  fakes.last.drop(1006);
+  await clock.advance(1000);
+  fakes.last.accept();
+  await settle();
+  equal(gaps, ["a"]);
+  equal(fakes.last.sent.map((m) => `${m.type}:${m.room}`), ["join:a"]);
+  equal([conn.state, a.state, b.state], ["closed", "closed", "closed"]);
+  equal(states.map((s) => s.state), ["open", "reconnecting", "closed"]);
+  await clock.advance(60000);
+  equal([fakes.sockets.length, errors], [2, []]);
 });
 
 // -- presence -------------------------------------------------------------------------------
@@ -742,6 +802,20 @@ test("a publish in flight when the connection drops rejects with disconnected, a
   await clock.advance(1000);
   await openAndJoin(fakes);
   equal(fakes.last.of("publish").length, 0);
+});
+
+test("a close the client does not retry rejects a publish and an authenticate awaiting their reply with closed", async () => {
+  for (const [code, options] of [[1000, {}], [1008, {}], [CREDENTIALS_EXPIRED, { token: "t1" }], [1006, { retries: 0 }]]) {
+    const { conn, fakes } = setup(options);
+    const room = conn.join("r");
+    await openAndJoin(fakes);
+    const published = room.publish(1);
+    const authenticated = conn.authenticate("t2");
+    fakes.last.drop(code, "bye");
+    equal(conn.state, "closed", `${code}`);
+    await rejects(published, "closed", `${code}`);
+    await rejects(authenticated, "closed", `${code}`);
+  }
 });
 
 test("publishing after close rejects with closed; join after close throws", async () => {

@@ -31,7 +31,8 @@ export function defaultReconnectOn(code) {
 }
 
 /**
- * The error every rejected promise and every `onError` report carries: `code` is one of the
+ * The error every rejected promise carries, and every `onError` report of the server or the client
+ * (exceptions from the page's own code reach `onError` as they were thrown): `code` is one of the
  * protocol's error codes ("forbidden", "not_joined", ...) or one of the client's own
  * ("timeout", "queue_full", "disconnected", "closed", "left", "invalid_data", "bad_json").
  */
@@ -77,6 +78,18 @@ const BACKOFF_DEFAULTS = Object.freeze({ initial: 500, max: 30000, factor: 2, re
 // Join refusals that say "try again" (docs/realtime-protocol.md#errors): the room was not joined this
 // time, and the join is sent again after a backoff delay instead of dropping the room.
 const RETRY_JOIN_CODES = Object.freeze(["unavailable", "rate_limited"]);
+
+/**
+ * A join's `since` as an id, or null: an integer, or a string of its decimal digits (what
+ * sessionStorage gives back). Anything else throws rather than silently joining without it.
+ */
+function sinceOf(since) {
+  if (since === undefined || since === null) return null;
+  if (Number.isInteger(since)) return since;
+  if (typeof since === "string" && /^[0-9]+$/.test(since) && Number.isSafeInteger(Number(since))) return Number(since);
+  const shown = typeof since === "string" ? JSON.stringify(since) : typeof since;
+  throw new TypeError(`since is an integer id or a string of its decimal digits, not ${shown}`);
+}
 
 /** `defaults` overridden by the options that are set: an option given as `undefined` means its default. */
 function withDefaults(defaults, options) {
@@ -216,7 +229,7 @@ export class Connection {
    * `since` after every reconnect.
    * @param {string} name
    * @param {{onMessage?: Function, onGap?: Function, onPresence?: Function, onError?: Function,
-   *          presence?: boolean, since?: number}} [handlers]
+   *          presence?: boolean, since?: number|string}} [handlers]
    * @returns {Room}
    */
   join(name, handlers = {}) {
@@ -257,7 +270,7 @@ export class Connection {
     });
   }
 
-  /** The rooms this connection is in (or joining), by name. */
+  /** The rooms this connection is in (or joining), by name; once closed, the rooms it had, each "closed". */
   get rooms() {
     return new Map(this._rooms);
   }
@@ -378,6 +391,7 @@ export class Connection {
     }
     // Rejoin before announcing "open", so a join() made by a state listener is not sent twice.
     this._drain();
+    if (!this._ready) return; // an onGap of the rejoins closed the connection
     this._setState("open", {});
   }
 
@@ -404,7 +418,6 @@ export class Connection {
   _lost(event, always = false) {
     this._detach();
     this.closeEvent = event;
-    this._failPending("disconnected", "the connection was lost before a reply: the message may or may not have been delivered");
     for (const room of this._rooms.values()) {
       room._joined = false;
       room._sent = false;
@@ -420,12 +433,15 @@ export class Connection {
       } catch (err) {
         this._report(err);
       }
+      if (this.state === "closed") return; // reconnectOn called close()
     }
     if (!retry) {
       this._shutdown(`closed by the server (${event.code}${event.reason ? " " + event.reason : ""})`, event);
     } else if (this._attempt >= this._opts.retries) {
       this._shutdown(`gave up after ${this._attempt} attempts`, event);
     } else {
+      // Only a connection that goes on says "disconnected"; _shutdown rejects them with "closed".
+      this._failPending("disconnected", "the connection was lost before a reply: the message may or may not have been delivered");
       const delay = this._delay(this._attempt);
       this._attempt += 1;
       this._timer.retry = this._timers.setTimeout(() => this._dial(), delay);
@@ -496,6 +512,7 @@ export class Connection {
       if (room._sent || room._retry !== null) continue; // a join refused for a passing reason waits its delay
       if (!this._take()) return;
       room._sendJoin();
+      if (!this._ready) return; // its onGap closed the connection (a room it left is no longer in the map)
     }
     this._flush();
   }
@@ -689,7 +706,7 @@ export class Room {
     /** The Connection it belongs to. */
     this.connection = connection;
     /** The id of the last message delivered (what the next join sends as `since`), or null. */
-    this.lastId = Number.isInteger(handlers.since) ? handlers.since : null;
+    this.lastId = sinceOf(handlers.since);
     /** Who is in the room: [{connection, user}], kept up to date when presence was asked for. */
     this.members = [];
     /** "joining" | "joined" | "left" | "refused" | "closed" */
@@ -779,12 +796,6 @@ export class Room {
     const msg = { type: "join", room: this.name };
     if (this.lastId !== null) msg.since = this.lastId;
     if (this._presence) msg.presence = true;
-    if (this._everJoined && this.lastId === null && this._retries === 0) {
-      // Nothing to resume from (no id seen yet, or a room without history): what was published
-      // while away cannot be replayed, so say so before any new message arrives (once, not again
-      // for a join sent again after a refusal that said "try again").
-      this._emit("onGap", { after: null, before: null });
-    }
     conn._request(msg, 0, true).then(
       () => {
         if (conn._rooms.get(this.name) !== this) return;
@@ -815,6 +826,13 @@ export class Room {
         else conn._report(err);
       },
     );
+    if (this._everJoined && this.lastId === null && this._retries === 0) {
+      // Nothing to resume from (no id seen yet, or a room without history): what was published
+      // while away cannot be replayed, so say so before any new message arrives (once, not again
+      // for a join sent again after a refusal that said "try again"). Only once the join is sent:
+      // a leave() in onGap must reach the server after it, or the server would keep the room.
+      this._emit("onGap", { after: null, before: null });
+    }
   }
 
   _onMessage(msg) {
