@@ -339,17 +339,17 @@ class BoltAPI:
                 raise
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  # the hub ended a slow consumer
         except WebSocketDisconnect:
-            pass  # the client left: a normal end, not an error
+            # This client left: a normal end, not an error. Another connection's disconnect (a send to
+            # a peer whose client left, not caught) is the handler's error like any other.
+            if websocket.client_state is not WebSocketState.DISCONNECTED and await self._handler_failed(
+                    websocket, route, scope):
+                raise
         except WebSocketClose as exc:
             await self._end_websocket(websocket, route.path, exc.code, exc.reason)
         except (MessageTypeError, InvalidJSONMessage) as exc:
             await self._end_websocket(websocket, route.path, exc.close_code, truncate_reason(str(exc)))
         except Exception:
-            logger.exception("WebSocket handler %s for %s raised", route.endpoint.__qualname__, websocket.path)
-            # The reason is generic on purpose: exception text may hold secrets.
-            await self._end_websocket(websocket, route.path, CloseCode.INTERNAL_ERROR, "Internal error",
-                                      status_code=500)
-            if raise_server_exceptions(scope):
+            if await self._handler_failed(websocket, route, scope):
                 raise
         else:
             if websocket.application_state is WebSocketState.CONNECTING:
@@ -365,6 +365,14 @@ class BoltAPI:
         finally:
             forget_deadline(websocket)
             await self.hub.disconnect(websocket)
+
+    async def _handler_failed(self, websocket: WebSocket, route: Route, scope: dict[str, Any]) -> bool:
+        """Log the handler's exception and end its connection with 1011 (a 500 before accept());
+        whether the exception is to be raised again (a test client that asked for it)."""
+        logger.exception("WebSocket handler %s for %s raised", route.endpoint.__qualname__, websocket.path)
+        # The reason is generic on purpose: exception text may hold secrets.
+        await self._end_websocket(websocket, route.path, CloseCode.INTERNAL_ERROR, "Internal error", status_code=500)
+        return raise_server_exceptions(scope)
 
     async def _end_websocket(self, websocket: WebSocket, route_path: str, code: int, reason: str,
                              status_code: int = 403) -> None:

@@ -41,14 +41,15 @@ class HTTPConnection:
 
     @property
     def url(self) -> str:
-        """The full URL as the client addressed it (scheme, host, root path, path, query)."""
+        """The full URL as the client addressed it (scheme, host, path, query; the path holds the
+        root path, as ASGI servers give it)."""
         scheme = self.scope.get("scheme") or ("ws" if self.scope["type"] == "websocket" else "http")
         host = self.headers.get("host")
         if host is None:
             server = self.scope.get("server")
             host = f"{server[0]}:{server[1]}" if server else "localhost"
         query = self.scope.get("query_string", b"")
-        url = f"{scheme}://{host}{self.scope.get('root_path', '')}{self.path}"
+        url = f"{scheme}://{host}{self.path}"
         return f"{url}?{query.decode('latin-1')}" if query else url
 
     @property

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 _PARAM = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)(?::([a-z]+))?\}$")
-_INT = re.compile(r"^[+-]?[0-9]{1,64}$")
-_FLOAT = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+_INT = re.compile(r"[+-]?[0-9]{1,64}")  # fullmatch: `$` would let a final newline through
+_FLOAT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _BOOL = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
@@ -35,13 +35,13 @@ class ConversionError(ValueError):
 
 
 def _to_int(raw: str) -> int:
-    if not _INT.match(raw):
+    if not _INT.fullmatch(raw):
         raise ConversionError("expected an integer")
     return int(raw)
 
 
 def _to_float(raw: str) -> float:
-    if not _FLOAT.match(raw):
+    if not _FLOAT.fullmatch(raw):
         raise ConversionError("expected a number")
     value = float(raw)
     if not math.isfinite(value):

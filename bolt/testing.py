@@ -314,6 +314,9 @@ class WebSocketTestClient:
                 raise HandlerReturned(code)
             raise ConnectionClosed(code, reason)
         if message is _APP_DONE:
+            if self._closed:  # the close was reported already: the app's end changes nothing
+                self._raise_app_error()
+                raise ConnectionClosed(self._close_code or 1006, self._close_reason or "")
             self._closed = True
             self._raise_app_error()
             self._close_code = self._close_code or 1006

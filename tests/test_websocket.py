@@ -4,6 +4,7 @@ import logging
 import pytest
 
 from bolt import BoltAPI, WebSocket
+from bolt.connection import HTTPConnection
 from bolt.testing import ConnectionClosed, HandshakeRejected, WebSocketDenied, WebSocketTestClient
 from bolt.websocket import (
     CloseCode,
@@ -329,6 +330,57 @@ async def test_unconvertible_path_parameter_is_denied_422():
             pass
     assert info.value.status_code == 422
     assert "user_id" in info.value.detail and "integer" in info.value.detail
+
+
+async def test_a_path_parameter_with_a_final_newline_is_denied_422():
+    api = BoltAPI()
+
+    @api.websocket("/ws/{count}/{ratio}")
+    async def handler(websocket: WebSocket, count: int, ratio: float):
+        await websocket.accept()
+
+    for path in ("/ws/42\n/1", "/ws/42/1.5\n"):
+        with pytest.raises(HandshakeRejected) as info:
+            async with WebSocketTestClient(api, path):
+                pass
+        assert info.value.status_code == 422, path
+
+
+async def test_the_url_holds_the_root_path_once():
+    # ASGI servers put the root path in `path` too (uvicorn's and bolt's protocols).
+    scope = {"type": "websocket", "scheme": "ws", "path": "/api/ws/x", "root_path": "/api",
+             "query_string": b"a=1", "headers": [(b"host", b"example.com")]}
+    assert HTTPConnection(scope).url == "ws://example.com/api/ws/x?a=1"
+
+
+async def test_another_connections_disconnect_is_the_handlers_error(caplog):
+    api = BoltAPI()
+
+    @api.websocket("/ws")
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        raise WebSocketDisconnect(1006)  # what a send to a peer whose client left raises
+
+    with caplog.at_level(logging.ERROR, logger="bolt"):
+        async with WebSocketTestClient(api, "/ws", raise_server_exceptions=False) as ws:
+            closed = await expect_close(ws)
+    assert (closed.code, closed.reason) == (1011, "Internal error")
+    assert "WebSocket handler" in caplog.text and "WebSocketDisconnect" in caplog.text
+
+
+async def test_every_receive_after_a_close_reports_that_close():
+    api = BoltAPI()
+
+    @api.websocket("/ws")
+    async def handler(websocket: WebSocket):
+        await websocket.accept()
+        await websocket.close(1000, "done")
+
+    async with WebSocketTestClient(api, "/ws") as ws:
+        for _ in range(3):
+            with pytest.raises(ConnectionClosed) as info:
+                await ws.receive_text()
+            assert (info.value.code, info.value.reason) == (1000, "done")
 
 
 async def test_request_data_is_exposed():
