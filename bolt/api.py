@@ -339,9 +339,10 @@ class BoltAPI:
                 raise
             asyncio.current_task().uncancel()  # type: ignore[union-attr]  # the hub ended a slow consumer
         except WebSocketDisconnect:
-            # This client left: a normal end, not an error. Another connection's disconnect (a send to
-            # a peer whose client left, not caught) is the handler's error like any other.
-            if websocket.client_state is not WebSocketState.DISCONNECTED and await self._handler_failed(
+            # This connection ended (its client left, or the hub ended it): a normal end, not an error.
+            # While it is still open, the disconnect is another's (a send to a peer whose client left),
+            # which the handler let through: its error like any other.
+            if websocket.application_state is WebSocketState.CONNECTED and await self._handler_failed(
                     websocket, route, scope):
                 raise
         except WebSocketClose as exc:

@@ -485,6 +485,9 @@ def _lenient_ref(text: str) -> Any:
 
 
 def _valid_ref(ref: Any) -> bool:
-    if ref is None or (type(ref) is int):
+    if ref is None:
         return True
+    if type(ref) is int:
+        return -(2**63) <= ref < 2**64  # what a reply can carry (orjson); Python's decoder reads any size
+    return isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH
     return isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH

@@ -99,6 +99,7 @@ class Hub:
         self._history_cache: dict[str, HistoryPolicy | None] = {}
         self._last_seq: dict[str, int] = {}
         self._gap_callbacks: list[Callable[[str, int | None], Any]] = []
+        self._gap_tasks: set[asyncio.Future[Any]] = set()  # async gap callbacks still running
         #: bolt.metrics.Metrics when the api serves metrics (BoltAPI(metrics=...)), else None.
         self.metrics: Metrics | None = None
         _HUBS.add(self)
@@ -190,10 +191,13 @@ class Hub:
         """Give rooms whose name starts with `prefix` ids, a history and resume (see bolt.realtime.messages).
 
         Messages to these rooms are sent as JSON envelopes `{"room", "id", "data"}`; bytes cannot be
-        broadcast to them. The longest matching prefix wins.
+        broadcast to them. The longest matching prefix wins; a prefix given again takes its new
+        size and ttl.
         """
-        self._history_rules.append((prefix, HistoryPolicy(size, ttl)))
-        self._history_rules.sort(key=lambda rule: len(rule[0]), reverse=True)
+        rules = [rule for rule in self._history_rules if rule[0] != prefix]  # again: the new one replaces it
+        rules.append((prefix, HistoryPolicy(size, ttl)))
+        rules.sort(key=lambda rule: len(rule[0]), reverse=True)
+        self._history_rules = rules
         self._history_cache.clear()
 
     def history_policy(self, room: str) -> HistoryPolicy | None:
@@ -356,14 +360,14 @@ class Hub:
         if since > replay.last:
             # An id the room has not reached: its history was lost and nothing was published since (Redis
             # has no counter then), or the new one started lower (the clock went back). All is unknown.
-            outbox.put(gap(room, since, None))
+            outbox.put(gap(room, since, None), droppable=False)
         elif since < replay.last:
             # Owed everything after since, or after the history's start when it has seen nothing. A since
             # below the start is an id of an earlier history of the room, whose rest is lost.
             owed = since or replay.start
             first = replay.first
             if first > owed + 1:  # some of what it missed has already fallen out of history
-                outbox.put(gap(room, since, first))
+                outbox.put(gap(room, since, first), droppable=False)
         for message in replay.messages:
             outbox.put(message.envelope(room))
             last = message.seq  # type: ignore[assignment]
@@ -600,14 +604,21 @@ class Hub:
         members, _ = self._members(room)
         for outbox in (members or {}).values():
             if history or outbox.envelopes:  # plain clients of a plain room have no gap message to read
-                outbox.put(asgi)
+                outbox.put(asgi, droppable=False)  # the one notice of a loss: never dropped itself
         for callback in self._gap_callbacks:
             try:
                 result = callback(room, last)
                 if inspect.isawaitable(result):
-                    asyncio.ensure_future(result)
+                    task = asyncio.ensure_future(result)
+                    self._gap_tasks.add(task)  # the loop keeps only a weak reference to a task
+                    task.add_done_callback(self._gap_callback_done)
             except Exception:
                 logger.exception("gap callback failed")
+
+    def _gap_callback_done(self, task: asyncio.Future[Any]) -> None:
+        self._gap_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("gap callback failed", exc_info=task.exception())
 
     def rooms(self) -> list[str]:
         """Rooms this process listens to (has members or presence listeners in; connections' own rooms left out)."""

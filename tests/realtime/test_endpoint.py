@@ -583,6 +583,18 @@ async def test_frames_that_are_not_strict_json_are_refused(frame: str, padding: 
         assert (await alice.next())["error"]["code"] == "bad_json"
 
 
+@pytest.mark.parametrize("ref, replied", [(2**64 - 1, True), (-(2**63), True), (2**64, False), (10**30, False)])
+async def test_a_refused_frame_gets_its_ref_back_only_when_a_reply_can_carry_it(ref: int, replied: bool) -> None:
+    # Python's lenient decoder reads integers of any size; a reply is encoded by orjson (64 bits).
+    api = room_api()
+    async with Peer(api) as alice:
+        await alice.ws.send_text('{"type": "ping", "ref": %d, "n": NaN}' % ref)
+        error = await alice.next()
+        assert error["error"]["code"] == "bad_json"
+        assert (error.get("type"), error.get("ref")) == (("reply", ref) if replied else ("error", None)), error
+        assert await alice.request("ping") == {"type": "reply", "ref": 1, "ok": True}  # still open
+
+
 async def test_malformed_messages_count_against_the_message_rate_limit() -> None:
     api = room_api(rate_limit=rate_limit(messages=(0.001, 2)))
     async with Peer(api) as alice:

@@ -240,6 +240,29 @@ async def test_close_policy_sends_1013_to_a_client_that_can_still_take_it() -> N
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("policy", [DROP_NEWEST, DROP_OLDEST])
+async def test_a_gap_signal_is_never_dropped(policy: str) -> None:
+    # It is the one notice that messages were lost: a queue that drops messages keeps it.
+    from bolt.testing import WebSocketTestClient
+
+    api = room_api(send_queue=2, slow_consumer=policy)
+    api.hub.keep_history("room")
+    async with WebSocketTestClient(api, "/ws"):
+        await asyncio.sleep(0.01)
+        outbox = next(iter(api.hub._connections.values())).outbox
+        blocked = outbox._task = asyncio.create_task(asyncio.sleep(10))  # as if a send were blocked
+        for n in range(3):
+            await api.hub.broadcast("room", str(n))
+        api.hub.signal_gap("room")
+        for n in range(3, 6):
+            await api.hub.broadcast("room", str(n))
+        queued = [message["text"] for message in outbox._queue or ()]
+        blocked.cancel()
+    gaps = [text for text in queued if '"gap"' in text]
+    assert len(gaps) == 1 and gaps[0].endswith(',"before":null}}'), queued
+
+
+@pytest.mark.asyncio
 async def test_an_evicted_handler_sees_1013_as_a_disconnect_not_a_state_error(caplog: pytest.LogCaptureFixture) -> None:
     from bolt.testing import ConnectionClosed, WebSocketTestClient
 

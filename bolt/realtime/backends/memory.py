@@ -43,4 +43,8 @@ class MemoryBackend(Backend):
             self._history(room, history).append(message)
 
     async def replay(self, room: str, since: int, history: HistoryPolicy) -> Replay:
-        return self._history(room, history).since(since)
+        kept = self._histories.get(room)
+        if kept is None:  # nothing published since it was lost (or ever): a join makes none
+            return Replay([], 0)
+        self._histories.move_to_end(room)
+        return kept.since(since)
