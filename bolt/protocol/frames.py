@@ -113,12 +113,15 @@ class FrameDecoder:
                 pos = 0
             else:
                 data = held
-        elif self._pending is not None:
+        if self._pending is not None:
+            if limit <= 0:  # a caller's bound of 0: the rest of the frame is held, not joined
+                self._held, self._held_pos = data, pos
+                return
             before = len(events)
-            joined = self._join(self._pending, data, events, control)
+            joined = self._join(self._pending, data[pos:] if pos else data, events, control)
             if joined is None:
                 return
-            data = joined
+            data, pos = joined, 0
             limit -= len(events) - before  # a large frame completed in _join may end a message
         messages = self.messages
         if messages.idle:

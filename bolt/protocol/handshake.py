@@ -214,10 +214,10 @@ _UPGRADE = ([b"Upgrade"], [b"upgrade"], [b"keep-alive, Upgrade"])
 
 
 def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
-    """A GET over HTTP/1.1 asking to upgrade to WebSocket version 13."""
+    """A GET over HTTP/1.1 (or a later 1.x, read as 1.1) asking to upgrade to WebSocket version 13."""
     if request.method != "GET":
         raise HandshakeError(405, "WebSocket upgrades must use GET.", [(b"allow", b"GET")])
-    if request.http_version not in ("1.1",):
+    if request.http_version[:2] != "1." or request.http_version == "1.0":
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
     if request.target[:1] != "/":
         request.target = origin_form(request.target)

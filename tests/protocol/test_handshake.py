@@ -142,9 +142,17 @@ def test_post_is_refused() -> None:
     assert event.status == 405
 
 
-def test_http_10_is_400() -> None:
-    event, _ = refuse(request_bytes().replace(b"HTTP/1.1", b"HTTP/1.0", 1))
-    assert event.status == 400
+@pytest.mark.parametrize("version", [b"1.0", b"2.0", b"0.9"])
+def test_a_version_below_1_1_or_of_another_major_is_400(version: bytes) -> None:
+    event, _ = refuse(request_bytes().replace(b"HTTP/1.1", b"HTTP/" + version, 1))
+    assert (event.status, event.detail) == (400, "WebSocket upgrades need HTTP/1.1.")
+
+
+def test_a_later_http_1_minor_version_is_read_as_1_1() -> None:
+    # RFC 6455 4.2.1 asks for HTTP/1.1 or higher; bolt's HTTP protocols hand such a request over as 1.1.
+    conn = ServerConnection()
+    (event,) = conn.receive_data(request_bytes().replace(b"HTTP/1.1", b"HTTP/1.2", 1))
+    assert isinstance(event, Request)
 
 
 @pytest.mark.parametrize("extra", ["Content-Length: 3", "Transfer-Encoding: chunked", "Content-Length: 0\r\nContent-Length: 0"])

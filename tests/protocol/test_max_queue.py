@@ -311,6 +311,17 @@ async def test_a_close_from_the_app_completes_with_a_close_frame_held_behind_the
     assert disconnect == [{"type": "websocket.disconnect", "code": 4000, "reason": "enough"}]
 
 
+def test_a_bound_of_zero_holds_the_rest_of_a_large_frame_too() -> None:
+    # A frame of 4 KiB or more cut by the end of a read is joined from its parts; with no room,
+    # its rest waits with what follows, and nothing is decoded.
+    conn = open_connection()
+    big, small = client_frame(BINARY, b"x" * 5000), client_frame(TEXT, b"after")
+    assert conn.receive_data(big[:100], 1) == [] and not conn.holding
+    assert conn.receive_data(big[100:] + small, 0) == [] and conn.holding
+    assert conn.receive_data(b"", 1) == [b"x" * 5000] and conn.holding
+    assert conn.receive_data(b"", 1) == ["after"] and not conn.holding
+
+
 def test_pongs_are_only_parsed_in_order() -> None:
     # parse_server_frames reads what the engine wrote for the pings, in order.
     conn = open_connection()
