@@ -280,7 +280,7 @@ class BoltAPI:
 
     def handles(self, scope: dict[str, Any]) -> bool:
         """Whether a route of this api matches the scope's path (used to share a server with Django)."""
-        return self.router.match(route_path(scope), scope["type"], scope.get("method", "GET")) is not None
+        return self.router.match(route_path(scope), scope["type"], scope.get("method")) is not None
 
     # -- ASGI --------------------------------------------------------------------------------------
 

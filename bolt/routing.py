@@ -201,13 +201,13 @@ class Router:
                 leaf.http[method] = route
         self.routes.append(route)
 
-    def match(self, path: str, kind: str = "http", method: str = "GET") -> Match | None:
+    def match(self, path: str, kind: str = "http", method: str | None = None) -> Match | None:
         """The leaf for a request to `path` and the raw parameter values in template order.
 
         The leaf is the first, in precedence order, with a route for the request: a WebSocket
-        route, or one for the HTTP `method` (HEAD: or GET; OPTIONS: any method, for a preflight).
-        Failing that, an HTTP request gets the first leaf with routes for other methods (a 405),
-        so `GET /users/me` reaches `GET /users/{id}` past a `POST /users/me`.
+        route, or one for the HTTP `method` (HEAD: or GET; OPTIONS or None: any method). Failing
+        that, an HTTP request gets the first leaf with routes for other methods (a 405), so
+        `GET /users/me` reaches `GET /users/{id}` past a `POST /users/me`.
         """
         found = self._static.get(path)
         if found is not None and _serves(found.leaf, kind, method):
