@@ -13,6 +13,13 @@ from bolt.models import json_default
 _CONTENT_TYPES: dict[tuple[str, str], bytes] = {}
 
 
+async def _cancel_on_disconnect(receive: Any, scope: anyio.CancelScope) -> None:
+    """Cancel `scope` when the client disconnects (reading, and dropping, a body nobody read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
 def _has_content(status_code: int) -> bool:
     """Whether a response with this status may carry content: not a 1xx, 204 or 304 (RFC 9110 6.4.1),
     whose head is the whole response (RFC 9112 6.3), so a body would be read as the next response."""
@@ -102,7 +109,11 @@ class JSONResponse(Response):
 
 
 class StreamingResponse(Response):
-    """A body produced chunk by chunk from a (sync or async) iterable of bytes or str."""
+    """A body produced chunk by chunk from a (sync or async) iterable of bytes or str.
+
+    When the client goes away before the end, the iteration is cancelled at its next await (an
+    async generator's `finally` runs): an endless stream (server-sent events) ends with its client.
+    """
 
     def __init__(self, content: Iterable[Any] | AsyncIterable[Any], status_code: int = 200,
                  headers: Mapping[str, str] | None = None, media_type: str | None = None) -> None:
@@ -126,7 +137,15 @@ class StreamingResponse(Response):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         if scope.get("method") != "HEAD" and _has_content(self.status_code):
-            async for chunk in self._chunks():
-                data = chunk if isinstance(chunk, bytes) else str(chunk).encode(self.charset)
-                await send({"type": "http.response.body", "body": data, "more_body": True})
+            # A server keeps taking sends for a client that left: only receive() tells.
+            finished = False
+            async with anyio.create_task_group() as group:
+                group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+                async for chunk in self._chunks():
+                    data = chunk if isinstance(chunk, bytes) else str(chunk).encode(self.charset)
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                finished = True
+                group.cancel_scope.cancel()  # all sent: stop listening
+            if not finished:
+                return  # the client left
         await send({"type": "http.response.body", "body": b""})

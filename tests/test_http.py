@@ -21,6 +21,7 @@ from bolt import (
     WebSocket,
 )
 from bolt.testing import AsyncTestClient, TestClient
+from uvicorn_server import serve
 
 
 @dataclasses.dataclass
@@ -397,3 +398,32 @@ async def test_a_204_leaves_a_keep_alive_connection_usable(http):
         writer.close()
     assert first.startswith(b"HTTP/1.1 204 ") and b"content-length" not in first.lower()
     assert second.startswith(b"HTTP/1.1 200 ") and body == b'{"hello":"world"}'
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http", ["bolt.protocol.http:HeadReader", "h11"])
+async def test_an_endless_stream_ends_when_its_client_leaves(http):
+    # Server-sent events: the generator never ends by itself; the server keeps taking sends for a
+    # client that left, so only the disconnect stops it.
+    ended = asyncio.Event()
+    api = BoltAPI()
+
+    @api.get("/events")
+    async def events():
+        async def ticks():
+            try:
+                while True:
+                    yield "data: tick\n\n"
+                    await asyncio.sleep(0.01)
+            finally:
+                ended.set()
+
+        return StreamingResponse(ticks(), media_type="text/event-stream")
+
+    async with asyncio.timeout(10), serve(api, http=http) as base:
+        host, port = base.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.readuntil(b"data: tick\n\n")
+        writer.close()
+        await asyncio.wait_for(ended.wait(), 2)
