@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     run.add_argument("--port", type=_port, default=8000, help="port to bind (default: 8000)")
     run.add_argument("--reload", action="store_true", help="restart when Python files change (development)")
-    run.add_argument("--workers", type=_workers, default=None, help="number of worker processes (default: 1)")
+    run.add_argument("--workers", type=_workers, default=None,
+                     help="number of worker processes (default: $WEB_CONCURRENCY, else 1)")
     run.add_argument("--ws", default=None,
                      help=f"WebSocket protocol, as uvicorn's --ws (default: {BOLT_PROTOCOL} when available)")
     run.add_argument("--http", default=None,

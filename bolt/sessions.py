@@ -184,9 +184,17 @@ def _logged_out(sender: Any, request: Any = None, **kwargs: Any) -> None:
         announce({"session": key})
 
 
-def _session_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+def _after_commit(event: dict[str, str], using: str | None) -> None:
+    """Announce `event` once the transaction that caused it commits (at once outside one): a worker
+    checking the session before then would read the old row, find it valid, and keep the socket."""
+    from django.db import transaction
+
+    transaction.on_commit(functools.partial(announce, event), using=using)
+
+
+def _session_deleted(sender: Any, instance: Any, using: str | None = None, **kwargs: Any) -> None:
     if instance.session_key != _cycling.get():
-        announce({"session": instance.session_key})
+        _after_commit({"session": instance.session_key}, using)
 
 
 def _renewal(old: str | None, store: Any, user: Any) -> dict[str, str] | None:
@@ -233,10 +241,10 @@ def _announcing_acycle_key(acycle_key: Callable[[Any], Awaitable[None]]) -> Call
 
 
 def _user_saved(sender: Any, instance: Any, created: bool = False, update_fields: Any = None,
-                **kwargs: Any) -> None:
+                using: str | None = None, **kwargs: Any) -> None:
     if created or (update_fields is not None and not {"password", "is_active"} & set(update_fields)):
         return  # a login's last_login update, say: no session can have ended
-    announce({"user": str(instance.pk)})
+    _after_commit({"user": str(instance.pk)}, using)  # the admin saves in a transaction
 
 
 def connect_signals() -> None:

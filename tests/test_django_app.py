@@ -155,6 +155,22 @@ def test_runserver_runs_the_system_checks_and_refuses_to_start_on_an_error(proje
     assert "bolt.E001" in result.stderr and "Starting development server" not in result.stdout
 
 
+@pytest.mark.parametrize("reload", [False, True])
+def test_runserver_on_a_taken_port_exits(project: dict[str, str], reload: bool) -> None:
+    # Under the autoreloader the server runs in a thread, where uvicorn's own exit ended only that thread.
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}",
+                                 *([] if reload else ["--noreload"])], cwd=PROJECT, env=project,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "address already in use" in result.stderr.lower(), result.stderr
+
+
 # -- Django users and sessions on sockets ----------------------------------------------------------------
 
 @pytest.mark.asyncio

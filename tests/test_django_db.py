@@ -115,6 +115,30 @@ async def test_deactivating_a_user_from_an_async_route_closes_its_sockets() -> N
         assert closed.value.code == SESSION_ENDED
 
 
+def deactivate_in_a_transaction(username: str) -> None:
+    """What Django's admin does: the save, then more work, then the commit."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        user = User.objects.get(username=username)
+        user.is_active = False
+        user.save()
+        User.objects.create(username=f"{username}-audit")  # the rest of the change form's work
+
+
+async def test_deactivating_a_user_in_a_transaction_closes_its_sockets_once_committed() -> None:
+    _, cookies = await logged_in("ida")
+    async with WebSocketTestClient(api, "/ws/users", cookies=cookies) as ws:
+        await ws.receive_json()
+        # In a thread of its own, as a view in another worker thread. (The race the commit hook
+        # prevents does not show here: SQLite's shared in-memory test database locks the table, so a
+        # check made before the commit fails, and fails closed.)
+        await sync_to_async(deactivate_in_a_transaction, thread_sensitive=False)("ida")
+        with pytest.raises(ConnectionClosed) as closed:
+            await ws.receive_json(timeout=5)
+        assert closed.value.code == SESSION_ENDED
+
+
 async def test_a_session_that_cannot_be_checked_is_closed(monkeypatch, caplog) -> None:
     import bolt.sessions
 

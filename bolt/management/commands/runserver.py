@@ -91,7 +91,11 @@ class Command(DjangoRunserver):
             os._exit(1)  # sys.exit would not end the process from the reloader's thread
         except KeyboardInterrupt:
             sys.exit(0)
-        if not server.started:  # uvicorn logs why (the port is taken, the lifespan failed) and returns
+        except SystemExit:
+            # uvicorn logged why (the port is taken, say) and exits, which from the reloader's thread
+            # would end only that thread and leave the process serving nothing.
+            os._exit(1)
+        if not server.started:  # uvicorn logs why (the lifespan failed, say) and returns
             os._exit(1)
 
 
