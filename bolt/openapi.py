@@ -8,7 +8,8 @@ rate limit the 401/403/429 answers it can give).
 from __future__ import annotations
 
 import inspect
-from typing import Any
+import types
+from typing import Any, Union, get_args, get_origin
 
 import msgspec
 
@@ -156,6 +157,17 @@ def _response_content(annotation: Any, schemas: SchemaSet) -> dict[str, Any]:
     if annotation is inspect.Parameter.empty:
         return {"application/json": {"schema": {}}}
     base = strip_optional(annotation)
+    if get_origin(base) in (Union, types.UnionType):
+        # `Item | JSONResponse`: each member its media type; the models share one schema.
+        content: dict[str, Any] = {}
+        models = [member for member in get_args(base) if not _is_response_class(member)]
+        for member in get_args(base):
+            if _is_response_class(member):
+                for media_type, entry in _response_content(member, schemas).items():
+                    content.setdefault(media_type, entry)
+        if models:  # several models in one union have no one schema: any JSON then
+            content["application/json"] = {"schema": schemas.schema(models[0]) if len(models) == 1 else {}}
+        return content
     if isinstance(base, type) and issubclass(base, Response):
         if issubclass(base, JSONResponse):
             return {"application/json": {"schema": {}}}
@@ -167,6 +179,10 @@ def _response_content(annotation: Any, schemas: SchemaSet) -> dict[str, Any]:
     if base in (bytes, bytearray):
         return {"application/octet-stream": {}}
     return {"application/json": {"schema": schemas.schema(annotation)}}
+
+
+def _is_response_class(member: Any) -> bool:
+    return isinstance(member, type) and issubclass(member, Response)
 
 
 def _error(description: str, schema: str = "Error", headers: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -205,9 +205,9 @@ class Router:
         """The leaf for a request to `path` and the raw parameter values in template order.
 
         The leaf is the first, in precedence order, with a route for the request: a WebSocket
-        route, or one for the HTTP `method` (HEAD: or GET; OPTIONS or None: any method). Failing
-        that, an HTTP request gets the first leaf with routes for other methods (a 405), so
-        `GET /users/me` reaches `GET /users/{id}` past a `POST /users/me`.
+        route, or one for the HTTP `method` (HEAD: or GET; None: any method). Failing that, an
+        HTTP request gets the first leaf with routes for other methods (a 405, or the answer to a
+        CORS preflight), so `GET /users/me` reaches `GET /users/{id}` past a `POST /users/me`.
         """
         found = self._static.get(path)
         if found is not None and _serves(found.leaf, kind, method):
@@ -253,4 +253,4 @@ def _serves(leaf: _Leaf, kind: str, method: str | None) -> bool:
     http = leaf.http
     if method is None or method in http:
         return bool(http)
-    return (method == "HEAD" and "GET" in http) or (method == "OPTIONS" and bool(http))
+    return method == "HEAD" and "GET" in http

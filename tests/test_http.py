@@ -178,6 +178,20 @@ async def test_http_exception_and_empty_response(client):
 
 
 @pytest.mark.asyncio
+async def test_http_exception_with_a_status_of_no_registry():
+    api = BoltAPI()
+
+    @api.get("/gone")
+    async def gone():
+        raise HTTPException(499)
+
+    response = await AsyncTestClient(api).get("/gone")
+    assert (response.status_code, response.json()) == (499, {"detail": "Client Error"})
+    with pytest.raises(ValueError, match="42 is not an HTTP status code"):
+        HTTPException(42)
+
+
+@pytest.mark.asyncio
 async def test_response_classes(client):
     response = await client.get("/text")
     assert (response.text, response.headers["content-type"]) == ("plain", "text/plain; charset=utf-8")

@@ -10,7 +10,7 @@ import pydantic
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from bolt import BoltAPI, Cookie, Header, HTMLResponse, Query, apidocs
+from bolt import BoltAPI, Cookie, Header, HTMLResponse, JSONResponse, Query, apidocs
 from bolt.auth import APIKeyAuthentication, IsAuthenticated, JWTAuthentication, SessionAuthentication
 from bolt.middleware import rate_limit
 from bolt.testing import AsyncTestClient
@@ -368,6 +368,28 @@ async def test_root_path_becomes_the_server_url():
     document = api.openapi(root_path="/shop")
     assert document["servers"] == [{"url": "/shop"}]
     validate(document, cls=OpenAPIV31SpecValidator)
+
+
+def test_a_return_type_that_may_be_a_response_class_is_described():
+    # What the route accepts at run time; one such route broke the whole document.
+    api = BoltAPI()
+
+    class Item(msgspec.Struct):
+        id: int
+
+    @api.get("/a")
+    async def a() -> Item | JSONResponse:
+        return Item(1)
+
+    @api.get("/b")
+    async def b() -> dict | HTMLResponse:
+        return {}
+
+    paths = api.openapi()["paths"]
+    assert paths["/a"]["get"]["responses"]["200"]["content"] == {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Item"}}}
+    assert paths["/b"]["get"]["responses"]["200"]["content"] == {
+        "text/html": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}}
 
 
 @pytest.mark.asyncio

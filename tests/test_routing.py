@@ -67,6 +67,14 @@ def test_a_leaf_without_a_route_for_the_request_does_not_hide_one_that_has_it():
     assert found("/files/a/b", method="PUT") == ("/files/a/b", [])
 
 
+def test_an_options_route_is_found_like_any_method():
+    router = Router()
+    router.add(Route("/users/me", lambda: None, "http", frozenset({"POST"})))
+    router.add(Route("/users/{uid}", lambda: None, "http", frozenset({"OPTIONS"})))
+    match = router.match("/users/me", "http", "OPTIONS")
+    assert match is not None and "OPTIONS" in match.leaf.http and list(match.values) == ["me"]
+
+
 @pytest.mark.asyncio
 async def test_a_route_for_another_method_or_kind_does_not_hide_a_template():
     api = BoltAPI()
