@@ -427,11 +427,11 @@ class BoltAPI:
         # Each step a plain route does not need is skipped: every coroutine layer and lookup costs
         # measurably per request (benchmarks/http_bench.py).
         scope["app"] = self
-        match = self.router.match(route_path(scope), "http", scope["method"])
+        method = scope["method"]
+        match = self.router.match(route_path(scope), "http", method)
         if match is None:
             await self._unrouted(scope, receive, send, JSONResponse({"detail": "Not Found"}, 404))
             return
-        method = scope["method"]
         if method == "OPTIONS":
             preflight = self.security.preflight(scope, match.leaf.allowed_methods())
             if preflight is not None:

@@ -168,7 +168,7 @@ def _response_content(annotation: Any, schemas: SchemaSet) -> dict[str, Any]:
         if models:  # several models in one union have no one schema: any JSON then
             content["application/json"] = {"schema": schemas.schema(models[0]) if len(models) == 1 else {}}
         return content
-    if isinstance(base, type) and issubclass(base, Response):
+    if _is_response_class(base):
         if issubclass(base, JSONResponse):
             return {"application/json": {"schema": {}}}
         if issubclass(base, (HTMLResponse, PlainTextResponse)):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, unquote, urlencode
 
 import anyio.from_thread
@@ -203,6 +203,11 @@ class WebSocketTestClient:
             self._app_error_raised = True
             raise self._app_error
 
+    def _raise_closed(self) -> NoReturn:
+        """What a receive after the close raises: the app's error, if not raised yet, else the close again."""
+        self._raise_app_error()
+        raise ConnectionClosed(self._close_code or 1006, self._close_reason or "")
+
     async def _next(self, timeout: float | None) -> dict[str, Any]:
         timeout = self.timeout if timeout is None else timeout
         try:
@@ -301,8 +306,7 @@ class WebSocketTestClient:
         if self._closed and self._handler_returned:
             raise HandlerReturned(self._close_code or 1000)
         if self._closed and self._from_app.empty():
-            self._raise_app_error()
-            raise ConnectionClosed(self._close_code or 1006, self._close_reason or "")
+            self._raise_closed()
         message = await self._next(timeout)
         if message["type"] == "websocket.close":
             self._closed = True
@@ -315,8 +319,7 @@ class WebSocketTestClient:
             raise ConnectionClosed(code, reason)
         if message is _APP_DONE:
             if self._closed:  # the close was reported already: the app's end changes nothing
-                self._raise_app_error()
-                raise ConnectionClosed(self._close_code or 1006, self._close_reason or "")
+                self._raise_closed()
             self._closed = True
             self._raise_app_error()
             self._close_code = self._close_code or 1006

@@ -26,6 +26,7 @@ __all__ = [
     "parse_request",
     "field_size",
     "request_from_fields",
+    "served_version",
     "valid_host",
     "validate_request",
 ]
@@ -204,6 +205,12 @@ def field_size(name: bytes, value: bytes) -> int:
     return len(name) + len(value) + 4
 
 
+def served_version(version: str) -> str:
+    """The HTTP version a request of ``version`` is served as: a later HTTP/1 minor version as 1.1
+    (RFC 9112 section 2.3), any other as it is."""
+    return "1.1" if version[:2] == "1." and version not in ("1.0", "1.1") else version
+
+
 def valid_host(value: bytes) -> bool:
     """Whether ``value`` is a Host header a server may accept (RFC 9112 section 3.2: 400 otherwise)."""
     return _HOST.fullmatch(value) is not None
@@ -217,7 +224,7 @@ def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
     """A GET over HTTP/1.1 (or a later 1.x, read as 1.1) asking to upgrade to WebSocket version 13."""
     if request.method != "GET":
         raise HandshakeError(405, "WebSocket upgrades must use GET.", [(b"allow", b"GET")])
-    if request.http_version[:2] != "1." or request.http_version == "1.0":
+    if served_version(request.http_version) != "1.1":
         raise HandshakeError(400, "WebSocket upgrades need HTTP/1.1.")
     if request.target[:1] != "/":
         request.target = origin_form(request.target)

@@ -34,6 +34,7 @@ from .handshake import (
     closing_response,
     field_size,
     origin_form,
+    served_version,
     valid_host,
 )
 from .timers import Deadlines, deadlines
@@ -222,10 +223,8 @@ class _BoundedHeads(h11.Connection):
             target = _path_target(event.target)
             if target is None or event.method == b"CONNECT":  # a 2xx would switch h11 to a tunnel
                 raise h11.RemoteProtocolError("Invalid request target.", error_status_hint=400)
-            version = event.http_version
-            if version[:2] == b"1." and version not in (b"1.0", b"1.1"):  # RFC 9112 2.3: a later 1.x is 1.1
-                version = b"1.1"
-            if target is not event.target or version is not event.http_version:
+            version = served_version(event.http_version.decode("ascii")).encode("ascii")
+            if target is not event.target or version != event.http_version:
                 event = h11.Request(method=event.method, target=target, headers=headers, http_version=version)
         return event
 
@@ -475,7 +474,7 @@ else:
                 self._before = before
                 if version == "1.0":
                     self.cycle.__class__ = _Http10Cycle
-            if version[:2] == "1." and version not in ("1.0", "1.1"):  # RFC 9112 2.3: a later 1.x is 1.1
+            if served_version(version) != version:  # a later 1.x
                 self.scope["http_version"] = "1.1"
             self._head_bytes = None
 

@@ -490,4 +490,3 @@ def _valid_ref(ref: Any) -> bool:
     if type(ref) is int:
         return -(2**63) <= ref < 2**64  # what a reply can carry (orjson); Python's decoder reads any size
     return isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH
-    return isinstance(ref, str) and len(ref) <= MAX_REF_LENGTH

@@ -28,14 +28,19 @@ class MemoryBackend(Backend):
         await super().stop()
         self._histories.clear()
 
-    def _history(self, room: str, policy: HistoryPolicy) -> History:
+    def _kept(self, room: str) -> History | None:
+        """The room's history, if it has one, marked as the most recently used."""
         history = self._histories.get(room)
+        if history is not None:
+            self._histories.move_to_end(room)
+        return history
+
+    def _history(self, room: str, policy: HistoryPolicy) -> History:
+        history = self._kept(room)
         if history is None:
             history = self._histories[room] = History(policy)
             if len(self._histories) > self.max_histories:
                 self._histories.popitem(last=False)
-        else:
-            self._histories.move_to_end(room)
         return history
 
     async def publish(self, room: str, message: Message, history: HistoryPolicy | None) -> None:
@@ -43,8 +48,7 @@ class MemoryBackend(Backend):
             self._history(room, history).append(message)
 
     async def replay(self, room: str, since: int, history: HistoryPolicy) -> Replay:
-        kept = self._histories.get(room)
+        kept = self._kept(room)
         if kept is None:  # nothing published since it was lost (or ever): a join makes none
             return Replay([], 0)
-        self._histories.move_to_end(room)
         return kept.since(since)
