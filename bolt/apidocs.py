@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from bolt.asyncapi import servers
 from bolt.requests import Request
 from bolt.responses import HTMLResponse, JSONResponse, Response
 
@@ -101,13 +102,13 @@ class DocsRoutes:
             for name in ("init.js", *ASSETS):
                 self.api.get(f"{self.docs_url.rstrip('/')}/{name}", **options)(self._asset_endpoint(name))
 
-    def _document(self, build: Callable[..., dict[str, Any]], **arguments: Any) -> Response:
-        """A document, built again only when a route or a route's security policy changed.
+    def _document(self, build: Callable[..., dict[str, Any]], **arguments: Any) -> bytes:
+        """A document as JSON, built again only when a route or a route's security policy changed.
 
         Building one for hundreds of routes takes tens of milliseconds, too long to spend on the event
         loop for every request. The key holds each route's compiled policy, so a settings change (which
-        drops the policies) or a new route rebuilds; `arguments` come from the request, so the cache
-        is kept small.
+        drops the policies) or a new route rebuilds; `arguments` come from the server's settings (the
+        root path), never from what a client chooses, and the cache is kept small all the same.
         """
         routes = self.api.router.routes
         policies = tuple(route.security or self.api.security.compile(route) for route in routes)
@@ -118,14 +119,21 @@ class DocsRoutes:
             if len(self._documents) >= MAX_CACHED_DOCUMENTS:
                 self._documents.clear()
             self._documents[key] = body
-        return Response(body, media_type="application/json")
+        return body
 
     async def openapi(self, request: Request) -> Response:
-        return self._document(self.api.openapi, root_path=request.scope.get("root_path", ""))
+        body = self._document(self.api.openapi, root_path=request.scope.get("root_path", ""))
+        return Response(body, media_type="application/json")
 
     async def asyncapi(self, request: Request) -> Response:
-        return self._document(self.api.asyncapi, host=request.headers.get("host"),
-                              scheme=request.scope.get("scheme"), root_path=request.scope.get("root_path", ""))
+        body = self._document(self.api.asyncapi)
+        host = request.headers.get("host")
+        if host:
+            # The server entry names the Host header, which each client chooses: it is added to the
+            # one cached document, so varying the header cannot make the server build it again.
+            entry = servers(host, request.scope.get("scheme"), request.scope.get("root_path", ""))
+            body = body[:-1] + b',"servers":' + orjson.dumps(entry) + b"}"
+        return Response(body, media_type="application/json")
 
     async def page(self, request: Request) -> Response:
         root = request.scope.get("root_path", "")

@@ -145,10 +145,7 @@ class AsyncAPIBuilder:
             info["description"] = self.api.description
         document: dict[str, Any] = {"asyncapi": ASYNCAPI_VERSION, "info": info}
         if host:
-            server: dict[str, Any] = {"host": host, "protocol": "wss" if scheme in ("https", "wss") else "ws"}
-            if root_path:
-                server["pathname"] = root_path
-            document["servers"] = {"default": server}
+            document["servers"] = servers(host, scheme, root_path)
         document["defaultContentType"] = "application/json"
         document["channels"] = self.channels
         document["operations"] = self.operations
@@ -273,6 +270,14 @@ def _asyncapi_scheme(scheme: dict[str, Any]) -> dict[str, Any]:
     if scheme.get("type") == "apiKey":
         return {**scheme, "type": "httpApiKey"}
     return scheme
+
+
+def servers(host: str, scheme: str | None = None, root_path: str = "") -> dict[str, Any]:
+    """The document's `servers`: the one a client reached it at (`host` as its Host header gave it)."""
+    server: dict[str, Any] = {"host": host, "protocol": "wss" if scheme in ("https", "wss") else "ws"}
+    if root_path:
+        server["pathname"] = root_path
+    return {"default": server}
 
 
 def asyncapi_document(api: Any, *, host: str | None = None, scheme: str | None = None,

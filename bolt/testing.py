@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import quote, unquote, urlencode
@@ -76,10 +76,15 @@ def _target_path(path: str) -> tuple[str, bytes]:
     return unquote(raw), raw.encode("ascii")
 
 
-def _cookie_header(cookies: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
-    if not cookies:
-        return []
-    return [(b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1"))]
+def _request_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None,
+                     cookies: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
+    """A request's header fields: `headers`, behind a `host: testserver` unless they name a Host."""
+    fields = raw_headers(headers)
+    if not any(name == b"host" for name, _ in fields):
+        fields.insert(0, (b"host", b"testserver"))
+    if cookies:
+        fields.append((b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode("latin-1")))
+    return fields
 
 
 def _with_origin(headers: list[tuple[bytes, bytes]], origin: str | None) -> list[tuple[bytes, bytes]]:
@@ -146,8 +151,7 @@ class WebSocketTestClient:
             "path": scope_path,
             "raw_path": raw_path,
             "query_string": (query_string or inline_query).encode(),
-            "headers": _with_origin(
-                [(b"host", b"testserver")] + raw_headers(headers) + _cookie_header(cookies), origin),
+            "headers": _with_origin(_request_headers(headers, cookies), origin),
             "subprotocols": list(subprotocols or ()),
             "state": {},
             "extensions": {"websocket.http.response": {}, TESTING: testing},
@@ -416,7 +420,7 @@ class AsyncTestClient:
         scope_path, raw_path = _target_path(path)
         if params is not None:
             query = params if isinstance(params, str) else urlencode(params, doseq=True)
-        fields = [(b"host", b"testserver")] + raw_headers(headers) + _cookie_header(cookies)
+        fields = _request_headers(headers, cookies)
         body = b""
         if json is not None:
             body = orjson.dumps(json)

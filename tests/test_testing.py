@@ -91,6 +91,26 @@ async def test_raw_asgi_app_and_http_client():
 
 
 @pytest.mark.asyncio
+async def test_a_host_header_given_replaces_the_test_servers():
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append([value for name, value in scope["headers"] if name == b"host"])
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close"})
+            return
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    await AsyncTestClient(app).get("/", headers={"Host": "chat.example"})
+    await AsyncTestClient(app).get("/")
+    with pytest.raises(WebSocketDenied):
+        async with WebSocketTestClient(app, "/ws", headers=[("host", "chat.example")]):
+            pass
+    assert seen == [[b"chat.example"], [b"testserver"], [b"chat.example"]]
+
+
+@pytest.mark.asyncio
 async def test_cookies_come_with_the_test_servers_origin_unless_told_otherwise():
     api = BoltAPI(cors_allowed_origins=["https://app.example", "https://other.example"])
 
