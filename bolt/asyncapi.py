@@ -217,6 +217,10 @@ class AsyncAPIBuilder:
                 target[spec.key] = self.schemas.schema(strip_optional(spec.annotation))
                 if spec.default is inspect.Parameter.empty:
                     required[spec.source].append(spec.key)
+            elif spec.source == "query_model":  # each field is a query parameter of its own
+                fields, needed = self.schemas.fields(spec.annotation)
+                query.update(fields)
+                required["query"] += [key for key in fields if key in needed]
         bindings: dict[str, Any] = {}
         if query:
             bindings["query"] = {"type": "object", "properties": query, "required": required["query"]}

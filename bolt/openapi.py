@@ -298,12 +298,9 @@ class OpenAPIBuilder:
 
     def _query_model(self, model: Any) -> list[dict[str, Any]]:
         """A query model's fields, each a query parameter of its own (a list field repeats)."""
-        schema = self.schemas.schema(strip_optional(model))
-        if "$ref" in schema:
-            schema = self.schemas.components[schema["$ref"].rsplit("/", 1)[-1]]
-        required = set(schema.get("required", ()))
+        fields, required = self.schemas.fields(model)
         parameters = []
-        for key, field in schema.get("properties", {}).items():
+        for key, field in fields.items():
             parameter = {"name": key, "in": "query", "required": key in required, "schema": field}
             if field.get("type") == "array":
                 parameter["style"], parameter["explode"] = "form", True

@@ -55,5 +55,12 @@ class SchemaSet:
     def schema(self, annotation: Any) -> dict[str, Any]:
         return self.schemas([annotation])[0]
 
+    def fields(self, model: Any) -> tuple[dict[str, Any], set[str]]:
+        """The schemas of a model's fields by name, and the names that are required (a query model's)."""
+        schema = self.schema(strip_optional(model))
+        if "$ref" in schema:
+            schema = self.components[schema["$ref"].rsplit("/", 1)[-1]]
+        return dict(schema.get("properties", {})), set(schema.get("required", ()))
+
 
 __all__ = ["SchemaSet", "strip_annotated", "strip_optional"]

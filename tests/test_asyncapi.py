@@ -20,7 +20,7 @@ import jwt
 import msgspec
 import pytest
 
-from bolt import BoltAPI, Header
+from bolt import BoltAPI, Header, Query
 from bolt.asyncapi import CLIENT_MESSAGES, ROOM_PATTERN, SERVER_MESSAGES
 from bolt.auth import APIKeyAuthentication, IsAuthenticated, JWTAuthentication, SessionAuthentication
 from bolt.realtime import names
@@ -153,6 +153,25 @@ def test_channels_from_paths_parameters_and_handshake_inputs(document):
     notes = document["channels"]["ws_notes_note_id"]
     assert notes["parameters"] == {"note_id": {"description": "A path parameter (integer)."}}
     assert "parameters" not in document["channels"]["ws_plain"]
+
+
+class Feed(msgspec.Struct):
+    topic: str
+    limit: int = 20
+
+
+def test_a_query_models_fields_are_the_handshakes_query_parameters():
+    api = BoltAPI()
+
+    @api.websocket("/ws/feed")
+    async def feed(websocket, params: Annotated[Feed, Query()], lang: str = "en") -> None:
+        await websocket.accept()
+
+    document = api.asyncapi()
+    check(document)
+    query = document["channels"]["ws_feed"]["bindings"]["ws"]["query"]
+    assert query == {"type": "object", "required": ["topic"], "properties": {
+        "topic": {"type": "string"}, "limit": {"type": "integer", "default": 20}, "lang": {"type": "string"}}}
 
 
 def test_messages_from_receives_and_sends(document):
