@@ -54,6 +54,7 @@ export function fakeSockets() {
     constructor(url, protocols) {
       this.url = url;
       this.protocols = protocols;
+      this.protocol = ""; // the subprotocol the server chose: set it before accept() to choose another
       this.readyState = 0;
       this.sent = [];
       this.closedWith = null;
@@ -73,8 +74,9 @@ export function fakeSockets() {
 
     // -- the server's side, played by the test --
 
-    /** Accept and say hello. */
+    /** Accept (choosing "bolt.v1" when it was offered, as the endpoint does) and say hello. */
     accept(hello = {}) {
+      if (!this.protocol && [].concat(this.protocols || []).includes("bolt.v1")) this.protocol = "bolt.v1";
       this.readyState = 1;
       if (this.onopen) this.onopen({});
       this.push({ type: "hello", version: 1, connection: `c${sockets.indexOf(this) + 1}`, user: null, max_rooms: 32, ...hello });

@@ -3,8 +3,9 @@ test pages and bolt.js itself. Run with uvicorn: `uvicorn live_app:app` (tests/c
 
 Rooms starting with "h:" keep a history; "staff" is refused to everyone. `/ws/rl` limits each
 connection to 5 messages a second, 10 at once; `/ws/rd` to 5 a second, 3 at once, answering the
-extra ones `rate_limited` instead of closing. With BOLT_LIVE_PUBSUB set (a redis:// URL) the hub
-uses that backend instead of the process's memory.
+extra ones `rate_limited` instead of closing. `/ws/none` is made with `subprotocol=None`, and
+`/ws/echo` (not a room endpoint) accepts the last subprotocol the client offers. With
+BOLT_LIVE_PUBSUB set (a redis:// URL) the hub uses that backend instead of the process's memory.
 """
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import mimetypes
 import os
 from pathlib import Path
 
-from bolt import BoltAPI
+from bolt import BoltAPI, WebSocket
 from bolt.middleware import rate_limit
+from bolt.websocket import WebSocketDisconnect
 
 HERE = Path(__file__).resolve().parent
 ROOTS = {"/client/": HERE, "/static/": HERE.parent.parent / "bolt" / "static"}
@@ -24,6 +26,18 @@ api.realtime("/ws/rt", can_join=lambda websocket, room: room != "staff", can_pub
 api.realtime("/ws/rl", can_join=True, can_publish=True, rate_limit=rate_limit(messages=(5, 10)))
 api.realtime("/ws/rd", can_join=True, can_publish=True,
              rate_limit=rate_limit(messages=(5, 3), on_message_limit="drop"))
+api.realtime("/ws/none", can_join=True, can_publish=True, subprotocol=None)
+
+
+@api.websocket("/ws/echo")
+async def echo_protocol(websocket: WebSocket) -> None:
+    offered = websocket.subprotocols
+    await websocket.accept(offered[-1] if offered else None)
+    try:
+        while True:
+            await websocket.receive_text()
+    except WebSocketDisconnect:
+        pass
 
 
 def static_file(path: str) -> Path | None:

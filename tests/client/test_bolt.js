@@ -53,6 +53,44 @@ test("params and protocols reach the WebSocket; a params function is called on e
   equal(new URL(fakes.last.url).searchParams.get("token"), "t2");
 });
 
+test("protocols without the endpoint's subprotocol: closed at once with a subprotocol error, nothing dialed", async () => {
+  for (const protocols of [["token.abc"], "token.abc", ["chat.v1"]]) {
+    const { conn, fakes, clock, errors, states } = setup({ protocols });
+    equal([conn.state, fakes.sockets.length], ["closed", 0], JSON.stringify(protocols));
+    equal(errors.map((e) => [e.code, e.name]), [["subprotocol", "BoltError"]]);
+    assert(errors[0].reason.includes('"bolt.v1"'), errors[0].reason);
+    equal(conn.reason, errors[0].message);
+    equal(states, [], "closed before a listener could subscribe: read conn.state and conn.reason");
+    await clock.advance(60000);
+    equal(fakes.sockets.length, 0);
+  }
+});
+
+test("the subprotocol option names the endpoint's: offered beside a token and chosen, the connection opens", async () => {
+  const { conn, fakes, errors } = setup({ subprotocol: "chat.v1", protocols: ["chat.v1", "token.abc"] });
+  fakes.last.protocol = "chat.v1";
+  fakes.last.accept();
+  equal([conn.state, errors], ["open", []]);
+  const plain = setup({ protocols: ["bolt.v1", "token.abc"] });
+  plain.fakes.last.accept();
+  equal([plain.fakes.last.protocol, plain.conn.state], ["bolt.v1", "open"]);
+});
+
+test("a handshake that chose another of the offered subprotocols closes for good with a subprotocol error", async () => {
+  const { conn, fakes, clock, errors, states } = setup({ protocols: ["bolt.v1", "token.abc"] });
+  const room = conn.join("r");
+  fakes.last.protocol = "token.abc"; // a server that echoes the token: the browser takes it, it was offered
+  fakes.last.accept();
+  equal([conn.state, conn.id, fakes.last.of("join").length], ["closed", null, 0], "its hello is not read");
+  equal(fakes.last.closedWith.code, 1000);
+  equal(errors.map((e) => e.code), ["subprotocol"]);
+  assert(conn.reason.includes('"token.abc"') && conn.reason.includes('"bolt.v1"'), conn.reason);
+  equal(states.map((s) => s.state), ["closed"]);
+  await rejects(room.ready, "closed");
+  await clock.advance(60000);
+  equal(fakes.sockets.length, 1, "not retried");
+});
+
 test("an async params function is awaited before dialing", async () => {
   const { fakes } = setup({ params: async () => ({ token: "late" }) });
   equal(fakes.sockets.length, 0);
@@ -816,6 +854,109 @@ test("a close the client does not retry rejects a publish and an authenticate aw
     await rejects(published, "closed", `${code}`);
     await rejects(authenticated, "closed", `${code}`);
   }
+});
+
+/** Answer the unanswered publishes on the current socket, in order: `codes[i]` refuses the i-th, null accepts it. */
+async function answerPublishes(fakes, codes) {
+  fakes.last._answered = fakes.last._answered || new Set();
+  const open = fakes.last.of("publish").filter((m) => !fakes.last._answered.has(m.ref));
+  open.forEach((m, i) => {
+    fakes.last._answered.add(m.ref);
+    const code = codes[i] === undefined ? null : codes[i];
+    fakes.last.push(code === null ? { type: "reply", ref: m.ref, ok: true }
+      : { type: "reply", ref: m.ref, ok: false, error: { code, reason: "Message rate exceeded" } });
+  });
+  await settle();
+}
+
+test("a publish refused rate_limited (never applied) is sent again after a backoff delay, and resolves", async () => {
+  const { conn, fakes, clock, errors } = setup({ backoff: { initial: 1000 }, pingInterval: 0 });
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  let settled = null;
+  const published = room.publish("x").then((reply) => (settled = reply), (err) => (settled = err));
+  await answerPublishes(fakes, ["rate_limited"]);
+  equal([settled, fakes.last.of("publish").length], [null, 1], "not settled, not sent again yet");
+  equal(clock.pending().includes(500), true, "random() * initial: the first backoff delay");
+  await clock.advance(500);
+  await answerPublishes(fakes, ["rate_limited"]);
+  await clock.advance(999); // random() * initial * factor: the ceiling grows
+  equal(fakes.last.of("publish").length, 2);
+  await clock.advance(1);
+  equal(fakes.last.of("publish").map((m) => m.data), ["x", "x", "x"]);
+  await answerPublishes(fakes, [null]);
+  equal((await published).ok, true);
+  equal(errors, []);
+});
+
+test("a publish refused rate_limited keeps its place: its room's later publishes wait behind it", async () => {
+  const { conn, fakes, clock } = setup({ backoff: { initial: 100 }, pingInterval: 0 });
+  const room = conn.join("r");
+  const other = conn.join("o");
+  await openAndJoin(fakes);
+  const outcome = (p) => p.then((reply) => reply.ok, (err) => err.code);
+  const results = [1, 2, 3].map((i) => outcome(room.publish(i)));
+  await answerPublishes(fakes, ["rate_limited", "rate_limited", null]); // 3 got through, 1 and 2 did not
+  const later = [outcome(room.publish(4)), outcome(other.publish("o"))];
+  equal(fakes.last.of("publish").map((m) => m.data), [1, 2, 3, "o"], "4 waits behind 1 and 2; another room does not");
+  await clock.advance(50);
+  equal(fakes.last.of("publish").map((m) => m.data), [1, 2, 3, "o", 1, 2, 4], "again in the order they were made");
+  await answerPublishes(fakes, [null, null, null, null]);
+  equal(await Promise.all([...results, ...later]), [true, true, true, true, true]);
+});
+
+test("retries bounds the resends of a publish refused rate_limited; then it rejects with that code", async () => {
+  const { conn, fakes, clock, errors } = setup({ retries: 2, backoff: { initial: 100 }, pingInterval: 0 });
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  const published = room.publish("x");
+  for (let i = 0; i < 3; i++) {
+    await answerPublishes(fakes, ["rate_limited"]);
+    await clock.advance(100);
+  }
+  const err = await rejects(published, "rate_limited");
+  equal([err.name, err.reason], ["BoltError", "Message rate exceeded"]);
+  await clock.advance(60000);
+  equal([fakes.last.of("publish").length, errors], [3, []]);
+});
+
+test("a publish refused unavailable (its fate unknown) rejects with the code and reason, and is never resent", async () => {
+  const { conn, fakes, clock, errors } = setup({ backoff: { initial: 100 }, pingInterval: 0 });
+  const room = conn.join("r");
+  await openAndJoin(fakes);
+  const published = room.publish("x");
+  const reply = fakes.last.of("publish")[0];
+  const reason = "the pub/sub backend did not confirm the message, which may still be delivered: timeout";
+  fakes.last.push({ type: "reply", ref: reply.ref, ok: false, error: { code: "unavailable", reason } });
+  const err = await rejects(published, "unavailable");
+  equal([err.reason, err.message], [reason, `unavailable: ${reason}`]);
+  await clock.advance(60000);
+  equal([fakes.last.of("publish").length, errors], [1, []]);
+});
+
+test("a publish waiting to be sent again: a reconnect sends it after the rejoin, leave() and close() reject it", async () => {
+  const { conn, fakes, clock } = setup({ backoff: { initial: 10000 }, pingInterval: 0 });
+  const room = conn.join("r");
+  const other = conn.join("o");
+  await openAndJoin(fakes);
+  const resent = room.publish(1);
+  const left = room.publish(2);
+  const closed = other.publish(3);
+  await answerPublishes(fakes, ["rate_limited", "rate_limited", "rate_limited"]);
+  fakes.last.drop(1006);
+  await clock.advance(5000);
+  fakes.last.accept();
+  equal(fakes.last.of("publish").length, 0, "not before the rejoin");
+  fakes.last.replyAll("join");
+  await settle();
+  equal(fakes.last.of("publish").map((m) => m.data), [1, 2, 3], "the reconnect does not wait out the old delay");
+  await answerPublishes(fakes, [null, "rate_limited", "rate_limited"]);
+  equal((await resent).ok, true);
+  room.leave();
+  await rejects(left, "left");
+  conn.close();
+  await rejects(closed, "closed");
+  equal(clock.pending().length, 0, "no timer left behind");
 });
 
 test("publishing after close rejects with closed; join after close throws", async () => {

@@ -338,3 +338,154 @@ def test_a_rejoin_refused_while_redis_is_down_is_retried_until_redis_is_back(bro
         assert after["errors"] == [], after
     finally:
         server.stop()
+
+
+# -- publishes refused for a passing reason ----------------------------------------------------------
+
+
+def test_publishes_answered_rate_limited_are_sent_again_until_they_go_through(browser: object,
+                                                                               bolt_server: LiveServer) -> None:
+    """`rate_limited` is answered before the server reads the message (docs/realtime-protocol.md), so
+    a publish refused with it was not applied: bolt.js sends it again after a backoff delay. With the
+    hello's message_limit hidden from bolt.js, 8 publishes at once on a route answering messages over
+    5/s (3 at once) `rate_limited` are partly refused; every one resolves, and each is delivered once."""
+    browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
+    result = browser.execute_async_script("""
+      const done = arguments[0];
+      import("/static/bolt/bolt.js").then(async ({ connect }) => {
+        let refusals = 0;
+        let sent = 0;
+        class Unpaced extends WebSocket {
+          send(text) {
+            if (JSON.parse(text).type === "publish") sent += 1;
+            super.send(text);
+          }
+          set onmessage(fn) {
+            super.onmessage = fn && ((event) => {
+              const msg = JSON.parse(event.data);
+              if (msg.type === "hello") delete msg.message_limit;
+              if (msg.error && msg.error.code === "rate_limited") refusals += 1;
+              fn({ data: JSON.stringify(msg) });
+            });
+          }
+          get onmessage() { return super.onmessage; }
+        }
+        const errors = [];
+        const got = [];
+        const conn = connect("/ws/rd", { WebSocket: Unpaced, backoff: { initial: 400 }, pingInterval: 0,
+                                         onError: (e) => errors.push(e.code) });
+        const room = conn.join("p:burst", { onMessage: (data) => got.push(data) });
+        await room.ready;
+        const published = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map(
+          (i) => room.publish(i).then((reply) => reply.ok, (e) => e.code)));
+        await new Promise((resolve) => setTimeout(resolve, 300)); // anything delivered twice would be here by now
+        done({ published, got: got.slice().sort(), refusals, sent, errors, state: conn.state });
+        conn.close();
+      }).catch((err) => done({ error: String(err) }));
+    """)
+    assert result.get("published") == [True] * 8, result
+    assert result["got"] == list(range(8)), result  # each once, whatever the order
+    assert result["refusals"] >= 3 and result["sent"] == 8 + result["refusals"], result
+    assert result["errors"] == [] and result["state"] == "open", result
+
+
+def test_a_publish_answered_unavailable_rejects_and_is_not_sent_again(browser: object, redis_server) -> None:
+    """`unavailable` says the publish's fate is unknown (the backend may still carry it), so a resend
+    could deliver it twice: the promise rejects with the code and the server's reason, and bolt.js
+    sends nothing again."""
+    server = LiveServer(BOLT_LIVE_PUBSUB=redis_server.url)
+    server.start()
+    try:
+        browser.get(f"http://127.0.0.1:{server.port}/client/live.html")
+        browser.execute_async_script("""
+          const done = arguments[0];
+          import("/static/bolt/bolt.js").then(async ({ connect }) => {
+            const seen = window.seen = { publishes: 0, errors: [] };
+            class Spy extends WebSocket {
+              send(text) {
+                if (JSON.parse(text).type === "publish") seen.publishes += 1;
+                super.send(text);
+              }
+            }
+            window.conn = connect("/ws/rt", { WebSocket: Spy, backoff: { initial: 50, max: 200 }, pingInterval: 0,
+                                              onError: (e) => seen.errors.push(e.code) });
+            window.room = conn.join("plain");
+            await room.ready;
+            done(true);
+          }).catch((err) => done({ error: String(err) }));
+        """)
+        redis_server.stop()
+        result = browser.execute_async_script("""
+          const done = arguments[0];
+          (async () => {
+            const outcome = await room.publish({ text: "while redis is down" }).then(
+              (reply) => ({ ok: reply.ok }), (e) => ({ code: e.code, reason: e.reason, name: e.name }));
+            await new Promise((resolve) => setTimeout(resolve, 1500)); // several backoff delays
+            done({ outcome, publishes: seen.publishes, errors: seen.errors, state: conn.state, room: room.state });
+            conn.close();
+          })().catch((err) => done({ error: String(err) }));
+        """)
+    finally:
+        server.stop()
+    assert result["outcome"]["code"] == "unavailable" and result["outcome"]["name"] == "BoltError", result
+    assert "may still be delivered" in result["outcome"]["reason"], result
+    assert result["publishes"] == 1 and result["errors"] == [], result
+    assert result["state"] == "open" and result["room"] == "joined", result
+
+
+# -- subprotocols ------------------------------------------------------------------------------------
+
+SUBPROTOCOL_ATTEMPTS = """
+  const [path, options, done] = arguments;
+  import("/static/bolt/bolt.js").then(({ connect }) => {
+    const sockets = [];
+    class Spy extends WebSocket {
+      constructor(...args) { super(...args); sockets.push(this); }
+    }
+    const errors = [];
+    const states = [];
+    const conn = connect(path, { WebSocket: Spy, backoff: { initial: 50, max: 100 }, connectTimeout: 1000,
+                                 onError: (e) => errors.push({ code: e.code, message: e.message }), ...options });
+    conn.onState((state, detail) => states.push([state, detail.code === undefined ? null : detail.code]));
+    setTimeout(() => {
+      done({ state: conn.state, reason: conn.reason, closeEvent: conn.closeEvent, errors, attempts: sockets.length,
+             protocols: sockets.map((s) => s.protocol), states: states.slice(0, 6) });
+      conn.close();
+    }, 1500);
+  }, (err) => done({ error: String(err) }));
+"""
+
+
+def test_protocols_without_the_endpoints_subprotocol_fail_at_once_with_a_clear_error(
+        browser: object, bolt_server: LiveServer) -> None:
+    """A token alone in `protocols`: the endpoint answers with no subprotocol, and Chromium fails every
+    such handshake (a 1006 close, like a network loss). bolt.js refuses the list before dialing."""
+    browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
+    result = browser.execute_async_script(SUBPROTOCOL_ATTEMPTS, "/ws/rt", {"protocols": ["token.abc"]})
+    assert result["attempts"] == 0 and result["state"] == "closed", result
+    assert [e["code"] for e in result["errors"]] == ["subprotocol"], result
+    assert '"bolt.v1"' in result["reason"] and result["reason"] == result["errors"][0]["message"], result
+
+
+def test_a_handshake_that_chose_another_subprotocol_closes_with_a_clear_error(
+        browser: object, bolt_server: LiveServer) -> None:
+    """A server that picks another of the offered subprotocols (here the token): Chromium accepts it,
+    since it was offered; bolt.js closes at once instead of waiting for a hello that never comes."""
+    browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
+    result = browser.execute_async_script(SUBPROTOCOL_ATTEMPTS, "/ws/echo", {"protocols": ["bolt.v1", "token.abc"]})
+    assert result["attempts"] == 1 and result["protocols"] == ["token.abc"], result
+    assert result["state"] == "closed" and [e["code"] for e in result["errors"]] == ["subprotocol"], result
+    assert '"token.abc"' in result["reason"], result
+
+
+def test_an_endpoint_that_answers_no_subprotocol_looks_like_a_network_loss(
+        browser: object, bolt_server: LiveServer) -> None:
+    """What bolt.js cannot tell (docs/client.md): "bolt.v1" offered to an endpoint made with
+    subprotocol=None. Chromium fails the handshake with a 1006 close and gives the page no reason,
+    so each attempt counts as a network loss, within `retries`."""
+    browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
+    result = browser.execute_async_script(SUBPROTOCOL_ATTEMPTS, "/ws/none", {"protocols": ["bolt.v1"], "retries": 2})
+    assert result["attempts"] == 3 and result["state"] == "closed", result
+    assert result["reason"] == "gave up after 2 attempts" and result["closeEvent"]["code"] == 1006, result
+    assert result["states"] == [["reconnecting", 1006], ["reconnecting", 1006], ["closed", 1006]], result
+    assert result["errors"] == [], result

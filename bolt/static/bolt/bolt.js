@@ -14,6 +14,9 @@
 /** The room protocol version this client speaks. */
 export const PROTOCOL_VERSION = 1;
 
+/** The WebSocket subprotocol an `api.realtime` endpoint accepts unless made with another (the `subprotocol` option). */
+export const SUBPROTOCOL = "bolt.v1";
+
 /** The close code of a connection whose credentials expired (docs/realtime-protocol.md#credentials). */
 export const CREDENTIALS_EXPIRED = 4401;
 
@@ -34,7 +37,7 @@ export function defaultReconnectOn(code) {
  * The error every rejected promise carries, and every `onError` report of the server or the client
  * (exceptions from the page's own code reach `onError` as they were thrown): `code` is one of the
  * protocol's error codes ("forbidden", "not_joined", ...) or one of the client's own
- * ("timeout", "queue_full", "disconnected", "closed", "left", "invalid_data", "bad_json").
+ * ("timeout", "queue_full", "disconnected", "closed", "left", "invalid_data", "bad_json", "subprotocol").
  */
 export class BoltError extends Error {
   /**
@@ -54,6 +57,7 @@ const DEFAULTS = Object.freeze({
   token: undefined,
   tokenParam: "token",
   protocols: undefined,
+  subprotocol: SUBPROTOCOL,
   pingInterval: 25000,
   pingTimeout: 10000,
   connectTimeout: 10000,
@@ -78,6 +82,11 @@ const BACKOFF_DEFAULTS = Object.freeze({ initial: 500, max: 30000, factor: 2, re
 // Join refusals that say "try again" (docs/realtime-protocol.md#errors): the room was not joined this
 // time, and the join is sent again after a backoff delay instead of dropping the room.
 const RETRY_JOIN_CODES = Object.freeze(["unavailable", "rate_limited"]);
+
+// The one publish refusal that is sent again: the server answers "rate_limited" before it reads the
+// message, so the room never got it. Not "unavailable": the backend may still deliver that one, and a
+// resend could deliver it twice.
+const RETRY_PUBLISH_CODES = Object.freeze(["rate_limited"]);
 
 /**
  * A join's `since` as an id, or null: an integer, or a string of its decimal digits (what
@@ -191,7 +200,8 @@ export class Connection {
     this._timers = opts.timers || REAL_TIMERS;
     this._rooms = new Map(); // name -> Room
     this._pending = new Map(); // ref -> {resolve, reject, timer}
-    this._queue = []; // publishes waiting for their room to be joined on an open socket
+    this._queue = []; // publishes waiting for their room to be joined on an open socket, in the order they were made
+    this._nextPublish = 1; // the order of the next publish made
     this._listeners = new Set();
     this._nextRef = 1;
     // The newest token (a string `token` option, replaced by each accepted authenticate()), and an
@@ -338,11 +348,21 @@ export class Connection {
     this._timer.retry = null;
     if (this.state === "closed") return;
     if (typeof token === "string" && token) params = { ...(params || {}), [this._opts.tokenParam]: token };
+    const { protocols, subprotocol } = this._opts;
+    const offered = protocols === undefined ? [] : [].concat(protocols);
+    if (offered.length && !offered.includes(subprotocol)) {
+      // The endpoint answers with its own subprotocol or none, and a browser fails every handshake
+      // whose answer names none of the offered ones: each attempt would look like a network loss.
+      this._refuseSubprotocol(`the protocols ${JSON.stringify(offered)} do not offer the endpoint's subprotocol ` +
+        `${JSON.stringify(subprotocol)}: a browser fails every handshake whose answer names none of them ` +
+        `(offer it beside a token, or set the subprotocol option to the endpoint's)`);
+      return;
+    }
     let ws;
     try {
-      ws = this._opts.protocols === undefined
+      ws = protocols === undefined
         ? new this._WebSocket(resolveUrl(this.url, params))
-        : new this._WebSocket(resolveUrl(this.url, params), this._opts.protocols);
+        : new this._WebSocket(resolveUrl(this.url, params), protocols);
     } catch (err) {
       // A malformed URL or protocol list: retrying cannot help.
       this._report(err);
@@ -351,6 +371,13 @@ export class Connection {
     }
     this._ws = ws;
     this._ready = false;
+    ws.onopen = () => {
+      // A server may pick any offered subprotocol, and the browser takes it: one that is not the
+      // endpoint's is not speaking this protocol, and will not say hello.
+      if (this._ws !== ws || !offered.length || ws.protocol === subprotocol) return;
+      this._refuseSubprotocol(`the server chose the subprotocol ${JSON.stringify(ws.protocol)}, ` +
+        `not the endpoint's ${JSON.stringify(subprotocol)}`, ws);
+    };
     ws.onmessage = (event) => this._ws === ws && this._receive(event.data);
     ws.onclose = (event) =>
       this._ws === ws && this._lost({ code: event.code, reason: event.reason, wasClean: event.wasClean });
@@ -361,6 +388,15 @@ export class Connection {
         this._abandon(ws, `no hello within ${this._opts.connectTimeout} ms`);
       }, this._opts.connectTimeout);
     }
+  }
+
+  /** Close for good on a subprotocol that cannot work (retrying cannot help), reporting why. */
+  _refuseSubprotocol(reason, ws = null) {
+    const err = new BoltError("subprotocol", reason);
+    this._detach();
+    if (ws) ws.close(1000, "subprotocol");
+    this._report(err);
+    if (this.state !== "closed") this._shutdown(err.message, { code: null, reason: err.message });
   }
 
   _hello(msg) {
@@ -409,7 +445,7 @@ export class Connection {
 
   _detach() {
     const ws = this._ws;
-    if (ws) ws.onmessage = ws.onclose = ws.onerror = null;
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
     this._ws = null;
     this._ready = false;
     for (const name of ["connect", "ping", "stable", "pace"]) this._clear(name);
@@ -424,6 +460,7 @@ export class Connection {
       room._cancelRetry(); // the next hello rejoins it anyway
       room.state = "joining";
     }
+    for (const item of this._queue) this._cancelPublishRetry(item); // sent again right after its room's rejoin
     if (this.state === "closed") return;
     // Expired credentials are worth a retry only when a token() function can give fresh ones.
     let retry = always || (event.code === CREDENTIALS_EXPIRED && typeof this._opts.token === "function");
@@ -462,7 +499,7 @@ export class Connection {
     if (typeof window !== "undefined" && window.removeEventListener) window.removeEventListener("online", this._onOnline);
     this._failPending("closed", reason);
     const queued = this._queue.splice(0);
-    for (const item of queued) item.reject(new BoltError("closed", reason));
+    for (const item of queued) this._reject(item, new BoltError("closed", reason));
     const waiting = this._authWaiting;
     this._authWaiting = null;
     for (const { reject } of waiting ? waiting.waiters : []) reject(new BoltError("closed", reason));
@@ -594,24 +631,51 @@ export class Connection {
     }
     if (json === undefined) return Promise.reject(new BoltError("invalid_data", "data must be a JSON value"));
     const ahead = this._queue.some((item) => item.room === room);
-    if (this._ready && room._joined && !ahead && this._take()) return this._sendPublish(room, data);
-    if (this._queue.length >= this._opts.queueSize) {
+    const now = this._ready && room._joined && !ahead && this._take();
+    if (!now && this._queue.length >= this._opts.queueSize) {
       return Promise.reject(new BoltError("queue_full", `${this._queue.length} publishes already wait for the connection`));
     }
-    return new Promise((resolve, reject) => this._queue.push({ room, data, resolve, reject }));
+    return new Promise((resolve, reject) => {
+      // order: its place among the room's publishes; refusals and retry: see _sendPublish.
+      const item = { room, data, resolve, reject, order: this._nextPublish++, refusals: 0, retry: null };
+      if (now) this._sendPublish(item);
+      else this._queue.push(item);
+    });
   }
 
-  _sendPublish(room, data) {
-    return this._request({ type: "publish", room: room.name, data }, this._opts.replyTimeout, true);
+  /**
+   * Send a publish (its place in the pace is taken already). One refused "rate_limited" was never
+   * applied: it goes back to the queue at its place, ahead of its room's later publishes, and is sent
+   * again after a backoff delay, at most `retries` times. Any other outcome settles its promise.
+   */
+  _sendPublish(item) {
+    const { room, data } = item;
+    this._request({ type: "publish", room: room.name, data }, this._opts.replyTimeout, true).then(item.resolve, (err) => {
+      const current = this.state !== "closed" && this._rooms.get(room.name) === room;
+      if (!RETRY_PUBLISH_CODES.includes(err.code) || !current || item.refusals >= this._opts.retries) {
+        item.reject(err);
+        return;
+      }
+      item.retry = this._timers.setTimeout(() => {
+        item.retry = null;
+        this._drain();
+      }, this._delay(item.refusals));
+      item.refusals += 1;
+      const later = this._queue.findIndex((other) => other.order > item.order);
+      this._queue.splice(later === -1 ? this._queue.length : later, 0, item);
+    });
   }
 
-  /** Send the queued publishes whose room is joined now, in the order they were made, as the pace allows. */
+  /**
+   * Send the queued publishes whose room is joined now, in the order they were made within each room,
+   * as the pace allows. One waiting out its retry delay holds back its room's later ones.
+   */
   _flush() {
     if (!this._ready) return;
     const waiting = [];
     for (const item of this._queue.splice(0)) {
-      if (item.room._joined && !waiting.some((other) => other.room === item.room) && this._take()) {
-        this._sendPublish(item.room, item.data).then(item.resolve, item.reject);
+      if (item.retry === null && item.room._joined && !waiting.some((other) => other.room === item.room) && this._take()) {
+        this._sendPublish(item);
       } else {
         waiting.push(item);
       }
@@ -622,10 +686,21 @@ export class Connection {
   _dropQueued(room, error) {
     const keep = [];
     for (const item of this._queue.splice(0)) {
-      if (item.room === room) item.reject(error);
+      if (item.room === room) this._reject(item, error);
       else keep.push(item);
     }
     this._queue.push(...keep);
+  }
+
+  /** Stop the retry delay of a queued publish, if it waits one. */
+  _cancelPublishRetry(item) {
+    if (item.retry !== null) this._timers.clearTimeout(item.retry);
+    item.retry = null;
+  }
+
+  _reject(item, error) {
+    this._cancelPublishRetry(item);
+    item.reject(error);
   }
 
   // -- incoming ---------------------------------------------------------------------------
@@ -735,6 +810,8 @@ export class Room {
    * Publish `data` (any JSON value) to the room, the sender included. Resolves with the server's
    * reply ({type: "reply", ref, ok: true, id?}); rejects with a BoltError whose `code` is the
    * server's error code, or "timeout", "queue_full", "disconnected", "closed", "left", "invalid_data".
+   * A refusal "rate_limited" (the server did not read it) is sent again after a backoff delay, up to
+   * `retries` times; "unavailable" (it may still be delivered) rejects, and is never sent again.
    * @param {any} data
    * @returns {Promise<object>}
    */
