@@ -496,7 +496,8 @@ class Hub:
         A str goes out as a text message, bytes as a binary message, anything else as JSON (encoded
         once). `exclude` is a WebSocket or connection id, or an iterable of them, not to send to.
         Never waits for a slow client. Raises PublishError when the backend does not confirm the
-        message: this process's members did not get it, but other processes may still deliver it.
+        message: this process's members did not get it, but other processes may still deliver it (the
+        Redis backend then signals a gap to this process's members when its reply timed out).
         """
         check_target(room)
         backend = self.backend

@@ -36,7 +36,8 @@ class PublishError(BackendUnavailable):
     """The backend did not confirm a broadcast: this process has not delivered it.
 
     Not confirmed is not the same as not delivered: a command that timed out can still run when Redis
-    resumes, and then other processes deliver it.
+    resumes, and then other processes deliver it (the Redis backend then signals a gap to this
+    process's members of the room).
     """
 
 

@@ -26,6 +26,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bolt.realtime.backends.base import Backend, BackendUnavailable, PublishError, Subscriber
 from bolt.realtime.history import HistoryPolicy, Replay
@@ -222,16 +223,34 @@ class RedisBackend(Backend):
     async def publish(self, room: str, message: Message, history: HistoryPolicy | None) -> None:
         assert self._redis is not None, "backend not started"
         sent = _now_ms()
-        with _unavailable(f"publish to room {room!r}", PublishError):
-            if history is None:
-                await self._redis.execute_command(self.publish_command, self._channel(room),
-                                                  self._header(message.kind, 0, sent) + message.payload())
-            else:
-                seq_key, history_key, start_key = self._history_keys(room)
-                seq = await self._script(keys=[seq_key, history_key, self._channel(room), start_key],
-                                         args=[self.node, message.kind, message.payload(), sent, history.size,
-                                               int(history.ttl * 1000)])
-                message.seq = int(seq)
+        try:
+            with _unavailable(f"publish to room {room!r}", PublishError):
+                if history is None:
+                    await self._redis.execute_command(self.publish_command, self._channel(room),
+                                                      self._header(message.kind, 0, sent) + message.payload())
+                else:
+                    seq_key, history_key, start_key = self._history_keys(room)
+                    seq = await self._script(keys=[seq_key, history_key, self._channel(room), start_key],
+                                             args=[self.node, message.kind, message.payload(), sent, history.size,
+                                                   int(history.ttl * 1000)])
+                    message.seq = int(seq)
+        except PublishError as exc:
+            if isinstance(exc.__cause__, RedisTimeoutError):
+                self._unconfirmed(room)
+            raise
+        except asyncio.CancelledError:
+            self._unconfirmed(room)
+            raise
+
+    def _unconfirmed(self, room: str) -> None:
+        """A publish was sent but not confirmed (its reply timed out, or it was cancelled).
+
+        Redis may still run it: the other processes then deliver it and the history keeps it, but this
+        process never will (it skips its own echo), so its members are told they may have missed it.
+        A refused or broken connection needs no signal here: nothing was sent, or Redis went away and
+        the subscriber signals the gap when it is back.
+        """
+        self.hub.signal_gap(room)  # type: ignore[union-attr]
 
     async def replay(self, room: str, since: int, history: HistoryPolicy) -> Replay:
         assert self._redis is not None, "backend not started"
