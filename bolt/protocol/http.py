@@ -545,6 +545,10 @@ def default_http_protocol() -> type:
     return HttpToolsProtocol or H11Protocol
 
 
+# In a request head: a control character (HTAB aside), a CR not before LF, an LF not after CR.
+_MALFORMED_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r[^\n]|(?<!\r)\n")
+# The request line of a GET, up to its CRLF: one space each side of a target of visible characters.
+_GET_LINE = re.compile(rb"GET [^\x00-\x20\x7f]+ HTTP/[0-9]\.[0-9]")
 # The two headers that make a request an upgrade, found without parsing the others.
 _UPGRADE_FIELDS = re.compile(rb"\r\n(connection|upgrade):[ \t]*([^\r\n]*)", re.IGNORECASE)
 
@@ -568,8 +572,9 @@ class HeadReader(asyncio.Protocol):
     A WebSocket upgrade goes to bolt's ``WebSocketProtocol`` as bytes, which parses and checks the
     head itself: no HTTP protocol object is made for it and uvicorn parses nothing. Anything else
     (another method, a head the WebSocket rule does not match, more than ``MAX_REQUEST_SIZE`` bytes
-    without a blank line, a blank line without its CR) goes to ``http_class``, a uvicorn HTTP
-    protocol (with the head deadline), with the bytes read so far, as if it had read them itself.
+    without a blank line, an unfinished head holding what no request head holds) goes to
+    ``http_class``, a uvicorn HTTP protocol (with the head deadline), with the bytes read so far, as
+    if it had read them itself.
     When the WebSocket protocol is not bolt's, every connection goes to ``http_class``.
 
     It closes a connection whose first request head is not complete ``head_timeout`` seconds after
@@ -585,7 +590,8 @@ class HeadReader(asyncio.Protocol):
     head_timeout = HeadDeadline.head_timeout
     http_class: type = default_http_protocol()
 
-    __slots__ = ("config", "server_state", "app_state", "loop", "transport", "_head", "_deadlines", "_http")
+    __slots__ = ("config", "server_state", "app_state", "loop", "transport", "_head", "_line_read", "_deadlines",
+                 "_http")
 
     def __init__(
         self,
@@ -600,6 +606,7 @@ class HeadReader(asyncio.Protocol):
         self.loop = _loop or asyncio.get_event_loop()
         self.transport: asyncio.Transport = None  # type: ignore[assignment]  # until connection_made
         self._head: bytearray | None = None  # a GET head read in more than one piece, so far
+        self._line_read = False  # the request line of that head has been read (and found well formed)
         self._deadlines: Deadlines | None = None  # while the first head is awaited
         self._http: Any = None  # the HTTP protocol given an incomplete head: the deadline still holds
 
@@ -622,8 +629,10 @@ class HeadReader(asyncio.Protocol):
             return
         end = head.find(b"\r\n\r\n", max(0, seen - 3))  # only where the new bytes can complete it
         if end < 0:
-            # Past bolt's limit, or a blank line without its CR: uvicorn's parser answers those.
-            if len(head) > MAX_REQUEST_SIZE or head.find(b"\n\n", max(0, seen - 1)) >= 0:
+            # Past bolt's limit, or bytes no request head holds (in what came now) or a malformed request
+            # line: uvicorn's parser answers those at once, where waiting would end only at the deadline.
+            if (len(head) > MAX_REQUEST_SIZE or _MALFORMED_HEAD.search(head, max(0, seen - 1)) is not None
+                    or not self._line_read and not self._request_line_ok(head, seen)):
                 self._to_http(bytes(head), complete=False)
             elif buffered is None:
                 self._head = bytearray(data)
@@ -636,6 +645,15 @@ class HeadReader(asyncio.Protocol):
                      _loop=self.loop).take_over(self.transport, whole)
         else:
             self._to_http(whole, complete=True)
+
+    def _request_line_ok(self, head: bytes | bytearray, seen: int) -> bool:
+        """Whether an unfinished head's request line, once read in full, is one a GET upgrade may have
+        (the `seen` bytes read before hold no line end: searched from there only)."""
+        end = head.find(b"\r\n", max(0, seen - 1))
+        if end < 0:
+            return True  # not all read yet
+        self._line_read = True
+        return _GET_LINE.fullmatch(head, 0, end) is not None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._stop_reading()

@@ -236,6 +236,26 @@ async def test_a_head_without_cr_is_answered_at_once() -> None:
         writer.close()
 
 
+@pytest.mark.parametrize("unfinished", [
+    b"GET /lf HTTP/1.1\r\nHost: x\n\r\n",  # an LF without its CR, then what looks like the end
+    b"GET /cr HTTP/1.1\r\nHost: x\r\r\n",  # a CR without its LF
+    b"GET /nul HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n",
+    b"GET /a b HTTP/1.1\r\nHost: x\r\n",  # a space in the target
+    b"GET /x HTTP/1.1 extra\r\n",
+])
+@pytest.mark.parametrize("pieces", [1, 3])
+async def test_an_unfinished_head_that_cannot_be_a_request_is_answered_at_once(unfinished: bytes, pieces: int) -> None:
+    async with asyncio.timeout(5), serve(app) as srv:  # the head deadline is 10 s: an answer comes first
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        size = -(-len(unfinished) // pieces)
+        for start in range(0, len(unfinished), size):
+            writer.write(unfinished[start : start + size])
+            await writer.drain()
+            await asyncio.sleep(0.01)
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 400")
+        writer.close()
+
+
 class QuickReader(http.HeadReader):
     head_timeout = 0.5
 
