@@ -244,15 +244,16 @@ def _check_upgrade(request: Request, fields: dict[bytes, list[bytes]]) -> None:
 
 
 # An absolute-form target (RFC 9112 section 3.2.2), which a server must accept: scheme, authority, path.
-_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]+([^#]*)")
+_ABSOLUTE_FORM = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/?#]+)([^#]*)")
 
 
 def origin_form(target: str) -> str:
-    """The path and query of an absolute-form target; 400 for a target that is neither that nor a path."""
+    """The path and query of an absolute-form target; 400 for a target that is neither that nor a path,
+    or whose authority is no host a Host header could name (user information included)."""
     absolute = _ABSOLUTE_FORM.fullmatch(target)
-    if absolute is None:
+    if absolute is None or not valid_host(absolute.group(1).encode("ascii")):
         raise HandshakeError(400, "The request target must be a path or an absolute URI.")
-    path = absolute.group(1)
+    path = absolute.group(2)
     return path if path[:1] == "/" else "/" + path  # "ws://host" and "ws://host?q" address the root
 
 

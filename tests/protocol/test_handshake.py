@@ -311,7 +311,9 @@ def test_an_absolute_form_target_is_read_as_its_path(target: str, path: str) -> 
     assert isinstance(request, Request) and request.target == path
 
 
-@pytest.mark.parametrize("target", ["chat", "*", "example.com/chat", "http:/chat", "http://h/chat#frag"])
+@pytest.mark.parametrize("target", ["chat", "*", "example.com/chat", "http:/chat", "http://h/chat#frag",
+                                    # an authority no Host header may hold: RFC 9110 4.2.4 (user information)
+                                    "ws://[::1/chat", "ws://h:abc/chat", "ws://user:pw@h/chat", "ws://h\\x/chat"])
 def test_a_target_neither_a_path_nor_an_absolute_uri_is_400(target: str) -> None:
     event, out = refuse(request_bytes(target=target))
     assert event.status == 400 and b"must be a path or an absolute URI" in out

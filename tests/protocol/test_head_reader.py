@@ -476,6 +476,13 @@ async def test_an_absolute_form_target_is_served_as_its_path(http_class: type, t
         writer.close()
 
 
+@pytest.mark.parametrize("http_class", HTTP_CLASSES)
+@pytest.mark.parametrize("target", [b"http://[::1/items", b"http://x:abc/items", b"http://user@example.com/items"])
+async def test_an_absolute_form_target_with_a_bad_authority_is_refused(http_class: type, target: bytes) -> None:
+    answer = await only_answer(http_class, b"GET " + target + b" HTTP/1.1\r\nHost: example.com\r\n\r\n")
+    assert answer == b"HTTP/1.1 400 Bad Request"
+
+
 async def only_answer(http_class: type, request: bytes) -> bytes:
     """The status line of the one answer a server gives `request` (and what follows it in the same
     write) before it closes the connection."""
