@@ -39,6 +39,7 @@ from .handshake import (
     accept_key,
     closing_response,
     field_size,
+    head_too_large,
     header_lines,
     parse_request,
     request_from_fields,
@@ -209,10 +210,10 @@ class ServerConnection:
             raise LocalProtocolError(f"cannot take a parsed request in state {self.state.value}")
         events: list[Event] = []
         # The size of that head, without its final blank line, as _receive_request measures it.
-        size = len(method) + len(target) + len(http_version) + 7
-        size += sum(field_size(name, value) for name, value in fields)
+        line = len(method) + len(target) + len(http_version) + 7
+        size = line + sum(field_size(name, value) for name, value in fields)
         if size > self.max_request_size:
-            self._refuse(HandshakeError(431, "Request headers too large."), events)
+            self._refuse(head_too_large(line > self.max_request_size), events)
             return events
         try:
             request = request_from_fields(method, target, fields, http_version)
@@ -226,7 +227,8 @@ class ServerConnection:
         buf = self._buf
         end = buf.find(b"\r\n\r\n")
         if (end if end >= 0 else len(buf)) > self.max_request_size:
-            self._refuse(HandshakeError(431, "Request headers too large."), events)
+            line_end = buf.find(b"\r\n", 0, self.max_request_size + 2)
+            self._refuse(head_too_large(line_end < 0 or line_end > self.max_request_size), events)
             return
         if end < 0:
             return

@@ -25,13 +25,14 @@ __all__ = [
     "parse_header_list",
     "parse_request",
     "field_size",
+    "head_too_large",
     "request_from_fields",
     "served_version",
     "valid_host",
     "validate_request",
 ]
 
-MAX_REQUEST_SIZE = 64 * 1024  # request line and headers; more is refused with 431
+MAX_REQUEST_SIZE = 64 * 1024  # request line and headers; more is refused with 431 (414: the line alone)
 # Header lines; more are refused with 431. bolt.accel.parse_head's own limit, restated (a test holds the two equal).
 MAX_HEADERS = 200
 
@@ -51,6 +52,14 @@ class HandshakeError(Exception):
         self.status = status
         self.detail = detail
         self.headers = headers or []
+
+
+def head_too_large(line_too_long: bool) -> HandshakeError:
+    """The refusal of a request head past ``MAX_REQUEST_SIZE``: 414 when its request line alone is
+    (RFC 9110 15.5.15: the target is what is too long), else 431."""
+    if line_too_long:
+        return HandshakeError(414, "Request target too long.")
+    return HandshakeError(431, "Request headers too large.")
 
 
 class Request:

@@ -33,6 +33,7 @@ from .handshake import (
     HandshakeError,
     closing_response,
     field_size,
+    head_too_large,
     origin_form,
     served_version,
     valid_host,
@@ -215,7 +216,8 @@ class _BoundedHeads(h11.Connection):
             if len(headers) > MAX_HEADERS:
                 self.refused = (431, "Too many request headers.")
             elif len(event.target) + sum(field_size(name, value) for name, value in headers) > MAX_REQUEST_SIZE:
-                self.refused = (431, "Request headers too large.")
+                refusal = head_too_large(len(event.target) > MAX_REQUEST_SIZE)
+                self.refused = (refusal.status, refusal.detail)
             elif event.http_version[:2] != b"1." and not _asks_websocket(headers):  # h11 reads any digit.digit
                 self.refused = (505, "HTTP version not supported.")  # an upgrade gets the engine's answer
             if self.refused is not None:
@@ -413,7 +415,10 @@ else:
             self._head_size = self._trailers = 0
 
         def on_url(self, url: bytes) -> None:
-            self._grow_head(len(url))
+            self._head_size += len(url)
+            if self._head_size > MAX_REQUEST_SIZE:  # the target alone
+                refusal = head_too_large(True)
+                self._stop_parser(refusal.status, refusal.detail)
             super().on_url(url)
 
         def on_header(self, name: bytes, value: bytes) -> None:

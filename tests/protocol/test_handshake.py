@@ -194,6 +194,16 @@ def test_oversized_head_is_431() -> None:
     assert isinstance(events[0], HandshakeFailed) and events[0].status == 431
 
 
+@pytest.mark.parametrize("line_end", [b" HTTP/1.1\r\nHost: x\r\n\r\n", b""])
+def test_a_request_line_past_the_limit_is_414(line_end: bytes) -> None:
+    # RFC 9110 15.5.15: the target is what is too long, whether or not its line has ended.
+    conn = ServerConnection(max_request_size=1024)
+    events = conn.receive_data(b"GET /?q=" + b"a" * 2000 + line_end)
+    assert isinstance(events[0], HandshakeFailed) and events[0].status == 414
+    events = ServerConnection(max_request_size=1024).receive_request(b"GET", b"/?q=" + b"a" * 2000, [(b"host", b"x")])
+    assert isinstance(events[0], HandshakeFailed) and events[0].status == 414
+
+
 def test_reject_with_body() -> None:
     conn = ServerConnection()
     conn.receive_data(request_bytes())
