@@ -53,7 +53,7 @@ _SEND_WHOLE = Response.__call__
 # registered: a misspelt `gaurds=` must not leave a route open without a word.
 WEBSOCKET_OPTIONS = frozenset(("include_in_schema", "send_queue", "slow_consumer", "send_timeout",
                                "allow_missing_origin"))
-HTTP_OPTIONS = frozenset(("include_in_schema", "tags", "summary", "responses"))
+HTTP_OPTIONS = frozenset(("include_in_schema", "tags", "summary", "responses", "allow_missing_origin"))
 
 
 def _check_options(path: str, options: dict[str, Any], known: frozenset[str]) -> None:
@@ -95,10 +95,11 @@ class BoltAPI:
         `openapi_url`), its AsyncAPI document (`asyncapi_url`) and the docs page (`docs_url`);
         None switches one off (docs/http.md).
 
-        `allow_missing_origin=True` lets WebSocket handshakes that authenticate by cookie (or session)
-        through without an Origin header (refused with 403 "Origin required" by default); None reads
-        Django's BOLT_ALLOW_MISSING_ORIGIN. A route may say so too:
-        `@api.websocket(path, allow_missing_origin=True)`.
+        `allow_missing_origin=True` lets WebSocket handshakes, and HTTP requests of a method other
+        than GET, HEAD, OPTIONS or TRACE, that authenticate by cookie (or session) through without an
+        Origin header (refused with 403 "Origin required" by default); None reads Django's
+        BOLT_ALLOW_MISSING_ORIGIN. A route may say so too:
+        `@api.websocket(path, allow_missing_origin=True)`, `@api.post(path, allow_missing_origin=True)`.
 
         `send_queue`, `slow_consumer` ("drop_oldest", "drop_newest" or "close") and `send_timeout` bound
         what a broadcast may queue for one client; a route can override them in `@api.websocket(...)`.
@@ -485,8 +486,8 @@ class BoltAPI:
             if raise_server_exceptions(scope):
                 raise
             response = JSONResponse({"detail": "Internal Server Error"}, 500)
-        if request is not None and request.cors is not None:
-            self.security.add_cors_headers(request, response)
+        if request is not None:
+            self.security.add_response_headers(request, route, response)
         if type(response).__call__ is _SEND_WHOLE:  # Response.__call__, written out: one await fewer
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": response.raw_headers})

@@ -17,6 +17,7 @@ import orjson
 from bolt.datastructures import Headers, raw_headers
 from bolt.extensions import TESTING, Testing
 from bolt.security.auth import AuthContext
+from bolt.security.pipeline import SAFE_METHODS
 
 DEFAULT_TIMEOUT = 5.0
 #: The Origin a WebSocketTestClient sends with cookies when the test gives none: the test server's own.
@@ -88,8 +89,9 @@ def _request_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | No
 
 
 def _with_origin(headers: list[tuple[bytes, bytes]], origin: str | None) -> list[tuple[bytes, bytes]]:
-    """A handshake carrying cookies gets the Origin a browser would send (`origin`), unless the test
-    gives one in its headers: cookie credentials without an Origin are refused."""
+    """A handshake (or an unsafe request) carrying cookies gets the Origin a browser would send
+    (`origin`), unless the test gives one in its headers: cookie credentials without an Origin are
+    refused there."""
     names = {name for name, _ in headers}
     if origin is not None and b"cookie" in names and b"origin" not in names:
         headers.append((b"origin", origin.encode("latin-1")))
@@ -402,15 +404,21 @@ class TestResponse:
 
 
 class AsyncTestClient:
-    """Send HTTP requests to an ASGI app in-process: `await client.get("/items", params={...})`."""
+    """Send HTTP requests to an ASGI app in-process: `await client.get("/items", params={...})`.
+
+    A request of a method other than GET, HEAD, OPTIONS or TRACE that carries cookies (and no Origin
+    header of the test's own) sends `Origin: <origin>`, by default `http://testserver`, the same
+    origin, as a browser would; `origin=None` sends none.
+    """
 
     __test__ = False
 
     def __init__(self, app: Any, *, client: tuple[str, int] = ("testclient", 50000),
-                 raise_server_exceptions: bool = True) -> None:
+                 raise_server_exceptions: bool = True, origin: str | None = TEST_ORIGIN) -> None:
         self.app = app
         self.client = client
         self.raise_server_exceptions = raise_server_exceptions
+        self.origin = origin
 
     async def request(self, method: str, path: str, *, params: Mapping[str, Any] | str | None = None,
                       headers: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
@@ -421,6 +429,8 @@ class AsyncTestClient:
         if params is not None:
             query = params if isinstance(params, str) else urlencode(params, doseq=True)
         fields = _request_headers(headers, cookies)
+        if method.upper() not in SAFE_METHODS:
+            fields = _with_origin(fields, self.origin)
         body = b""
         if json is not None:
             body = orjson.dumps(json)

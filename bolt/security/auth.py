@@ -105,6 +105,8 @@ class BaseAuthentication:
     #: The challenge a 401 refusal of a route that uses this backend carries in WWW-Authenticate
     #: (RFC 9110 11.6.1), beside those of the route's other backends.
     challenge: str | None = None
+    #: Whether the backend reads a cookie: the answers of its HTTP routes then vary by Cookie.
+    reads_cookie: bool = False
 
     async def authenticate(self, conn: Any) -> AuthContext | None:
         raise NotImplementedError
@@ -156,6 +158,7 @@ class JWTAuthentication(BaseAuthentication):
         self.header = header.lower() if header else None
         self.query_param = query_param
         self.cookie = cookie
+        self.reads_cookie = cookie is not None
         self.user_id_claim = user_id_claim
         self.max_length = max_length
         self.options: Options = {"require": list(require)}
@@ -312,6 +315,8 @@ class SessionAuthentication(BaseAuthentication):
     deactivated (see bolt.sessions; "bolt" must be in INSTALLED_APPS). `close_on_session_end=False`
     lets a route's sockets outlive their session.
     """
+
+    reads_cookie = True
 
     def __init__(self, *, close_on_session_end: bool = True) -> None:
         self.close_on_session_end = close_on_session_end

@@ -38,7 +38,7 @@ def add_cors_headers(scope: dict[str, Any], response: Response, cors: tuple[str,
         return
     for name, value in allow_origin_headers(*cors).items():
         if name == "Vary":
-            _add_vary(response, value)
+            add_vary(response, value)
         else:
             response.set_header(name, value)
     expose = setting("CORS_EXPOSE_HEADERS", ())
@@ -46,7 +46,7 @@ def add_cors_headers(scope: dict[str, Any], response: Response, cors: tuple[str,
         response.set_header("Access-Control-Expose-Headers", ", ".join(expose))
 
 
-def _add_vary(response: Response, name: str) -> None:
+def add_vary(response: Response, name: str) -> None:
     """Add ``name`` to the response's Vary list, keeping what the handler put there (RFC 9110 12.5.5)."""
     present = [value.decode("latin-1") for key, value in response.raw_headers if key == b"vary"]
     tokens = [token.strip() for value in present for token in value.split(",") if token.strip()]

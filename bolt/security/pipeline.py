@@ -45,6 +45,8 @@ AUTH_SCOPE_KEY = "auth"
 
 ORIGIN_NOT_ALLOWED = "Origin not allowed"
 ORIGIN_REQUIRED = "Origin required"
+# The methods a browser may send without Origin (same-origin GET and HEAD; RFC 9110 9.2.1's safe ones).
+SAFE_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE"))
 RATE_LIMITED = "Rate limit exceeded"
 AUTH_REQUIRED = "Authentication required"
 PERMISSION_DENIED = "Permission denied"
@@ -69,7 +71,7 @@ class RoutePolicy:
     """One route's compiled security: what to run, precomputed so the hot path only branches."""
 
     __slots__ = ("backends", "guards", "limit", "limit_after_auth", "key_of", "bucket_id", "messages",
-                 "message_mode", "challenge", "trivial", "ipv6_prefix", "allow_missing_origin")
+                 "message_mode", "challenge", "trivial", "ipv6_prefix", "allow_missing_origin", "reads_cookie")
 
     def __init__(self, route: Any, backends: Sequence[Any], guards: Sequence[Any], limit: RateLimit | None,
                  ipv6_prefix: int = DEFAULT_IPV6_PREFIX, allow_missing_origin: bool = False) -> None:
@@ -84,8 +86,8 @@ class RoutePolicy:
         self.challenge = ", ".join(b.challenge for b in self.backends if getattr(b, "challenge", None)) or None
         self.trivial = not (self.backends or self.guards or self.limit or self.messages)
         self.ipv6_prefix = ipv6_prefix
-        # Only WebSocket handshakes need an Origin: browsers omit it on same-origin HTTP GETs.
-        self.allow_missing_origin = allow_missing_origin or route.kind != "websocket"
+        self.allow_missing_origin = allow_missing_origin
+        self.reads_cookie = any(getattr(b, "reads_cookie", False) for b in self.backends)
 
 
 def _key_function(key: str | Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -234,9 +236,11 @@ class SecurityPipeline:
                 self._warn_wildcard_cookie(route)
                 return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED),
                                   f"cookie credentials from origin {(origin or '')[:200]!r} admitted only by '*'")
-            if auth.source == "cookie" and origin is None and not policy.allow_missing_origin:
-                # Browsers always send Origin on a WebSocket; without one, the cross-site check
-                # cannot be made, and a proxy that strips it must not silently switch it off.
+            if (auth.source == "cookie" and origin is None and not policy.allow_missing_origin
+                    and scope.get("method") not in SAFE_METHODS):
+                # Browsers send Origin on every WebSocket and every request of an unsafe method (only
+                # a same-origin GET or HEAD goes without); without one, the cross-site check cannot
+                # be made, and a proxy that strips it must not silently switch it off.
                 return self.deny(route.path, scope, Denial(403, ORIGIN_REQUIRED),
                                  "cookie credentials without an Origin header")
             scope[AUTH_SCOPE_KEY] = auth
@@ -326,9 +330,15 @@ class SecurityPipeline:
         return cors.preflight_response(scope, admission, allowed_methods)
 
     @staticmethod
-    def add_cors_headers(request: Request, response: Any) -> None:
-        """Add the CORS headers for a cross-origin request the pipeline admitted."""
-        cors.add_cors_headers(request.scope, response, request.cors)
+    def add_response_headers(request: Request, route: Any, response: Any) -> None:
+        """Add what the checks made the answer depend on: CORS headers for a cross-origin request the
+        pipeline admitted, and `Vary: Cookie` where a backend reads a cookie (a shared cache must not
+        give one user's answer to another)."""
+        if request.cors is not None:
+            cors.add_cors_headers(request.scope, response, request.cors)
+        policy = route.security
+        if policy is not None and policy.reads_cookie:
+            cors.add_vary(response, "Cookie")
 
     def add_unrouted_cors_headers(self, scope: dict[str, Any], response: Any) -> None:
         """Add the CORS headers to a 404 or 405 (no route checked the request) when the request's

@@ -160,9 +160,52 @@ async def test_cookie_credentials_without_an_origin_are_refused(caplog):
     assert (await outcome(api, key))["username"] == "alice"
     # No cookie, no Origin: a non-browser client, judged by its credentials alone.
     assert await outcome(api, None, origin=None) == (401, "Authentication required")
-    # HTTP requests need no Origin: browsers leave it out of same-origin GETs.
+    # A GET needs no Origin: browsers leave it out of same-origin GETs.
     response = await AsyncTestClient(api).get("/http", cookies={settings.SESSION_COOKIE_NAME: key})
     assert response.json() == {"username": "alice"}
+
+
+@pytest.mark.asyncio
+async def test_an_unsafe_http_request_with_cookie_credentials_needs_an_origin():
+    # Browsers send Origin on every POST, PUT, PATCH and DELETE, same-origin ones included: a cookie
+    # without one is a request whose cross-site check cannot be made (cross-site request forgery).
+    key = await login("alice")
+    api = BoltAPI()
+
+    @api.post("/transfer", auth=[SessionAuthentication()], guards=[IsAuthenticated()])
+    async def transfer(request: Request):
+        return {"done": request.user.username}
+
+    @api.delete("/open", auth=[SessionAuthentication()], allow_missing_origin=True)
+    async def opted_out(request: Request):
+        return {"done": request.user.username}
+
+    cookies = {settings.SESSION_COOKIE_NAME: key}
+    refused = await AsyncTestClient(api, origin=None).post("/transfer", cookies=cookies)
+    assert (refused.status_code, refused.json()) == (403, {"detail": "Origin required"})
+    assert (await AsyncTestClient(api).post("/transfer", cookies=cookies)).json() == {"done": "alice"}  # same origin
+    forged = await AsyncTestClient(api).post("/transfer", cookies=cookies, headers={"Origin": "https://evil.example"})
+    assert forged.status_code == 403
+    # Without a cookie there is nothing ambient to forge: the credentials decide.
+    assert (await AsyncTestClient(api, origin=None).post("/transfer")).status_code == 401
+    assert (await AsyncTestClient(api, origin=None).delete("/open", cookies=cookies)).json() == {"done": "alice"}
+
+
+@pytest.mark.asyncio
+async def test_answers_of_routes_that_read_a_cookie_vary_by_cookie():
+    key = await login("alice")
+    api = session_api()
+
+    @api.get("/token", auth=[JWTAuthentication(secret=SECRET)], guards=[IsAuthenticated()])
+    async def by_token(request: Request):
+        return {}
+
+    client = AsyncTestClient(api)
+    answer = await client.get("/http", cookies={settings.SESSION_COOKIE_NAME: key})
+    assert answer.status_code == 200 and answer.headers["vary"] == "Cookie"
+    refused = await client.get("/http")  # an anonymous answer must not be served to a logged-in user either
+    assert refused.status_code == 401 and refused.headers["vary"] == "Cookie"
+    assert "vary" not in (await client.get("/token", headers=bearer(make_token()))).headers
 
 
 @pytest.mark.asyncio
