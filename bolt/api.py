@@ -28,6 +28,7 @@ from bolt.responses import JSONResponse, PlainTextResponse, Response
 from bolt.routing import Route, Router, route_path, split_template
 from bolt.security import Denial, SecurityPipeline
 from bolt.security.expiry import forget as forget_deadline
+from bolt.security.hosts import INVALID_HOST, host_allowed
 from bolt.security.limits import RATE_LIMIT_ATTR
 from bolt.websocket import (
     CloseCode,
@@ -311,6 +312,10 @@ class BoltAPI:
 
     async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["app"] = self
+        if not host_allowed(scope):
+            refusal = self.security.deny(scope["path"], scope, Denial(400, INVALID_HOST), "not in ALLOWED_HOSTS")
+            await self._deny_websocket(scope, send, refusal)
+            return
         match = self.router.match(route_path(scope), "websocket")
         route = match.leaf.websocket if match is not None else None
         if match is None or route is None:
@@ -428,6 +433,10 @@ class BoltAPI:
         # Each step a plain route does not need is skipped: every coroutine layer and lookup costs
         # measurably per request (benchmarks/http_bench.py).
         scope["app"] = self
+        if not host_allowed(scope):
+            refusal = self.security.deny(scope["path"], scope, Denial(400, INVALID_HOST), "not in ALLOWED_HOSTS")
+            await JSONResponse(refusal.body(), refusal.status_code)(scope, receive, send)
+            return
         method = scope["method"]
         match = self.router.match(route_path(scope), "http", method)
         if match is None:

@@ -340,7 +340,7 @@ def test_a_settings_module_named_by_the_environment_is_read(tmp_path):
     # `DJANGO_SETTINGS_MODULE=mysite.settings bolt run mysite.api:api`: nothing calls django.setup(), yet
     # the CORS_ALLOWED_ORIGINS of those settings decide, as Django loads its settings on first use.
     (tmp_path / "plain_settings.py").write_text(
-        'SECRET_KEY = "x" * 50\nCORS_ALLOWED_ORIGINS = ["https://app.example.com"]\n')
+        'SECRET_KEY = "x" * 50\nALLOWED_HOSTS = ["testserver"]\nCORS_ALLOWED_ORIGINS = ["https://app.example.com"]\n')
     code = textwrap.dedent("""
         import asyncio
         from bolt import BoltAPI, WebSocket
@@ -371,7 +371,7 @@ def test_a_settings_module_named_by_the_environment_is_read(tmp_path):
 def test_an_api_served_on_its_own_sets_django_up_for_users(tmp_path):
     # The same invocation: nothing calls django.setup(), yet `.user` needs Django's app registry.
     (tmp_path / "auth_settings.py").write_text(
-        'SECRET_KEY = "x" * 50\n'
+        'SECRET_KEY = "x" * 50\nALLOWED_HOSTS = ["testserver"]\n'
         'INSTALLED_APPS = ["django.contrib.contenttypes", "django.contrib.auth", "django.contrib.sessions"]\n'
         'SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"\n'
         f'DATABASES = {{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {str(tmp_path / "db")!r}}}}}\n')

@@ -21,6 +21,7 @@ from bolt.security.auth import ANONYMOUS, AuthContext, AuthenticationFailed
 from bolt.security.config import WATCHED_SETTINGS, watch_settings
 from bolt.security.denial import Denial
 from bolt.security.guards import run_guard
+from bolt.security.hosts import INVALID_HOST
 from bolt.security.limits import RATE_LIMIT_ATTR, RateLimit
 from bolt.security.origin import Admission, OriginPolicy
 from bolt.security.ratelimit import (
@@ -401,9 +402,10 @@ class SecurityPipeline:
 
     @staticmethod
     def deny(path: str, scope: dict[str, Any], denial: Denial, reason: str) -> Denial:
-        """Log one refusal (one line, WARNING for origin refusals, else INFO) and return `denial`."""
+        """Log one refusal (one line, WARNING for origin and host refusals, else INFO) and return `denial`."""
         # The reason names the check, never the credential itself.
-        level = logging.WARNING if denial.detail in (ORIGIN_NOT_ALLOWED, ORIGIN_REQUIRED) else logging.INFO
+        warn = denial.detail in (ORIGIN_NOT_ALLOWED, ORIGIN_REQUIRED, INVALID_HOST)
+        level = logging.WARNING if warn else logging.INFO
         logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], path, client_label(scope),
                    denial.status_code, denial.detail, reason)
         return denial

@@ -97,19 +97,20 @@ async def in_process() -> None:
 
     cookies = {name: {"sessionid": await asyncio.to_thread(session_of, name)} for name in ("alice", "bob")}
     http = AsyncTestClient(application)
+    # The test clients' host, as Django's test runner allows it; bolt's routes hold to ALLOWED_HOSTS too.
     with override_settings(ALLOWED_HOSTS=["testserver"]):
         page = await http.get("/login/")
-    check("the login page", page.status_code == 200 and "Log in" in page.text, page.status_code)
+        check("the login page", page.status_code == 200 and "Log in" in page.text, page.status_code)
 
-    async with WebSocketTestClient(application, "/ws/chat", cookies=cookies["alice"]) as a, \
-            WebSocketTestClient(application, "/ws/chat", cookies=cookies["bob"]) as b:
-        await conversation(Peer(a.send_text, a.receive_text), Peer(b.send_text, b.receive_text))
-    try:
-        async with WebSocketTestClient(application, "/ws/chat"):
-            refused = False
-    except PermissionError:
-        refused = True
-    check("no login, no socket", refused)
+        async with WebSocketTestClient(application, "/ws/chat", cookies=cookies["alice"]) as a, \
+                WebSocketTestClient(application, "/ws/chat", cookies=cookies["bob"]) as b:
+            await conversation(Peer(a.send_text, a.receive_text), Peer(b.send_text, b.receive_text))
+        try:
+            async with WebSocketTestClient(application, "/ws/chat"):
+                refused = False
+        except PermissionError:
+            refused = True
+        check("no login, no socket", refused)
 
 
 def login(base: str, username: str) -> str:
