@@ -23,7 +23,7 @@ from bolt.connection import client_label
 from bolt.models import ValidationError, codec_for
 from bolt.realtime.backends.base import BackendUnavailable, PublishError
 from bolt.realtime.hub import Hub
-from bolt.realtime.names import InvalidRoomName, check_room
+from bolt.realtime.names import InvalidRoomName, check_room, shown
 from bolt.realtime.presence import JOIN, Member, PresenceEvent, PresenceSubscription
 from bolt.security import refresh_credentials
 from bolt.security.auth import AuthenticationFailed
@@ -43,6 +43,9 @@ RELAY_MIN_SIZE = 512
 # The subprotocol the endpoint accepts when a client offers it: a browser refuses a handshake whose
 # answer names none of the protocols it offered, so a client offering some must be able to get one.
 SUBPROTOCOL = "bolt.v1"
+# The latest expires_at a reply states (2**53 s, some 285 million years): beyond it a JSON number no
+# longer holds it exactly in JavaScript, and orjson cannot write an int above 2**64 at all.
+MAX_EXPIRES_AT = 2**53
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: what a subprotocol name may be
 
 # A policy: True (everyone), None (no one) or a callable returning True, sync or async.
@@ -176,19 +179,21 @@ class Session:
                 self.error(ref, "bad_json", f"a message is one JSON object, nested at most {MAX_DEPTH} deep: {exc}")
             return
         ref = request.get("ref")
-        if not _valid_ref(ref):
+        valid_ref = _valid_ref(ref)
+        # The limit first: every extra message is answered rate_limited, a malformed one too.
+        if over_limit:
+            self.error(ref if valid_ref else None, "rate_limited", MESSAGE_RATE_EXCEEDED)
+            return
+        if not valid_ref:
             self.error(None, "bad_message",
                        f"ref must be a string of at most {MAX_REF_LENGTH} characters or an integer")
-            return
-        if over_limit:
-            self.error(ref, "rate_limited", MESSAGE_RATE_EXCEEDED)
             return
         kind = request.get("type")
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         try:
             if handler is None:
-                raise ProtocolError("unknown_type", f"unknown message type {kind!r}: use join, leave, publish, ping "
-                                    "or auth" if kind is not None else "a message needs a type")
+                raise ProtocolError("unknown_type", f"unknown message type {shown(kind)}: use join, leave, publish, "
+                                    "ping or auth" if kind is not None else "a message needs a type")
             extra = await handler(request)
         except ProtocolError as exc:
             self.error(ref, exc.code, exc.reason)
@@ -254,9 +259,11 @@ class Session:
                 relay.unwatch(self)
             if not isinstance(exc, BackendUnavailable):
                 raise
-            # The history could not be read: out again, so that the client's retry replays it.
+            # The history could not be read: out again, so that the client's retry replays it. The
+            # backend's words (hosts, ports) stay in the log: they are no business of a client's.
+            logger.warning("history of %r could not be read for a join: %s", room, exc)
             await self.hub.leave(self.websocket, room)
-            raise ProtocolError("unavailable", f"the room's history could not be read: {exc}") from None
+            raise ProtocolError("unavailable", "the room's history could not be read: try again") from None
         self.rooms.add(room)
         if relay is not None:
             self.watching[room] = relay
@@ -294,9 +301,11 @@ class Session:
         try:
             seq = await self.hub.broadcast(room, data)
         except PublishError as exc:
-            # Not confirmed is not lost (PublishError): the reason must not tell the client it is safe to retry.
-            raise ProtocolError("unavailable", f"the pub/sub backend did not confirm the message, which may still "
-                                f"be delivered: {exc}") from None
+            # Not confirmed is not lost (PublishError): the reason must not tell the client it is safe to
+            # retry. The backend's words (hosts, ports) stay in the log.
+            logger.warning("publish to %r not confirmed: %s", room, exc)
+            raise ProtocolError("unavailable", "the pub/sub backend did not confirm the message, which may still "
+                                "be delivered") from None
         except TypeError:
             logger.exception("on_publish for %r returned a value that cannot be sent", room)
             raise ProtocolError("internal", "the server could not send this message") from None
@@ -312,7 +321,9 @@ class Session:
         except AuthenticationFailed as exc:
             raise ProtocolError("unauthorized", exc.detail) from None
         expires_at = context.expires_at
-        if expires_at is not None and expires_at.is_integer():
+        if expires_at is not None and expires_at >= MAX_EXPIRES_AT:
+            expires_at = None  # as good as never, and stated as such
+        elif expires_at is not None and expires_at.is_integer():
             expires_at = int(expires_at)
         return {"expires_at": expires_at}
 

@@ -16,7 +16,15 @@ from bolt.extensions import FRAMES
 from bolt.realtime.backends.base import Backend
 from bolt.realtime.history import HistoryPolicy
 from bolt.realtime.messages import BYTES, Message, gap, shared
-from bolt.realtime.names import CONNECTION_PREFIX, check_room, check_target, connection_room, is_reserved, user_room
+from bolt.realtime.names import (
+    CONNECTION_PREFIX,
+    InvalidRoomName,
+    check_room,
+    check_target,
+    connection_room,
+    is_reserved,
+    user_room,
+)
 from bolt.realtime.outbox import Outbox, OutboxSettings
 from bolt.realtime.presence import JOIN, LEAVE, Member, PresenceEvent, PresenceSubscription
 from bolt.wire import CloseCode, SharedFrames, SharedMessage
@@ -36,6 +44,8 @@ _EVICT_TIMEOUT = 5.0
 _REPLAY_OVERLAP = 60.0
 # Every hub of this process, so code outside the server (bolt.realtime.publish) can find the running one.
 _HUBS: weakref.WeakSet[Hub] = weakref.WeakSet()
+# How many user ids that cannot name a room a hub remembers having warned about (then it starts afresh).
+_UNROUTABLE_MEMORY = 1024
 
 
 class Connection:
@@ -102,6 +112,7 @@ class Hub:
         self._gap_tasks: set[asyncio.Future[Any]] = set()  # async gap callbacks still running
         #: bolt.metrics.Metrics when the api serves metrics (BoltAPI(metrics=...)), else None.
         self.metrics: Metrics | None = None
+        self._unroutable: set[int] = set()  # hashes of user ids without a user room, warned about once
         _HUBS.add(self)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -261,8 +272,23 @@ class Hub:
             if backend is not self.backend:  # stopped (or restarted) while subscribing
                 backend = await self._backend()
         if user_id is not None:
-            await self._add(connection, user_room(user_id), backend)
+            try:
+                room = user_room(user_id)
+            except InvalidRoomName as exc:
+                # An identity the authentication vouched for stays connected; only send_to_user cannot reach it.
+                self._warn_unroutable(user_id, exc)
+            else:
+                await self._add(connection, room, backend)
         return connection
+
+    def _warn_unroutable(self, user_id: Any, exc: InvalidRoomName) -> None:
+        key = hash(str(user_id))  # not the id itself: a long one would be kept whole
+        if key in self._unroutable:
+            return
+        if len(self._unroutable) >= _UNROUTABLE_MEMORY:
+            self._unroutable.clear()
+        self._unroutable.add(key)
+        logger.warning("%s: its connections have no user room, so send_to_user cannot reach them", exc)
 
     async def disconnect(self, websocket: WebSocket) -> None:
         """Take a finished connection out of every room (called by the api when the handler ends)."""

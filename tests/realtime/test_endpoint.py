@@ -474,8 +474,8 @@ async def test_a_publish_the_backend_does_not_confirm_is_answered_unavailable_fa
 
         backend.publish = refuse  # type: ignore[method-assign]
         reply = await alice.request("publish", room="lobby", data=1)
-        assert reply["error"]["code"] == "unavailable" and "redis is away" in reply["error"]["reason"]
-        assert "did not confirm the message, which may still be delivered" in reply["error"]["reason"]
+        assert reply["error"] == {"code": "unavailable", "reason": "the pub/sub backend did not confirm the message, "
+                                  "which may still be delivered"}  # the backend's own words stay in the log
 
 
 async def test_authentication_and_guards_of_the_route_apply_to_the_handshake() -> None:
