@@ -7,25 +7,27 @@ bolt.W004  staticfiles comes before bolt in INSTALLED_APPS (its runserver wins o
 bolt.W005  an HTTP route of the mounted api has the path of a Django URL, which it hides
 bolt.E001  BOLT_PUBSUB is not a URL bolt can use
 bolt.E002  ASGI_APPLICATION does not import
+bolt.E003  an allowed origin (CORS_ALLOWED_ORIGINS, BoltAPI(cors_allowed_origins=...)) is not scheme://host[:port]
+bolt.E004  a CORS_ALLOWED_ORIGIN_REGEXES entry is not a regular expression that compiles
 """
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from django.core import checks
+from django.utils.module_loading import import_string
 
 from bolt.django import asgi_application, find_api, setting
-from bolt.security.auth import JWTAuthentication, SessionAuthentication
-
-_COOKIE_AUTH = ("bolt.auth.SessionAuthentication", "bolt.security.auth.SessionAuthentication")
-
+from bolt.security.origin import parse_origin
 
 _UNSET = object()  # a setting's default that tells "not set" from "set to a false value"
 
 
 def register() -> None:
-    for check in (check_origin_policy, check_pubsub, check_asgi_application, check_app_order, check_shadowed_urls):
+    for check in (check_origin_policy, check_origin_entries, check_pubsub, check_asgi_application, check_app_order,
+                  check_shadowed_urls):
         checks.register(check, "bolt")
 
 
@@ -44,9 +46,12 @@ def _uses_cookie_auth(api: Any) -> bool:
         for route in api.router.routes:
             entries += route.options.get("auth") or []
     for entry in entries:
-        if isinstance(entry, str) and entry in _COOKIE_AUTH:
-            return True
-        if isinstance(entry, SessionAuthentication) or (isinstance(entry, JWTAuthentication) and entry.cookie):
+        if isinstance(entry, str):  # a dotted path, made with no arguments by the pipeline: its class says
+            try:
+                entry = import_string(entry)
+            except ImportError:
+                continue  # the pipeline reports it when the route is first used
+        if getattr(entry, "reads_cookie", False):
             return True
     return False
 
@@ -68,6 +73,46 @@ def check_origin_policy(app_configs: Any = None, **kwargs: Any) -> list[checks.C
              "be refused. List them in CORS_ALLOWED_ORIGINS, or BoltAPI(cors_allowed_origins=[...]); "
              "CORS_ALLOWED_ORIGINS = [] says that the server's own origin is the only one.",
         id="bolt.W001")]
+
+
+def _entries(name: str, check_id: str) -> tuple[list[Any], list[checks.CheckMessage]]:
+    """A list setting's entries, or an error when it is a single string (whose characters would be read)."""
+    value = setting(name, ())
+    if isinstance(value, (str, bytes)):
+        return [], [checks.Error(f"{name} must be a list, not the string {value!r}.", hint=f"{name} = [{value!r}]",
+                                 id=check_id)]
+    return list(value or ()), []
+
+
+def check_origin_entries(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The origin policy is built at the first request that has an Origin, which an unusable entry fails
+    (500): catch it at startup, with the policy's own parser."""
+    origins, found = _entries("CORS_ALLOWED_ORIGINS", "bolt.E003")
+    sources = [("CORS_ALLOWED_ORIGINS", origins)]
+    api = _mounted_api()
+    if api is not None and api.cors_allowed_origins:
+        sources.append(("BoltAPI(cors_allowed_origins=...)", api.cors_allowed_origins))
+    for name, entries in sources:
+        for entry in entries:
+            if entry == "*" or (isinstance(entry, str) and parse_origin(entry) is not None):
+                continue
+            found.append(checks.Error(
+                f"{name} has {entry!r}, which is not an origin: every request with an Origin header would fail.",
+                hint="An origin is scheme://host[:port] and nothing more: 'https://app.example', "
+                     "'http://localhost:3000'. '*' allows every origin.", id="bolt.E003"))
+    regexes, errors = _entries("CORS_ALLOWED_ORIGIN_REGEXES", "bolt.E004")
+    found += errors
+    for regex in regexes:
+        try:
+            # A str pattern, as the policy matches origins (text) with it; a string is compiled as the policy does.
+            pattern = regex if isinstance(regex, re.Pattern) else re.compile(regex)
+            if not isinstance(pattern.pattern, str):
+                raise TypeError("a bytes pattern cannot match an origin")
+        except (re.error, TypeError) as exc:
+            found.append(checks.Error(
+                f"CORS_ALLOWED_ORIGIN_REGEXES has {regex!r}, which is not a usable regular expression: {exc}",
+                id="bolt.E004"))
+    return found
 
 
 def check_pubsub(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:

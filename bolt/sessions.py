@@ -7,9 +7,9 @@ of that session with 4001 "session ended" (SESSION_ENDED):
 
 - `user_logged_out`: the sockets of that session;
 - a deleted Session row (database sessions): the sockets of that session;
-- a saved user whose password or `is_active` changed: each socket of that user whose session Django
-  no longer accepts (its password hash differs, the user is inactive), RENEWAL_GRACE seconds later,
-  unless its session was renewed meanwhile (below).
+- a saved user whose password or `is_active` changed, or a deleted user: each socket of that user
+  whose session Django no longer accepts (its password hash differs, the user is inactive or gone),
+  RENEWAL_GRACE seconds later, unless its session was renewed meanwhile (below).
 
 A session whose key is cycled (`cycle_key()`: `login()` of the same user, `update_session_auth_hash`)
 has not ended: the user is still logged in under the new key. Django sends no signal for a cycle, and
@@ -247,6 +247,12 @@ def _user_saved(sender: Any, instance: Any, created: bool = False, update_fields
     _after_commit({"user": str(instance.pk)}, using)  # the admin saves in a transaction
 
 
+def _user_deleted(sender: Any, instance: Any, using: str | None = None, **kwargs: Any) -> None:
+    # Deleting a user leaves its Session rows (they hold no foreign key): its sessions just stop
+    # authenticating, so its sockets are checked as for a deactivated user. (pk is still set here.)
+    _after_commit({"user": str(instance.pk)}, using)
+
+
 def connect_signals() -> None:
     """Connect the receivers (the "bolt" app's ready() does this)."""
     from django.apps import apps
@@ -263,6 +269,7 @@ def connect_signals() -> None:
         SessionBase.cycle_key = _announcing_cycle_key(SessionBase.cycle_key)
         SessionBase.acycle_key = _announcing_acycle_key(SessionBase.acycle_key)
     post_save.connect(_user_saved, sender=get_user_model(), dispatch_uid="bolt.sessions.user_saved")
+    post_delete.connect(_user_deleted, sender=get_user_model(), dispatch_uid="bolt.sessions.user_deleted")
     if apps.is_installed("django.contrib.sessions"):
         from django.contrib.sessions.models import Session
 

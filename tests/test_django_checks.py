@@ -33,6 +33,15 @@ def test_cookie_authentication_without_an_origin_policy() -> None:
     with override_settings(BOLT_AUTHENTICATION_CLASSES=["bolt.auth.SessionAuthentication"],
                            CORS_ALLOWED_ORIGINS=["https://app.example"]):
         assert "bolt.W001" not in bolt_check_ids()
+    # A project's own subclass, named by its path, reads the cookie all the same.
+    with override_settings(BOLT_AUTHENTICATION_CLASSES=["test_django_checks.ProjectSession"]):
+        assert "bolt.W001" in bolt_check_ids()
+    with override_settings(BOLT_AUTHENTICATION_CLASSES=["bolt.auth.JWTAuthentication"]):  # a header by default
+        assert "bolt.W001" not in bolt_check_ids()
+
+
+class ProjectSession(SessionAuthentication):
+    pass
 
 
 @pytest.mark.parametrize("setting", ["CORS_ALLOWED_ORIGINS", "CORS_ALLOWED_ORIGIN_REGEXES"])

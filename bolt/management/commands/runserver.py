@@ -9,10 +9,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import socket
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
+import uvicorn
 from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError
 from django.core.management.commands.runserver import Command as DjangoRunserver
@@ -22,6 +26,9 @@ from bolt.cli import http_protocol, websocket_protocol
 from bolt.django import asgi_application, setting
 
 logger = logging.getLogger("django.server")
+#: Seconds the autoreloader's process waits for the server's graceful shutdown (sockets closed with 1012,
+#: the lifespan's shutdown) before it exits or restarts.
+SHUTDOWN_TIMEOUT = 5.0
 
 
 class Command(DjangoRunserver):
@@ -42,6 +49,31 @@ class Command(DjangoRunserver):
                 '    ASGI_APPLICATION = "mysite.asgi.application"\n'
                 "where mysite/asgi.py ends with `application = mount(api, django_app)` (see docs/django.md).")
         super().handle(*args, **options)
+
+    def run(self, **options: Any) -> None:
+        """Django's run (the autoreloader's, or inner_run), and the server's graceful shutdown after it.
+
+        Under the autoreloader, inner_run serves in a thread and the main thread watches files: a reload
+        (sys.exit(3)), Ctrl-C (KeyboardInterrupt, caught by Django) or SIGTERM (sys.exit(0)) ends the
+        main thread, and the process with it, under the running server: its sockets would drop with no
+        close frame (1006). So stop the server first, as uvicorn itself does on a signal with --noreload.
+        """
+        if not 0 <= int(self.port) <= 65535:  # uvicorn would listen on the port modulo 65536
+            raise CommandError(f"{self.port!r} is not a valid port number: ports go from 0 to 65535.")
+        self._serving: tuple[_Server, threading.Thread] | None = None
+        try:
+            super().run(**options)
+        finally:
+            self._stop_serving()
+
+    def _stop_serving(self) -> None:
+        if self._serving is None:
+            return
+        server, thread = self._serving
+        if thread is threading.current_thread():  # --noreload: uvicorn handled the signal and shut down
+            return
+        server.should_exit = True  # uvicorn's main loop sees it within 0.1 s and shuts down gracefully
+        thread.join(SHUTDOWN_TIMEOUT)
 
     def get_handler(self, *args: Any, **options: Any) -> Any:
         """The ASGI application to serve: ASGI_APPLICATION, with static files in development."""
@@ -72,15 +104,13 @@ class Command(DjangoRunserver):
         for conn in connections.all(initialized_only=True):
             conn.close()
         handler = self.get_handler(*args, **options)
-        import uvicorn
-
         # log_config=None leaves Django's logging alone; the access lines come from AccessLog.
         # bolt run's protocols: bolt's WebSockets, and the HTTP parser with its request-head deadline.
         config = uvicorn.Config(handler, host=self.addr, port=int(self.port), ws=websocket_protocol(),
                                 http=http_protocol(), lifespan="auto", log_config=None, access_log=False,
                                 log_level="warning")
-        server = uvicorn.Server(config)
-        self.on_bind(self.port)
+        server = _Server(config, self.on_bind)
+        self._serving = (server, threading.current_thread())
         try:
             server.run()
         except OSError as exc:
@@ -97,6 +127,19 @@ class Command(DjangoRunserver):
             os._exit(1)
         if not server.started:  # uvicorn logs why (the lifespan failed, say) and returns
             os._exit(1)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which says where it listens once it does: port 0 is a free port, as with Django."""
+
+    def __init__(self, config: uvicorn.Config, on_bind: Callable[[int], None]) -> None:
+        super().__init__(config)
+        self.on_bind = on_bind
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.on_bind(self.servers[0].sockets[0].getsockname()[1])
 
 
 class AccessLog:
