@@ -14,6 +14,11 @@ if TYPE_CHECKING:
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
 
 
+# A refusal that leaves the body unread closes the connection: the rest of the body would otherwise
+# have to be read and thrown away before a next request, which the client may not even send.
+_UNREAD_BODY = {"Connection": "close"}
+
+
 class Request(HTTPConnection):
     """An HTTP request: method, headers, query, cookies, client, and the body read on demand."""
 
@@ -37,7 +42,7 @@ class Request(HTTPConnection):
             # Read from the raw headers: the Headers index is built only for handlers that use it.
             declared = next((v for k, v in self.scope.get("headers") or () if k == b"content-length"), None)
             if declared is not None and declared.isdigit() and int(declared) > self._max_body_size:
-                raise HTTPException(413, "Request body too large")
+                raise HTTPException(413, "Request body too large", _UNREAD_BODY)
             chunks: list[bytes] = []
             size = 0
             while True:
@@ -47,7 +52,7 @@ class Request(HTTPConnection):
                 chunk = message.get("body", b"")
                 size += len(chunk)
                 if size > self._max_body_size:
-                    raise HTTPException(413, "Request body too large")
+                    raise HTTPException(413, "Request body too large", _UNREAD_BODY)
                 chunks.append(chunk)
                 if not message.get("more_body", False):
                     break

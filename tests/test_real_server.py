@@ -345,3 +345,27 @@ async def test_a_client_gone_before_the_handshake_ends_is_no_error(ws_impl, refu
                 await asyncio.sleep(0.1)  # what the server logs once the handler is done
     assert code == (None if refuse else CloseCode.ABNORMAL_CLOSURE)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+@pytest.mark.parametrize("declared", [True, False])
+async def test_a_body_refused_as_too_large_closes_the_connection(ws_impl: str, http: str, declared: bool):
+    # The rest of the body is never read: the connection cannot carry another request, and the
+    # client is told to stop sending it rather than push it into a socket nobody reads.
+    api = BoltAPI(max_body_size=1000)
+
+    @api.post("/items")
+    async def create(item: dict) -> dict:
+        return item
+
+    async with serve(api, ws=ws_impl, http=http) as address:
+        host, port = address.split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        framing = b"Content-Length: 100000000" if declared else b"Transfer-Encoding: chunked"
+        writer.write(b"POST /items HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + framing + b"\r\n\r\n")
+        if not declared:
+            writer.write(b"%x\r\n%s\r\n" % (5000, b"a" * 5000))
+        answer = await asyncio.wait_for(reader.read(), 5)  # all of it: the server closes after its answer
+        assert answer.startswith(b"HTTP/1.1 413 ") and b"connection: close" in answer.lower()
+        writer.close()
