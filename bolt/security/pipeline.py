@@ -237,6 +237,13 @@ class SecurityPipeline:
                 self._warn_wildcard_cookie(route)
                 return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED),
                                   f"cookie credentials from origin {(origin or '')[:200]!r} admitted only by '*'")
+            if (auth.source == "cookie" and admission is Admission.LISTED and scope["type"] == "http"
+                    and not setting("CORS_ALLOW_CREDENTIALS", False)):
+                # The browser would not let the page read the answer, but a simple request's side
+                # effects would happen in the user's name: CORS without credentials means without.
+                return self.deny(route.path, scope, Denial(403, ORIGIN_NOT_ALLOWED),
+                                 f"cookie credentials from origin {(origin or '')[:200]!r} without "
+                                 "CORS_ALLOW_CREDENTIALS")
             if (auth.source == "cookie" and origin is None and not policy.allow_missing_origin
                     and scope.get("method") not in SAFE_METHODS):
                 # Browsers send Origin on every WebSocket and every request of an unsafe method (only

@@ -192,6 +192,25 @@ async def test_an_unsafe_http_request_with_cookie_credentials_needs_an_origin():
 
 
 @pytest.mark.asyncio
+async def test_a_listed_origin_sends_cookie_credentials_to_http_routes_only_with_cors_allow_credentials():
+    # A form post from a listed origin needs no preflight: without credentials allowed, the browser
+    # would hide the answer from the page, but the transfer would happen in the user's name.
+    key = await login("alice")
+    api = session_api(cors_allowed_origins=["https://app.example.com"])
+    cookies = {settings.SESSION_COOKIE_NAME: key}
+    partner = {"Origin": "https://app.example.com"}
+    refused = await AsyncTestClient(api).get("/http", cookies=cookies, headers=partner)
+    assert (refused.status_code, refused.json()) == (403, {"detail": "Origin not allowed"})
+    assert (await AsyncTestClient(api).get("/http", headers=partner)).status_code == 401  # no cookie: credentials decide
+    assert (await AsyncTestClient(api).get("/http", cookies=cookies)).json() == {"username": "alice"}  # same origin
+    assert (await outcome(api, key, "https://app.example.com"))["username"] == "alice"  # WebSockets have no CORS
+    with override_settings(CORS_ALLOW_CREDENTIALS=True):
+        allowed = await AsyncTestClient(api).get("/http", cookies=cookies, headers=partner)
+        assert allowed.json() == {"username": "alice"}
+        assert allowed.headers["access-control-allow-credentials"] == "true"
+
+
+@pytest.mark.asyncio
 async def test_answers_of_routes_that_read_a_cookie_vary_by_cookie():
     key = await login("alice")
     api = session_api()
