@@ -29,6 +29,28 @@ pytestmark = pytest.mark.browser
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 
+# A WebSocket for the page that hides the hello's message_limit from bolt.js (so it does not pace) and
+# counts the publishes it sends (`sent`) and the rate_limited refusals it receives (`refusals`).
+UNPACED_SOCKET = """
+        let refusals = 0;
+        let sent = 0;
+        class Unpaced extends WebSocket {
+          send(text) {
+            if (JSON.parse(text).type === "publish") sent += 1;
+            super.send(text);
+          }
+          set onmessage(fn) {
+            super.onmessage = fn && ((event) => {
+              const msg = JSON.parse(event.data);
+              if (msg.type === "hello") delete msg.message_limit;
+              if (msg.error && msg.error.code === "rate_limited") refusals += 1;
+              fn({ data: JSON.stringify(msg) });
+            });
+          }
+          get onmessage() { return super.onmessage; }
+        }
+"""
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
@@ -243,19 +265,7 @@ def test_joins_answered_rate_limited_are_sent_again_until_they_go_through(browse
     browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
     result = browser.execute_async_script("""
       const done = arguments[0];
-      import("/static/bolt/bolt.js").then(async ({ connect }) => {
-        let refusals = 0;
-        class Unpaced extends WebSocket {
-          set onmessage(fn) {
-            super.onmessage = fn && ((event) => {
-              const msg = JSON.parse(event.data);
-              if (msg.type === "hello") delete msg.message_limit;
-              if (msg.error && msg.error.code === "rate_limited") refusals += 1;
-              fn({ data: JSON.stringify(msg) });
-            });
-          }
-          get onmessage() { return super.onmessage; }
-        }
+      import("/static/bolt/bolt.js").then(async ({ connect }) => {""" + UNPACED_SOCKET + """
         const errors = [];
         const conn = connect("/ws/rd", { WebSocket: Unpaced, backoff: { initial: 400 }, pingInterval: 0,
                                          onError: (e) => errors.push(e.code) });
@@ -352,24 +362,7 @@ def test_publishes_answered_rate_limited_are_sent_again_until_they_go_through(br
     browser.get(f"http://127.0.0.1:{bolt_server.port}/client/live.html")
     result = browser.execute_async_script("""
       const done = arguments[0];
-      import("/static/bolt/bolt.js").then(async ({ connect }) => {
-        let refusals = 0;
-        let sent = 0;
-        class Unpaced extends WebSocket {
-          send(text) {
-            if (JSON.parse(text).type === "publish") sent += 1;
-            super.send(text);
-          }
-          set onmessage(fn) {
-            super.onmessage = fn && ((event) => {
-              const msg = JSON.parse(event.data);
-              if (msg.type === "hello") delete msg.message_limit;
-              if (msg.error && msg.error.code === "rate_limited") refusals += 1;
-              fn({ data: JSON.stringify(msg) });
-            });
-          }
-          get onmessage() { return super.onmessage; }
-        }
+      import("/static/bolt/bolt.js").then(async ({ connect }) => {""" + UNPACED_SOCKET + """
         const errors = [];
         const got = [];
         const conn = connect("/ws/rd", { WebSocket: Unpaced, backoff: { initial: 400 }, pingInterval: 0,
