@@ -313,8 +313,7 @@ class BoltAPI:
     async def _websocket(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope["app"] = self
         if not host_allowed(scope):
-            refusal = self.security.deny(scope["path"], scope, Denial(400, INVALID_HOST), "not in ALLOWED_HOSTS")
-            await self._deny_websocket(scope, send, refusal)
+            await self._refuse_host(scope, receive, send)
             return
         match = self.router.match(route_path(scope), "websocket")
         route = match.leaf.websocket if match is not None else None
@@ -392,6 +391,14 @@ class BoltAPI:
         elif websocket.application_state is WebSocketState.CONNECTED:
             await websocket.close(code, reason)
 
+    async def _refuse_host(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Answer a request or handshake for a host not in Django's ALLOWED_HOSTS: 400, logged."""
+        denial = self.security.deny(scope["path"], scope, Denial(400, INVALID_HOST), "not in ALLOWED_HOSTS")
+        if scope["type"] == "websocket":
+            await self._deny_websocket(scope, send, denial)
+        else:
+            await JSONResponse(denial.body(), denial.status_code)(scope, receive, send)
+
     async def _deny_websocket(self, scope: dict[str, Any], send: Any, denial: Denial) -> None:
         """Refuse a handshake: the real status and JSON body where the server supports it, else a 403."""
         self._count_denied(denial)
@@ -434,8 +441,7 @@ class BoltAPI:
         # measurably per request (benchmarks/http_bench.py).
         scope["app"] = self
         if not host_allowed(scope):
-            refusal = self.security.deny(scope["path"], scope, Denial(400, INVALID_HOST), "not in ALLOWED_HOSTS")
-            await JSONResponse(refusal.body(), refusal.status_code)(scope, receive, send)
+            await self._refuse_host(scope, receive, send)
             return
         method = scope["method"]
         match = self.router.match(route_path(scope), "http", method)
@@ -495,7 +501,7 @@ class BoltAPI:
             if raise_server_exceptions(scope):
                 raise
             response = JSONResponse({"detail": "Internal Server Error"}, 500)
-        if request is not None:
+        if request is not None and (request.cors is not None or route.security.reads_cookie):
             self.security.add_response_headers(request, route, response)
         if type(response).__call__ is _SEND_WHOLE:  # Response.__call__, written out: one await fewer
             await send({"type": "http.response.start", "status": response.status_code,

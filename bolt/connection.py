@@ -69,8 +69,7 @@ class HTTPConnection:
         if self._cookies is None:
             self._cookies = {}
             for header in self.headers.getlist("cookie"):
-                for name, value in parse_cookies(header).items():
-                    self._cookies.setdefault(name, value)
+                self._cookies.update(parse_cookies(header))
         return self._cookies
 
     @property

@@ -116,7 +116,8 @@ class QueryParams(Mapping[str, str]):
 
 
 def parse_cookies(header: str) -> dict[str, str]:
-    """Parse a Cookie header leniently: malformed pairs are skipped, never an error."""
+    """Parse a Cookie header leniently: malformed pairs are skipped, never an error. A repeated
+    name keeps its last value, as Django's `request.COOKIES` does, so a page and its socket agree."""
     cookies: dict[str, str] = {}
     for chunk in header.split(";"):
         name, sep, value = chunk.partition("=")
@@ -131,7 +132,7 @@ def parse_cookies(header: str) -> dict[str, str]:
                 value = parsed[name].value if name in parsed else value[1:-1]
             except CookieError:
                 value = value[1:-1]
-        cookies.setdefault(name, value)
+        cookies[name] = value
     return cookies
 
 

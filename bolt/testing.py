@@ -94,6 +94,8 @@ def _with_origin(headers: list[tuple[bytes, bytes]], origin: str | None) -> list
     refused there."""
     names = {name for name, _ in headers}
     if origin is not None and b"cookie" in names and b"origin" not in names:
+        if origin == TEST_ORIGIN:  # the default: the page is on the host the request names
+            origin = "http://" + next(value for name, value in headers if name == b"host").decode("latin-1")
         headers.append((b"origin", origin.encode("latin-1")))
     return headers
 
@@ -103,7 +105,8 @@ class WebSocketTestClient:
 
     Every receive waits at most `timeout` seconds (default 5) and then raises TimeoutError, so a test
     never hangs. With cookies (and no Origin header of the test's own) it sends `Origin: <origin>`, by
-    default `http://testserver`, the same origin, as a browser would; `origin=None` sends none.
+    default the same origin (`http://` and the Host sent, `testserver` unless the headers name
+    another), as a browser would; `origin=None` sends none.
     `auth_context=AuthContext(user_id=..., ...)` runs the handler as that user without credentials:
     the route's authentication backends are skipped, its guards and limits still run.
     A refused handshake raises `WebSocketDenied` (a PermissionError) for 401/403/429 and
@@ -407,8 +410,8 @@ class AsyncTestClient:
     """Send HTTP requests to an ASGI app in-process: `await client.get("/items", params={...})`.
 
     A request of a method other than GET, HEAD, OPTIONS or TRACE that carries cookies (and no Origin
-    header of the test's own) sends `Origin: <origin>`, by default `http://testserver`, the same
-    origin, as a browser would; `origin=None` sends none.
+    header of the test's own) sends `Origin: <origin>`, by default the same origin (`http://` and
+    the Host sent), as a browser would; `origin=None` sends none.
     """
 
     __test__ = False

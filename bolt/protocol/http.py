@@ -415,10 +415,7 @@ else:
             self._head_size = self._trailers = 0
 
         def on_url(self, url: bytes) -> None:
-            self._head_size += len(url)
-            if self._head_size > MAX_REQUEST_SIZE:  # the target alone
-                refusal = head_too_large(True)
-                self._stop_parser(refusal.status, refusal.detail)
+            self._grow_head(len(url), target=True)
             super().on_url(url)
 
         def on_header(self, name: bytes, value: bytes) -> None:
@@ -431,10 +428,11 @@ else:
                 return
             super().on_header(name, value)
 
-        def _grow_head(self, size: int) -> None:
+        def _grow_head(self, size: int, target: bool = False) -> None:
             self._head_size += size
             if self._head_size > MAX_REQUEST_SIZE:
-                self._stop_parser(431, "Request headers too large.")
+                refusal = head_too_large(target)  # while the target grows, it alone is past the limit
+                self._stop_parser(refusal.status, refusal.detail)
 
         def _stop_parser(self, status: int, detail: str) -> NoReturn:
             """Refuse the request from a parser callback: uvicorn then calls send_400_response."""

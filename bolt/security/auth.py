@@ -304,15 +304,6 @@ class APIKeyAuthentication(BaseAuthentication):
         return AuthContext(user_id=match[0], permissions=match[1], backend="api_key", source="header")
 
 
-def _django_cookie(conn: Any, name: str) -> str | None:
-    """A cookie as Django's `request.COOKIES` reads it (a repeated name's last value), so a page and
-    its socket see the same session whatever cookie a sibling subdomain planted beside it."""
-    from django.http.cookie import parse_cookie
-
-    value: str | None = parse_cookie("; ".join(conn.headers.getlist("cookie"))).get(name)
-    return value
-
-
 class SessionAuthentication(BaseAuthentication):
     """Django's session cookie resolved to the Django user with the async ORM.
 
@@ -334,7 +325,7 @@ class SessionAuthentication(BaseAuthentication):
         settings = django_settings()
         if settings is None:
             raise RuntimeError("SessionAuthentication needs Django settings to be configured")
-        session_key = _django_cookie(conn, settings.SESSION_COOKIE_NAME)
+        session_key = conn.cookies.get(settings.SESSION_COOKIE_NAME)
         if not session_key:
             return None
         user = await session_user(session_key)

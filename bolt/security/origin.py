@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from bolt.datastructures import scope_header
+from bolt.security.hosts import request_host
 
 DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # The page's scheme that a WebSocket scheme corresponds to, for the same-origin comparison.
@@ -98,8 +98,9 @@ class OriginPolicy:
 
 
 def _own_origin(scope: dict[str, Any]) -> Origin | None:
-    """The origin of the request itself: its scheme (as a page scheme) and its Host header."""
-    host = scope_header(scope, b"host")
+    """The origin of the request itself: its scheme (as a page scheme) and its host (the Host
+    header, or X-Forwarded-Host where Django's USE_X_FORWARDED_HOST says so)."""
+    host = request_host(scope)
     scheme = _PAGE_SCHEME.get(scope.get("scheme") or ("ws" if scope["type"] == "websocket" else "http"))
     if not host or scheme is None:
         return None

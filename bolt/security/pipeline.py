@@ -344,8 +344,7 @@ class SecurityPipeline:
         give one user's answer to another)."""
         if request.cors is not None:
             cors.add_cors_headers(request.scope, response, request.cors)
-        policy = route.security
-        if policy is not None and policy.reads_cookie:
+        if route.security.reads_cookie:
             cors.add_vary(response, "Cookie")
 
     def add_unrouted_cors_headers(self, scope: dict[str, Any], response: Any) -> None:
@@ -413,7 +412,9 @@ class SecurityPipeline:
         # The reason names the check, never the credential itself.
         warn = denial.detail in (ORIGIN_NOT_ALLOWED, ORIGIN_REQUIRED, INVALID_HOST)
         level = logging.WARNING if warn else logging.INFO
-        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], path, client_label(scope),
+        # A path is the client's (percent-decoded): one with a line break could forge a log line.
+        shown = path if path.isprintable() else ascii(path)
+        logger.log(level, "refused %s %s from %s: %d %s (%s)", scope["type"], shown, client_label(scope),
                    denial.status_code, denial.detail, reason)
         return denial
 

@@ -68,3 +68,28 @@ async def test_django_defaults_and_forwarded_hosts_are_honoured():
         assert await http_status(api, "public.example", **{"X-Forwarded-Host": "evil.example"}) == 400
     with override_settings(ALLOWED_HOSTS=["public.example"]):  # not trusted unless the setting says so
         assert await http_status(api, "internal:8000", **{"X-Forwarded-Host": "public.example"}) == 400
+
+
+@pytest.mark.asyncio
+async def test_forwarded_hosts_are_read_as_django_reads_them():
+    api = host_api()
+    client = AsyncTestClient(api)
+    with override_settings(ALLOWED_HOSTS=["public.example"], USE_X_FORWARDED_HOST=True):
+        # A proxy that adds its own line behind the client's: Django joins them, and refuses the list.
+        twice = [("Host", "internal"), ("X-Forwarded-Host", "public.example"), ("X-Forwarded-Host", "evil.example")]
+        assert (await client.get("/hello", headers=twice)).status_code == 400
+        empty = [("Host", "public.example"), ("X-Forwarded-Host", "")]
+        assert (await client.get("/hello", headers=empty)).status_code == 400
+        # The same host decides what "same origin" is: the page at the public name is at home.
+        async with WebSocketTestClient(api, "/ws", headers=[("Host", "internal"), ("X-Forwarded-Host", "public.example"),
+                                                           ("Origin", "http://public.example")]) as ws:
+            assert await ws.receive_text() == "hi"
+
+
+@pytest.mark.asyncio
+async def test_a_refusal_logs_the_clients_path_on_one_line(caplog):
+    api = host_api()
+    with override_settings(ALLOWED_HOSTS=["chat.example"]), caplog.at_level("WARNING", logger="bolt.security"):
+        await AsyncTestClient(api).get("/x%0aWARNING forged line", headers={"Host": "evil.example"})
+    (record,) = caplog.records
+    assert "\n" not in record.getMessage() and "'/x\\nWARNING forged line'" in record.getMessage()

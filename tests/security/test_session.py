@@ -186,6 +186,9 @@ async def test_an_unsafe_http_request_with_cookie_credentials_needs_an_origin():
     assert (await AsyncTestClient(api).post("/transfer", cookies=cookies)).json() == {"done": "alice"}  # same origin
     forged = await AsyncTestClient(api).post("/transfer", cookies=cookies, headers={"Origin": "https://evil.example"})
     assert forged.status_code == 403
+    # The test client's default Origin follows the Host it sends: still the same origin.
+    moved = await AsyncTestClient(api).post("/transfer", cookies=cookies, headers={"Host": "bank.example"})
+    assert moved.json() == {"done": "alice"}
     # Without a cookie there is nothing ambient to forge: the credentials decide.
     assert (await AsyncTestClient(api, origin=None).post("/transfer")).status_code == 401
     assert (await AsyncTestClient(api, origin=None).delete("/open", cookies=cookies)).json() == {"done": "alice"}

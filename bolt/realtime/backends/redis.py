@@ -145,6 +145,9 @@ class RedisBackend(Backend):
         # Presence changes made while Redis was away, by (room, connection id): announced on reconnect.
         self._missed: dict[tuple[str, str], tuple[str, Member]] = {}
         self._run_id: str | None = None  # the Redis server's; a new one means it restarted empty
+        # Rooms told of an unconfirmed publish and since then sent none that was confirmed: one gap
+        # each, however many publishes time out while Redis hangs.
+        self._unconfirmed_rooms: set[str] = set()
 
     # -- keys ---------------------------------------------------------------------------------------
 
@@ -234,6 +237,7 @@ class RedisBackend(Backend):
                                              args=[self.node, message.kind, message.payload(), sent, history.size,
                                                    int(history.ttl * 1000)])
                     message.seq = int(seq)
+            self._unconfirmed_rooms.discard(room)
         except PublishError as exc:
             if isinstance(exc.__cause__, RedisTimeoutError):
                 self._unconfirmed(room)
@@ -248,9 +252,13 @@ class RedisBackend(Backend):
         Redis may still run it: the other processes then deliver it and the history keeps it, but this
         process never will (it skips its own echo), so its members are told they may have missed it.
         A refused or broken connection needs no signal here: nothing was sent, or Redis went away and
-        the subscriber signals the gap when it is back.
+        the subscriber signals the gap when it is back. One signal per room until a publish to it is
+        confirmed: a hung Redis (or one that times out connecting) must not have every publish make
+        the room's clients reload.
         """
-        self.hub.signal_gap(room)  # type: ignore[union-attr]
+        if room not in self._unconfirmed_rooms:
+            self._unconfirmed_rooms.add(room)
+            self.hub.signal_gap(room)  # type: ignore[union-attr]
 
     async def replay(self, room: str, since: int, history: HistoryPolicy) -> Replay:
         assert self._redis is not None, "backend not started"
@@ -336,6 +344,7 @@ class RedisBackend(Backend):
                     logger.warning("redis subscriber reconnected after %.1f s; signalling a gap to %d rooms",
                                    time.time() - self._deaf_since, len(rooms))  # type: ignore[operator]
                     self._reconnects += 1
+                    self._unconfirmed_rooms.clear()  # the gap below covers them
                     for room in rooms:
                         self.hub.signal_gap(room)  # type: ignore[union-attr]
                 self._deaf_since = None
